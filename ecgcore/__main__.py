@@ -1,0 +1,7 @@
+"""Entry point for `python -m ecgcore`."""
+
+import sys
+
+from ecgcore.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data layer: readers, one label space, preprocessing cache, splits, synthetic default."""

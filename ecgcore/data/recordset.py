@@ -1,0 +1,97 @@
+"""The contract between readers and everything downstream.
+
+A reader (one per on-disk layout, see `ecgcore.data.sources`) turns a dataset
+folder into a `Recordset`: one metadata row per readable record, the list of
+records it could not read (with the reason), and a way to read one signal.
+Everything after that — labels, preprocessing, splits, the app — only talks to
+this module's types, never to a layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from ecgcore.data.sources.base import DatasetSource
+
+# The standard order every prepared array uses.
+STANDARD_LEADS: tuple[str, ...] = (
+    "I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
+)
+
+# Columns every Recordset.table carries (index: record_id, unique per dataset).
+#   patient_id  str   patient key for patient-disjoint splits ("" when unknown:
+#                     then the record is its own patient)
+#   fs          float sampling rate in Hz
+#   n_samples   int   samples per lead
+#   leads       tuple lead names as written in the file
+#   raw_labels  tuple the dataset's own codes or texts, as written
+#   label_vocab str   vocabulary of raw_labels: snomed | scp | ludb_text | code15 | ptb_reason | none
+#   labels      tuple harmonised SNOMED CT codes (see ecgcore.data.labels.harmonise)
+#   unmapped    tuple raw labels with no SNOMED code, kept as text
+#   age         float years, NaN when unknown
+#   sex         str   "M", "F" or "" when unknown
+#   fold        int   official fold (PTB-XL strat_fold), 0 when none
+#   source      str   originating database (e.g. "CPSC2018", "PTB-XL", "Georgia")
+#   path        str   path of the record's main file (header or container)
+TABLE_COLUMNS: tuple[str, ...] = (
+    "patient_id", "fs", "n_samples", "leads", "raw_labels", "label_vocab",
+    "labels", "unmapped", "age", "sex", "fold", "source", "path",
+)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One record's samples: (n_leads, n_samples) float32 in millivolts."""
+
+    data: np.ndarray
+    fs: float
+    leads: tuple[str, ...]
+
+    @property
+    def seconds(self) -> float:
+        return self.data.shape[1] / self.fs
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A record the reader skipped, and why (the rest of the dataset still loads)."""
+
+    record: str
+    reason: str
+
+
+@dataclass
+class Recordset:
+    """A dataset as the engine sees it: metadata table + unreadable list + signal reader.
+
+    Picklable (the source holds only paths and options), so joblib workers can
+    read signals in parallel.
+    """
+
+    name: str
+    layout: str
+    root: Path
+    table: pd.DataFrame
+    source: "DatasetSource"
+    unreadable: list[Unreadable] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def record_ids(self) -> list[str]:
+        return [str(r) for r in self.table.index]
+
+    def read(self, record_id: str) -> Signal:
+        """Read one record's signal; raises `RecordError` naming the record and reason."""
+        return self.source.read_signal(self.table.loc[record_id], record_id)
+
+    def files(self, record_id: str) -> list[Path]:
+        """The files behind one record (what a cache key must cover)."""
+        return self.source.record_files(self.table.loc[record_id], record_id)
