@@ -1,1 +1,246 @@
-"""(being written)"""
+"""CODE-15% (`exams.csv` + `exams_part*.hdf5`) and the CODE test set (`ecg_tracings.hdf5`).
+
+CODE-15% (Ribeiro et al., Zenodo 10.5281/zenodo.4916206) stores its exams in about
+18 HDF5 files of ~20,000 exams each: dataset `tracings` (N, 4096, 12) float32 and
+dataset `exam_id` (N,). Each part ends with a filler row whose exam_id is 0; it is
+skipped. `exams.csv` holds one row per exam: exam_id, age, is_male, patient_id, the six
+labels 1dAVb, RBBB, LBBB, SB, AF, ST (true/false), and `trace_file` (the part file).
+
+Signals are 400 Hz, 4096 samples, leads DI, DII, DIII, AVR, AVL, AVF, V1–V6 (renamed
+to the standard I … V6 here). Recordings shorter than 4096 samples (the 7 s and 10 s
+acquisitions) are zero-padded, centred, to 4096 by the dataset itself; the reader
+returns them as stored (crop/pad policy belongs to `ecgcore.data.prepare`).
+
+Amplitude unit. The authors' README says the values are "at the scale 1e-4V: so if the
+signal is in V it should be multiplied by 1000"; the two halves disagree (1e-4 V would
+mean tenths of a millivolt, the factor 1000 means millivolts). The PhysioNet/CinC
+Challenge 2025 converter (`prepare_code15_data.py`) writes the stored values unscaled
+with unit mV, and the stored QRS amplitudes are of the order of 1 — millivolts, not
+tenths (reading them as 1e-4 V would make every ECG ten times too small). So the stored
+values are read as mV (`MV_PER_UNIT = 1.0`); a user who settles the question
+differently passes the option `mv_per_unit`.
+
+The CODE test set (Ribeiro et al. 2020, 827 exams annotated by cardiologists) is a
+second layout in this module, "code_test": `ecg_tracings.hdf5` with `tracings`
+(827, 4096, 12), labels in `gold_standard.csv` (top level or `annotations/`), optional
+`attributes.csv` (age, sex). Its exams carry no ids: the record id is the 1-based row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from ecgcore.data.recordset import STANDARD_LEADS, Signal, Unreadable
+from ecgcore.data.sources import register
+from ecgcore.data.sources.base import DatasetSource
+from ecgcore.errors import RecordError
+
+FS = 400.0
+N_SAMPLES = 4096
+LABEL_COLUMNS: tuple[str, ...] = ("1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")
+MV_PER_UNIT = 1.0
+_TRUE_TEXT = frozenset({"true", "1", "1.0", "yes", "t"})
+
+
+def truthy(value: Any) -> bool:
+    """A CSV cell read as a flag: True/1/"true"/"1" (any case) are true; NaN and the rest false."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return bool(value == value and value != 0)
+    return str(value).strip().lower() in _TRUE_TEXT
+
+
+def labels_of(row: pd.Series | dict[str, Any]) -> tuple[str, ...]:
+    """The CODE labels set in one CSV row, in the dataset's column order."""
+    return tuple(c for c in LABEL_COLUMNS if c in row and truthy(row[c]))
+
+
+def _age(value: Any) -> float:
+    try:
+        age = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return age if age >= 0 else float("nan")
+
+
+def read_tracing(path: Path, index: int, record_id: str, mv_per_unit: float) -> np.ndarray:
+    """One exam of a CODE `tracings` dataset as (12, n_samples) float32 mV."""
+    try:
+        with h5py.File(path, "r") as f:
+            tracings = f["tracings"]
+            if index >= tracings.shape[0]:
+                raise RecordError(record_id, f"row {index} is past the end of {path.name} "
+                                             f"({tracings.shape[0]} rows)")
+            data = np.asarray(tracings[index], dtype=np.float32)
+    except RecordError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise RecordError(record_id, f"cannot read {path.name}: {exc}") from exc
+    if data.ndim != 2 or data.shape[1] != len(STANDARD_LEADS):
+        raise RecordError(record_id, f"{path.name} row {index} has shape {data.shape}, "
+                                     f"expected (n_samples, 12)")
+    return np.ascontiguousarray(data.T) * np.float32(mv_per_unit)
+
+
+def _index_part(path: Path) -> tuple[np.ndarray | None, int, str]:
+    """(exam ids, samples per tracing, problem) of one part file, reading no signal."""
+    try:
+        with h5py.File(path, "r") as f:
+            if "tracings" not in f or "exam_id" not in f:
+                return None, 0, "has no `tracings` or no `exam_id` dataset"
+            shape = f["tracings"].shape
+            ids = np.asarray(f["exam_id"][:]).astype(np.int64)
+    except OSError as exc:
+        return None, 0, f"is not a readable HDF5 file ({exc})"
+    if len(shape) != 3 or shape[2] != len(STANDARD_LEADS) or shape[0] != ids.shape[0]:
+        return None, 0, f"`tracings` shape {shape} does not match {ids.shape[0]} exam ids x n x 12"
+    return ids, int(shape[1]), ""
+
+
+@register
+class Code15Source(DatasetSource):
+    """CODE-15%: exams.csv rows joined to the part file and row that store each tracing."""
+
+    layout = "code15"
+    description = "CODE-15% (exams.csv + exams_part*.hdf5, 400 Hz, 6 labels)"
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        return (root / "exams.csv").is_file() and any(root.glob("exams_part*.hdf5"))
+
+    @property
+    def mv_per_unit(self) -> float:
+        return float(self.options.get("mv_per_unit", MV_PER_UNIT))
+
+    def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
+        unreadable: list[Unreadable] = []
+        location: dict[int, tuple[Path, int, int]] = {}
+        for part in sorted(self.root.glob("exams_part*.hdf5")):
+            ids, n_samples, problem = _index_part(part)
+            if ids is None:
+                unreadable.append(Unreadable(part.name, f"{part.name} {problem}"))
+                continue
+            for row, exam_id in enumerate(ids.tolist()):
+                if exam_id != 0 and exam_id not in location:
+                    location[exam_id] = (part, row, n_samples)
+        exams = pd.read_csv(self.root / "exams.csv")
+        listed: set[int] = set()
+        rows: list[dict[str, Any]] = []
+        for exam in exams.to_dict("records"):
+            exam_id = int(exam["exam_id"])
+            listed.add(exam_id)
+            if exam_id not in location:
+                unreadable.append(Unreadable(str(exam_id), _missing_reason(exam)))
+                continue
+            part, index, n_samples = location[exam_id]
+            rows.append(self._row(exam_id, exam, part, index, n_samples))
+        for exam_id, (part, _, _) in location.items():
+            if exam_id not in listed:
+                unreadable.append(Unreadable(str(exam_id), f"stored in {part.name} but has no "
+                                                           f"row in exams.csv (no labels)"))
+        return rows, unreadable
+
+    @staticmethod
+    def _row(exam_id: int, exam: dict[str, Any], part: Path, index: int,
+             n_samples: int) -> dict[str, Any]:
+        male = exam.get("is_male")
+        sex = "" if male is None or (isinstance(male, float) and male != male) else (
+            "M" if truthy(male) else "F")
+        patient = exam.get("patient_id")
+        return {
+            "record_id": str(exam_id),
+            "patient_id": "" if patient is None or patient != patient else str(int(patient)),
+            "fs": FS,
+            "n_samples": n_samples,
+            "leads": STANDARD_LEADS,
+            "raw_labels": labels_of(exam),
+            "label_vocab": "code15",
+            "age": _age(exam.get("age")),
+            "sex": sex,
+            "fold": 0,
+            "source": "CODE-15%",
+            "path": str(part),
+            "h5_index": index,
+        }
+
+    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
+        data = read_tracing(Path(row["path"]), int(row["h5_index"]), record_id, self.mv_per_unit)
+        return Signal(data=data, fs=FS, leads=STANDARD_LEADS)
+
+
+def _missing_reason(exam: dict[str, Any]) -> str:
+    trace_file = exam.get("trace_file")
+    if isinstance(trace_file, str) and trace_file.strip():
+        return (f"listed in exams.csv (trace_file {trace_file.strip()}) but absent from every "
+                f"exams_part*.hdf5 in the folder")
+    return "listed in exams.csv but absent from every exams_part*.hdf5 in the folder"
+
+
+def _gold_standard(root: Path) -> Path | None:
+    for candidate in (root / "gold_standard.csv", root / "annotations" / "gold_standard.csv"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@register
+class CodeTestSource(DatasetSource):
+    """The 827-exam CODE test set (Ribeiro et al. 2020): one HDF5, cardiologists' labels."""
+
+    layout = "code_test"
+    description = "CODE test set (ecg_tracings.hdf5 + gold_standard.csv, 400 Hz, 827 exams)"
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        return (root / "ecg_tracings.hdf5").is_file() and _gold_standard(root) is not None
+
+    @property
+    def mv_per_unit(self) -> float:
+        return float(self.options.get("mv_per_unit", MV_PER_UNIT))
+
+    def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
+        path = self.root / "ecg_tracings.hdf5"
+        try:
+            with h5py.File(path, "r") as f:
+                shape = f["tracings"].shape
+        except (OSError, KeyError) as exc:
+            return [], [Unreadable(path.name, f"cannot read `tracings` in {path.name}: {exc}")]
+        gold_path = _gold_standard(self.root)
+        if gold_path is None:
+            return [], [Unreadable(path.name, "no gold_standard.csv (top level or annotations/)")]
+        gold = pd.read_csv(gold_path)
+        attributes = self._attributes()
+        rows: list[dict[str, Any]] = []
+        unreadable: list[Unreadable] = []
+        for index, labels in enumerate(gold.to_dict("records")):
+            record_id = str(index + 1)
+            if index >= shape[0]:
+                unreadable.append(Unreadable(record_id, f"row {index + 1} of {gold_path.name} has "
+                                                        f"no tracing ({path.name} holds {shape[0]})"))
+                continue
+            attrs = attributes[index] if index < len(attributes) else {}
+            sex = str(attrs.get("sex", "")).strip().upper()
+            rows.append({
+                "record_id": record_id, "patient_id": "", "fs": FS, "n_samples": int(shape[1]),
+                "leads": STANDARD_LEADS, "raw_labels": labels_of(labels), "label_vocab": "code15",
+                "age": _age(attrs.get("age")), "sex": sex if sex in ("M", "F") else "",
+                "fold": 0, "source": "CODE-test", "path": str(path), "h5_index": index,
+            })
+        for index in range(len(gold), shape[0]):
+            unreadable.append(Unreadable(str(index + 1), f"tracing {index + 1} of {path.name} has "
+                                                         f"no row in {gold_path.name} (no labels)"))
+        return rows, unreadable
+
+    def _attributes(self) -> list[dict[str, Any]]:
+        path = self.root / "attributes.csv"
+        return pd.read_csv(path).to_dict("records") if path.is_file() else []
+
+    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
+        data = read_tracing(Path(row["path"]), int(row["h5_index"]), record_id, self.mv_per_unit)
+        return Signal(data=data, fs=FS, leads=STANDARD_LEADS)

@@ -1,1 +1,165 @@
-"""(being written)"""
+"""SPH: the Shandong Provincial Hospital database (Liu et al., Sci Data 2022).
+
+Layout (the Challenge-2021-era copy): one `<ECG_ID>.h5` per record holding dataset
+`ecg`, shape (12, N) float16 in mV, leads in the standard order I … V6, and a
+`metadata.csv` with ECG_ID, AHA_Code, Patient_ID, Age, Sex, N, Date, fs, SNOMEDCTCode
+(comma-separated codes in one cell), SR. ECG_ID is written with or without the `.h5`
+suffix; the record id is the file stem. The `.h5` files may sit next to metadata.csv
+or one folder down (the figshare release keeps them in `records/`).
+
+Decisions:
+- An `.h5` with no metadata row goes to `unreadable`: without the row its labels,
+  patient, age and sex are unknown, and a record with empty labels would silently count
+  as negative for every class in training and evaluation.
+- A metadata row whose file is missing, or whose `ecg` dataset is not 12 x N, goes to
+  `unreadable` with the reason.
+- When metadata.csv has no SNOMEDCTCode column (the original figshare release has AHA
+  codes only) the record keeps empty labels (vocabulary "none"); its AHA codes stay in
+  the extra column `aha_code` for anyone who maps them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from ecgcore.data.recordset import STANDARD_LEADS, Signal, Unreadable
+from ecgcore.data.sources import register
+from ecgcore.data.sources.base import DatasetSource
+from ecgcore.errors import RecordError
+
+DEFAULT_FS = 500.0
+
+
+def _h5_files(root: Path) -> dict[str, Path]:
+    """Record id (file stem) -> .h5 path, from the folder and its direct subfolders."""
+    found: dict[str, Path] = {}
+    for path in sorted([*root.glob("*.h5"), *root.glob("*/*.h5")]):
+        found.setdefault(path.stem, path)
+    return found
+
+
+def _has_ecg_id_column(csv_path: Path) -> bool:
+    try:
+        with csv_path.open(encoding="utf-8", errors="replace") as f:
+            header = f.readline()
+    except OSError:
+        return False
+    return "ECG_ID" in [c.strip().strip('"') for c in header.split(",")]
+
+
+def snomed_codes(cell: Any) -> tuple[str, ...]:
+    """Codes of one SNOMEDCTCode cell ("426177001,427393009", a bare int, or empty)."""
+    if cell is None or (isinstance(cell, float) and cell != cell):
+        return ()
+    parts = str(cell).replace(";", ",").split(",")
+    return tuple(p.strip() for p in parts if p.strip())
+
+
+def record_id_of(ecg_id: Any) -> str:
+    """The record id of an ECG_ID cell: the file stem ("SPH00001.h5" and "SPH00001" agree)."""
+    text = _text(ecg_id)
+    return text[: -len(".h5")] if text.lower().endswith(".h5") else text
+
+
+def ecg_shape(path: Path) -> tuple[int, ...]:
+    """Shape of the `ecg` dataset, reading no samples; raises OSError/KeyError."""
+    with h5py.File(path, "r") as f:
+        return tuple(f["ecg"].shape)
+
+
+def _age(value: Any) -> float:
+    """A non-negative number from a CSV cell, NaN when empty or not a number."""
+    try:
+        age = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return age if age >= 0 else float("nan")
+
+
+def _text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value).strip()
+
+
+@register
+class SphSource(DatasetSource):
+    """SPH `.h5` records joined to their metadata.csv row."""
+
+    layout = "sph"
+    description = "Shandong Provincial Hospital (.h5 'ecg' 12xN mV + metadata.csv)"
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        metadata = root / "metadata.csv"
+        return metadata.is_file() and _has_ecg_id_column(metadata) and bool(_h5_files(root))
+
+    def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
+        files = _h5_files(self.root)
+        metadata = pd.read_csv(self.root / "metadata.csv", dtype=str, keep_default_na=False)
+        has_snomed = "SNOMEDCTCode" in metadata.columns
+        rows: list[dict[str, Any]] = []
+        unreadable: list[Unreadable] = []
+        seen: set[str] = set()
+        for meta in metadata.to_dict("records"):
+            record_id = record_id_of(meta["ECG_ID"])
+            seen.add(record_id)
+            path = files.get(record_id)
+            if path is None:
+                unreadable.append(Unreadable(record_id, f"listed in metadata.csv but "
+                                                        f"{record_id}.h5 is missing"))
+                continue
+            try:
+                shape = ecg_shape(path)
+            except (OSError, KeyError) as exc:
+                unreadable.append(Unreadable(record_id, f"cannot read dataset `ecg` in "
+                                                        f"{path.name}: {exc}"))
+                continue
+            if len(shape) != 2 or shape[0] != len(STANDARD_LEADS) or shape[1] == 0:
+                unreadable.append(Unreadable(record_id, f"`ecg` in {path.name} has shape {shape}, "
+                                                        f"expected (12, n_samples)"))
+                continue
+            rows.append(self._row(record_id, meta, path, shape[1], has_snomed))
+        for record_id, path in files.items():
+            if record_id not in seen:
+                unreadable.append(Unreadable(record_id, f"{path.name} has no row in metadata.csv "
+                                                        f"(labels, patient, age and sex unknown)"))
+        return rows, unreadable
+
+    @staticmethod
+    def _row(record_id: str, meta: dict[str, Any], path: Path, n_samples: int,
+             has_snomed: bool) -> dict[str, Any]:
+        fs = _age(meta.get("fs"))
+        sex = _text(meta.get("Sex")).upper()[:1]
+        return {
+            "record_id": record_id,
+            "patient_id": _text(meta.get("Patient_ID")),
+            "fs": fs if fs > 0 else DEFAULT_FS,
+            "n_samples": n_samples,
+            "leads": STANDARD_LEADS,
+            "raw_labels": snomed_codes(meta.get("SNOMEDCTCode")) if has_snomed else (),
+            "label_vocab": "snomed" if has_snomed else "none",
+            "age": _age(meta.get("Age")),
+            "sex": sex if sex in ("M", "F") else "",
+            "fold": 0,
+            "source": "SPH",
+            "path": str(path),
+            "aha_code": _text(meta.get("AHA_Code")),
+        }
+
+    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
+        path = Path(row["path"])
+        try:
+            with h5py.File(path, "r") as f:
+                data = np.asarray(f["ecg"][()], dtype=np.float32)
+        except (OSError, KeyError) as exc:
+            raise RecordError(record_id, f"cannot read dataset `ecg` in {path.name}: {exc}") from exc
+        if data.ndim != 2 or data.shape[0] != len(STANDARD_LEADS):
+            raise RecordError(record_id, f"`ecg` in {path.name} has shape {data.shape}, "
+                                         f"expected (12, n_samples)")
+        return Signal(data=data, fs=float(row["fs"]), leads=STANDARD_LEADS)
