@@ -17,10 +17,14 @@ from ecgcore.data.labels.snomed import CONCEPTS
 # per-source counts in its dx_mapping tables match these statements one to one),
 # so PTB-XL read natively and PTB-XL read from the Challenge files agree:
 #   NORM and SR -> 426783006 (the Challenge's "sinus rhythm", NSR);
-#   PVC -> 164884008 (VEB); SVARR -> 63593006 (SVPB); AMI (anterior MI) -> 54329005;
+#   PVC -> 164884008 (VEB); SVARR -> 63593006 (SVPB); BIGU/TRIGU -> ventricular
+#   bigeminy/trigeminy; SEHYP -> 266249003 (VH); NDT, NT_, TAB_ -> 164934002 (TAb);
 #   DIG, EL, ANEUR -> 428750005 (nonspecific ST-T abnormality).
-# CLBBB uses the exact concept 733534002 (the Challenge's files use 164909002; the
-# two are one class after `canonical`). Statements without a fitting concept
+# Our own choices: AMI (anterior MI) -> 54329005 AnMI as the Challenge *and* 164865005
+# MI, like every other PTB-XL infarct statement; LOWT -> TAb; VCLVH -> 55827005 LVHV
+# (voltage criteria, not an LVH diagnosis); INJ* (subendocardial injury, which PTB-XL
+# files under MI) -> MI. CLBBB uses the exact concept 733534002 (the Challenge's
+# files use 164909002; the two are one class after `canonical`). Statements without a fitting concept
 # (HVOLT, PRC(S)) stay unmapped.
 SCP_TO_SNOMED: dict[str, tuple[str, ...]] = {
     "NORM": ("426783006",),
@@ -60,7 +64,7 @@ SCP_TO_SNOMED: dict[str, tuple[str, ...]] = {
     "IMI": ("164865005",),
     "ASMI": ("164865005",),
     "ILMI": ("164865005",),
-    "AMI": ("54329005",),
+    "AMI": ("164865005", "54329005"),
     "ALMI": ("164865005",),
     "LMI": ("164865005",),
     "IPLMI": ("164865005",),
@@ -123,26 +127,97 @@ def _normalise_text(text: str) -> str:
     return " ".join(text.strip().rstrip(".").split()).lower()
 
 
-# LUDB free-text diagnoses (header comments after "#<diagnoses>:", normalised by
-# `_normalise_text`) -> SNOMED CT. Filled from all 200 LUDB v1.0.1 headers.
+# LUDB v1.0.1 free-text diagnoses -> SNOMED CT. Keys are normalised by
+# `_ludb_key`, so the header form ("Rhythm: Sinus rhythm.", "III degree AV-block.")
+# and the ludb.csv form ("Sinus rhythm", "Iii degree av-block") meet. Every text
+# of the 200 headers and ludb.csv is either here or deliberately unmapped: a normal,
+# vertical or horizontal electric axis, "Aberrant conduction" and "Pacemaker
+# presence, undefined" have no concept in the label space and stay as text.
+_LUDB_WALLS = ("anterior wall", "apical", "inferior wall", "lateral wall", "posterior wall", "septal")
+_ISCHEMIA_BY_WALL = {
+    "anterior wall": ("426434006",),  # AnMIs anterior ischemia
+    "inferior wall": ("425419005",),  # IIs inferior ischaemia
+    "lateral wall": ("425623009",),  # LIs lateral ischaemia
+}
+_PACED = "10370003"  # PR pacing rhythm
+_PAC = "284470004"
+_PVC = "427172004"
+
 LUDB_TO_SNOMED: dict[str, tuple[str, ...]] = {
-    "rhythm: sinus rhythm": ("426783006",),
-    "rhythm: sinus bradycardia": ("426177001",),
-    "rhythm: sinus tachycardia": ("427084000",),
-    "rhythm: sinus arrhythmia": ("427393009",),
-    "rhythm: atrial fibrillation": ("164889003",),
-    "rhythm: atrial flutter": ("164890007",),
+    # rhythm (the "Rhythm: " prefix is dropped by _ludb_key)
+    "sinus rhythm": ("426783006",),
+    "sinus bradycardia": ("426177001",),
+    "sinus tachycardia": ("427084000",),
+    "sinus arrhythmia": ("427393009",),
+    "irregular sinus rhythm": ("427393009",),
+    "atrial fibrillation": ("164889003",),
+    "atrial flutter, typical": ("164890007",),
+    "wandering atrial pacemaker": ("195101003",),
+    # electric axis
     "electric axis of the heart: left axis deviation": ("39732003",),
     "electric axis of the heart: right axis deviation": ("47665007",),
+    # hypertrophy and overload ("overload" -> the Challenge's atrial abnormality / LV strain)
     "left ventricular hypertrophy": ("164873001",),
     "right ventricular hypertrophy": ("89792004",),
+    "left atrial hypertrophy": ("446813000",),
+    "right atrial hypertrophy": ("446358003",),
+    "left atrial overload": ("253352002",),
+    "right atrial overload": ("253339007",),
+    "left ventricular overload": ("370365005",),
+    # conduction
+    "i degree av block": ("270492004",),
+    "iii degree av-block": ("27885002",),
     "incomplete right bundle branch block": ("713426002",),
     "complete right bundle branch block": ("713427006",),
+    "incomplete left bundle branch block": ("251120003",),
     "complete left bundle branch block": ("733534002",),
-    "left anterior fascicular block": ("445118002",),
-    "left posterior fascicular block": ("445211001",),
-    "i degree av block": ("270492004",),
+    "left anterior hemiblock": ("445118002",),
+    "non-specific intravintricular conduction delay": ("698252002",),
+    "sinoatrial blockade, undefined": ("65778007",),
+    # extrasystoles
+    "atrial extrasystole, type: single pac": (_PAC,),
+    "atrial extrasystole, type: bigemini": (_PAC, "251173003"),
+    "atrial extrasystole, type: quadrigemini": (_PAC,),
+    "atrial extrasystole, type: allorhythmic pattern": (_PAC,),
+    "atrial extrasystole: left atrial": (_PAC,),
+    "atrial extrasystole: low atrial": (_PAC,),
+    "atrial extrasystole: undefined": (_PAC,),
+    "atrial extrasystole: sa-nodal extrasystole": (_PAC,),
+    "ventricular extrasystole, type: single pvc": (_PVC,),
+    "ventricular extrasystole, type: intercalary pvc": (_PVC,),
+    "ventricular extrasystole, type: couplet": (_PVC, "251182009"),
+    "ventricular extrasystole, morphology: polymorphic": (_PVC,),
+    "ventricular extrasystole, localisation: rvot, anterior wall": (_PVC,),
+    "ventricular extrasystole, localisation: rvot, antero-septal part": (_PVC,),
+    "ventricular extrasystole, localisation: lvot, lvs": (_PVC,),
+    "ventricular extrasystole, localisation: lv, undefined": (_PVC,),
+    "ventricular extrasystole, localisation: ivs, middle part": (_PVC,),
+    # pacing
+    "unipolar ventricular pacing": (_PACED, "251266004"),
+    "bipolar ventricular pacing": (_PACED, "251266004"),
+    "biventricular pacing": (_PACED, "251266004"),
+    "p-synchrony": (_PACED, "251266004"),
+    "unipolar atrial pacing": (_PACED, "251268003"),
+    "early repolarization syndrome": ("428417006",),
+    # ST-T: repolarization, ischaemia, scar and infarction, for each wall
+    **{f"non-specific repolarization abnormalities: {wall}": ("428750005",) for wall in _LUDB_WALLS},
+    **{f"ischemia: {wall}": _ISCHEMIA_BY_WALL.get(wall, ("164861001",)) for wall in _LUDB_WALLS},
+    **{f"undefined ischemia/scar/supp.nstemi: {wall}": ("164861001",) for wall in _LUDB_WALLS},
+    **{f"scar formation: {wall}": ("164865005", "164867002") for wall in _LUDB_WALLS},
+    **{f"stemi: {wall}": ("164865005", "57054005") for wall in _LUDB_WALLS},
 }
+
+
+def _ludb_key(text: str) -> str:
+    """LUDB text as a map key: normalised, without the header's "Rhythm: " prefix."""
+    key = _normalise_text(text)
+    return key.removeprefix("rhythm:").strip()
+
+
+def _split_ludb(raw: Sequence[str]) -> list[str]:
+    """LUDB header lines sometimes hold two diagnoses ("... posterior wall. #Rhythm: Sinus
+    rhythm."); each becomes its own raw label."""
+    return [part for item in raw for part in item.split("#") if part.strip()]
 
 
 def _harmonise_snomed(raw: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -174,6 +249,9 @@ def _lookup(table: Mapping[str, tuple[str, ...]], key: Callable[[str], str]) -> 
     return harmonise_with_table
 
 
+_harmonise_ludb_lines = _lookup(LUDB_TO_SNOMED, _ludb_key)
+
+
 def _keep_as_text(raw: Sequence[str]) -> tuple[list[str], list[str]]:
     """Vocabulary "none": nothing maps, anything present is kept as text."""
     return [], [item.strip() for item in raw]
@@ -182,8 +260,8 @@ def _keep_as_text(raw: Sequence[str]) -> tuple[list[str], list[str]]:
 HARMONISERS: dict[str, Callable[[Sequence[str]], tuple[list[str], list[str]]]] = {
     "snomed": _harmonise_snomed,
     "scp": _lookup(SCP_TO_SNOMED, str.strip),
-    "code15": _lookup(CODE15_TO_SNOMED, str.strip),
-    "ludb_text": _lookup(LUDB_TO_SNOMED, _normalise_text),
+    "code15": _lookup({k.lower(): v for k, v in CODE15_TO_SNOMED.items()}, lambda s: s.strip().lower()),
+    "ludb_text": lambda raw: _harmonise_ludb_lines(_split_ludb(raw)),
     "ptb_reason": _lookup(PTB_REASON_TO_SNOMED, _normalise_text),
     "none": _keep_as_text,
 }
@@ -199,6 +277,8 @@ def harmonise(vocab: str, raw: Sequence[str]) -> tuple[tuple[str, ...], tuple[st
     harmoniser = HARMONISERS.get(vocab)
     if harmoniser is None:
         raise ValueError(f"unknown label vocabulary {vocab!r}; known: {', '.join(HARMONISERS)}")
+    if isinstance(raw, str):
+        raw = (raw,)
     items = [str(item) for item in raw if str(item).strip()]
     labels, unmapped = harmoniser(items)
     return tuple(dict.fromkeys(labels)), tuple(dict.fromkeys(unmapped))

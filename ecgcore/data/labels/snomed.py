@@ -3,14 +3,16 @@
 The rows are the union of the PhysioNet/CinC Challenge 2020 and 2021 scored and
 unscored diagnosis tables (`dx_mapping_*.csv`), with the Challenge's own
 abbreviations and names written exactly as published (including two double
-spaces), plus the few concepts the dataset maps in `maps.py` add. Shipped as
-data so the label space works without the Challenge files at runtime.
+spaces), which also cover every code the dataset maps in `maps.py` produce. Shipped
+as data so the label space works without the Challenge files at runtime.
 
 The Challenge scores four pairs of codes as one class each; `EQUIVALENT` maps
 the second code of each pair to the first (the order of `weights.csv`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 CHALLENGE_CONCEPTS: dict[str, tuple[str, str]] = {
     "233892002": ("AAR", "accelerated atrial escape rhythm"),
@@ -148,10 +150,9 @@ CHALLENGE_CONCEPTS: dict[str, tuple[str, str]] = {
     "74390002": ("WPW", "wolff parkinson white pattern"),
 }
 
-# Concepts outside the Challenge tables that the dataset maps produce.
-EXTRA_CONCEPTS: dict[str, tuple[str, str]] = {}
-
-CONCEPTS: dict[str, tuple[str, str]] = {**CHALLENGE_CONCEPTS, **EXTRA_CONCEPTS}
+# Every code the label space knows. The dataset maps in `maps.py` only produce
+# codes of the Challenge tables (a test checks it), so the two are the same.
+CONCEPTS: dict[str, tuple[str, str]] = dict(CHALLENGE_CONCEPTS)
 
 # Equivalent codes scored as one class by the Challenge 2020/2021 -> canonical code.
 EQUIVALENT: dict[str, str] = {
@@ -160,3 +161,68 @@ EQUIVALENT: dict[str, str] = {
     "63593006": "284470004",  # SVPB  -> PAC
     "17338001": "427172004",  # VPB   -> PVC
 }
+
+# The separator of combined class keys, as in the Challenge's weights.csv ("713427006|59118001").
+KEY_SEPARATOR = "|"
+
+
+@dataclass(frozen=True)
+class Concept:
+    """One SNOMED CT concept as the Challenge tables name it."""
+
+    code: str
+    abbreviation: str
+    name: str
+
+
+def concept(code: str) -> Concept:
+    """The concept behind one code; KeyError naming the code when the label space lacks it."""
+    try:
+        abbreviation_, name = CONCEPTS[code]
+    except KeyError:
+        raise KeyError(f"unknown SNOMED CT code {code!r}: not in the Challenge 2020/2021 tables") from None
+    return Concept(code=code, abbreviation=abbreviation_, name=name)
+
+
+def canonical(code: str) -> str:
+    """The code a class is counted under: the first code of a Challenge equivalence pair
+    (RBBB 59118001 -> CRBBB 713427006); other codes are their own canonical code. A
+    combined key such as "713427006|59118001" gives its first code."""
+    first = code.split(KEY_SEPARATOR)[0].strip()
+    return EQUIVALENT.get(first, first)
+
+
+def equivalents(code: str) -> tuple[str, ...]:
+    """All codes scored as the same class as `code`, canonical first."""
+    root = canonical(code)
+    return (root, *(other for other, target in EQUIVALENT.items() if target == root))
+
+
+def class_key(code: str) -> str:
+    """The class key of a code: its equivalence group joined by "|" (the Challenge
+    2021's own keys, e.g. "733534002|164909002"), or the code itself."""
+    return KEY_SEPARATOR.join(equivalents(code))
+
+
+def _parts(key: str) -> list[str]:
+    return [part.strip() for part in key.split(KEY_SEPARATOR) if part.strip()]
+
+
+def abbreviation(code: str) -> str:
+    """Challenge abbreviation of a code or combined key ("CRBBB|RBBB"); an unknown code
+    is shown as itself so nothing disappears from a display."""
+    return KEY_SEPARATOR.join(CONCEPTS[part][0] if part in CONCEPTS else part for part in _parts(code))
+
+
+def concept_name(code: str) -> str:
+    """Readable name of a code or combined key, names of a group joined by " / "."""
+    return " / ".join(CONCEPTS[part][1] if part in CONCEPTS else part for part in _parts(code))
+
+
+def class_name(code: str) -> str:
+    """Display label "AF — atrial fibrillation"; for combined keys
+    "CRBBB|RBBB — complete right bundle branch block / right bundle branch block";
+    an unknown code is shown as the bare code."""
+    if not any(part in CONCEPTS for part in _parts(code)):
+        return code
+    return f"{abbreviation(code)} — {concept_name(code)}"
