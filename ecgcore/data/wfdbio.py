@@ -15,13 +15,18 @@ reference reader; tests check both paths agree on every real record we have.
 from __future__ import annotations
 
 import math
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ecgcore.data.recordset import Signal
+from ecgcore.data.recordset import Signal, Unreadable
+from ecgcore.data.wfdb_comments import (  # noqa: F401  (re-exported: one import for readers)
+    ChallengeFields, challenge_fields, comment_fields, parse_age, parse_sex,
+)
 from ecgcore.errors import RecordError
 
 # Bytes per stored sample of each WFDB format wfdb can read (FLAC formats 5xx are
@@ -76,6 +81,7 @@ class Header:
     n_segments: int | None
     signals: tuple[SignalSpec, ...]
     comments: tuple[str, ...]
+    segments: tuple[str, ...] = ()  # segment record names of a multi-segment header
 
     @property
     def leads(self) -> tuple[str, ...]:
@@ -127,6 +133,7 @@ def parse_header(text: str, path: Path | str) -> Header:
         raise RecordError(record, f"header {path.name} has no record line")
     name, n_seg, n_sig, fs, n_samples = _parse_record_line(lines[0], record, path.name)
     signals: list[SignalSpec] = []
+    segments = tuple(line.split()[0] for line in lines[1:1 + (n_seg or 0)])
     if n_seg is None:
         if len(lines) - 1 < n_sig:
             raise RecordError(record, f"header {path.name} declares {n_sig} signals "
@@ -134,7 +141,8 @@ def parse_header(text: str, path: Path | str) -> Header:
         for i, line in enumerate(lines[1:1 + n_sig]):
             signals.append(_parse_signal_line(line, i, record, path.name))
     return Header(path=path, record_name=name, n_sig=n_sig, fs=fs, n_samples=n_samples,
-                  n_segments=n_seg, signals=tuple(signals), comments=tuple(comments))
+                  n_segments=n_seg, signals=tuple(signals), comments=tuple(comments),
+                  segments=segments)
 
 
 def _parse_record_line(line: str, record: str, fname: str) -> tuple[str, int | None, int, float, int]:
@@ -196,57 +204,65 @@ def _parse_signal_line(line: str, index: int, record: str, fname: str) -> Signal
     )
 
 
-# ---------------------------------------------------------------- comments
+# ---------------------------------------------------------------- folders
 
-def comment_fields(comments: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """`Key: value` comment lines as {key: value}; keys lower-cased and stripped of
-    angle brackets, so `#Age: 74`, `# Age: 74` and LUDB's `#<age>: 51` all give
-    {"age": "74"}. The first occurrence of a key wins."""
-    fields: dict[str, str] = {}
-    for line in comments:
-        key, sep, value = line.partition(":")
-        if not sep:
+def find_headers(root: Path | str) -> list[Path]:
+    """Every `.hea` under `root` (recursive, sorted; hidden folders skipped)."""
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(folder) / f for f in sorted(files) if f.endswith(".hea"))
+    return found
+
+
+def first_headers(root: Path | str, limit: int) -> Iterator[Path]:
+    """Up to `limit` `.hea` files, walking lazily (for cheap layout detection)."""
+    count = 0
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in sorted(files):
+            if f.endswith(".hea"):
+                yield Path(folder) / f
+                count += 1
+                if count >= limit:
+                    return
+
+
+def record_ids(root: Path, headers: list[Path]) -> dict[Path, str]:
+    """Record id per header: the record name when it is unique in the tree, else the
+    path relative to `root` without suffix (so ids stay unique and readable)."""
+    stems: dict[str, int] = {}
+    for h in headers:
+        stems[h.stem] = stems.get(h.stem, 0) + 1
+    return {h: h.stem if stems[h.stem] == 1 else h.relative_to(root).with_suffix("").as_posix()
+            for h in headers}
+
+
+def scan_headers(root: Path | str) -> tuple[list[tuple[str, Header]], list[Unreadable]]:
+    """Parse and check every record under `root` without reading any signal: the
+    readable ones as (record id, header), the rest as Unreadable with the reason.
+    Segment headers of multi-segment records are not records of their own."""
+    root = Path(root)
+    headers = find_headers(root)
+    parsed: dict[Path, Header] = {}
+    unreadable: list[Unreadable] = []
+    ids = record_ids(root, headers)
+    for path in headers:
+        try:
+            parsed[path] = read_header(path)
+        except RecordError as exc:
+            unreadable.append(Unreadable(ids[path], exc.reason))
+    segment_paths = {h.path.parent / f"{seg}.hea" for h in parsed.values() for seg in h.segments}
+    readable: list[tuple[str, Header]] = []
+    for path, header in parsed.items():
+        if path in segment_paths:
             continue
-        key = key.strip().strip("<>").strip().lower()
-        if key and key not in fields:
-            fields[key] = value.strip()
-    return fields
-
-
-@dataclass(frozen=True)
-class ChallengeFields:
-    """The PhysioNet/CinC Challenge comment fields of one header."""
-
-    age: float
-    sex: str
-    dx: tuple[str, ...]
-    has_dx: bool
-
-
-_SEX: dict[str, str] = {"m": "M", "male": "M", "f": "F", "female": "F"}
-
-
-def parse_age(text: str) -> float:
-    """Years as float; NaN for "NaN", "Unknown", empty or anything non-numeric."""
-    try:
-        age = float(text.strip())
-    except ValueError:
-        return math.nan
-    return age if math.isfinite(age) and age >= 0 else math.nan
-
-
-def parse_sex(text: str) -> str:
-    """"M", "F" or "" (unknown)."""
-    return _SEX.get(text.strip().lower(), "")
-
-
-def challenge_fields(comments: tuple[str, ...] | list[str]) -> ChallengeFields:
-    """Age, sex and Dx codes from `#Age:`, `#Sex:`, `#Dx:` (space after '#' optional)."""
-    fields = comment_fields(comments)
-    dx_text = fields.get("dx", "")
-    codes = tuple(c.strip() for c in re.split(r"[,;]", dx_text) if c.strip())
-    return ChallengeFields(age=parse_age(fields.get("age", "")), sex=parse_sex(fields.get("sex", "")),
-                           dx=codes, has_dx="dx" in fields)
+        problem = check_record(path, header)
+        if problem is None:
+            readable.append((ids[path], header))
+        else:
+            unreadable.append(Unreadable(ids[path], problem))
+    return readable, unreadable
 
 
 # ---------------------------------------------------------------- header-level checks
@@ -423,54 +439,5 @@ def _require_finite(data: np.ndarray, header: Header, name: str) -> None:
                                 f"lead {lead or worst} has {int(per_lead[worst])})")
 
 
-# ---------------------------------------------------------------- writing
-
-def digitise(data_mv: np.ndarray, gain: float) -> np.ndarray:
-    """mV -> format-16 ADC units (baseline 0), clipped to the int16 range; NaN/inf
-    become WFDB's invalid-sample value."""
-    scaled = np.asarray(data_mv, dtype=np.float64) * gain
-    finite = np.isfinite(scaled)
-    digital = np.clip(np.round(np.where(finite, scaled, 0.0)), -32767, 32767).astype(np.int16)
-    digital[~finite] = FORMAT_16_INVALID
-    return digital
-
-
-def write_record(directory: Path | str, record_name: str, data_mv: np.ndarray, fs: float,
-                 leads: tuple[str, ...] | list[str], comments: tuple[str, ...] | list[str] = (),
-                 gain: float = 1000.0, container: str = "dat") -> Path:
-    """Write one (n_leads, n_samples) mV record as WFDB format 16; returns the `.hea` path.
-
-    container "dat": a `.dat` file through `wfdb.wrsamp`. container "mat": the
-    PhysioNet/CinC Challenge layout, a MATLAB v4 `.mat` (int16 matrix `val`,
-    n_leads x n_samples) with a `16+24` header written by wfdb's header writer.
-    """
-    import wfdb
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    digital = digitise(data_mv, gain)  # (n_leads, n_samples)
-    n_sig, n = digital.shape
-    if container == "dat":
-        wfdb.wrsamp(record_name, fs=fs, units=["mV"] * n_sig, sig_name=list(leads),
-                    d_signal=np.ascontiguousarray(digital.T), fmt=["16"] * n_sig,
-                    adc_gain=[float(gain)] * n_sig, baseline=[0] * n_sig,
-                    comments=list(comments), write_dir=str(directory))
-        return directory / f"{record_name}.hea"
-    if container != "mat":
-        raise ValueError(f"container must be 'dat' or 'mat', not {container!r}")
-    mat_name = f"{record_name}.mat"
-    mat_head = np.array([_MAT_INT16_LE, n_sig, n, 0, 4], dtype="<i4").tobytes() + b"val\x00"
-    with open(directory / mat_name, "wb") as fh:
-        fh.write(mat_head)
-        fh.write(np.ascontiguousarray(digital.T).astype("<i2").tobytes())
-    checksum = (digital.astype(np.int64).sum(axis=1) + 32768) % 65536 - 32768
-    rec = wfdb.Record(
-        record_name=record_name, n_sig=n_sig, fs=fs, sig_len=n, file_name=[mat_name] * n_sig,
-        fmt=["16"] * n_sig, byte_offset=[len(mat_head)] * n_sig, adc_gain=[float(gain)] * n_sig,
-        baseline=[0] * n_sig, units=["mV"] * n_sig, adc_res=[16] * n_sig, adc_zero=[0] * n_sig,
-        init_value=[int(v) for v in digital[:, 0]] if n else [0] * n_sig,
-        checksum=[int(c) for c in checksum], block_size=[0] * n_sig, sig_name=list(leads),
-        comments=list(comments),
-    )
-    rec.wrheader(write_dir=str(directory))
-    return directory / f"{record_name}.hea"
+# Writing lives in its own module (no import cycle); re-exported for one import path.
+from ecgcore.data.wfdb_write import digitise, write_record  # noqa: E402,F401
