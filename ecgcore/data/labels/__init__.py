@@ -1,10 +1,41 @@
 """One label space: SNOMED CT codes for every dataset, named tasks on top.
 
-`harmonise` maps a record's raw labels to SNOMED CT (the readers call it for
-every record); `snomed` holds the concept table and the Challenge's
-equivalences; `tasks` builds named multi-label tasks and their targets.
+- `harmonise` maps a record's raw labels to SNOMED CT (readers call it per record);
+- `concept`, `abbreviation`, `class_name`, `canonical`, `class_key`: the concept
+  table of the Challenge 2020/2021 and its equivalences (CRBBB|RBBB, CLBBB|LBBB,
+  PAC|SVPB, PVC|VPB);
+- `Task`, `get_task`, `list_tasks`, `task_targets`: named multi-label tasks;
+- `overlap_table`, `shared_task`: what two datasets have in common.
 """
 
-from ecgcore.data.labels.maps import harmonise
+from ecgcore.data.labels.maps import (
+    CODE15_TO_SNOMED,
+    HARMONISERS,
+    LUDB_TO_SNOMED,
+    PTB_REASON_TO_SNOMED,
+    SCP_TO_SNOMED,
+    harmonise,
+)
+from ecgcore.data.labels.overlap import class_counts, overlap_table, shared_task
+from ecgcore.data.labels.registry import TASKS, get_task, list_tasks
+from ecgcore.data.labels.snomed import (
+    CONCEPTS,
+    EQUIVALENT,
+    Concept,
+    abbreviation,
+    canonical,
+    class_key,
+    class_name,
+    concept,
+    concept_name,
+    equivalents,
+)
+from ecgcore.data.labels.tasks import Task, ptbxl_task, read_scp_statements, snomed_task, task_targets
 
-__all__ = ["harmonise"]
+__all__ = [
+    "CODE15_TO_SNOMED", "CONCEPTS", "EQUIVALENT", "HARMONISERS", "LUDB_TO_SNOMED",
+    "PTB_REASON_TO_SNOMED", "SCP_TO_SNOMED", "TASKS", "Concept", "Task", "abbreviation",
+    "canonical", "class_counts", "class_key", "class_name", "concept", "concept_name",
+    "equivalents", "get_task", "harmonise", "list_tasks", "overlap_table", "ptbxl_task",
+    "read_scp_statements", "shared_task", "snomed_task", "task_targets",
+]
