@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from ecgcore.data.labels.tasks import Task, ptbxl_task, read_scp_statements, snomed_task
 
 # Challenge 2021: 30 scored codes as 26 classes, keys and order of weights.csv.
@@ -75,15 +77,21 @@ class TaskEntry:
     needs_scp_statements: bool = False
 
 
+def _statements(name: str, path: Path | None) -> pd.DataFrame:
+    if path is None:
+        raise ValueError(f"task {name!r} is built from PTB-XL's scp_statements.csv: pass scp_statements=")
+    return read_scp_statements(path)
+
+
 def _ptbxl_entry(kind: str, count: int) -> TaskEntry:
-    def build(statements: Path | None) -> Task:
-        return ptbxl_task(kind, read_scp_statements(statements))  # type: ignore[arg-type]
+    def build(path: Path | None) -> Task:
+        return ptbxl_task(kind, _statements(f"ptbxl_{kind}", path))
 
     return TaskEntry(f"PTB-XL benchmark '{kind}' ({count} classes, SCP codes)", build, True)
 
 
 def _fixed(task: Task) -> TaskEntry:
-    return TaskEntry(task.description, lambda statements: task)
+    return TaskEntry(task.description, lambda path: task)
 
 
 TASKS: dict[str, TaskEntry] = {
@@ -105,8 +113,8 @@ TASKS: dict[str, TaskEntry] = {
         "nguyen_ptb", NGUYEN_PTB, "Nguyen & Do 2025 PTB Diagnostic labels: NORM (healthy control), MI")),
     "nguyen_ptbxl": TaskEntry(
         "Nguyen & Do 2025 PTB-XL superclasses in the paper's order (NORM, MI, STTC, HYP, CD)",
-        lambda statements: ptbxl_task(
-            "superdiagnostic", read_scp_statements(statements),  # type: ignore[arg-type]
+        lambda path: ptbxl_task(
+            "superdiagnostic", _statements("nguyen_ptbxl", path),
             name="nguyen_ptbxl", class_order=NGUYEN_PTBXL_ORDER),
         True),
     "code15": _fixed(snomed_task(
@@ -127,6 +135,4 @@ def get_task(name: str, scp_statements: Path | str | None = None) -> Task:
     entry = TASKS.get(name)
     if entry is None:
         raise KeyError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
-    if entry.needs_scp_statements and scp_statements is None:
-        raise ValueError(f"task {name!r} is built from PTB-XL's scp_statements.csv: pass scp_statements=")
     return entry.build(None if scp_statements is None else Path(scp_statements))

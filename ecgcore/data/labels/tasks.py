@@ -130,7 +130,7 @@ def snomed_task(
     (so CRBBB 713427006 sets an RBBB 59118001 class). Paper-exact label sets pass False."""
     mapping: dict[str, tuple[str, ...]] = {}
     for key in classes:
-        codes = [part for part in key.split("|")]
+        codes = key.split("|")
         if with_equivalents:
             codes = [code for part in codes for code in equivalents(part)] + codes
         for code in dict.fromkeys(codes):
