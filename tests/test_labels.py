@@ -221,6 +221,10 @@ def test_registry_lists_and_rejects() -> None:
         get_task("nope")
     with pytest.raises(ValueError, match="scp_statements"):
         get_task("ptbxl_all")
+    shared = get_task("code15")
+    assert hash(shared) == hash(get_task("code15"))
+    with pytest.raises(TypeError):
+        shared.mapping["164889003"] = ("59118001",)  # type: ignore[index]
     with pytest.raises(ValueError, match="unknown classes"):
         Task("bad", ("a",), "snomed", {"x": ("b",)}, "mapping to a class that is not there")
 

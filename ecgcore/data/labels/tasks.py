@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,9 @@ def _rows_with_labels(table: pd.DataFrame) -> np.ndarray:
     columns = [name for name in ("raw_labels", "labels", "unmapped") if name in table.columns]
     has_any = np.zeros(len(table), dtype=bool)
     for name in columns:
-        has_any |= np.fromiter((len(value) > 0 for value in table[name]), dtype=bool, count=len(table))
+        has_any |= np.fromiter(
+            (hasattr(value, "__len__") and len(value) > 0 for value in table[name]), dtype=bool, count=len(table)
+        )
     return has_any
 
 
@@ -77,7 +80,7 @@ class Task:
     name: str
     classes: tuple[str, ...]
     space: str
-    mapping: Mapping[str, tuple[str, ...]] = field(repr=False)
+    mapping: Mapping[str, tuple[str, ...]] = field(repr=False, hash=False)
     description: str
     class_labels: tuple[str, ...] = ()
     keep: str = "any_class"
@@ -92,6 +95,8 @@ class Task:
         stray = {cls for targets in self.mapping.values() for cls in targets} - set(self.classes)
         if stray:
             raise ValueError(f"task {self.name!r}: mapping sets unknown classes {sorted(stray)}")
+        # Registry tasks are shared objects: freeze the mapping so no caller can edit them.
+        object.__setattr__(self, "mapping", MappingProxyType(dict(self.mapping)))
         if not self.class_labels:
             shown = self.classes if self.space == "scp" else tuple(abbreviation(c) for c in self.classes)
             object.__setattr__(self, "class_labels", shown)
