@@ -1,0 +1,239 @@
+"""What is in a dataset folder: layout, counts, rates, lengths, labels and every bad record.
+
+`inspect_dataset(path)` is what `python -m ecgcore inspect-data PATH --json` prints
+and what the Datasets page shows. Scripts rely on the keys `layout`, `n_records`
+(readable), `n_unreadable`, `unreadable` ([{"record", "reason"}]), `sampling_rates`
+({rate: count}), `label_counts` ({SNOMED code: count}) and `unmapped_labels`
+({text: count}); the rest (`lengths`, `lead_sets`, `sources`, `patients`,
+`folds`, `age`, `sex`, …) is descriptive. The report is plain JSON (string keys).
+
+Unreadable records come from two places: header-level problems the reader found
+while scanning (missing or short signal file, unknown format, …) and, with
+`check_signals`, records whose signal read fails (NaN/inf samples, a corrupt
+file). Reading every signal is the slow part, so it runs in chunks on joblib
+workers; statistics describe the readable records only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+
+from ecgcore.data.recordset import Recordset, Unreadable
+from ecgcore.data.sources import open_dataset
+from ecgcore.data.sources.base import DatasetSource
+from ecgcore.errors import RecordError
+
+# Below this many records, reading signals in-process beats starting worker processes.
+PARALLEL_MIN_RECORDS = 400
+CHUNK_SIZE = 256
+
+# Length histogram: right-open bins in seconds (10 s, the common ECG length, gets its own bin).
+LENGTH_EDGES: tuple[float, ...] = (0.0, 5.0, 10.0, 10.5, 20.0, 30.0, 60.0, 120.0, 600.0, math.inf)
+
+Progress = Callable[[int, int], None]
+
+
+def inspect_dataset(path: Path | str, layout: str | None = None, check_signals: bool = True,
+                    n_jobs: int | None = None, progress: Progress | None = None,
+                    **options: Any) -> dict[str, Any]:
+    """Open `path` (layout detected unless given; NotADatasetError when it is no dataset)
+    and describe it. `options` go to the layout reader (e.g. PTB-XL's sampling rate)."""
+    recordset = open_dataset(path, layout=layout, **options)
+    return inspect_recordset(recordset, check_signals=check_signals, n_jobs=n_jobs, progress=progress)
+
+
+def inspect_recordset(recordset: Recordset, check_signals: bool = True, n_jobs: int | None = None,
+                      progress: Progress | None = None) -> dict[str, Any]:
+    """The report of an already opened Recordset (the app caches the Recordset itself)."""
+    bad_signals = find_unreadable_signals(recordset, n_jobs=n_jobs, progress=progress) if check_signals else []
+    bad_ids = {u.record for u in bad_signals}
+    table = recordset.table.loc[[rid for rid in recordset.table.index if rid not in bad_ids]]
+    unreadable = sorted([*recordset.unreadable, *bad_signals], key=lambda u: u.record)
+    label_counts = _count_items(table["labels"])
+    return {
+        "path": str(recordset.root),
+        "name": recordset.name,
+        "layout": recordset.layout,
+        "layout_description": type(recordset.source).description,
+        "n_records": int(len(table)),
+        "n_unreadable": len(unreadable),
+        "unreadable": [{"record": u.record, "reason": u.reason} for u in unreadable],
+        "signals_checked": bool(check_signals),
+        "sampling_rates": _rate_counts(table["fs"]),
+        "lengths": _length_summary(table),
+        "lead_sets": _ordered(Counter(",".join(map(str, leads)) for leads in table["leads"])),
+        "sources": _ordered(Counter(str(s) for s in table["source"])),
+        "patients": _patient_count(table["patient_id"]),
+        "folds": {str(k): int(v) for k, v in sorted(Counter(table["fold"]).items()) if int(k) != 0},
+        "label_counts": label_counts,
+        "label_names": _label_names(label_counts),
+        "unmapped_labels": _count_items(table["unmapped"]),
+        "unlabelled": int(sum(1 for labels, unmapped in zip(table["labels"], table["unmapped"])
+                              if not labels and not unmapped)),
+        "age": _age_summary(table["age"]),
+        "sex": _ordered(Counter(s if s in ("M", "F") else "unknown" for s in table["sex"])),
+    }
+
+
+def find_unreadable_signals(recordset: Recordset, n_jobs: int | None = None,
+                            chunk_size: int = CHUNK_SIZE,
+                            progress: Progress | None = None) -> list[Unreadable]:
+    """Read every record's signal and return those that fail, each with its reason.
+
+    Work goes to joblib workers in chunks (each ships only its rows and the picklable
+    source), so thousands of records cost one pass over the files; small datasets are
+    read in-process (unless `n_jobs` is given) because starting workers would take
+    longer than the reads.
+    """
+    table = recordset.table
+    chunks = [table.iloc[i:i + chunk_size] for i in range(0, len(table), chunk_size)]
+    total = len(table)
+    found: list[Unreadable] = []
+    in_process = n_jobs == 1 or (n_jobs is None and total < PARALLEL_MIN_RECORDS)
+    if in_process:
+        results: Iterable[list[Unreadable]] = (_check_chunk(recordset.source, chunk) for chunk in chunks)
+    else:
+        runner = Parallel(n_jobs=n_jobs or -1, return_as="generator")
+        results = runner(delayed(_check_chunk)(recordset.source, chunk) for chunk in chunks)
+    done = 0
+    for chunk, bad in zip(chunks, results):
+        found.extend(bad)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total)
+    return found
+
+
+def _check_chunk(source: DatasetSource, rows: pd.DataFrame) -> list[Unreadable]:
+    """Read each record of a chunk; any failure becomes an Unreadable naming the reason."""
+    bad: list[Unreadable] = []
+    for record_id, row in rows.iterrows():
+        reason = _signal_problem(source, row, str(record_id))
+        if reason is not None:
+            bad.append(Unreadable(str(record_id), reason))
+    return bad
+
+
+def _signal_problem(source: DatasetSource, row: pd.Series, record_id: str) -> str | None:
+    """Why a record's signal cannot be used, or None when it reads cleanly."""
+    try:
+        signal = source.read_signal(row, record_id)
+    except RecordError as err:
+        return err.reason
+    except Exception as err:  # one broken file must not end the inspection of the rest
+        return f"signal read failed: {type(err).__name__}: {err}"
+    expected = (len(row["leads"]), int(row["n_samples"]))
+    if signal.data.shape != expected:
+        return (f"signal has {signal.data.shape[0]} leads x {signal.data.shape[1]} samples; "
+                f"the metadata says {expected[0]} x {expected[1]}")
+    finite = np.isfinite(signal.data)
+    if not finite.all():
+        leads = [str(signal.leads[i]) for i in np.flatnonzero(~finite.all(axis=1))]
+        return f"{int((~finite).sum())} NaN/inf samples in lead(s) {', '.join(leads)}"
+    return None
+
+
+def _ordered(counter: Counter) -> dict[str, int]:
+    """Counts as a plain dict, most frequent first, ties by key (stable JSON)."""
+    return {str(k): int(v) for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], str(kv[0])))}
+
+
+def _count_items(column: Iterable[Iterable[str]]) -> dict[str, int]:
+    """Records per item of a tuple column (each record counts an item once)."""
+    counter: Counter = Counter()
+    for items in column:
+        counter.update({str(item) for item in items})
+    return _ordered(counter)
+
+
+def _rate_counts(rates: pd.Series) -> dict[str, int]:
+    """{"500": n, "1000": m}: ascending by rate, written without a trailing ".0"."""
+    counts = Counter(float(r) for r in rates)
+    return {f"{rate:g}": int(n) for rate, n in sorted(counts.items())}
+
+
+def _length_summary(table: pd.DataFrame) -> dict[str, Any]:
+    seconds = (table["n_samples"].astype(float) / table["fs"].astype(float)).to_numpy()
+    if seconds.size == 0:
+        return {"min_seconds": None, "median_seconds": None, "max_seconds": None, "histogram": {}}
+    bins = np.searchsorted(np.asarray(LENGTH_EDGES), seconds, side="right") - 1
+    histogram: dict[str, int] = {}
+    for i in range(len(LENGTH_EDGES) - 1):
+        n = int(np.sum(bins == i))
+        if n:
+            histogram[_bin_label(LENGTH_EDGES[i], LENGTH_EDGES[i + 1])] = n
+    return {
+        "min_seconds": round(float(seconds.min()), 3),
+        "median_seconds": round(float(np.median(seconds)), 3),
+        "max_seconds": round(float(seconds.max()), 3),
+        "histogram": histogram,
+    }
+
+
+def _bin_label(low: float, high: float) -> str:
+    return f">={low:g} s" if math.isinf(high) else f"{low:g}-{high:g} s"
+
+
+def _patient_count(patients: pd.Series) -> int:
+    """Distinct patients; a record with no patient key is its own patient."""
+    known = [str(p) for p in patients if str(p)]
+    return len(set(known)) + (len(patients) - len(known))
+
+
+def _age_summary(ages: pd.Series) -> dict[str, Any]:
+    known = ages.astype(float).dropna().to_numpy()
+    if known.size == 0:
+        return {"known": 0, "min": None, "median": None, "max": None}
+    return {"known": int(known.size), "min": float(known.min()),
+            "median": float(np.median(known)), "max": float(known.max())}
+
+
+def _label_names(label_counts: dict[str, int]) -> dict[str, str]:
+    """Readable names of the codes found ("AF — atrial fibrillation")."""
+    from ecgcore.data.labels import class_name
+
+    return {code: class_name(code) for code in label_counts}
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The human-readable form of a report (what `inspect-data` prints without --json)."""
+    lines = [
+        f"{report['path']}",
+        f"  layout: {report['layout']} ({report.get('layout_description', '')})",
+        f"  records: {report['n_records']} readable, {report['n_unreadable']} unreadable"
+        f"{'' if report.get('signals_checked', True) else ' (signals not read)'}; "
+        f"patients: {report.get('patients', '?')}",
+        "  sampling rates: " + _joined((f"{rate} Hz x {n}" for rate, n in report["sampling_rates"].items())),
+    ]
+    lengths = report.get("lengths") or {}
+    if lengths.get("min_seconds") is not None:
+        lines.append(f"  lengths: {lengths['min_seconds']:g}-{lengths['max_seconds']:g} s "
+                     f"(median {lengths['median_seconds']:g} s): "
+                     + _joined(f"{label} x {n}" for label, n in lengths["histogram"].items()))
+    lines.append("  lead sets: " + _joined(f"[{leads}] x {n}" for leads, n in report.get("lead_sets", {}).items()))
+    lines.append("  sources: " + _joined(f"{s or '?'} x {n}" for s, n in report.get("sources", {}).items()))
+    if report.get("folds"):
+        lines.append("  folds: " + _joined(f"{fold}: {n}" for fold, n in report["folds"].items()))
+    names = report.get("label_names", {})
+    lines.append(f"  labels (SNOMED CT, records per code; {report.get('unlabelled', 0)} unlabelled):")
+    lines += [f"    {n:>7}  {code:<10} {names.get(code, '')}" for code, n in report["label_counts"].items()]
+    if report["unmapped_labels"]:
+        lines.append("  unmapped labels (kept as text):")
+        lines += [f"    {n:>7}  {text}" for text, n in report["unmapped_labels"].items()]
+    if report["unreadable"]:
+        lines.append("  unreadable records:")
+        lines += [f"    {u['record']}: {u['reason']}" for u in report["unreadable"]]
+    return "\n".join(lines)
+
+
+def _joined(parts: Iterable[str]) -> str:
+    text = ", ".join(parts)
+    return text or "none"
