@@ -17,6 +17,9 @@ Decisions:
 - `patient_id` is "" (unknown): the Challenge headers carry no patient key, so
   each record is its own patient for splitting.
 - A record without a `#Dx:` line loads with no labels.
+- A folder with a `labels.csv` at its top is left to the `wfdb_folder` layout even
+  when its headers carry `#Dx:` lines: the labels file is the user saying which
+  labels count.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ SOURCES: dict[str, str] = {
 
 _PREFIX = re.compile(r"^([A-Za-z]+)\d")
 DETECT_HEADERS = 10  # headers looked at by `detect` before giving up
+USER_LABELS_FILE = "labels.csv"  # marks a user's own WFDB folder (layout wfdb_folder)
 
 
 def source_of(record_name: str, default: str = "") -> str:
@@ -101,6 +105,8 @@ class ChallengeSource(DatasetSource):
 
     @classmethod
     def detect(cls, root: Path) -> bool:
+        if (root / USER_LABELS_FILE).is_file():
+            return False
         return any(has_dx_line(h) for h in wfdbio.first_headers(root, DETECT_HEADERS))
 
     def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:

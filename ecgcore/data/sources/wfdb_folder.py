@@ -1,6 +1,8 @@
 """Any folder of WFDB records (users' own data), with an optional `labels.csv`.
 
 The last layout tried: any `.hea` anywhere under the folder makes it a dataset.
+A `labels.csv` at the top also keeps the Challenge reader from claiming the folder
+when its headers carry `#Dx:` comments.
 Records are found recursively; the record id is the record name, or the path
 relative to the folder when two subfolders hold records of the same name.
 
@@ -27,10 +29,10 @@ from ecgcore.data import wfdbio
 from ecgcore.data.recordset import Signal, Unreadable
 from ecgcore.data.sources import register
 from ecgcore.data.sources.base import DatasetSource
-from ecgcore.data.sources.challenge import header_row, wfdb_record_files
+from ecgcore.data.sources.challenge import USER_LABELS_FILE, header_row, wfdb_record_files
 from ecgcore.errors import EcgcoreError
 
-LABELS_FILE = "labels.csv"
+LABELS_FILE = USER_LABELS_FILE
 _SPLIT = re.compile(r"[,;]")
 
 
