@@ -1,0 +1,197 @@
+"""`prepare`: read every record in parallel, preprocess, and cache one memmap.
+
+Workers (joblib, loky backend) each take a chunk of records -- a copy of the
+recordset holding only those table rows, so pickling stays small -- read and
+preprocess them, and write their rows straight into the shared `X.npy` memmap;
+only a small status dict per record travels back. Chunks amortise the per-task
+overhead; their number (a few per worker) keeps the progress bar moving.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from ecgcore.data.prepare.cache import (
+    Prepared, cache_key, new_temp_dir, open_entry, publish, remove_stale_temps, write_meta,
+)
+from ecgcore.data.prepare.config import PrepConfig
+from ecgcore.data.prepare.record import preprocess_signal, window_length
+from ecgcore.data.recordset import Recordset
+from ecgcore.errors import EcgcoreError, RecordError
+
+Progress = Callable[[int, int], None]
+STATUS_COLUMNS: tuple[str, ...] = (
+    "record_id", "status", "reason", "row", "fs_in", "n_samples_in", "n_valid", "padded",
+    "truncated", "nan_interpolated", "nan_leads", "missing_leads",
+)
+MIN_CHUNK, MAX_CHUNK, CHUNKS_PER_WORKER = 16, 512, 6
+
+
+def prepare(recordset: Recordset, config: PrepConfig, cache_dir: Path | str, n_jobs: int = -1,
+            progress: Progress | None = None, key_mode: str = "metadata") -> Prepared:
+    """Preprocess every record of `recordset` into `cache_dir/<key>/` (see `cache`), or
+    return the cached entry when the same files and settings were prepared before (no
+    signal is read then). Records that cannot be used are dropped and reported in
+    `Prepared.dropped` with their reason; if none is usable, EcgcoreError says why."""
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = cache_key(recordset, config, key_mode)
+    cached = open_entry(cache_dir / key)
+    total = len(recordset)
+    if cached is not None:
+        if progress is not None:
+            progress(total, total)
+        return cached
+    if total == 0:
+        raise EcgcoreError(f"{recordset.name}: no readable records to prepare")
+    remove_stale_temps(cache_dir)
+    started = time.perf_counter()
+    temp = new_temp_dir(cache_dir, key)
+    try:
+        table = recordset.table
+        length = window_length(list(zip(table["fs"].tolist(), table["n_samples"].tolist())), config)
+        shape = (total, len(config.leads), length)
+        np.lib.format.open_memmap(temp / "X.npy", mode="w+", dtype=np.float32, shape=shape).flush()
+        infos = _run_chunks(recordset, config, temp / "X.npy", length, n_jobs, progress)
+        kept = [i for i, info in enumerate(infos) if info["status"] == "ok"]
+        if not kept:
+            raise EcgcoreError(f"{recordset.name}: no record could be prepared; "
+                               f"{_reason_summary(infos)}")
+        if len(kept) < total:
+            _compact(temp / "X.npy", kept)
+        _write_tables(temp, recordset.record_ids, infos, kept)
+        write_meta(temp, {
+            "key": key, "key_mode": key_mode, "config": config.to_dict(),
+            "shape": [len(kept), len(config.leads), length],
+            "n_records": total, "n_kept": len(kept), "n_dropped": total - len(kept),
+            "dataset": {"name": recordset.name, "layout": recordset.layout, "root": str(recordset.root)},
+            "build_seconds": round(time.perf_counter() - started, 3),
+        })
+        final = publish(temp, cache_dir / key)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    entry = open_entry(final)
+    if entry is None:
+        raise EcgcoreError(f"prepared cache at {final} could not be opened after writing it")
+    return entry
+
+
+def _run_chunks(recordset: Recordset, config: PrepConfig, x_path: Path, length: int,
+                n_jobs: int, progress: Progress | None) -> list[dict[str, Any]]:
+    total = len(recordset)
+    workers = joblib.cpu_count() if n_jobs in (-1, 0) else max(1, n_jobs)
+    chunk = min(MAX_CHUNK, max(MIN_CHUNK, math.ceil(total / (workers * CHUNKS_PER_WORKER))))
+    starts = list(range(0, total, chunk))
+    workers = min(workers, len(starts))
+    infos: list[dict[str, Any]] = [{} for _ in range(total)]
+    done = 0
+    if progress is not None:
+        progress(0, total)
+    tasks = ((_subset(recordset, s, s + chunk), config, x_path, s, length) for s in starts)
+    if workers == 1:
+        results = (_process_chunk(*task) for task in tasks)
+    else:
+        results = joblib.Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")(
+            joblib.delayed(_process_chunk)(*task) for task in tasks)
+    for start, chunk_infos in results:
+        infos[start:start + len(chunk_infos)] = chunk_infos
+        done += len(chunk_infos)
+        if progress is not None:
+            progress(done, total)
+    return infos
+
+
+def _subset(recordset: Recordset, start: int, stop: int) -> Recordset:
+    """The recordset restricted to rows [start, stop): what one worker task needs."""
+    return dataclasses.replace(recordset, table=recordset.table.iloc[start:stop], unreadable=[])
+
+
+def _process_chunk(part: Recordset, config: PrepConfig, x_path: Path, start: int,
+                   length: int) -> tuple[int, list[dict[str, Any]]]:
+    """Read + preprocess records of one chunk; write row `start + k` of X for each."""
+    X = np.load(x_path, mmap_mode="r+")
+    infos: list[dict[str, Any]] = []
+    for k, rid in enumerate(part.record_ids):
+        try:
+            window, info = preprocess_signal(part.read(rid), config, length, rid)
+        except RecordError as exc:
+            infos.append({"status": "dropped", "reason": exc.reason})
+            continue
+        except Exception as exc:  # one broken record must not sink the dataset
+            infos.append({"status": "dropped", "reason": f"{type(exc).__name__}: {exc}"})
+            continue
+        X[start + k] = window
+        infos.append({"status": "ok", "reason": "", **dataclasses.asdict(info)})
+    X.flush()
+    del X
+    return start, infos
+
+
+def _compact(x_path: Path, kept: list[int]) -> None:
+    """Rewrite X with only the kept rows (only needed when something was dropped)."""
+    full = np.load(x_path, mmap_mode="r")
+    small_path = x_path.with_name("X.compact.npy")
+    small = np.lib.format.open_memmap(small_path, mode="w+", dtype=np.float32,
+                                      shape=(len(kept),) + full.shape[1:])
+    step = 256
+    for a in range(0, len(kept), step):
+        small[a:a + step] = full[kept[a:a + step]]
+    small.flush()
+    del small, full
+    small_path.replace(x_path)
+
+
+def _write_tables(folder: Path, record_ids: list[str], infos: list[dict[str, Any]],
+                  kept: list[int]) -> None:
+    row_of = {i: r for r, i in enumerate(kept)}
+    rows = []
+    for i, (rid, info) in enumerate(zip(record_ids, infos)):
+        rows.append({
+            "record_id": rid, "status": info["status"], "reason": info.get("reason", ""),
+            "row": row_of.get(i, -1), "fs_in": info.get("fs_in", ""),
+            "n_samples_in": info.get("n_samples_in", ""), "n_valid": info.get("n_valid", 0),
+            "padded": bool(info.get("padded", False)), "truncated": bool(info.get("truncated", False)),
+            "nan_interpolated": info.get("nan_interpolated", 0),
+            "nan_leads": "|".join(info.get("nan_leads", ())),
+            "missing_leads": "|".join(info.get("missing_leads", ())),
+        })
+    pd.DataFrame(rows, columns=list(STATUS_COLUMNS)).to_csv(folder / "status.csv", index=False)
+    (folder / "record_ids.json").write_text(json.dumps([record_ids[i] for i in kept]))
+    np.save(folder / "lead_mask.npy", np.array([infos[i]["lead_mask"] for i in kept], dtype=bool))
+    np.save(folder / "lengths.npy", np.array([infos[i]["n_valid"] for i in kept], dtype=np.int64))
+
+
+def _reason_summary(infos: list[dict[str, Any]], limit: int = 3) -> str:
+    counts: dict[str, int] = {}
+    for info in infos:
+        counts[info.get("reason", "")] = counts.get(info.get("reason", ""), 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
+    return "; ".join(f"{n} x {reason}" for reason, n in top)
+
+
+def text_progress(stream: TextIO | None = None, width: int = 30, label: str = "prepare") -> Progress:
+    """A progress callback drawing `label [#####-----] done/total` on stderr (for the CLI;
+    the app passes its own callback)."""
+    out = stream if stream is not None else sys.stderr
+
+    def draw(done: int, total: int) -> None:
+        filled = int(width * done / total) if total else width
+        out.write(f"\r{label} [{'#' * filled}{'-' * (width - filled)}] {done}/{total}")
+        if done >= total:
+            out.write("\n")
+        out.flush()
+
+    return draw
