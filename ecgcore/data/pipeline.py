@@ -304,7 +304,9 @@ def build_dataset(path_or_recordset: Path | str | Recordset, task: str | Task,
 
     Records leave on the way with a reason: the reader's unreadable ones, those without a
     label for the task (per the task's keep rule), and those preprocessing cannot use
-    (too short, missing leads, …). `cache_dir` defaults to the workspace cache.
+    (too short, missing leads, …). `cache_dir` defaults to the workspace cache. The standard
+    scaler (normalize="standard") is fitted on the training rows actually used, i.e. after
+    the training fraction, so a small-data run never sees statistics of records it lacks.
     """
     prep = prep or PrepConfig()
     split_config = split or SplitConfig()
