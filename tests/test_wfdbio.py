@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from ecgcore.data import wfdbio
+from ecgcore.data import wfdb_scan, wfdbio
 from ecgcore.errors import RecordError
 
 LEADS12 = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -69,7 +69,7 @@ def test_every_shared_record_fast_path_equals_wfdb(shared_data: Path) -> None:
 
 def test_headers_without_signal_are_reported_missing(shared_data: Path) -> None:
     folder = shared_data / "ecg" / "cinc2021" / "INCART_headers_only"
-    readable, unreadable = wfdbio.scan_headers(folder)
+    readable, unreadable = wfdb_scan.scan_headers(folder)
     assert readable == []
     assert len(unreadable) == 10
     for item in unreadable:
@@ -247,7 +247,7 @@ def test_scan_headers_ids_and_multisegment(tmp_path: Path) -> None:
     wfdbio.write_record(tmp_path / "y", "seg_1", a, 100, ["I", "II"])
     wfdbio.write_record(tmp_path / "y", "seg_2", b, 100, ["I", "II"])
     (tmp_path / "y" / "long.hea").write_text("long/2 2 100 800\nseg_1 500\nseg_2 300\n")
-    readable, unreadable = wfdbio.scan_headers(tmp_path)
+    readable, unreadable = wfdb_scan.scan_headers(tmp_path)
     assert unreadable == []
     assert [rid for rid, _ in readable] == ["x/rec", "long", "y/rec"]
     signal, route = wfdbio.read_signal_traced(tmp_path / "y" / "long.hea")

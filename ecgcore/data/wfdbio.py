@@ -15,15 +15,14 @@ reference reader; tests check both paths agree on every real record we have.
 from __future__ import annotations
 
 import math
-import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from ecgcore.data.recordset import Signal, Unreadable
+from ecgcore.data.recordset import Signal
 from ecgcore.data.wfdb_comments import (  # noqa: F401  (re-exported: one import for readers)
     ChallengeFields, challenge_fields, comment_fields, parse_age, parse_sex,
 )
@@ -164,6 +163,27 @@ def _parse_record_line(line: str, record: str, fname: str) -> tuple[str, int | N
     return name, n_seg, n_sig, fs, n_samples
 
 
+@lru_cache(maxsize=4096)
+def _format_field(token: str) -> tuple[str, int, int, int] | None:
+    """`16x1:2+24` -> (format, samples per frame, skew, byte offset); cached because a
+    dataset repeats a handful of distinct tokens over millions of signal lines."""
+    match = _FMT_RE.match(token)
+    if match is None:
+        return None
+    fmt, spf, skew, offset = match.groups()
+    return fmt, int(spf or 1), int(skew or 0), int(offset or 0)
+
+
+@lru_cache(maxsize=4096)
+def _gain_field(token: str) -> tuple[float, int | None, str] | None:
+    """`1716(6)/mV` -> (gain, baseline or None, units); a zero gain means the default."""
+    match = _GAIN_RE.match(token)
+    if match is None:
+        return None
+    baseline = int(match.group(2)) if match.group(2) is not None else None
+    return float(match.group(1)) or DEFAULT_GAIN, baseline, match.group(3) or "mV"
+
+
 def _opt_int(tokens: list[str], i: int) -> int | None:
     return int(tokens[i]) if len(tokens) > i else None
 
@@ -173,18 +193,16 @@ def _parse_signal_line(line: str, index: int, record: str, fname: str) -> Signal
     where = f"header {fname}, signal line {index + 1}"
     if len(tokens) < 2:
         raise RecordError(record, f"{where}: {line!r} needs a file name and a format")
-    fmt_match = _FMT_RE.match(tokens[1])
-    if fmt_match is None:
+    fmt_fields = _format_field(tokens[1])
+    if fmt_fields is None:
         raise RecordError(record, f"{where}: cannot parse signal format {tokens[1]!r}")
-    fmt, spf, skew, offset = fmt_match.groups()
+    fmt, spf, skew, offset = fmt_fields
     gain, baseline, units = DEFAULT_GAIN, None, "mV"
     if len(tokens) > 2:
-        gain_match = _GAIN_RE.match(tokens[2])
-        if gain_match is None:
+        gain_fields = _gain_field(tokens[2])
+        if gain_fields is None:
             raise RecordError(record, f"{where}: cannot parse gain {tokens[2]!r}")
-        gain = float(gain_match.group(1)) or DEFAULT_GAIN
-        baseline = int(gain_match.group(2)) if gain_match.group(2) is not None else None
-        units = gain_match.group(3) or "mV"
+        gain, baseline, units = gain_fields
     try:
         adc_res = _opt_int(tokens, 3) or 0
         adc_zero = _opt_int(tokens, 4)
@@ -196,73 +214,12 @@ def _parse_signal_line(line: str, index: int, record: str, fname: str) -> Signal
     if baseline is None:  # WFDB: a missing baseline equals the ADC zero
         baseline = adc_zero or 0
     return SignalSpec(
-        file_name=tokens[0], fmt=fmt, samples_per_frame=int(spf or 1), skew=int(skew or 0),
-        byte_offset=int(offset or 0), gain=gain, baseline=baseline, units=units,
+        file_name=tokens[0], fmt=fmt, samples_per_frame=spf, skew=skew,
+        byte_offset=offset, gain=gain, baseline=baseline, units=units,
         adc_resolution=adc_res, adc_zero=adc_zero or 0, init_value=init_value,
         checksum=checksum, block_size=block_size,
         name=tokens[8].strip() if len(tokens) > 8 else "",
     )
-
-
-# ---------------------------------------------------------------- folders
-
-def find_headers(root: Path | str) -> list[Path]:
-    """Every `.hea` under `root` (recursive, sorted; hidden folders skipped)."""
-    found: list[Path] = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(folder) / f for f in sorted(files) if f.endswith(".hea"))
-    return found
-
-
-def first_headers(root: Path | str, limit: int) -> Iterator[Path]:
-    """Up to `limit` `.hea` files, walking lazily (for cheap layout detection)."""
-    count = 0
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for f in sorted(files):
-            if f.endswith(".hea"):
-                yield Path(folder) / f
-                count += 1
-                if count >= limit:
-                    return
-
-
-def record_ids(root: Path, headers: list[Path]) -> dict[Path, str]:
-    """Record id per header: the record name when it is unique in the tree, else the
-    path relative to `root` without suffix (so ids stay unique and readable)."""
-    stems: dict[str, int] = {}
-    for h in headers:
-        stems[h.stem] = stems.get(h.stem, 0) + 1
-    return {h: h.stem if stems[h.stem] == 1 else h.relative_to(root).with_suffix("").as_posix()
-            for h in headers}
-
-
-def scan_headers(root: Path | str) -> tuple[list[tuple[str, Header]], list[Unreadable]]:
-    """Parse and check every record under `root` without reading any signal: the
-    readable ones as (record id, header), the rest as Unreadable with the reason.
-    Segment headers of multi-segment records are not records of their own."""
-    root = Path(root)
-    headers = find_headers(root)
-    parsed: dict[Path, Header] = {}
-    unreadable: list[Unreadable] = []
-    ids = record_ids(root, headers)
-    for path in headers:
-        try:
-            parsed[path] = read_header(path)
-        except RecordError as exc:
-            unreadable.append(Unreadable(ids[path], exc.reason))
-    segment_paths = {h.path.parent / f"{seg}.hea" for h in parsed.values() for seg in h.segments}
-    readable: list[tuple[str, Header]] = []
-    for path, header in parsed.items():
-        if path in segment_paths:
-            continue
-        problem = check_record(path, header)
-        if problem is None:
-            readable.append((ids[path], header))
-        else:
-            unreadable.append(Unreadable(ids[path], problem))
-    return readable, unreadable
 
 
 # ---------------------------------------------------------------- header-level checks
@@ -353,57 +310,64 @@ def read_signal_traced(header_path: Path | str, record: str | None = None,
     if problem is not None:
         raise RecordError(name, problem)
     if fast_path_reason(header) is None:
-        data, route = _read_format16(header, name), "fast"
+        route = "fast"
+        data, maybe_nan = _read_format16(header, name)
     else:
-        data, route = _read_with_wfdb(header_path, name), "wfdb"
+        route, maybe_nan = "wfdb", True
+        data = _read_with_wfdb(header_path, name)
     data = _to_millivolts(data, header)
-    if not allow_nan:
+    if maybe_nan and not allow_nan:
         _require_finite(data, header, name)
     leads = tuple(s.name or f"signal{i}" for i, s in enumerate(header.signals))
     return Signal(data=data, fs=float(header.fs), leads=leads), route
 
 
-def _read_format16(header: Header, name: str) -> np.ndarray:
-    """Interleaved little-endian int16 -> (n_sig, n_samples) float32 physical units."""
+def _read_format16(header: Header, name: str) -> tuple[np.ndarray, bool]:
+    """Interleaved little-endian int16 -> (n_sig, n_samples) float32 physical units, and
+    whether any sample held the invalid value (those become NaN, as in wfdb). The file
+    is read in one call; the gain is finite and non-zero, so nothing else can be NaN."""
     spec0 = header.signals[0]
     path = header.path.parent / spec0.file_name
     n_sig, n = header.n_sig, header.n_samples
+    try:
+        buf = path.read_bytes()
+    except OSError as exc:
+        raise RecordError(name, f"cannot read {path.name}: {exc.strerror or exc}") from exc
     if path.suffix.lower() == ".mat":
-        _check_mat_header(path, n_sig, n, spec0.byte_offset, name)
-    raw = np.fromfile(path, dtype="<i2", count=n_sig * n, offset=spec0.byte_offset)
-    if raw.size < n_sig * n:
-        raise RecordError(name, f"signal file {path.name} holds {raw.size // n_sig} samples, "
-                                f"header claims {n}")
-    frames = raw.reshape(n, n_sig)
+        _check_mat_header(buf, path.name, n_sig, n, spec0.byte_offset, name)
+    if len(buf) < spec0.byte_offset + 2 * n_sig * n:
+        held = max(len(buf) - spec0.byte_offset, 0) // (2 * n_sig)
+        raise RecordError(name, f"signal file {path.name} holds {held} samples, header claims {n}")
+    frames = np.frombuffer(buf, dtype="<i2", count=n_sig * n, offset=spec0.byte_offset)
+    frames = frames.reshape(n, n_sig)
     data = frames.T.astype(np.float32)
-    baseline = np.array([s.baseline for s in header.signals], dtype=np.float32)[:, None]
-    gain = np.array([s.gain for s in header.signals], dtype=np.float32)[:, None]
-    data -= baseline
-    data /= gain
+    data -= np.array([s.baseline for s in header.signals], dtype=np.float32)[:, None]
+    data /= np.array([s.gain for s in header.signals], dtype=np.float32)[:, None]
     invalid = frames.T == FORMAT_16_INVALID
-    if invalid.any():
+    has_invalid = bool(invalid.any())
+    if has_invalid:
         data[invalid] = np.nan
-    return data
+    return data, has_invalid
 
 
 # MATLAB v4 header: int32 type (MOPT), rows, cols, imaginary flag, name length.
 _MAT_INT16_LE = 30  # M=0 little-endian, O=0, P=3 int16, T=0 full matrix
 
 
-def _check_mat_header(path: Path, n_sig: int, n: int, offset: int, name: str) -> None:
+def _check_mat_header(buf: bytes, file_name: str, n_sig: int, n: int, offset: int,
+                      name: str) -> None:
     """The .mat must hold a real int16 (n_sig x n) matrix ending where the samples start."""
-    head = np.fromfile(path, dtype="<i4", count=5)
-    if head.size < 5:
-        raise RecordError(name, f"{path.name} is not a MATLAB v4 file (shorter than its header)")
-    mtype, rows, cols, imag, namelen = (int(v) for v in head)
+    if len(buf) < 20:
+        raise RecordError(name, f"{file_name} is not a MATLAB v4 file (shorter than its header)")
+    mtype, rows, cols, imag, namelen = (int(v) for v in np.frombuffer(buf, dtype="<i4", count=5))
     if mtype != _MAT_INT16_LE or imag != 0:
-        raise RecordError(name, f"{path.name}: MATLAB matrix type {mtype} is not real int16 "
+        raise RecordError(name, f"{file_name}: MATLAB matrix type {mtype} is not real int16 "
                                 "(the header says format 16)")
     if 20 + namelen != offset:
-        raise RecordError(name, f"{path.name}: samples start at byte {20 + namelen}, "
+        raise RecordError(name, f"{file_name}: samples start at byte {20 + namelen}, "
                                 f"header says +{offset}")
     if rows * cols < n_sig * n:
-        raise RecordError(name, f"{path.name} holds a {rows}x{cols} matrix, header claims "
+        raise RecordError(name, f"{file_name} holds a {rows}x{cols} matrix, header claims "
                                 f"{n_sig} signals x {n} samples")
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from ecgcore.data import wfdbio
+from ecgcore.data import wfdb_scan, wfdbio
 from ecgcore.data.recordset import Signal, Unreadable
 from ecgcore.data.sources import register
 from ecgcore.data.sources.base import DatasetSource
@@ -107,10 +107,10 @@ class ChallengeSource(DatasetSource):
     def detect(cls, root: Path) -> bool:
         if (root / USER_LABELS_FILE).is_file():
             return False
-        return any(has_dx_line(h) for h in wfdbio.first_headers(root, DETECT_HEADERS))
+        return any(has_dx_line(h) for h in wfdb_scan.first_headers(root, DETECT_HEADERS))
 
     def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
-        readable, unreadable = wfdbio.scan_headers(self.root)
+        readable, unreadable = wfdb_scan.scan_headers(self.root)
         rows = [header_row(record_id, header, self.root.name) for record_id, header in readable]
         return rows, unreadable
 

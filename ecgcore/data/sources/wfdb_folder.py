@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from ecgcore.data import wfdbio
+from ecgcore.data import wfdb_scan, wfdbio
 from ecgcore.data.recordset import Signal, Unreadable
 from ecgcore.data.sources import register
 from ecgcore.data.sources.base import DatasetSource
@@ -79,10 +79,10 @@ class WfdbFolderSource(DatasetSource):
 
     @classmethod
     def detect(cls, root: Path) -> bool:
-        return next(wfdbio.first_headers(root, 1), None) is not None
+        return next(wfdb_scan.first_headers(root, 1), None) is not None
 
     def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
-        readable, unreadable = wfdbio.scan_headers(self.root)
+        readable, unreadable = wfdb_scan.scan_headers(self.root)
         labels_path = self.root / LABELS_FILE
         labels = read_labels_csv(labels_path) if labels_path.is_file() else {}
         used: set[str] = set()
