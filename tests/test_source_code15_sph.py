@@ -188,3 +188,22 @@ def test_sph_missing_file_and_bad_shape(shared_data: Path, tmp_path: Path) -> No
     (root / "records" / "SPH00002.h5").write_bytes(b"truncated")
     with pytest.raises(RecordError, match="SPH00002"):
         rs.read("SPH00002")
+
+
+def test_exam_columns_read_flags_written_any_way() -> None:
+    from ecgcore.data.sources.code15 import exam_columns
+
+    exams = pd.DataFrame({
+        "exam_id": [1, 2, 3, 4],
+        "age": [50, -1, None, 77],
+        "is_male": ["True", "false", None, "1"],
+        "patient_id": [10.0, None, 12.0, 13.0],
+        "1dAVb": ["TRUE", "0", None, "False"],
+        "RBBB": [1, 0, 1, 0],
+        "AF": [0.0, 1.0, float("nan"), 0.0],
+    })
+    cols = exam_columns(exams)
+    assert cols["raw_labels"] == [("1dAVb", "RBBB"), ("AF",), ("RBBB",), ()]
+    assert cols["sex"] == ["M", "F", "", "M"]
+    assert cols["patient_id"] == ["10", "", "12", "13"]
+    assert cols["age"][0] == 50 and np.isnan(cols["age"][1]) and np.isnan(cols["age"][2])
