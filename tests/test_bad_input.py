@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import wfdb
 
 from ecgcore.data import wfdbio
 from ecgcore.data.recordset import Recordset
@@ -37,6 +38,7 @@ SCAN_REJECTS = {
 # record id -> text the RecordError raised by Recordset.read must contain
 READ_REJECTS = {
     "nan_samples": "nan_samples: 25 NaN/inf samples",
+    "nan_212": "nan_212: 3 NaN/inf samples (invalid or missing values; lead III has 3)",
     "mat_not_int16": "mat_not_int16: mat_not_int16.mat: MATLAB matrix type 0 is not real int16",
 }
 # record id -> (fs, n_samples, leads) of records that are odd but readable
@@ -97,6 +99,11 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     gappy = _ecg(12, 5000, seed=3)
     gappy[7, 1000:1025] = np.nan  # written as format 16's invalid value -32768
     _write(root, "nan_samples", data=gappy)
+    gappy = _ecg(12, 5000, seed=5)
+    gappy[2, 100:103] = np.nan  # format 212 (read through wfdb, not the fast path)
+    (root / "wfdb_path").mkdir()
+    wfdb.wrsamp("nan_212", fs=500, units=["mV"] * 12, sig_name=LEADS12, p_signal=gappy.T,
+                fmt=["212"] * 12, comments=DX, write_dir=str(root / "wfdb_path"))
     mat = _write(root, "mat_not_int16", container="mat").with_suffix(".mat")
     raw = bytearray(mat.read_bytes())
     raw[0:4] = bytes(4)  # MATLAB v4 type 0: a float64 matrix, not what the .hea declares
