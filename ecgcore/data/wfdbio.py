@@ -8,7 +8,7 @@ that cover almost every public 12-lead set -- format 16 in one `.dat` file and
 the PhysioNet/CinC Challenge's MATLAB v4 `.mat` (format `16+24`: a 24-byte
 MATLAB header, then int16 samples; MATLAB stores the (n_sig, n_samples) matrix
 column-major, i.e. frame-interleaved exactly like a format-16 `.dat`) -- are read
-with `numpy.fromfile`. Everything else goes through `wfdb.rdrecord`, the
+with one file read and numpy. Everything else goes through `wfdb.rdrecord`, the
 reference reader; tests check both paths agree on every real record we have.
 """
 
@@ -309,17 +309,36 @@ def read_signal_traced(header_path: Path | str, record: str | None = None,
     problem = check_record(header_path, header)
     if problem is not None:
         raise RecordError(name, problem)
+    leads = tuple(s.name or f"signal{i}" for i, s in enumerate(header.signals))
+    units = [s.units for s in header.signals]
     if fast_path_reason(header) is None:
         route = "fast"
         data, maybe_nan = _read_format16(header, name)
     else:
         route, maybe_nan = "wfdb", True
-        data = _read_with_wfdb(header_path, name)
-    data = _to_millivolts(data, header)
+        data, wfdb_leads, units = _read_with_wfdb(header_path, name)
+        leads = leads or wfdb_leads  # a multi-segment header lists no signals itself
+    data = _to_millivolts(data, units)
     if maybe_nan and not allow_nan:
-        _require_finite(data, header, name)
-    leads = tuple(s.name or f"signal{i}" for i, s in enumerate(header.signals))
+        _require_finite(data, leads, name)
     return Signal(data=data, fs=float(header.fs), leads=leads), route
+
+
+def record_leads(header: Header) -> tuple[str, ...]:
+    """Lead names of a record; for a multi-segment record, those of its first segment
+    that has signals (the master header itself lists none)."""
+    if header.signals or not header.segments:
+        return header.leads
+    for segment in header.segments:
+        if segment == "~":
+            continue
+        try:
+            inner = read_header(header.path.parent / f"{segment}.hea")
+        except RecordError:
+            continue
+        if inner.signals:
+            return inner.leads
+    return ()
 
 
 def _read_format16(header: Header, name: str) -> tuple[np.ndarray, bool]:
@@ -371,8 +390,9 @@ def _check_mat_header(buf: bytes, file_name: str, n_sig: int, n: int, offset: in
                                 f"{n_sig} signals x {n} samples")
 
 
-def _read_with_wfdb(header_path: Path, name: str) -> np.ndarray:
-    """The reference reader, for everything the fast path does not cover."""
+def _read_with_wfdb(header_path: Path, name: str) -> tuple[np.ndarray, tuple[str, ...], list[str]]:
+    """The reference reader, for everything the fast path does not cover: samples,
+    lead names and units as wfdb reports them."""
     import wfdb
 
     try:
@@ -381,26 +401,28 @@ def _read_with_wfdb(header_path: Path, name: str) -> np.ndarray:
         raise RecordError(name, f"wfdb could not read it: {type(exc).__name__}: {exc}") from exc
     if rec.p_signal is None:
         raise RecordError(name, "wfdb returned no signal")
-    return np.ascontiguousarray(rec.p_signal.T, dtype=np.float32)
+    data = np.ascontiguousarray(rec.p_signal.T, dtype=np.float32)
+    leads = tuple(n or f"signal{i}" for i, n in enumerate(rec.sig_name or [None] * data.shape[0]))
+    return data, leads, [u or "mV" for u in (rec.units or ["mV"] * data.shape[0])]
 
 
-def _to_millivolts(data: np.ndarray, header: Header) -> np.ndarray:
+def _to_millivolts(data: np.ndarray, units: list[str]) -> np.ndarray:
     """Scale voltage channels to mV; other units (e.g. mmHg) are left unchanged."""
-    for i, spec in enumerate(header.signals[: data.shape[0]]):
-        factor = UNIT_TO_MV.get(spec.units.lower(), 1.0)
+    for i, unit in enumerate(units[: data.shape[0]]):
+        factor = UNIT_TO_MV.get(unit.lower(), 1.0)
         if factor != 1.0:
             data[i] *= factor
     return data
 
 
-def _require_finite(data: np.ndarray, header: Header, name: str) -> None:
+def _require_finite(data: np.ndarray, leads: tuple[str, ...], name: str) -> None:
     bad = ~np.isfinite(data)
     if bad.any():
         per_lead = bad.sum(axis=1)
         worst = int(np.argmax(per_lead))
-        lead = header.signals[worst].name if worst < len(header.signals) else str(worst)
+        lead = leads[worst] if worst < len(leads) else str(worst)
         raise RecordError(name, f"{int(bad.sum())} NaN/inf samples (invalid or missing values; "
-                                f"lead {lead or worst} has {int(per_lead[worst])})")
+                                f"lead {lead} has {int(per_lead[worst])})")
 
 
 # Writing lives in its own module (no import cycle); re-exported for one import path.
