@@ -207,3 +207,24 @@ def test_exam_columns_read_flags_written_any_way() -> None:
     assert cols["sex"] == ["M", "F", "", "M"]
     assert cols["patient_id"] == ["10", "", "12", "13"]
     assert cols["age"][0] == 50 and np.isnan(cols["age"][1]) and np.isnan(cols["age"][2])
+
+
+def test_non_finite_samples_are_refused_with_the_leads(code15_tree: Path, shared_data: Path,
+                                                       tmp_path: Path) -> None:
+    with h5py.File(code15_tree / "exams_part0.hdf5", "r+") as f:
+        f["tracings"][1, 1000, 3] = np.nan
+        f["tracings"][1, 2000, 3] = np.inf
+    rs = open_dataset(code15_tree)
+    with pytest.raises(RecordError, match=r"^1002: 2 NaN/inf samples \(leads aVR\)"):
+        rs.read("1002")
+    root = tmp_path / "sph"
+    root.mkdir()
+    src = shared_data / "ecg" / "cinc2021" / "SPH"
+    shutil.copy(src / "metadata.csv", root / "metadata.csv")
+    with h5py.File(src / "SPH00001.h5", "r") as f:
+        ecg = f["ecg"][()]
+    ecg[11, 7] = np.nan
+    with h5py.File(root / "SPH00001.h5", "w") as f:
+        f.create_dataset("ecg", data=ecg)
+    with pytest.raises(RecordError, match=r"^SPH00001: 1 NaN/inf samples \(leads V6\)"):
+        open_dataset(root).read("SPH00001")
