@@ -3,6 +3,7 @@ patient overlap, every dropped record counted with its reason, the train-only sc
 
 from __future__ import annotations
 
+import ast
 import shutil
 from pathlib import Path
 
@@ -213,3 +214,55 @@ def test_ptbxl_task_official_folds_and_train_only_scaler(ptbxl_tree: Path, cache
     np.testing.assert_allclose(batch.mean(axis=(0, 2)), 0.0, atol=1e-4)
     np.testing.assert_allclose(ds.batch([2, 0])[1], (ds.X[0] - mean[:, None]) / std[:, None],
                                rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- synthetic default
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ecgcore.data.synthetic import write_demo_data
+
+    out = tmp_path_factory.mktemp("demo")
+    write_demo_data(out, seed=0, scale=0.05)
+    return out
+
+
+def test_demo_source_patient_split_is_disjoint_and_aligned(demo: Path, cache: Path):
+    ds = build_dataset(demo / "source_ptbxl", "ptbxl_superdiagnostic", PREP,
+                       SplitConfig(method="patient", seed=1), cache, n_jobs=1)
+    counts = ds.table["patient_id"].value_counts()
+    assert counts.max() >= 2, "the demo source has several records per patient"
+    assert ds.patient_overlap() == {"train/val": [], "train/test": [], "val/test": []}
+    assert_aligned(ds, n_check=6)
+    # records dropped for the task are exactly those with no diagnostic SCP statement
+    database = pd.read_csv(demo / "source_ptbxl" / "ptbxl_database.csv")
+    statements = pd.read_csv(demo / "source_ptbxl" / "scp_statements.csv", index_col=0)
+    diagnostic = set(statements.index[statements["diagnostic"] == 1])
+    unlabelled = {str(row.ecg_id) for row in database.itertuples()
+                  if not set(ast.literal_eval(row.scp_codes)) & diagnostic}
+    dropped = {rid for rid, r in ds.dropped.items() if r.startswith("no label for the task")}
+    assert dropped == unlabelled
+    assert len(ds) + len(ds.dropped) == len(database)
+
+
+def test_demo_source_auto_uses_official_folds_and_paper_split_leaks(demo: Path, cache: Path):
+    auto = build_dataset(demo / "source_ptbxl", "ptbxl_superdiagnostic", PREP, SplitConfig(),
+                         cache, n_jobs=1)
+    assert auto.split.method == "official"
+    assert set(auto.table["fold"].to_numpy()[auto.split.test]) == {10}
+    assert auto.patient_overlap()["train/test"] == []
+    paper = build_dataset(demo / "source_ptbxl", "ptbxl_superdiagnostic", PREP,
+                          SplitConfig(method="paper"), cache, n_jobs=1)
+    assert paper.cache_path == auto.cache_path  # same task, same prepared array
+    leaked = paper.patient_overlap()["train/test"]
+    assert leaked and LEAK_NOTE in paper.split.notes
+
+
+def test_demo_target_resampled_and_split(demo: Path, cache: Path):
+    ds = build_dataset(demo / "target_challenge", "challenge2021_scored", PREP,
+                       SplitConfig(method="patient", train_fraction=0.5), cache, n_jobs=1)
+    assert ds.layout == "challenge" and ds.X.shape[1:] == (12, 1000)
+    summary = ds.summary()
+    assert summary.loc["records", "unused"] == ds.split.params["n_train_full"] - ds.split.train.size
+    assert summary.loc["records", "total"] == len(ds)
+    assert_aligned(ds, n_check=4)
