@@ -85,7 +85,8 @@ def test_paper_grid_square_millimetres_in_pink():
     xa, ya = fig.layout.xaxis, fig.layout.yaxis
     assert xa.dtick == 5 and ya.dtick == 5 and xa.minor.dtick == 1 and ya.minor.dtick == 1
     assert ya.scaleanchor == "x" and ya.scaleratio == 1
-    assert tuple(xa.range) == (0, 260.0) and tuple(ya.range) == (0, 160.0)
+    assert tuple(xa.range) == (0, 260.0) and tuple(ya.range) == (0, 170.0)
+    assert [paper.row_baseline_mm(r) for r in range(4)] == [140.0, 100.0, 60.0, 20.0]
     assert fig.layout.plot_bgcolor.startswith("#fff")
     # A handful of traces, not thousands of shapes.
     assert len(fig.data) <= 8 and not fig.layout.shapes

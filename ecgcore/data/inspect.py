@@ -17,6 +17,7 @@ workers; statistics describe the readable records only.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -37,6 +38,9 @@ CHUNK_SIZE = 256
 
 # Length histogram: right-open bins in seconds (10 s, the common ECG length, gets its own bin).
 LENGTH_EDGES: tuple[float, ...] = (0.0, 5.0, 10.0, 10.5, 20.0, 30.0, 60.0, 120.0, 600.0, math.inf)
+
+# Per-record files that `dataset_stamp` does not stat one by one.
+RECORD_SUFFIXES = frozenset({".hea", ".dat", ".mat", ".h5", ".hdf5", ".atr", ".xyz"})
 
 Progress = Callable[[int, int], None]
 
@@ -81,6 +85,27 @@ def inspect_recordset(recordset: Recordset, check_signals: bool = True, n_jobs: 
         "age": _age_summary(table["age"]),
         "sex": _ordered(Counter(s if s in ("M", "F") else "unknown" for s in table["sex"])),
     }
+
+
+def dataset_stamp(path: Path | str) -> float:
+    """A cheap change marker for caches keyed on a dataset: the latest modification time of
+    the folder, its direct subfolders and its top-level metadata files (not the records).
+
+    Adding or removing a record changes its folder's time, so a cache keyed on
+    (path, stamp) is refreshed; an in-place edit of one record file is not seen (that is
+    what the preprocessing cache's content hash is for). Statting every record of a large
+    dataset on each page rerun would cost more than the cache saves.
+    """
+    root = Path(path)
+    try:
+        latest = root.stat().st_mtime
+        with os.scandir(root) as entries:
+            for entry in entries:
+                if entry.is_dir() or Path(entry.name).suffix.lower() not in RECORD_SUFFIXES:
+                    latest = max(latest, entry.stat().st_mtime)
+    except OSError:
+        return 0.0
+    return latest
 
 
 def find_unreadable_signals(recordset: Recordset, n_jobs: int | None = None,

@@ -45,8 +45,9 @@ GRID_ROWS: tuple[tuple[str, ...], ...] = (
 )
 N_ROWS = len(GRID_ROWS) + 1  # plus the rhythm strip
 ROW_PITCH_MM = 40.0
+HEADROOM_MM = 10.0  # extra paper above the top row, so tall R waves (up to 3 mV) stay on it
 PAGE_WIDTH_MM = CAL_MARGIN_MM + PAGE_SECONDS * MM_PER_SECOND
-PAGE_HEIGHT_MM = N_ROWS * ROW_PITCH_MM
+PAGE_HEIGHT_MM = N_ROWS * ROW_PITCH_MM + HEADROOM_MM
 BAND_HALF_MM = 15.0  # half-height of the saliency band at the record's peak saliency
 
 PAPER_COLOUR = "#fff7f5"
@@ -64,7 +65,7 @@ def time_to_mm(seconds: float | np.ndarray) -> float | np.ndarray:
 
 def row_baseline_mm(row: int) -> float:
     """y of the baseline of a row: rows 0-2 are the 3x4 block, row 3 the rhythm strip."""
-    return PAGE_HEIGHT_MM - ROW_PITCH_MM * (row + 0.5)
+    return PAGE_HEIGHT_MM - HEADROOM_MM - ROW_PITCH_MM * (row + 0.5)
 
 
 def match_leads(leads: Sequence[str]) -> dict[str, int]:

@@ -1,0 +1,29 @@
+"""The workbench app: `streamlit run app.py`.
+
+A router and nothing else: every page is registered here with a stable url_path
+(so links keep working), and the sidebar shows which workspace ($ECGCORE_HOME)
+the app reads. Pages are thin views over `ecgcore`; nothing here trains or
+reads signals itself.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ecgcore import workspace
+
+st.set_page_config(page_title="ECG transfer workbench", page_icon=":material/monitor_heart:",
+                   layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
+    st.Page("pages/datasets.py", title="Datasets", icon=":material/database:", url_path="datasets"),
+]
+
+page = st.navigation(PAGES)
+
+with st.sidebar:
+    st.caption("Workspace ($ECGCORE_HOME)")
+    st.code(str(workspace.home()), language=None, wrap_lines=True)
+
+page.run()

@@ -1,0 +1,85 @@
+"""Home: what is in the workspace, and one button that writes the embedded demo data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ecgcore import workspace
+from ecgcore.data.inspect import dataset_stamp, inspect_dataset
+from ecgcore.errors import EcgcoreError
+from pages import require_router
+
+require_router()
+
+
+@st.cache_data(show_spinner="Reading dataset headers…", max_entries=64)
+def _summary(path: str, stamp: float) -> dict[str, Any]:
+    """Header-level report of one dataset (no signal reads); `stamp` refreshes the cache."""
+    try:
+        return inspect_dataset(path, check_signals=False)
+    except EcgcoreError as err:
+        return {"error": str(err)}
+
+
+def _workspace_table() -> pd.DataFrame:
+    rows = []
+    for entry in workspace.list_datasets():
+        report = _summary(str(entry.path), dataset_stamp(entry.path))
+        rows.append({
+            "dataset": entry.name,
+            "layout": report.get("layout", "—"),
+            "records": report.get("n_records"),
+            "unreadable": report.get("n_unreadable"),
+            "added by path": entry.registered,
+            "path": str(entry.path),
+            "problem": report.get("error", ""),
+        })
+    return pd.DataFrame(rows)
+
+
+def _write_demo() -> None:
+    """Write the synthetic sites into the workspace's datasets folder, then rerun so the
+    table above shows them."""
+    from ecgcore.data.synthetic import write_demo_data
+
+    try:
+        with st.spinner("Writing the synthetic hospitals…"):
+            st.session_state["demo_written"] = write_demo_data(workspace.datasets_dir())
+    except (EcgcoreError, OSError, ValueError) as err:
+        st.error(f"Could not write the demo data: {err}")
+        return
+    st.rerun()
+
+
+st.title("ECG transfer workbench")
+st.markdown(
+    "Does pretraining on one ECG dataset help on another, with which model and how much target "
+    "data? This workspace holds the datasets the comparisons run on."
+)
+
+table = _workspace_table()
+st.subheader("Datasets in the workspace")
+if table.empty:
+    st.info("No datasets yet. Write the embedded demo data below (or run "
+            "`python -m ecgcore demo-data`), or add a folder on the Datasets page.")
+else:
+    if not table["problem"].any():
+        table = table.drop(columns="problem")
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.page_link("pages/datasets.py", label="Open the Datasets page", icon=":material/database:")
+
+st.subheader("Embedded demo data")
+st.markdown(
+    "Two synthetic hospitals written in real formats (a PTB-XL-layout source and a "
+    "Challenge-layout target) so everything works without downloads. They are a teaching "
+    "and testing default, not clinical data."
+)
+if st.button("Write demo data", type="primary", key="write_demo"):
+    _write_demo()
+written = st.session_state.get("demo_written")
+if written:
+    st.success("Written: " + "; ".join(
+        f"{site['name']} ({site['n_records']} records, {site['layout']})" for site in written["sites"]))
