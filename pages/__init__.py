@@ -1,22 +1,30 @@
-"""The app's pages (registered in app.py with st.navigation; run them through app.py).
+"""The app's pages (registered in app.py with st.navigation, always run through app.py).
 
 `require_router()` works around a Streamlit behaviour: because this folder is named
-`pages/`, Streamlit starts each server in its legacy multipage mode, and the first
-request for a sub-page (e.g. a shared link to /datasets?dataset=…) runs that page file
-alone, without app.py (no page config, no shared sidebar, file-name navigation).
-Leaving legacy mode and rerunning makes Streamlit run app.py, whose st.navigation then
-routes to the same page (the page hash is its url_path in both modes, and the query
-string is kept).
+`pages/`, Streamlit starts each server in its legacy multipage mode until a run calls
+st.navigation. In that first run, a request for a sub-page (e.g. a shared link to
+/datasets?dataset=…) runs the page file alone, without app.py: no page config, no
+shared sidebar, navigation by file name. (AppTest does the same on every run after
+`switch_page`.) Each page calls `require_router()` first: when the page runs alone,
+it runs app.py in its place, whose st.navigation leaves legacy mode and routes to the
+same page (found by its url_path; query string and widget values are kept), then ends
+the outer run. Running app.py here rather than rerunning keeps a button click that
+started the run.
 """
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+APP = Path(__file__).resolve().parent.parent / "app.py"
+
 
 def require_router() -> None:
-    """Call first in every page: rerun through app.py when Streamlit ran the page alone."""
+    """Call first in every page: run app.py instead when Streamlit ran the page alone."""
     if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+        runpy.run_path(str(APP), run_name="__main__")
+        st.stop()

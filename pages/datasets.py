@@ -23,7 +23,7 @@ from ecgcore.errors import EcgcoreError
 from ecgcore.figures import ecg_paper_figure
 
 # Datasets up to this size have every signal read when shown; larger ones on request.
-AUTO_CHECK_RECORDS = 1000
+AUTO_CHECK_RECORDS = 3000
 from pages import require_router
 
 require_router()

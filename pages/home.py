@@ -9,6 +9,7 @@ import streamlit as st
 
 from ecgcore import workspace
 from ecgcore.data.inspect import dataset_stamp, inspect_dataset
+from ecgcore.data.synthetic import SITES, write_demo_data
 from ecgcore.errors import EcgcoreError
 from pages import require_router
 
@@ -40,14 +41,12 @@ def _workspace_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _write_demo() -> None:
+def _write_demo(scale: float) -> None:
     """Write the synthetic sites into the workspace's datasets folder, then rerun so the
     table above shows them."""
-    from ecgcore.data.synthetic import write_demo_data
-
     try:
         with st.spinner("Writing the synthetic hospitals…"):
-            st.session_state["demo_written"] = write_demo_data(workspace.datasets_dir())
+            st.session_state["demo_written"] = write_demo_data(workspace.datasets_dir(), scale=scale)
     except (EcgcoreError, OSError, ValueError) as err:
         st.error(f"Could not write the demo data: {err}")
         return
@@ -77,9 +76,14 @@ st.markdown(
     "Challenge-layout target) so everything works without downloads. They are a teaching "
     "and testing default, not clinical data."
 )
+full = sum(site.n_records for site in SITES.values())
+sizes = {1.0: f"full ({full:,} records)", 0.1: f"quick look ({round(full * 0.1):,} records)"}
+scale = st.radio("Size", list(sizes), format_func=sizes.get, horizontal=True, key="demo_scale")
+st.caption("Existing demo sites in the workspace are replaced; datasets added by path are never touched.")
 if st.button("Write demo data", type="primary", key="write_demo"):
-    _write_demo()
+    _write_demo(scale)
 written = st.session_state.get("demo_written")
 if written:
     st.success("Written: " + "; ".join(
-        f"{site['name']} ({site['n_records']} records, {site['layout']})" for site in written["sites"]))
+        f"{site['name']} ({site['n_records']} records, {site['layout']}, "
+        f"{site['records_per_second']:g} records/s)" for site in written["sites"]))

@@ -136,3 +136,24 @@ def test_add_dataset_by_path(real_workspace: Path, tmp_path: Path, shared_data: 
     assert "sph" in [e.name for e in ws.list_datasets()]
     assert at.selectbox(key="dataset").value == "sph"
     assert {m.label: m.value for m in at.metric}["Layout"] == "sph"
+
+
+def test_home_writes_demo_data_and_the_datasets_page_reads_it(workspace: Path):
+    at = _app()
+    at.radio(key="demo_scale").set_value(0.1)
+    at.button(key="write_demo").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("dataset")
+    written = {site["name"]: site for site in at.session_state["demo_written"]["sites"]}
+    assert set(table.index) == set(written) and len(written) >= 2
+    for name, site in written.items():
+        assert table.loc[name, "records"] == site["n_records"] > 0
+        assert Path(site["path"]).parent == (workspace / "datasets").resolve()
+    assert "Written:" in _texts(at)
+
+    name = next(iter(written))
+    at = _app("pages/datasets.py", dataset=name)
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Readable records"] == str(written[name]["n_records"])
+    assert _ecg_spec(at)["layout"]["title"]["text"].startswith(f"{name} / ")

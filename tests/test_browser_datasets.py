@@ -76,6 +76,10 @@ def test_datasets_page_draws_the_record_in_chromium(shared_data: Path, tmp_path:
                 page.goto(f"{url}/datasets?dataset=G12EC&record=E00004", wait_until="domcontentloaded")
                 main = page.locator("[data-testid='stMain']")
                 expect(main.get_by_role("heading", name="Datasets")).to_be_visible(timeout=30_000)
+                # Routed through app.py even on a first request for a sub-page: shared sidebar.
+                sidebar = page.locator("[data-testid='stSidebar']")
+                expect(sidebar).to_contain_text("$ECGCORE_HOME", timeout=30_000)
+                expect(sidebar.get_by_role("link", name="Home")).to_be_visible()
                 metric = main.locator("[data-testid='stMetric']").filter(has_text="Readable records")
                 expect(metric).to_contain_text("10", timeout=30_000)
                 # The ECG: a plotly.js plot whose title names the record from the URL.

@@ -13,6 +13,7 @@ import pytest
 import wfdb
 
 from ecgcore import cli
+from ecgcore.data import inspect as inspect_module
 from ecgcore.data.inspect import find_unreadable_signals, format_report, inspect_dataset
 from ecgcore.data.sources import open_dataset
 from ecgcore.errors import NotADatasetError
@@ -121,6 +122,27 @@ def test_signal_check_in_parallel_chunks_matches_in_process(tmp_path: Path):
     serial = find_unreadable_signals(recordset, n_jobs=1)
     assert [u.record for u in parallel] == [u.record for u in serial] == ["bad"]
     assert calls == [(3, 10), (6, 10), (9, 10), (10, 10)]
+
+
+def test_signal_check_goes_parallel_when_the_first_chunk_is_slow(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch):
+    root = tmp_path / "slow"
+    _write_folder(root, n_good=6, nan_record=True)
+    recordset = open_dataset(root)
+    monkeypatch.setattr(inspect_module, "PARALLEL_AFTER_SECONDS", 0.0)  # any work "is slow"
+    started: list[int] = []
+    real_parallel = inspect_module.Parallel
+
+    def spy(*args, **kwargs):
+        started.append(kwargs.get("n_jobs"))
+        return real_parallel(*args, **kwargs)
+
+    monkeypatch.setattr(inspect_module, "Parallel", spy)
+    bad = find_unreadable_signals(recordset, chunk_size=2)
+    assert [u.record for u in bad] == ["bad"] and started == [-1]
+    monkeypatch.setattr(inspect_module, "PARALLEL_AFTER_SECONDS", 3600.0)
+    assert [u.record for u in find_unreadable_signals(recordset, chunk_size=2)] == ["bad"]
+    assert started == [-1]  # fast enough: no workers the second time
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,8 +33,8 @@ from ecgcore.data.sources import open_dataset
 from ecgcore.data.sources.base import DatasetSource
 from ecgcore.errors import RecordError
 
-# Below this many records, reading signals in-process beats starting worker processes.
-PARALLEL_MIN_RECORDS = 400
+# Signal checks projected to take longer than this in-process go to joblib workers.
+PARALLEL_AFTER_SECONDS = 4.0
 CHUNK_SIZE = 256
 
 # Length histogram: right-open bins in seconds (10 s, the common ECG length, gets its own bin).
@@ -113,27 +114,44 @@ def find_unreadable_signals(recordset: Recordset, n_jobs: int | None = None,
                             progress: Progress | None = None) -> list[Unreadable]:
     """Read every record's signal and return those that fail, each with its reason.
 
-    Work goes to joblib workers in chunks (each ships only its rows and the picklable
-    source), so thousands of records cost one pass over the files; small datasets are
-    read in-process (unless `n_jobs` is given) because starting workers would take
-    longer than the reads.
+    Records go in chunks (each ships only its rows and the picklable source). With
+    `n_jobs=None` the first chunk is read in-process and timed: when the rest would
+    take longer than PARALLEL_AFTER_SECONDS (slow formats read through wfdb, or tens
+    of thousands of records) the remaining chunks go to joblib workers; otherwise
+    starting workers would cost more than it saves (the numpy fast path reads
+    thousands of records a second). `n_jobs=1` never starts workers; any other
+    number starts them at once.
     """
     table = recordset.table
     chunks = [table.iloc[i:i + chunk_size] for i in range(0, len(table), chunk_size)]
     total = len(table)
     found: list[Unreadable] = []
-    in_process = n_jobs == 1 or (n_jobs is None and total < PARALLEL_MIN_RECORDS)
-    if in_process:
-        results: Iterable[list[Unreadable]] = (_check_chunk(recordset.source, chunk) for chunk in chunks)
-    else:
-        runner = Parallel(n_jobs=n_jobs or -1, return_as="generator")
-        results = runner(delayed(_check_chunk)(recordset.source, chunk) for chunk in chunks)
     done = 0
-    for chunk, bad in zip(chunks, results):
+
+    def collect(chunk: pd.DataFrame, bad: list[Unreadable]) -> None:
+        nonlocal done
         found.extend(bad)
         done += len(chunk)
         if progress is not None:
             progress(done, total)
+
+    rest = chunks
+    if n_jobs is None and chunks:
+        started = time.perf_counter()
+        collect(chunks[0], _check_chunk(recordset.source, chunks[0]))
+        per_record = (time.perf_counter() - started) / len(chunks[0])
+        rest = chunks[1:]
+        parallel = per_record * (total - done) > PARALLEL_AFTER_SECONDS
+    else:
+        parallel = n_jobs != 1
+    if parallel and rest:
+        runner = Parallel(n_jobs=n_jobs or -1, return_as="generator")
+        results: Iterable[list[Unreadable]] = runner(
+            delayed(_check_chunk)(recordset.source, chunk) for chunk in rest)
+    else:
+        results = (_check_chunk(recordset.source, chunk) for chunk in rest)
+    for chunk, bad in zip(rest, results):
+        collect(chunk, bad)
     return found
 
 
