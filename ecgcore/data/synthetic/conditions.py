@@ -92,7 +92,7 @@ def _sinus_tachy(plan: Plan, rng: Rng) -> Plan:
 def _atrial_fibrillation(plan: Plan, rng: Rng) -> Plan:
     hr = float(np.clip(rng.normal(95.0, 22.0), 55.0, 160.0))
     return replace(_without(plan, "P1", "P2"), hr=hr, p_waves=False, irregular=True,
-                   fwave_mv=float(rng.uniform(0.025, 0.11)))
+                   fwave_mv=float(rng.uniform(0.02, 0.07)))
 
 
 # ---------------------------------------------------------------- conduction
@@ -103,7 +103,7 @@ def _first_degree_block(plan: Plan, rng: Rng) -> Plan:
 def _left_bundle_block(plan: Plan, rng: Rng) -> Plan:
     """No septal q (the septum fires right-to-left), a broad notched R in I/aVL/
     V5–V6 and a broad QS in V1–V2 (QRS 130–170 ms); ST-T discordant to QRS."""
-    w = float(rng.uniform(1.0, 1.25))
+    w = float(rng.uniform(1.1, 1.35))
     size = float(rng.uniform(0.9, 1.3))
     plan = _without(plan, "Q", "R", "S")
     r1 = Wave(-0.024 * w, 0.0145 * w, (0.60 * size, 0.25 * size, -0.60 * size), DEPOLARISATION)
@@ -119,7 +119,7 @@ def _right_bundle_block(plan: Plan, rng: Rng) -> Plan:
     """Normal start, then a slow late rightward-anterior force: rsR' in V1,
     a broad S in I and V6 (QRS 120–160 ms); T inverted in V1–V2."""
     late = float(rng.uniform(0.8, 1.2))
-    r_prime = Wave(0.058, 0.019, (-0.38 * late, 0.02, 0.42 * late), DEPOLARISATION)
+    r_prime = Wave(0.060, 0.017, (-0.45 * late, 0.02, 0.50 * late), DEPOLARISATION)
     plan = _with_waves(plan, Rp=r_prime)
     t1 = plan.template["T1"]
     flipped = Wave(t1.mu, t1.sigma, (t1.amp[0] + 0.04, t1.amp[1], t1.amp[2] - 0.14),
@@ -179,8 +179,8 @@ def _lv_hypertrophy(plan: Plan, rng: Rng) -> Plan:
 def _st_t_change(plan: Plan, rng: Rng, depth: float | None = None) -> Plan:
     """Lateral T-wave inversion with or without ST depression: the T dipole's
     component along the lateral-inferior direction is reflected."""
-    k = depth if depth is not None else float(rng.uniform(0.35, 1.1))
-    u = _unit((0.8, 0.45, -0.25))
+    k = depth if depth is not None else float(rng.uniform(0.6, 1.4))
+    u = _unit((0.85, 0.35, -0.4))
     new: dict[str, Wave] = {}
     for name in ("T1", "T2"):
         if name in plan.template:

@@ -37,7 +37,7 @@ REPOLARISATION = 2  # stretches with the QT interval (ST segment, T waves)
 # drawings; tuned so that the R/S transition falls at V3–V4 on a normal beat.
 PRECORDIAL_ANGLE_DEG = np.array([118.0, 98.0, 78.0, 58.0, 32.0, 8.0])
 PRECORDIAL_TILT = np.array([0.10, 0.10, 0.12, 0.15, 0.15, 0.15])
-PRECORDIAL_GAIN = np.array([1.0, 1.45, 1.55, 1.45, 1.2, 1.0])
+PRECORDIAL_GAIN = np.array([1.3, 1.9, 2.0, 1.85, 1.55, 1.3])
 
 
 def precordial_vectors(shift_deg: float = 0.0, tilt: float = 0.0) -> np.ndarray:

@@ -25,7 +25,7 @@ def stratified_patient_folds(patient_ids: Sequence[Hashable],
     labels: dict[Hashable, Counter[str]] = defaultdict(Counter)
     for i, (pid, codes) in enumerate(zip(patient_ids, label_sets)):
         records[pid].append(i)
-        labels[pid].update(set(codes))
+        labels[pid].update(sorted(set(codes)))  # sorted: no hash-seed dependent order
     totals: Counter[str] = Counter()
     for counter in labels.values():
         totals.update(counter)

@@ -80,7 +80,10 @@ def sample_patient(site: Site, site_index: int, seed: int, index: int) -> Patien
                  * np.clip(1.25 - 0.006 * (age - 20.0), 0.7, 1.3))
     factor = _age_factor(age)
     prev = site.prevalence
-    chronic = {k for k in CHRONIC - {"LBBB", "RBBB"} if rng.random() < prev.get(k, 0.0) * factor}
+    # sorted: iterating a set of strings follows the per-process hash seed, and
+    # the draws must not depend on the process that makes them.
+    chronic = {k for k in sorted(CHRONIC - {"LBBB", "RBBB"})
+               if rng.random() < prev.get(k, 0.0) * factor}
     bundle = rng.random()
     if bundle < prev.get("LBBB", 0.0) * factor:
         chronic.add("LBBB")
@@ -136,10 +139,14 @@ def _shape_rng(seed: int, site_index: int, patient: Patient, record_index: int):
 
 
 def synthesise(site: Site, site_index: int, seed: int, patient: Patient, record_index: int,
-               noise: bool = True) -> SyntheticRecord:
-    """Make one record: findings, beat plan, dipole, 12 leads, noise, calibration."""
+               noise: bool = True, findings: frozenset[str] | None = None) -> SyntheticRecord:
+    """Make one record: findings, beat plan, dipole, 12 leads, noise, calibration.
+
+    `findings` forces the conditions (e.g. {"NSR", "LBBB"}: one rhythm plus any
+    others) instead of drawing them: for examples, teaching and tests."""
     rng = rng_for(seed, site_index, _RECORD, record_index)
-    findings = sample_findings(site, patient, rng)
+    drawn = sample_findings(site, patient, rng)
+    findings = drawn if findings is None else frozenset(findings)
     hr = patient.hr + rng.normal(0.0, 4.0)
     plan = Plan(template=normal_beat(), hr=hr, pr=patient.pr, qtc=patient.qtc)
     plan = apply_conditions(plan, findings, _shape_rng(seed, site_index, patient, record_index))

@@ -46,7 +46,7 @@ def add_noise(recorded: np.ndarray, fs: float, levels: NoiseLevels,
     """Return recorded channels (n_channels, n) with noise added, and what was added."""
     n_ch, n = recorded.shape
     t = np.arange(n) / fs
-    quality = rng.lognormal(0.0, 0.5)
+    quality = rng.lognormal(0.0, 0.4)
     wander = levels.wander_mv * quality
     mains = levels.powerline_mv * rng.lognormal(0.0, 0.6)
     emg = levels.emg_mv * quality

@@ -67,8 +67,10 @@ def _insert_premature(times: np.ndarray, intervals: np.ndarray, kind: np.ndarray
     45–70 % of the RR and, in sinus rhythm, is followed by a full compensatory
     pause (the next sinus beat keeps its time); an atrial one comes at 60–80 %
     with a different P and resets the sinus node (the following beats shift)."""
+    # Only beats whose predecessor is inside the record, so the prematurity shows.
     inside = np.flatnonzero((times > 0.3) & (times < duration - 0.3))
-    inside = inside[inside > 0]
+    inside = inside[(inside > 0)]
+    inside = inside[times[inside - 1] > 0.1]
     wanted = plan.n_pvc + plan.n_pac
     if wanted == 0 or inside.size == 0:
         return times, intervals
@@ -109,6 +111,6 @@ def fibrillatory_waves(plan: Plan, fs: float, n_samples: int,
     phase = 2 * np.pi * np.cumsum(base + wander) / fs + rng.uniform(0, 2 * np.pi)
     envelope = 1.0 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t + rng.uniform(0, 2 * np.pi))
     wave = plan.fwave_mv * envelope * (np.sin(phase) + 0.3 * np.sin(2 * phase + 1.0))
-    direction = np.array([0.2, 0.5, 0.85]) + 0.15 * rng.standard_normal(3)
+    direction = np.array([-0.45, 0.45, 0.75]) + 0.15 * rng.standard_normal(3)
     direction /= np.linalg.norm(direction)
     return direction[:, None] * wave[None, :]
