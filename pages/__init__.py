@@ -25,6 +25,6 @@ APP = Path(__file__).resolve().parent.parent / "app.py"
 
 def require_router() -> None:
     """Call first in every page: run app.py instead when Streamlit ran the page alone."""
-    if PagesManager.uses_pages_directory:
+    if getattr(PagesManager, "uses_pages_directory", False):
         runpy.run_path(str(APP), run_name="__main__")
         st.stop()

@@ -63,7 +63,8 @@ def _add_dataset() -> None:
 def _add_form(expanded: bool) -> None:
     with st.expander("Add a dataset by path", expanded=expanded):
         with st.form("add_dataset", clear_on_submit=False):
-            st.text_input("Folder", key="add_path", placeholder="/data/physionet/ptb-xl/1.0.3")
+            st.text_input("Folder", key="add_path",
+                          help="A dataset folder as downloaded, e.g. /data/physionet/ptb-xl/1.0.3")
             st.text_input("Name (default: the folder's name)", key="add_name")
             st.form_submit_button("Add", on_click=_add_dataset)
         if st.session_state.get("add_error"):
@@ -148,8 +149,8 @@ def _compare(name: str, entries: dict[str, Path]) -> None:
     if not others:
         st.caption("Add a second dataset to compare label spaces.")
         return
-    other = st.selectbox("Compare with", others, index=None, key="compare", bind="query-params",
-                         placeholder="choose a dataset")
+    other = st.selectbox("Compare with", others, index=None, key="compare",
+                         bind="query-params")
     if other is None:
         return
     path_a, path_b = entries[name], entries[other]

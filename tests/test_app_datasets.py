@@ -157,3 +157,14 @@ def test_home_writes_demo_data_and_the_datasets_page_reads_it(workspace: Path):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Readable records"] == str(written[name]["n_records"])
     assert _ecg_spec(at)["layout"]["title"]["text"].startswith(f"{name} / ")
+
+
+def test_a_registered_folder_that_vanished_is_reported_not_fatal(workspace: Path, tmp_path: Path):
+    ws.add_dataset("gone", tmp_path / "gone")
+    at = _app()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("dataset")
+    assert "no such file or folder" in table.loc["gone", "problem"]
+    at = _app("pages/datasets.py", dataset="gone")
+    assert not at.exception
+    assert any("gone" in e.value and "no such file or folder" in e.value for e in at.error)
