@@ -420,7 +420,8 @@ def test_nothing_usable_is_a_clear_error(tmp_path: Path) -> None:
         prepare(open_folder(root), PrepConfig(fs=100, resample="decimate"), tmp_path / "c", n_jobs=1)
 
 
-def test_parallel_build_equals_sequential_and_reports_progress(tmp_path: Path) -> None:
+def test_parallel_build_equals_sequential_and_reports_progress(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "many"
     for i in range(40):
         write(root, f"p{i:02d}", ecg_like(2570 if i % 5 == 0 else 5000, 257 if i % 5 == 0 else 500,
@@ -435,6 +436,32 @@ def test_parallel_build_equals_sequential_and_reports_progress(tmp_path: Path) -
     assert parallel.record_ids == sequential.record_ids == rs.record_ids
     assert calls[0] == (0, 40) and calls[-1] == (40, 40) and len(calls) >= 3
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    # auto mode, forced to start a worker while this process keeps working
+    from ecgcore.data.prepare import runner
+    monkeypatch.setattr(runner, "WORKER_START_SECONDS", 0.0)
+    monkeypatch.setattr(runner.joblib, "cpu_count", lambda *a, **k: 2)
+    hybrid = prepare(rs, PrepConfig(fs=100), tmp_path / "auto", n_jobs=-1)
+    np.testing.assert_array_equal(np.asarray(hybrid.X), np.asarray(sequential.X))
+    assert n_reads(root) == 120
+
+
+class SeriesOnlySource(CountingWfdbSource):
+    """A source that insists on real pandas rows (uses Series-only attributes)."""
+
+    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
+        assert row.index[-1] == "path" or "path" in row.index
+        return super().read_signal(row, record_id)
+
+    def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
+        return [Path(row.iloc[list(row.index).index("path")])]
+
+
+def test_sources_that_need_real_series_rows_still_work(small_set: Path, tmp_path: Path) -> None:
+    rs = SeriesOnlySource(small_set).load()
+    prepared = prepare(rs, PrepConfig(fs=100), tmp_path / "c", n_jobs=1)
+    assert prepared.dropped == {} and len(prepared) == 7
+    reference = prepare(open_folder(small_set), PrepConfig(fs=100), tmp_path / "c2", n_jobs=1)
+    np.testing.assert_array_equal(np.asarray(prepared.X), np.asarray(reference.X))
 
 
 def test_text_progress_draws_a_bar() -> None:

@@ -7,8 +7,8 @@
     prepared.dropped      # {record: reason} for records that could not be used
 
 Modules: `config` (PrepConfig), `signal_ops` (pure per-array steps), `record` (one
-record through the pipeline), `cache` (key, entries, atomic publish), `build`
-(parallel `prepare`), `scaler` (train-only standard scaler).
+record through the pipeline), `runner` (chunks, joblib scheduling), `cache` (key,
+entries, atomic publish), `build` (`prepare`), `scaler` (train-only standard scaler).
 """
 
 from ecgcore.data.prepare.build import prepare, text_progress

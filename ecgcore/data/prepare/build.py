@@ -1,25 +1,19 @@
-"""`prepare`: read every record in parallel, preprocess, and cache one memmap.
+"""`prepare`: key -> cache hit, or build the entry (in parallel) and publish it atomically.
 
-Workers (joblib, loky backend) each take a chunk of records -- a copy of the
-recordset holding only those table rows, so pickling stays small -- read and
-preprocess them, and write their rows straight into the shared `X.npy` memmap;
-only a small status dict per record travels back. Chunks amortise the per-task
-overhead; their number (a few per worker) keeps the progress bar moving.
+The build allocates X for every record, lets `runner.run_chunks` fill it (chunks of
+records, joblib/loky), then compacts away the rows of dropped records and writes the
+status tables and, last, meta.json (see `cache` for the entry layout).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-import joblib
 import numpy as np
 import pandas as pd
 
@@ -27,16 +21,15 @@ from ecgcore.data.prepare.cache import (
     Prepared, cache_key, new_temp_dir, open_entry, publish, remove_stale_temps, write_meta,
 )
 from ecgcore.data.prepare.config import PrepConfig
-from ecgcore.data.prepare.record import preprocess_signal, window_length
+from ecgcore.data.prepare.record import window_length
+from ecgcore.data.prepare.runner import Progress, RowTarget, run_chunks
 from ecgcore.data.recordset import Recordset
-from ecgcore.errors import EcgcoreError, RecordError
+from ecgcore.errors import EcgcoreError
 
-Progress = Callable[[int, int], None]
 STATUS_COLUMNS: tuple[str, ...] = (
     "record_id", "status", "reason", "row", "fs_in", "n_samples_in", "n_valid", "padded",
     "truncated", "nan_interpolated", "nan_leads", "missing_leads",
 )
-MIN_CHUNK, MAX_CHUNK, CHUNKS_PER_WORKER = 16, 512, 6
 
 
 def prepare(recordset: Recordset, config: PrepConfig, cache_dir: Path | str, n_jobs: int = -1,
@@ -44,7 +37,12 @@ def prepare(recordset: Recordset, config: PrepConfig, cache_dir: Path | str, n_j
     """Preprocess every record of `recordset` into `cache_dir/<key>/` (see `cache`), or
     return the cached entry when the same files and settings were prepared before (no
     signal is read then). Records that cannot be used are dropped and reported in
-    `Prepared.dropped` with their reason; if none is usable, EcgcoreError says why."""
+    `Prepared.dropped` with their reason; if none is usable, EcgcoreError says why.
+
+    n_jobs: 1 works in this process; k >= 2 uses k loky workers; -1 (default, and -2 …
+    as in joblib) times the first chunk here and starts workers only when the rest of
+    the work outweighs their start-up. `progress(done, total)` is called after each chunk.
+    The output is the same whichever way the work was split."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = cache_key(recordset, config, key_mode)
@@ -63,8 +61,10 @@ def prepare(recordset: Recordset, config: PrepConfig, cache_dir: Path | str, n_j
         table = recordset.table
         length = window_length(list(zip(table["fs"].tolist(), table["n_samples"].tolist())), config)
         shape = (total, len(config.leads), length)
-        np.lib.format.open_memmap(temp / "X.npy", mode="w+", dtype=np.float32, shape=shape).flush()
-        infos = _run_chunks(recordset, config, temp / "X.npy", length, n_jobs, progress)
+        blank = np.lib.format.open_memmap(temp / "X.npy", mode="w+", dtype=np.float32, shape=shape)
+        target = RowTarget(temp / "X.npy", blank.offset, shape[1:])
+        del blank  # a sparse file of zeros, filled chunk by chunk
+        infos = run_chunks(recordset, config, target, n_jobs, progress)
         kept = [i for i, info in enumerate(infos) if info["status"] == "ok"]
         if not kept:
             raise EcgcoreError(f"{recordset.name}: no record could be prepared; "
@@ -89,57 +89,6 @@ def prepare(recordset: Recordset, config: PrepConfig, cache_dir: Path | str, n_j
     return entry
 
 
-def _run_chunks(recordset: Recordset, config: PrepConfig, x_path: Path, length: int,
-                n_jobs: int, progress: Progress | None) -> list[dict[str, Any]]:
-    total = len(recordset)
-    workers = joblib.cpu_count() if n_jobs in (-1, 0) else max(1, n_jobs)
-    chunk = min(MAX_CHUNK, max(MIN_CHUNK, math.ceil(total / (workers * CHUNKS_PER_WORKER))))
-    starts = list(range(0, total, chunk))
-    workers = min(workers, len(starts))
-    infos: list[dict[str, Any]] = [{} for _ in range(total)]
-    done = 0
-    if progress is not None:
-        progress(0, total)
-    tasks = ((_subset(recordset, s, s + chunk), config, x_path, s, length) for s in starts)
-    if workers == 1:
-        results = (_process_chunk(*task) for task in tasks)
-    else:
-        results = joblib.Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")(
-            joblib.delayed(_process_chunk)(*task) for task in tasks)
-    for start, chunk_infos in results:
-        infos[start:start + len(chunk_infos)] = chunk_infos
-        done += len(chunk_infos)
-        if progress is not None:
-            progress(done, total)
-    return infos
-
-
-def _subset(recordset: Recordset, start: int, stop: int) -> Recordset:
-    """The recordset restricted to rows [start, stop): what one worker task needs."""
-    return dataclasses.replace(recordset, table=recordset.table.iloc[start:stop], unreadable=[])
-
-
-def _process_chunk(part: Recordset, config: PrepConfig, x_path: Path, start: int,
-                   length: int) -> tuple[int, list[dict[str, Any]]]:
-    """Read + preprocess records of one chunk; write row `start + k` of X for each."""
-    X = np.load(x_path, mmap_mode="r+")
-    infos: list[dict[str, Any]] = []
-    for k, rid in enumerate(part.record_ids):
-        try:
-            window, info = preprocess_signal(part.read(rid), config, length, rid)
-        except RecordError as exc:
-            infos.append({"status": "dropped", "reason": exc.reason})
-            continue
-        except Exception as exc:  # one broken record must not sink the dataset
-            infos.append({"status": "dropped", "reason": f"{type(exc).__name__}: {exc}"})
-            continue
-        X[start + k] = window
-        infos.append({"status": "ok", "reason": "", **dataclasses.asdict(info)})
-    X.flush()
-    del X
-    return start, infos
-
-
 def _compact(x_path: Path, kept: list[int]) -> None:
     """Rewrite X with only the kept rows (only needed when something was dropped)."""
     full = np.load(x_path, mmap_mode="r")
@@ -149,7 +98,6 @@ def _compact(x_path: Path, kept: list[int]) -> None:
     step = 256
     for a in range(0, len(kept), step):
         small[a:a + step] = full[kept[a:a + step]]
-    small.flush()
     del small, full
     small_path.replace(x_path)
 

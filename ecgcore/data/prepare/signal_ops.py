@@ -4,6 +4,10 @@ Each function does one step of the preprocessing pipeline and knows nothing
 about files or caches, so it can be tested on hand-made arrays. Filtering and
 resampling are scipy's; only lead matching, NaN interpolation, cropping and
 per-lead scaling are written here (they are a few lines of numpy each).
+
+`scipy.signal` is imported inside the functions that need it: importing it costs
+about a second, which every joblib worker would otherwise pay even when the
+records already have the target rate and no filter is asked for.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
-from scipy import signal as sps
 
 from ecgcore.data.recordset import STANDARD_LEADS
 
@@ -50,6 +53,8 @@ def select_leads(data: np.ndarray, names_in: tuple[str, ...],
     Returns (array (len(names_out), n), present mask)."""
     index = lead_indices(tuple(names_in), tuple(names_out))
     present = np.array([i >= 0 for i in index], dtype=bool)
+    if index == tuple(range(data.shape[0])):
+        return data, present
     if present.all():
         return data[list(index)], present
     out = np.zeros((len(names_out), data.shape[1]), dtype=data.dtype)
@@ -91,6 +96,8 @@ def interpolate_nonfinite(data: np.ndarray) -> tuple[np.ndarray, int, np.ndarray
 def _butter_sos(low: float, high: float, order: int, fs: float) -> np.ndarray | None:
     """Band-pass design; degrades to high- or low-pass when one edge is out of range
     (low 0, or high at/above Nyquist -- there is nothing to remove up there)."""
+    from scipy import signal as sps
+
     nyquist = fs / 2.0
     has_low = low > 0
     has_high = high < 0.99 * nyquist
@@ -107,6 +114,8 @@ def _butter_sos(low: float, high: float, order: int, fs: float) -> np.ndarray | 
 
 def bandpass(data: np.ndarray, fs: float, low: float, high: float, order: int = 3) -> np.ndarray:
     """Zero-phase Butterworth band-pass (forward-backward, so no phase shift of the QRS)."""
+    from scipy import signal as sps
+
     sos = _butter_sos(float(low), float(high), int(order), float(fs))
     if sos is None or data.shape[1] < 2:
         return data
@@ -116,6 +125,8 @@ def bandpass(data: np.ndarray, fs: float, low: float, high: float, order: int = 
 
 @lru_cache(maxsize=16)
 def _notch_ba(freq: float, fs: float, quality: float) -> tuple[np.ndarray, np.ndarray]:
+    from scipy import signal as sps
+
     return sps.iirnotch(freq, quality, fs=fs)
 
 
@@ -123,6 +134,8 @@ def notch(data: np.ndarray, fs: float, freq: float, quality: float = 30.0) -> np
     """Zero-phase notch at the powerline frequency; a no-op when it is at/above Nyquist."""
     if freq >= fs / 2.0 or data.shape[1] < 2:
         return data
+    from scipy import signal as sps
+
     b, a = _notch_ba(float(freq), float(fs), float(quality))
     padlen = min(3 * max(len(a), len(b)), data.shape[1] - 1)
     return sps.filtfilt(b, a, data, axis=1, padlen=padlen).astype(np.float32)
@@ -167,6 +180,8 @@ def resample(data: np.ndarray, fs_in: float, fs_out: float, method: str = "polyp
         return data[:, :: decimation_step(fs_in, fs_out)]
     if method != "polyphase":
         raise ValueError(f"unknown resampling method {method!r} (polyphase | decimate)")
+    from scipy import signal as sps
+
     up, down = rational_ratio(fs_in, fs_out)
     return sps.resample_poly(data, up, down, axis=1).astype(np.float32, copy=False)
 
