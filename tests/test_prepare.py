@@ -495,3 +495,14 @@ def test_real_challenge_records(shared_data: Path, tmp_path: Path) -> None:
     again = prepare(rs, PrepConfig(fs=100, seconds=10), tmp_path / "cache", n_jobs=1)
     assert again.key == prepared.key
     assert isinstance(again, Prepared)
+
+
+def test_status_table_types_survive_drops(small_set: Path, tmp_path: Path) -> None:
+    (small_set / "r0.dat").unlink()
+    prepared = prepare(open_folder(small_set), PrepConfig(fs=100), tmp_path / "c", n_jobs=1)
+    status = prepared.status.set_index("record_id")
+    assert status["fs_in"].dtype == np.float64 and status["row"].dtype == np.int64
+    assert math.isnan(status.loc["r0", "fs_in"]) and status.loc["r2", "fs_in"] == 500.0
+    assert status.loc["short", "padded"] and not status.loc["r2", "padded"]
+    assert status.loc["r2", "n_samples_in"] == 5400 and status.loc["r2", "n_valid"] == 1000
+    assert prepared.dropped["r0"].startswith("wfdb could not read it")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ecgcore.data.prepare.cache import (
-    Prepared, cache_key, new_temp_dir, open_entry, publish, remove_stale_temps, write_meta,
+    STATUS_COLUMNS, Prepared, cache_key, new_temp_dir, open_entry, publish, remove_stale_temps, write_meta,
 )
 from ecgcore.data.prepare.config import PrepConfig
 from ecgcore.data.prepare.record import window_length
@@ -26,10 +26,6 @@ from ecgcore.data.prepare.runner import Progress, RowTarget, run_chunks
 from ecgcore.data.recordset import Recordset
 from ecgcore.errors import EcgcoreError
 
-STATUS_COLUMNS: tuple[str, ...] = (
-    "record_id", "status", "reason", "row", "fs_in", "n_samples_in", "n_valid", "padded",
-    "truncated", "nan_interpolated", "nan_leads", "missing_leads",
-)
 
 
 def prepare(recordset: Recordset, config: PrepConfig, cache_dir: Path | str, n_jobs: int = -1,
@@ -109,8 +105,8 @@ def _write_tables(folder: Path, record_ids: list[str], infos: list[dict[str, Any
     for i, (rid, info) in enumerate(zip(record_ids, infos)):
         rows.append({
             "record_id": rid, "status": info["status"], "reason": info.get("reason", ""),
-            "row": row_of.get(i, -1), "fs_in": info.get("fs_in", ""),
-            "n_samples_in": info.get("n_samples_in", ""), "n_valid": info.get("n_valid", 0),
+            "row": row_of.get(i, -1), "fs_in": info.get("fs_in", float("nan")),
+            "n_samples_in": info.get("n_samples_in", -1), "n_valid": info.get("n_valid", 0),
             "padded": bool(info.get("padded", False)), "truncated": bool(info.get("truncated", False)),
             "nan_interpolated": info.get("nan_interpolated", 0),
             "nan_leads": "|".join(info.get("nan_leads", ())),

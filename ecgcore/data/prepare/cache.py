@@ -39,6 +39,15 @@ from ecgcore.data.recordset import Recordset
 
 CACHE_FORMAT = 1  # bump when the entry layout or the pipeline's output changes
 KEY_MODES: tuple[str, ...] = ("metadata", "content")
+# status.csv: one row per input record. row = row in X (-1 when dropped); fs_in and
+# n_samples_in as read (NaN / -1 when dropped); n_valid = real samples in the window;
+# nan_leads / missing_leads = lead names joined by "|".
+STATUS_DTYPES: dict[str, type] = {
+    "record_id": str, "status": str, "reason": str, "row": int, "fs_in": float,
+    "n_samples_in": int, "n_valid": int, "padded": bool, "truncated": bool,
+    "nan_interpolated": int, "nan_leads": str, "missing_leads": str,
+}
+STATUS_COLUMNS: tuple[str, ...] = tuple(STATUS_DTYPES)
 TEMP_PREFIX = ".tmp-"
 STALE_TEMP_SECONDS = 24 * 3600.0
 
@@ -193,11 +202,11 @@ def open_entry(path: Path) -> Prepared | None:
         if list(X.shape) != meta["shape"]:
             return None
         record_ids = json.loads((path / "record_ids.json").read_text())
-        status = pd.read_csv(path / "status.csv", dtype={"record_id": str, "reason": str},
-                             keep_default_na=False)
+        status = pd.read_csv(path / "status.csv", dtype=STATUS_DTYPES, keep_default_na=False,
+                             na_values={"fs_in": [""]})
         lead_mask = np.load(path / "lead_mask.npy")
         lengths = np.load(path / "lengths.npy")
-    except (OSError, ValueError, KeyError, json.JSONDecodeError, pd.errors.ParserError):
+    except (OSError, ValueError, TypeError, KeyError, json.JSONDecodeError, pd.errors.ParserError):
         return None
     if len(record_ids) != X.shape[0] or len(lead_mask) != X.shape[0] or len(lengths) != X.shape[0]:
         return None
