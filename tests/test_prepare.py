@@ -506,3 +506,23 @@ def test_status_table_types_survive_drops(small_set: Path, tmp_path: Path) -> No
     assert status.loc["short", "padded"] and not status.loc["r2", "padded"]
     assert status.loc["r2", "n_samples_in"] == 5400 and status.loc["r2", "n_valid"] == 1000
     assert prepared.dropped["r0"].startswith("wfdb could not read it")
+    meta = prepared.meta
+    assert (meta["n_records"], meta["n_kept"], meta["n_dropped"], meta["n_padded"]) == (7, 6, 1, 1)
+
+
+@pytest.mark.parametrize("folder, n_min", [("ecg/cinc2021", 70), ("ecg/cinc2021/SPH", 9), ("ecg/ludb", 200)])
+def test_every_real_record_prepares(shared_data: Path, tmp_path: Path, folder: str, n_min: int) -> None:
+    """All Challenge sources (500 Hz and PTB's 1000 Hz, mixed in one recursive folder),
+    SPH's HDF5 files and all of LUDB: every readable record becomes a finite 12 x 1000
+    row at 100 Hz, per-lead min-max scaled, with nothing dropped."""
+    from ecgcore.data.sources import open_dataset
+
+    rs = open_dataset(shared_data / folder)
+    assert len(rs) >= n_min
+    prepared = prepare(rs, PrepConfig(fs=100, seconds=10, normalize="minmax"), tmp_path / "c", n_jobs=1)
+    assert prepared.dropped == {} and prepared.record_ids == rs.record_ids
+    assert prepared.X.shape == (len(rs), 12, 1000) and np.isfinite(prepared.X).all()
+    assert prepared.lead_mask.all() and prepared.X.min() >= -1 and prepared.X.max() <= 1
+    flat = np.ptp(prepared.X, axis=2) == 0  # e.g. Ningbo records with all-zero leads
+    assert flat.mean() < 0.05 and not prepared.X[flat].any()
+    assert (prepared.X.max(axis=2)[~flat] == 1).all() and (prepared.X.min(axis=2)[~flat] == -1).all()

@@ -72,6 +72,7 @@ def prepare(recordset: Recordset, config: PrepConfig, cache_dir: Path | str, n_j
             "key": key, "key_mode": key_mode, "config": config.to_dict(),
             "shape": [len(kept), len(config.leads), length],
             "n_records": total, "n_kept": len(kept), "n_dropped": total - len(kept),
+            **_flag_counts([infos[i] for i in kept]),
             "dataset": {"name": recordset.name, "layout": recordset.layout, "root": str(recordset.root)},
             "build_seconds": round(time.perf_counter() - started, 3),
         })
@@ -116,6 +117,16 @@ def _write_tables(folder: Path, record_ids: list[str], infos: list[dict[str, Any
     (folder / "record_ids.json").write_text(json.dumps([record_ids[i] for i in kept]))
     np.save(folder / "lead_mask.npy", np.array([infos[i]["lead_mask"] for i in kept], dtype=bool))
     np.save(folder / "lengths.npy", np.array([infos[i]["n_valid"] for i in kept], dtype=np.int64))
+
+
+def _flag_counts(kept: list[dict[str, Any]]) -> dict[str, int]:
+    """How many kept records were padded, cut, NaN-repaired or missing leads (for meta.json)."""
+    return {
+        "n_padded": sum(bool(info["padded"]) for info in kept),
+        "n_truncated": sum(bool(info["truncated"]) for info in kept),
+        "n_nan_interpolated": sum(info["nan_interpolated"] > 0 or bool(info["nan_leads"]) for info in kept),
+        "n_missing_leads": sum(bool(info["missing_leads"]) for info in kept),
+    }
 
 
 def _reason_summary(infos: list[dict[str, Any]], limit: int = 3) -> str:
