@@ -56,7 +56,7 @@ class CountingWfdbSource(DatasetSource):
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
         with open(self.root / "reads.log", "a") as log:
-            log.write(record_id + "\n")
+            log.write(f"{record_id} {os.getpid()}\n")
         try:
             rec = wfdb.rdrecord(str(Path(row["path"]).with_suffix("")))
         except Exception as exc:
@@ -71,6 +71,10 @@ class CountingWfdbSource(DatasetSource):
 def n_reads(root: Path) -> int:
     log = root / "reads.log"
     return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def reading_processes(root: Path) -> set[str]:
+    return {line.split()[1] for line in (root / "reads.log").read_text().splitlines()}
 
 
 def write(root: Path, name: str, data: np.ndarray, fs: float,
@@ -440,9 +444,12 @@ def test_parallel_build_equals_sequential_and_reports_progress(
     from ecgcore.data.prepare import runner
     monkeypatch.setattr(runner, "WORKER_START_SECONDS", 0.0)
     monkeypatch.setattr(runner.joblib, "cpu_count", lambda *a, **k: 2)
+    monkeypatch.setattr(runner, "idle_cores", lambda: 1)
+    (root / "reads.log").unlink()
     hybrid = prepare(rs, PrepConfig(fs=100), tmp_path / "auto", n_jobs=-1)
     np.testing.assert_array_equal(np.asarray(hybrid.X), np.asarray(sequential.X))
-    assert n_reads(root) == 120
+    assert n_reads(root) == 40
+    assert str(os.getpid()) in reading_processes(root) and len(reading_processes(root)) == 2
 
 
 class SeriesOnlySource(CountingWfdbSource):
