@@ -8,8 +8,11 @@ One cache entry is a folder `<cache_dir>/<key>/` holding
   lengths.npy     int (n_kept,): samples of real signal per row (the rest is zero padding)
   meta.json       config, key, shapes, creation time -- written LAST
 An entry is built in a `.tmp-*` folder and renamed into place only when complete,
-so a crash never leaves a folder that looks finished; a `<key>` folder without a
-valid meta.json is treated as absent and rebuilt.
+so a crashed or killed build never leaves a folder that looks finished; a `<key>`
+folder without a valid meta.json is treated as absent and rebuilt. Nothing is
+fsync'ed (a cache is cheap to rebuild, and syncing 2 GB would cost seconds): after
+an OS crash or power loss, delete the cache folder. Temp folders older than a day
+are removed by the next build.
 
 The key hashes each record file's path, size and modification time (os.stat, not the
 bytes: hashing ~2 GB of PTB-XL would cost more than preparing it), the record ids,
