@@ -37,8 +37,8 @@ SCAN_REJECTS = {
 }
 # record id -> text the RecordError raised by Recordset.read must contain
 READ_REJECTS = {
-    "nan_samples": "nan_samples: 25 NaN/inf samples",
-    "nan_212": "nan_212: 3 NaN/inf samples (invalid or missing values; lead III has 3)",
+    "nan_samples": "nan_samples: 25 NaN/inf samples in lead(s) V2 (25)",
+    "nan_212": "nan_212: 3 NaN/inf samples in lead(s) III (3)",
     "mat_not_int16": "mat_not_int16: mat_not_int16.mat: MATLAB matrix type 0 is not real int16",
 }
 # record id -> (fs, n_samples, leads) of records that are odd but readable
@@ -159,6 +159,14 @@ def test_signal_damage_raises_record_error_naming_the_record(loaded: Recordset) 
             loaded.read(record)
         assert info.value.record == record
         assert expected in str(info.value)
+
+
+def test_nonfinite_samples_are_kept_as_stored_on_request(loaded: Recordset) -> None:
+    """Gaps are data: prepare asks for them and interpolates; nothing else is changed."""
+    gappy = loaded.read("nan_samples", allow_nonfinite=True).data
+    assert np.isnan(gappy[7, 1000:1025]).all()
+    assert np.isfinite(np.delete(gappy, np.s_[1000:1025], axis=1)).all()
+    assert np.isnan(loaded.read("nan_212", allow_nonfinite=True).data[2, 100:103]).all()
 
 
 def test_unknown_codes_are_kept_as_unmapped(loaded: Recordset) -> None:

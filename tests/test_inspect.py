@@ -98,18 +98,23 @@ def _write_folder(root: Path, n_good: int, nan_record: bool) -> None:
                     fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(root))
 
 
-def test_signal_check_finds_nan_records_and_keeps_the_rest(tmp_path: Path):
+def test_signal_check_reports_nan_records_and_keeps_them(tmp_path: Path):
     root = tmp_path / "mine"
     _write_folder(root, n_good=5, nan_record=True)
+    (root / "cut.dat").write_bytes((root / "r000.dat").read_bytes())
+    (root / "cut.hea").write_text((root / "r000.hea").read_text().replace("r000", "cut"))
+    with open(root / "cut.dat", "r+b") as handle:  # shorter than its header says
+        handle.truncate(100)
     headers_only = inspect_dataset(root, check_signals=False)
-    assert headers_only["n_records"] == 6 and headers_only["n_unreadable"] == 0
+    assert headers_only["n_unreadable"] == 1 and headers_only["nonfinite"] == []
     report = inspect_dataset(root)
-    assert report["n_records"] == 5 and report["n_unreadable"] == 1
-    (bad,) = report["unreadable"]
-    assert bad["record"] == "bad" and "NaN" in bad["reason"] and "III" in bad["reason"]
-    assert report["sampling_rates"] == {"500": 5}
+    assert report["n_records"] == 6 and report["n_unreadable"] == 1
+    assert report["unreadable"][0]["record"] == "cut"
+    (gappy,) = report["nonfinite"]
+    assert gappy["record"] == "bad" and "NaN" in gappy["reason"] and "III (1)" in gappy["reason"]
+    assert report["sampling_rates"] == {"500": 6}
     text = format_report(report)
-    assert "bad: " in text and "5 readable, 1 unreadable" in text
+    assert "bad: 1 NaN/inf samples" in text and "6 readable, 1 unreadable" in text
 
 
 def test_signal_check_in_parallel_chunks_matches_in_process(tmp_path: Path):

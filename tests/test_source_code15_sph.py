@@ -209,14 +209,16 @@ def test_exam_columns_read_flags_written_any_way() -> None:
     assert cols["age"][0] == 50 and np.isnan(cols["age"][1]) and np.isnan(cols["age"][2])
 
 
-def test_non_finite_samples_are_refused_with_the_leads(code15_tree: Path, shared_data: Path,
+def test_non_finite_samples_are_refused_by_default_and_kept_on_request(code15_tree: Path, shared_data: Path,
                                                        tmp_path: Path) -> None:
     with h5py.File(code15_tree / "exams_part0.hdf5", "r+") as f:
         f["tracings"][1, 1000, 3] = np.nan
         f["tracings"][1, 2000, 3] = np.inf
     rs = open_dataset(code15_tree)
-    with pytest.raises(RecordError, match=r"^1002: 2 NaN/inf samples \(leads aVR\)"):
+    with pytest.raises(RecordError, match=r"^1002: 2 NaN/inf samples in lead\(s\) aVR \(2\)"):
         rs.read("1002")
+    kept = rs.read("1002", allow_nonfinite=True).data
+    assert np.isnan(kept[3, 1000]) and np.isinf(kept[3, 2000]) and np.isfinite(kept[:3]).all()
     root = tmp_path / "sph"
     root.mkdir()
     src = shared_data / "ecg" / "cinc2021" / "SPH"
@@ -226,5 +228,5 @@ def test_non_finite_samples_are_refused_with_the_leads(code15_tree: Path, shared
     ecg[11, 7] = np.nan
     with h5py.File(root / "SPH00001.h5", "w") as f:
         f.create_dataset("ecg", data=ecg)
-    with pytest.raises(RecordError, match=r"^SPH00001: 1 NaN/inf samples \(leads V6\)"):
+    with pytest.raises(RecordError, match=r"^SPH00001: 1 NaN/inf samples in lead\(s\) V6 \(1\)"):
         open_dataset(root).read("SPH00001")

@@ -9,8 +9,10 @@ and what the Datasets page shows. Scripts rely on the keys `layout`, `n_records`
 
 Unreadable records come from two places: header-level problems the reader found
 while scanning (missing or short signal file, unknown format, …) and, with
-`check_signals`, records whose signal read fails (NaN/inf samples, a corrupt
-file). Reading every signal is the slow part, so it runs in chunks on joblib
+`check_signals`, records whose signal read fails (a corrupt file, a shape that
+disagrees with the header). Records with NaN/inf samples are readable — a gap is
+data, and `prepare` interpolates it — and are listed under `nonfinite` with the
+count per lead. Reading every signal is the slow part, so it runs in chunks on joblib
 workers; statistics describe the readable records only.
 """
 
@@ -28,7 +30,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from ecgcore.data.recordset import Recordset, Unreadable
+from ecgcore.data.recordset import Recordset, Unreadable, nonfinite_reason
 from ecgcore.data.sources import open_dataset
 from ecgcore.data.sources.base import DatasetSource
 from ecgcore.errors import RecordError
@@ -58,7 +60,9 @@ def inspect_dataset(path: Path | str, layout: str | None = None, check_signals: 
 def inspect_recordset(recordset: Recordset, check_signals: bool = True, n_jobs: int | None = None,
                       progress: Progress | None = None) -> dict[str, Any]:
     """The report of an already opened Recordset (the app caches the Recordset itself)."""
-    bad_signals = find_unreadable_signals(recordset, n_jobs=n_jobs, progress=progress) if check_signals else []
+    findings = find_unreadable_signals(recordset, n_jobs=n_jobs, progress=progress) if check_signals else []
+    gappy = [u for u in findings if isinstance(u, NonFinite)]
+    bad_signals = [u for u in findings if not isinstance(u, NonFinite)]
     bad_ids = {u.record for u in bad_signals}
     table = recordset.table.loc[[rid for rid in recordset.table.index if rid not in bad_ids]]
     unreadable = sorted([*recordset.unreadable, *bad_signals], key=lambda u: u.record)
@@ -72,6 +76,7 @@ def inspect_recordset(recordset: Recordset, check_signals: bool = True, n_jobs: 
         "n_unreadable": len(unreadable),
         "unreadable": [{"record": u.record, "reason": u.reason} for u in unreadable],
         "signals_checked": bool(check_signals),
+        "nonfinite": [{"record": u.record, "reason": u.reason} for u in sorted(gappy, key=lambda u: u.record)],
         "sampling_rates": _rate_counts(table["fs"]),
         "lengths": _length_summary(table),
         "lead_sets": _ordered(Counter(",".join(map(str, leads)) for leads in table["leads"])),
@@ -107,6 +112,10 @@ def dataset_stamp(path: Path | str) -> float:
     except OSError:
         return 0.0
     return latest
+
+
+class NonFinite(Unreadable):
+    """A readable record with NaN/inf samples (reported, not dropped: prepare interpolates)."""
 
 
 def find_unreadable_signals(recordset: Recordset, n_jobs: int | None = None,
@@ -156,31 +165,27 @@ def find_unreadable_signals(recordset: Recordset, n_jobs: int | None = None,
 
 
 def _check_chunk(source: DatasetSource, rows: pd.DataFrame) -> list[Unreadable]:
-    """Read each record of a chunk; any failure becomes an Unreadable naming the reason."""
-    bad: list[Unreadable] = []
-    for record_id, row in rows.iterrows():
-        reason = _signal_problem(source, row, str(record_id))
-        if reason is not None:
-            bad.append(Unreadable(str(record_id), reason))
-    return bad
+    """Read each record of a chunk; each problem becomes an Unreadable (or NonFinite)."""
+    found = (_signal_problem(source, row, str(record_id)) for record_id, row in rows.iterrows())
+    return [problem for problem in found if problem is not None]
 
 
-def _signal_problem(source: DatasetSource, row: pd.Series, record_id: str) -> str | None:
-    """Why a record's signal cannot be used, or None when it reads cleanly."""
+def _signal_problem(source: DatasetSource, row: pd.Series, record_id: str) -> Unreadable | None:
+    """Why a record's signal cannot be used (or has gaps), None when it reads cleanly."""
     try:
         signal = source.read_signal(row, record_id)
     except RecordError as err:
-        return err.reason
+        return Unreadable(record_id, err.reason)
     except Exception as err:  # one broken file must not end the inspection of the rest
-        return f"signal read failed: {type(err).__name__}: {err}"
+        return Unreadable(record_id, f"signal read failed: {type(err).__name__}: {err}")
     expected = (len(row["leads"]), int(row["n_samples"]))
     if signal.data.shape != expected:
-        return (f"signal has {signal.data.shape[0]} leads x {signal.data.shape[1]} samples; "
-                f"the metadata says {expected[0]} x {expected[1]}")
-    finite = np.isfinite(signal.data)
-    if not finite.all():
-        leads = [str(signal.leads[i]) for i in np.flatnonzero(~finite.all(axis=1))]
-        return f"{int((~finite).sum())} NaN/inf samples in lead(s) {', '.join(leads)}"
+        return Unreadable(record_id, f"signal has {signal.data.shape[0]} leads x "
+                                     f"{signal.data.shape[1]} samples; the metadata says "
+                                     f"{expected[0]} x {expected[1]}")
+    gaps = nonfinite_reason(signal)
+    if gaps is not None:
+        return NonFinite(record_id, f"{gaps}; interpolated when preparing")
     return None
 
 
@@ -274,6 +279,9 @@ def format_report(report: dict[str, Any]) -> str:
     if report["unreadable"]:
         lines.append("  unreadable records:")
         lines += [f"    {u['record']}: {u['reason']}" for u in report["unreadable"]]
+    if report.get("nonfinite"):
+        lines.append("  records with NaN/inf samples (readable):")
+        lines += [f"    {u['record']}: {u['reason']}" for u in report["nonfinite"]]
     return "\n".join(lines)
 
 

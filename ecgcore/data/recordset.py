@@ -58,6 +58,16 @@ class Signal:
         return self.data.shape[1] / self.fs
 
 
+def nonfinite_reason(signal: Signal) -> str | None:
+    """'N NaN/inf samples in lead(s) …' when the signal has any, else None."""
+    bad = ~np.isfinite(signal.data)
+    if not bad.any():
+        return None
+    per_lead = bad.sum(axis=1)
+    leads = ", ".join(f"{signal.leads[i]} ({int(per_lead[i])})" for i in np.flatnonzero(per_lead))
+    return f"{int(bad.sum())} NaN/inf samples in lead(s) {leads}"
+
+
 @dataclass(frozen=True)
 class Unreadable:
     """A record the reader skipped, and why (the rest of the dataset still loads)."""
@@ -88,9 +98,20 @@ class Recordset:
     def record_ids(self) -> list[str]:
         return [str(r) for r in self.table.index]
 
-    def read(self, record_id: str) -> Signal:
-        """Read one record's signal; raises `RecordError` naming the record and reason."""
-        return self.source.read_signal(self.table.loc[record_id], record_id)
+    def read(self, record_id: str, allow_nonfinite: bool = False) -> Signal:
+        """Read one record's signal; raises `RecordError` naming the record and reason.
+
+        Readers return samples as stored, NaN/inf included (a gap in a real record is
+        data, and `prepare` interpolates it); this strict default refuses them so a
+        caller never computes on a NaN by accident."""
+        from ecgcore.errors import RecordError
+
+        signal = self.source.read_signal(self.table.loc[record_id], record_id)
+        if not allow_nonfinite:
+            reason = nonfinite_reason(signal)
+            if reason is not None:
+                raise RecordError(record_id, reason)
+        return signal
 
     def files(self, record_id: str) -> list[Path]:
         """The files behind one record (what a cache key must cover)."""

@@ -42,7 +42,9 @@ class DatasetSource(ABC):
 
     @abstractmethod
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        """Samples of one record as (n_leads, n_samples) float32 mV; raises RecordError."""
+        """Samples of one record as (n_leads, n_samples) float32 mV, NaN/inf kept as stored
+        (`Recordset.read` refuses them by default; `prepare` interpolates them); raises
+        RecordError when the files cannot be read."""
 
     def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
         """Files behind one record; layouts with a separate signal file extend this."""

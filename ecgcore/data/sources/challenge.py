@@ -115,7 +115,7 @@ class ChallengeSource(DatasetSource):
         return rows, unreadable
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        return wfdbio.read_signal(row["path"], record=record_id)
+        return wfdbio.read_signal(row["path"], record=record_id, allow_nan=True)
 
     def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
         return wfdb_record_files(row)

@@ -136,7 +136,7 @@ class LudbSource(DatasetSource):
         }
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        return wfdbio.read_signal(row["path"], record_id)
+        return wfdbio.read_signal(row["path"], record_id, allow_nan=True)
 
     def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
         return wfdb_record_files(Path(row["path"]))

@@ -135,7 +135,7 @@ class PtbSource(DatasetSource):
         }, None
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        full = wfdbio.read_signal(row["path"], record_id)
+        full = wfdbio.read_signal(row["path"], record_id, allow_nan=True)
         channels = standard_channels(full.leads)
         if channels is None:
             raise RecordError(record_id, f"signal lacks a standard lead (has {', '.join(full.leads)})")

@@ -172,7 +172,7 @@ class PtbxlSource(DatasetSource):
         }, None
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        return wfdbio.read_signal(row["path"], record_id)
+        return wfdbio.read_signal(row["path"], record_id, allow_nan=True)
 
     def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
         header_path = Path(row["path"])

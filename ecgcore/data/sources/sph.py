@@ -16,7 +16,8 @@ Decisions:
 - When metadata.csv has no SNOMEDCTCode column (the original figshare release has AHA
   codes only) the record keeps empty labels (vocabulary "none"); its AHA codes stay in
   the extra column `aha_code` for anyone who maps them.
-- NaN/inf samples make `read_signal` raise RecordError, as the WFDB readers do.
+- NaN/inf samples are returned as stored, as every reader does (`Recordset.read` refuses
+  them by default; `prepare` interpolates them).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import pandas as pd
 from ecgcore.data.recordset import STANDARD_LEADS, Signal, Unreadable
 from ecgcore.data.sources import register
 from ecgcore.data.sources.base import DatasetSource
-from ecgcore.data.sources.code15 import require_finite
 from ecgcore.errors import RecordError
 
 DEFAULT_FS = 500.0
@@ -164,5 +164,4 @@ class SphSource(DatasetSource):
         if data.ndim != 2 or data.shape[0] != len(STANDARD_LEADS):
             raise RecordError(record_id, f"`ecg` in {path.name} has shape {data.shape}, "
                                          f"expected (12, n_samples)")
-        require_finite(data, STANDARD_LEADS, record_id)
         return Signal(data=data, fs=float(row["fs"]), leads=STANDARD_LEADS)

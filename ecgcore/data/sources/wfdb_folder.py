@@ -111,7 +111,7 @@ class WfdbFolderSource(DatasetSource):
         return tuple(dict.fromkeys((record_id, relative)))
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        return wfdbio.read_signal(row["path"], record=record_id)
+        return wfdbio.read_signal(row["path"], record=record_id, allow_nan=True)
 
     def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
         return wfdb_record_files(row)
