@@ -13,8 +13,8 @@ f-waves of 4–9 Hz in atrial fibrillation), not fitted to any data set.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -37,6 +37,9 @@ class Plan:
     n_pvc: int = 0            # premature ventricular beats in the record
     n_pac: int = 0            # premature atrial beats (an unlabelled nuisance)
     pvc_template: Template | None = None
+    # How this site's patients tend to show a condition (see Site.styles), e.g.
+    # "mi_acute": share of infarcts seen in the acute phase.
+    style: Mapping[str, float] = field(default_factory=dict)
 
 
 Rng = np.random.Generator
@@ -77,27 +80,27 @@ def _qrs_direction(template: Template) -> np.ndarray:
 
 # ---------------------------------------------------------------- rhythm
 def _sinus_normal(plan: Plan, rng: Rng) -> Plan:
-    return replace(plan, hr=float(np.clip(plan.hr, 61.0, 99.0)))
+    return replace(plan, hr=float(np.clip(plan.hr, 57.0, 103.0)))
 
 
 def _sinus_brady(plan: Plan, rng: Rng) -> Plan:
-    return replace(plan, hr=float(rng.uniform(40.0, 58.5)))
+    return replace(plan, hr=float(rng.uniform(40.0, 61.0)))
 
 
 def _sinus_tachy(plan: Plan, rng: Rng) -> Plan:
-    return replace(plan, hr=float(rng.uniform(101.0, 150.0)),
+    return replace(plan, hr=float(rng.uniform(99.0, 150.0)),
                    pr=plan.pr - 0.015, qtc=plan.qtc + 0.01)
 
 
 def _atrial_fibrillation(plan: Plan, rng: Rng) -> Plan:
     hr = float(np.clip(rng.normal(95.0, 22.0), 55.0, 160.0))
     return replace(_without(plan, "P1", "P2"), hr=hr, p_waves=False, irregular=True,
-                   fwave_mv=float(rng.uniform(0.02, 0.07)))
+                   fwave_mv=float(rng.uniform(0.015, 0.07)) * plan.style.get("fwave_scale", 1.0))
 
 
 # ---------------------------------------------------------------- conduction
 def _first_degree_block(plan: Plan, rng: Rng) -> Plan:
-    return replace(plan, pr=float(rng.uniform(0.215, 0.34)))
+    return replace(plan, pr=float(rng.uniform(0.19, 0.32)))
 
 
 def _left_bundle_block(plan: Plan, rng: Rng) -> Plan:
@@ -134,7 +137,7 @@ def _infarct(plan: Plan, rng: Rng, away: tuple[float, float, float],
     from the territory (pathological Q waves there); an acute one adds a current
     of injury towards it (ST elevation in the territory's leads, reciprocal
     depression opposite); an older one inverts T there instead."""
-    depth = float(rng.uniform(0.7, 1.3))
+    depth = float(rng.uniform(0.3, 1.3))
     q = Wave(-0.020, 0.0125, tuple(depth * np.asarray(away)), DEPOLARISATION)
     r = plan.template["R"] if "R" in plan.template else None
     new: dict[str, Wave] = {"Qmi": q}
@@ -143,15 +146,18 @@ def _infarct(plan: Plan, rng: Rng, away: tuple[float, float, float],
         amp = list(r.amp)
         amp[axis] -= 0.45 * depth * abs(np.asarray(away)[axis])
         new["R"] = replace(r, amp=tuple(amp))
-    acute = rng.random() < 0.65
-    elevation = float(rng.uniform(0.10, 0.32) if acute else rng.uniform(0.02, 0.08))
+    acute = rng.random() < plan.style.get("mi_acute", 0.65)
+    elevation = float(rng.uniform(0.06, 0.30) if acute else rng.uniform(0.02, 0.08))
     new["STmi"] = Wave(0.095, 0.055, tuple(elevation * _unit(injury)), REPOLARISATION)
     if not acute:
         t1 = plan.template["T1"]
         toward = _unit(injury)
         inv = np.asarray(t1.amp) - 1.8 * float(np.dot(t1.amp, toward)) * toward - 0.08 * toward
         new["T1"] = replace(t1, amp=tuple(inv))
-    return _with_waves(_without(plan, "Q") if dampen == "z" else plan, **new)
+    if dampen == "z" and "Q" in plan.template:
+        # Anteroseptal: the septal force shrinks with the infarct's size (gone in large ones).
+        new["Q"] = scaled(plan.template["Q"], max(0.0, 1.0 - depth))
+    return _with_waves(plan, **new)
 
 
 def _anterior_mi(plan: Plan, rng: Rng) -> Plan:
@@ -159,28 +165,32 @@ def _anterior_mi(plan: Plan, rng: Rng) -> Plan:
 
 
 def _inferior_mi(plan: Plan, rng: Rng) -> Plan:
-    return _infarct(plan, rng, away=(0.05, -0.34, 0.0), injury=(0.05, 1.0, 0.05), dampen="y")
+    return _infarct(plan, rng, away=(0.05, -0.34, 0.0), injury=(0.05, 1.0, -0.2), dampen="y")
 
 
 # ---------------------------------------------------------------- morphology
 def _lv_hypertrophy(plan: Plan, rng: Rng) -> Plan:
     """More left-ventricular mass: larger, slightly wider QRS (voltage criteria),
     a leftward tilt, and in about a third a lateral 'strain' ST-T pattern."""
-    gain = float(rng.uniform(1.55, 2.3))
+    gain = float(rng.uniform(1.3, 2.2))
     widen = float(rng.uniform(1.05, 1.2))
     waves = {k: replace(scaled(w, gain), sigma=w.sigma * widen)
              for k, w in plan.template.items() if w.group == DEPOLARISATION}
     plan = _with_waves(plan, **waves)
-    if rng.random() < 0.35:
-        plan = _st_t_change(plan, rng, depth=float(rng.uniform(0.5, 1.0)))
+    if rng.random() < plan.style.get("lvh_strain", 0.35):
+        plan = _st_t_change(plan, rng, depth=float(rng.uniform(0.5, 1.0)), anterior=False)
     return plan
 
 
-def _st_t_change(plan: Plan, rng: Rng, depth: float | None = None) -> Plan:
-    """Lateral T-wave inversion with or without ST depression: the T dipole's
-    component along the lateral-inferior direction is reflected."""
-    k = depth if depth is not None else float(rng.uniform(0.6, 1.4))
-    u = _unit((0.85, 0.35, -0.4))
+def _st_t_change(plan: Plan, rng: Rng, depth: float | None = None,
+                 anterior: bool | None = None) -> Plan:
+    """T-wave inversion with or without ST depression: the T dipole's component
+    along the territory's direction is reflected — lateral (I, aVL, V5–V6) or
+    anterior (V1–V4), in the proportion the site's `sttc_anterior` style says."""
+    k = depth if depth is not None else float(rng.uniform(0.3, 1.4))
+    if anterior is None:
+        anterior = bool(rng.random() < plan.style.get("sttc_anterior", 0.15))
+    u = _unit((0.25, 0.2, 0.95)) if anterior else _unit((0.85, 0.35, -0.4))
     new: dict[str, Wave] = {}
     for name in ("T1", "T2"):
         if name in plan.template:
@@ -193,7 +203,7 @@ def _st_t_change(plan: Plan, rng: Rng, depth: float | None = None) -> Plan:
 
 
 def _long_qt(plan: Plan, rng: Rng) -> Plan:
-    return replace(plan, qtc=float(rng.uniform(0.475, 0.56)))
+    return replace(plan, qtc=float(rng.uniform(0.45, 0.54)))
 
 
 # ---------------------------------------------------------------- ectopy
@@ -225,8 +235,16 @@ def _early_repolarisation(plan: Plan, rng: Rng) -> Plan:
                                        REPOLARISATION))
 
 
+def _incomplete_right_block(plan: Plan, rng: Rng) -> Plan:
+    """Incomplete RBBB (never labelled here): a small late R' in V1 without a wide
+    QRS — a look-alike of the complete block."""
+    late = float(rng.uniform(0.3, 0.6))
+    return _with_waves(plan, Rp=Wave(0.040, 0.012, (-0.30 * late, 0.02, 0.40 * late),
+                                     DEPOLARISATION))
+
+
 def _premature_atrial(plan: Plan, rng: Rng) -> Plan:
-    return replace(plan, n_pac=int(rng.choice([1, 1, 2])))
+    return replace(plan, n_pac=int(rng.choice([1, 1, 2, 3, 4])))
 
 
 CONDITIONS: dict[str, Condition] = {}
@@ -253,10 +271,12 @@ _register("LVH", "left ventricular hypertrophy (voltage, +/- strain)", "morpholo
           _lv_hypertrophy)
 _register("STTC", "ST-T change: lateral T inversion +/- ST depression", "morphology",
           _st_t_change)
-_register("LQT", "long QT (QTc 475–560 ms)", "morphology", _long_qt)
+_register("LQT", "long QT (QTc 450–540 ms)", "morphology", _long_qt)
 _register("PVC", "premature ventricular beats", "ectopy", _premature_ventricular)
 _register("ER", "early repolarisation (benign, never labelled)", "variant", _early_repolarisation)
 _register("PAC", "premature atrial beats (never labelled)", "variant", _premature_atrial)
+_register("IRBBB", "incomplete right bundle branch block (never labelled)", "variant",
+          _incomplete_right_block)
 
 RHYTHMS: tuple[str, ...] = tuple(k for k, c in CONDITIONS.items() if c.group == "rhythm")
 

@@ -236,3 +236,16 @@ def frontal_axis_deg(template: Template) -> float:
     lead_i = area @ LEAD_I
     lead_avf = area @ (LEAD_II - LEAD_I / 2)
     return float(np.degrees(np.arctan2(lead_avf / (np.sqrt(3) / 2), lead_i)))
+
+
+def sokolow_lyon_mv(template: Template, precordial: np.ndarray) -> float:
+    """Sokolow–Lyon index of a beat: depth of S in V1 plus the taller R of V5/V6
+    (mV), from the QRS waves alone on a fine time grid (a voltage criterion for
+    LVH: >= 3.5 mV)."""
+    t = np.linspace(-0.1, 0.14, 121)
+    dipole = np.zeros((3, t.size))
+    for wave in template.values():
+        if wave.group == DEPOLARISATION:
+            dipole += np.outer(wave.amp, np.exp(-0.5 * ((t - wave.mu) / wave.sigma) ** 2))
+    v = precordial @ dipole
+    return float(max(0.0, -v[0].min()) + max(v[4].max(), v[5].max(), 0.0))

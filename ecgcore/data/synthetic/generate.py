@@ -13,10 +13,10 @@ import numpy as np
 
 from ecgcore.data.synthetic.conditions import CONDITIONS, Plan, apply_conditions
 from ecgcore.data.synthetic.dipole import (
-    Template, frontal_axis_deg, normal_beat, precordial_vectors, recorded_channels,
+    Template, frontal_axis_deg, normal_beat, sokolow_lyon_mv, precordial_vectors, recorded_channels,
     render_dipole, rotation, twelve_leads,
 )
-from ecgcore.data.synthetic.noise import NoiseReport, add_noise
+from ecgcore.data.synthetic.noise import NoiseReport, add_noise, device_highpass
 from ecgcore.data.synthetic.rhythm import beat_train, fibrillatory_waves
 from ecgcore.data.synthetic.sites import CHRONIC, Site
 
@@ -58,8 +58,15 @@ class SyntheticRecord:
     pr: float
     qtc: float
     axis_deg: float
+    sokolow_mv: float
     n_pvc: int
     noise: NoiseReport | None
+
+    @property
+    def measurements(self) -> dict[str, float]:
+        """What a reader measures on the tracing (exact here; readers add error)."""
+        return {"hr": self.hr, "pr": self.pr, "qtc": self.qtc, "axis": self.axis_deg,
+                "sokolow": self.sokolow_mv}
 
 
 def _age_factor(age: float) -> float:
@@ -93,8 +100,8 @@ def sample_patient(site: Site, site_index: int, seed: int, index: int) -> Patien
         index=index, age=age, sex=sex, height_cm=height, weight_kg=weight,
         frontal_deg=float(frontal), horizontal_deg=float(rng.normal(0.0, 10.0)), size=size,
         hr=float(rng.normal(site.hr_mean, site.hr_sd)),
-        pr=float(np.clip(rng.normal(0.150 + 0.0006 * (age - 50.0), 0.014), 0.12, 0.195)),
-        qtc=float(np.clip(rng.normal(0.400 if sex == "M" else 0.412, 0.014), 0.37, 0.445)),
+        pr=float(np.clip(rng.normal(0.152 + 0.0006 * (age - 50.0), 0.016), 0.12, 0.21)),
+        qtc=float(np.clip(rng.normal(0.400 if sex == "M" else 0.412, 0.015), 0.37, 0.455)),
         chronic=frozenset(chronic),
         af_prone=bool(rng.random() < prev.get("AF", 0.0) * factor * 1.2),
     )
@@ -110,9 +117,11 @@ def sample_findings(site: Site, patient: Patient, rng: np.random.Generator) -> f
         u = rng.random()
         sb, st = prev.get("SB", 0.0), prev.get("STach", 0.0)
         found.add("SB" if u < sb else "STach" if u < sb + st else "NSR")
-    for key in ("STTC", "PVC", "PAC"):
+    for key in ("STTC", "PVC", "PAC", "IRBBB"):
         if rng.random() < prev.get(key, 0.0) * _age_factor(patient.age):
             found.add(key)
+    if {"RBBB", "LBBB"} & found:
+        found.discard("IRBBB")
     if patient.sex == "M" and patient.age < 45 and rng.random() < prev.get("ER", 0.0) * 5:
         found.add("ER")
     return frozenset(found)
@@ -148,29 +157,35 @@ def synthesise(site: Site, site_index: int, seed: int, patient: Patient, record_
     drawn = sample_findings(site, patient, rng)
     findings = drawn if findings is None else frozenset(findings)
     hr = patient.hr + rng.normal(0.0, 4.0)
-    plan = Plan(template=normal_beat(), hr=hr, pr=patient.pr, qtc=patient.qtc)
+    plan = Plan(template=normal_beat(), hr=hr, pr=patient.pr, qtc=patient.qtc,
+                style=site.styles)
     plan = apply_conditions(plan, findings, _shape_rng(seed, site_index, patient, record_index))
     amplitude = patient.size * float(rng.lognormal(0.0, 0.05))
     template = _orient(plan.template, patient, amplitude)
     pvc = _orient(plan.pvc_template, patient, amplitude) if plan.pvc_template else {}
     axis = frontal_axis_deg(template)
-    if axis < -30.0:
-        findings = findings | {"LAD"}
+    precordial = precordial_vectors(site.precordial_shift_deg, site.precordial_tilt)
+    sokolow = sokolow_lyon_mv(template, precordial) * site.amplitude_scale
+    # Derived findings: what a reader of the tracing would call left axis deviation
+    # and high QRS voltage (with or without true hypertrophy).
+    findings = findings | ({"LAD"} if axis < -30.0 else set()) | (
+        {"HVOLT"} if sokolow >= 3.5 else set())
 
     n = int(round(site.duration_s * site.fs))
     beats = beat_train(plan, site.duration_s, rng)
     dipole = render_dipole(beats, [template, pvc], plan.qtc, site.fs, n)
     if plan.fwave_mv > 0:
         dipole += fibrillatory_waves(plan, site.fs, n, rng) * patient.size
-    precordial = precordial_vectors(site.precordial_shift_deg, site.precordial_tilt)
     recorded = recorded_channels(dipole, precordial)
     report = None
     if noise:
         recorded, report = add_noise(recorded, site.fs, site.noise, rng)
+        recorded = device_highpass(recorded, site.fs, site.highpass_hz)
     signal = twelve_leads(recorded) * site.amplitude_scale
     return SyntheticRecord(patient=patient, index=record_index, findings=findings,
                            signal=signal, fs=site.fs, hr=float(plan.hr), pr=float(plan.pr),
-                           qtc=float(plan.qtc), axis_deg=axis, n_pvc=plan.n_pvc,
+                           qtc=float(plan.qtc), axis_deg=axis, sokolow_mv=float(sokolow),
+                           n_pvc=plan.n_pvc,
                            noise=report)
 
 

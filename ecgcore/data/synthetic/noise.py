@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal import lfilter
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,19 @@ class NoiseLevels:
     powerline_hz: float
     emg_mv: float
     burst_prob: float
+
+
+def device_highpass(recorded: np.ndarray, fs: float, cutoff_hz: float) -> np.ndarray:
+    """A recorder's analogue-style single-pole high-pass (causal). Older or
+    monitoring-grade devices use 0.5 Hz instead of the diagnostic 0.05 Hz: it
+    removes wander but tilts and distorts the ST segment and T wave, a classic
+    difference between hospitals' recordings. `cutoff_hz <= 0` leaves the signal."""
+    if cutoff_hz <= 0:
+        return recorded
+    a = 1.0 / (1.0 + 2 * np.pi * cutoff_hz / fs)
+    # y[n] = a (y[n-1] + x[n] - x[n-1]), started at rest on the first sample.
+    shifted = recorded - recorded[:, :1]
+    return lfilter([a, -a], [1.0, -a], shifted, axis=1)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ the truth perfectly still scores below 1.0 against them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 
 from ecgcore.data.synthetic.sites import Report, Site
@@ -22,6 +25,47 @@ _RHYTHM_FINDINGS = ("NSR", "SB", "STach", "AF")
 _SPURIOUS = ("STTC", "LVH", "IAVB", "PVC")
 
 
+@dataclass(frozen=True)
+class Criterion:
+    """A finding defined by a measurement and a threshold. The reader measures
+    with their own error (`reader_sd`), so records near the threshold are labelled
+    inconsistently — as they are in real data sets."""
+
+    finding: str
+    measure: str        # key of SyntheticRecord.measurements
+    threshold: float
+    above: bool         # the finding holds when the measure is above the threshold
+    reader_sd: float
+
+
+CRITERIA: tuple[Criterion, ...] = (
+    Criterion("SB", "hr", 60.0, False, 2.0),
+    Criterion("STach", "hr", 100.0, True, 2.5),
+    Criterion("IAVB", "pr", 0.200, True, 0.010),
+    Criterion("LQT", "qtc", 0.460, True, 0.012),
+    Criterion("LAD", "axis", -30.0, False, 5.0),
+    Criterion("HVOLT", "sokolow", 3.5, True, 0.25),
+)
+_MEASURED = frozenset(c.finding for c in CRITERIA) | {"NSR"}
+
+
+def read_tracing(findings: frozenset[str], measurements: Mapping[str, float],
+                 rng: np.random.Generator) -> frozenset[str]:
+    """What a reader concludes: the morphological findings as they are, the
+    threshold findings re-decided from noisy measurements; no rate labels and no
+    PR under atrial fibrillation; sinus rhythm when no other rhythm is called."""
+    read = set(findings - _MEASURED)
+    for c in CRITERIA:
+        value = measurements[c.measure] + rng.normal(0.0, c.reader_sd)
+        if (value > c.threshold) == c.above:
+            read.add(c.finding)
+    if "AF" in read:
+        read -= {"SB", "STach", "IAVB"}
+    elif not read & {"SB", "STach"}:
+        read.add("NSR")
+    return frozenset(read)
+
+
 def _write(report: Report, rng: np.random.Generator) -> list[str]:
     weights = np.asarray(report.weights or [1.0] * len(report.choices), dtype=float)
     codes = [str(rng.choice(report.choices, p=weights / weights.sum()))]
@@ -29,8 +73,10 @@ def _write(report: Report, rng: np.random.Generator) -> list[str]:
     return codes
 
 
-def write_down(site: Site, findings: frozenset[str], rng: np.random.Generator) -> list[str]:
+def write_down(site: Site, findings: frozenset[str], measurements: Mapping[str, float],
+               rng: np.random.Generator) -> list[str]:
     """Codes the site writes for a record, in the site's vocabulary, rhythm last."""
+    findings = read_tracing(findings, measurements, rng)
     codes: list[str] = []
     rhythm: list[str] = []
     for finding in sorted(findings):

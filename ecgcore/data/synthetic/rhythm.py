@@ -4,7 +4,7 @@ fibrillation's irregular RR, premature beats with their pauses, and respiration.
 Sinus RR intervals carry respiratory sinus arrhythmia (0.15–0.4 Hz) plus a slow
 (0.04–0.15 Hz) component and a little white jitter, as in McSharry et al.'s
 RR model. AF intervals are drawn independently from a log-normal with a
-coefficient of variation of 12–30 % (irregularly irregular).
+coefficient of variation of 8–30 % (irregularly irregular).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _sinus_intervals(n: int, rr: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def _af_intervals(n: int, rr: float, rng: np.random.Generator) -> np.ndarray:
-    cv = rng.uniform(0.12, 0.30)
+    cv = rng.uniform(0.08, 0.30)
     sigma = np.sqrt(np.log1p(cv ** 2))
     intervals = rr * np.exp(rng.normal(-sigma ** 2 / 2, sigma, size=n))
     return np.maximum(intervals, 0.28)

@@ -17,7 +17,7 @@ they miss one or add a spurious one).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ecgcore.data.synthetic.noise import NoiseLevels
 
@@ -61,6 +61,8 @@ class Site:
     prevalence: dict[str, float]   # finding -> probability (per patient or per record)
     reports: dict[str, Report]     # finding -> how it is written; absent = never written
     false_positive: float          # per record: chance of one spurious abnormal code
+    styles: dict[str, float] = field(default_factory=dict)  # see conditions.Plan.style
+    highpass_hz: float = 0.0       # recorder high-pass (0: diagnostic-grade, none modelled)
     record_prefix: str = ""
     first_year: int = 1990
     last_year: int = 1999
@@ -94,7 +96,7 @@ SOURCE = Site(
     prevalence={
         "AF": 0.08, "SB": 0.09, "STach": 0.07, "IAVB": 0.05, "LBBB": 0.035, "RBBB": 0.045,
         "AMI": 0.07, "IMI": 0.08, "LVH": 0.09, "STTC": 0.11, "LQT": 0.04, "PVC": 0.06,
-        "PAC": 0.05, "ER": 0.04,
+        "PAC": 0.05, "ER": 0.04, "IRBBB": 0.04,
     },
     reports={
         "NSR": Report(("SR",), sensitivity=1.0),
@@ -108,10 +110,12 @@ SOURCE = Site(
         "IMI": Report(("IMI", "ILMI"), (0.85, 0.15), sensitivity=0.85),
         "STTC": Report(("NDT", "ISC_", "ISCAL"), (0.45, 0.35, 0.2), sensitivity=0.8,
                        extra=(("INVT", 0.55), ("STD_", 0.2))),
-        "LVH": Report(("LVH",), sensitivity=0.8, extra=(("VCLVH", 0.3),)),
+        "LVH": Report(("LVH",), sensitivity=0.8),
+        "HVOLT": Report(("VCLVH",), sensitivity=0.5),
         "PVC": Report(("PVC",), sensitivity=0.9),
     },
     false_positive=0.02,
+    styles={"mi_acute": 0.65, "sttc_anterior": 0.15, "lvh_strain": 0.3, "fwave_scale": 1.0},
     first_year=1989,
     last_year=1996,
 )
@@ -126,10 +130,10 @@ TARGET = Site(
     records_per_patient=1.0,
     adc_gain=1000.0,
     amplitude_scale=0.8,
-    noise=NoiseLevels(wander_mv=0.2, powerline_mv=0.04, powerline_hz=60.0, emg_mv=0.025,
-                      burst_prob=0.08),
-    precordial_shift_deg=8.0,
-    precordial_tilt=-0.12,
+    noise=NoiseLevels(wander_mv=0.25, powerline_mv=0.05, powerline_hz=60.0, emg_mv=0.045,
+                      burst_prob=0.12),
+    precordial_shift_deg=15.0,
+    precordial_tilt=-0.2,
     age_mean=66.0,
     age_sd=13.0,
     male_fraction=0.58,
@@ -140,25 +144,30 @@ TARGET = Site(
     prevalence={
         "AF": 0.14, "SB": 0.10, "STach": 0.12, "IAVB": 0.07, "LBBB": 0.05, "RBBB": 0.06,
         "AMI": 0.04, "IMI": 0.05, "LVH": 0.12, "STTC": 0.10, "LQT": 0.09, "PVC": 0.09,
-        "PAC": 0.07, "ER": 0.02,
+        "PAC": 0.07, "ER": 0.02, "IRBBB": 0.05,
     },
     reports={
         "NSR": Report(("426783006",), sensitivity=1.0),
         "SB": Report(("426177001",), sensitivity=0.92, fallback="NSR"),
         "STach": Report(("427084000",), sensitivity=0.92, fallback="NSR"),
         "AF": Report(("164889003",), sensitivity=0.93),
-        "IAVB": Report(("270492004",), sensitivity=0.8),
+        "IAVB": Report(("270492004",), sensitivity=0.7),
         "LBBB": Report(("164909002",), sensitivity=0.95),
         "RBBB": Report(("59118001",), sensitivity=0.92),
         "AMI": Report(("164865005",), sensitivity=0.8),
         "IMI": Report(("164865005",), sensitivity=0.8),
-        "STTC": Report(("59931005",), sensitivity=0.85),
-        "LVH": Report(("164873001",), sensitivity=0.75),
+        "STTC": Report(("59931005",), sensitivity=0.75),
+        # This site calls LVH mostly on voltage: true LVH without high voltage is
+        # often missed, high voltage without LVH (big young hearts) often called.
+        "LVH": Report(("164873001",), sensitivity=0.55),
+        "HVOLT": Report(("164873001",), sensitivity=0.85),
         "PVC": Report(("164884008",), sensitivity=0.9),
         "LQT": Report(("111975006",), sensitivity=0.85),
         "LAD": Report(("39732003",), sensitivity=0.9),
     },
-    false_positive=0.03,
+    false_positive=0.05,
+    styles={"mi_acute": 0.3, "sttc_anterior": 0.55, "lvh_strain": 0.55, "fwave_scale": 0.7},
+    highpass_hz=0.5,
     record_prefix="T",
     first_year=2015,
     last_year=2019,

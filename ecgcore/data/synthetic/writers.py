@@ -147,7 +147,7 @@ def _ptbxl_record(site: Site, job: Job, index: int, owner: int,
     write_format16(root / "records100" / folder, lr_name,
                    digitise(low, site.adc_gain), site.fs / down, site.adc_gain, LEADS)
     rng = rng_for(job.seed, job.site_index, _METADATA, index)
-    codes = scp_codes(write_down(site, record.findings, rng), rng)
+    codes = scp_codes(write_down(site, record.findings, record.measurements, rng), rng)
     patient = record.patient
     return {
         "ecg_id": ecg_id,
@@ -221,7 +221,7 @@ def _challenge_record(site: Site, job: Job, index: int, owner: int,
     name = f"{site.record_prefix}{index + 1:05d}"
     folder = job.out / f"g{index // site.ids_per_folder + 1}"
     rng = rng_for(job.seed, job.site_index, _METADATA, index)
-    codes = write_down(site, record.findings, rng)
+    codes = write_down(site, record.findings, record.measurements, rng)
     patient = record.patient
     comments = [("Age", str(int(patient.age))),
                 ("Sex", "Male" if patient.sex == "M" else "Female"),
