@@ -89,62 +89,17 @@ class Prepared:
 
 # ------------------------------------------------------------------ key
 
-# record_files results of this process, keyed by what they can depend on (see below).
-_FILES_MEMO: dict[tuple[Any, ...], list[Path]] = {}
-_FILES_MEMO_LIMIT = 500_000
-
-
 def record_file_lists(recordset: Recordset) -> list[list[Path]]:
-    """`recordset.files(rid)` for every record, fast.
-
-    WFDB layouts parse each header to find its signal files (~100 us a record), which
-    would dominate a warm cache hit. The answer only depends on the layout, its options,
-    the record and its main file, so it is remembered per (layout, options, record,
-    path, size and mtime of that file): a changed header is a new memo key. Misses are
-    computed with dict rows (`rows.RowViews`, microseconds where `table.loc` takes ~70 us),
-    checked against the real `recordset.files` on the first and last miss and abandoned
-    for the contract's slow path on any difference."""
-    ids = recordset.record_ids
-    if not ids:
-        return []
-    source = recordset.source
-    scope = (type(source).__qualname__, recordset.layout, str(recordset.root),
-             repr(sorted(getattr(source, "options", {}).items())))
-    paths = [str(p) for p in recordset.table["path"].tolist()]
-    keys: list[tuple[Any, ...] | None] = []
-    for rid, path in zip(ids, paths):
-        try:
-            st = os.stat(path)
-            keys.append((*scope, rid, path, st.st_size, st.st_mtime_ns))
-        except OSError:
-            keys.append(None)
-    result: list[list[Path] | None] = [
-        _FILES_MEMO.get(key) if key is not None else None for key in keys]
-    misses = [i for i, files in enumerate(result) if files is None]
-    if misses:
-        computed = _compute_file_lists(recordset, misses)
-        if len(_FILES_MEMO) + len(misses) > _FILES_MEMO_LIMIT:
-            _FILES_MEMO.clear()
-        for i, files in zip(misses, computed):
-            result[i] = files
-            if keys[i] is not None:
-                _FILES_MEMO[keys[i]] = files
-    return [list(files) for files in result if files is not None]
-
-
-def _compute_file_lists(recordset: Recordset, positions: list[int]) -> list[list[Path]]:
-    ids = recordset.record_ids
+    """`recordset.files(rid)` for every record, with dict rows (`rows.RowViews`:
+    microseconds where `table.loc` takes ~70 us). The readers note each record's files
+    while scanning, so no header is parsed again here. A source that cannot take a dict
+    row (any error) gets the contract's Series rows instead."""
     views = RowViews(recordset.table)
-    source = recordset.source
     try:
-        fast = [[Path(p) for p in source.record_files(views.row(i), ids[i])] for i in positions]
-        checks = {0, len(positions) - 1}
-        trusted = all(fast[j] == [Path(p) for p in recordset.files(ids[positions[j]])] for j in checks)
-    except Exception:  # a source that needs a real pd.Series: use the contract's method
-        trusted = False
-    if trusted:
-        return fast
-    return [[Path(p) for p in recordset.files(ids[i])] for i in positions]
+        return [[Path(p) for p in recordset.source.record_files(views.row(k), rid)]
+                for k, rid in enumerate(views.ids)]
+    except Exception:  # noqa: BLE001 -- the slow, always-valid path below
+        return [[Path(p) for p in recordset.files(rid)] for rid in views.ids]
 
 
 def _file_digest(path: Path) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 
 import joblib
 import numpy as np
-from joblib.externals.loky import get_reusable_executor
+from joblib.executor import get_memmapping_executor
 
 from ecgcore.data.prepare.config import PrepConfig
 from ecgcore.data.prepare.record import RecordInfo, preprocess_signal
@@ -119,11 +119,11 @@ def run_chunks(recordset: Recordset, config: PrepConfig, target: RowTarget, n_jo
 def _share_with_workers(queue: deque[int], task: Callable[[int], tuple[Any, ...]],
                         collect: Callable[[tuple[int, list[dict[str, Any]]]], None],
                         workers: int) -> None:
-    """Auto mode: keep `workers` loky processes (joblib's reusable executor, so a warm
-    pool is reused across calls) fed with up to two chunks each, while this process
+    """Auto mode: keep `workers` loky processes (joblib's own reusable executor -- the one
+    `joblib.Parallel` uses, so the two share one warm pool instead of clobbering it) fed with up to two chunks each, while this process
     takes chunks from the same queue itself; returns when every chunk is done. (A joblib
     `Parallel` with one worker would run in this thread, hence the executor.)"""
-    executor = get_reusable_executor(max_workers=workers)
+    executor = get_memmapping_executor(workers)
     pending: set[Future[Any]] = set()
 
     def top_up() -> None:

@@ -47,8 +47,10 @@ class DatasetSource(ABC):
         RecordError when the files cannot be read."""
 
     def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
-        """Files behind one record; layouts with a separate signal file extend this."""
-        return [Path(row["path"])]
+        """Files behind one record: `path` plus the row's `signal_files` (WFDB readers
+        note them while scanning, so a cache key needs no second header parse)."""
+        extra = row.get("signal_files", ())
+        return [Path(row["path"]), *(Path(f) for f in (extra if isinstance(extra, tuple) else ()))]
 
     def load(self, name: str | None = None) -> Recordset:
         from ecgcore.data.labels import harmonise

@@ -34,7 +34,6 @@ from ecgcore.data import wfdb_scan, wfdbio
 from ecgcore.data.recordset import Signal, Unreadable
 from ecgcore.data.sources import register
 from ecgcore.data.sources.base import DatasetSource
-from ecgcore.errors import RecordError
 
 # Record-name prefix -> originating database (Challenge 2021, Reyna et al. 2021, Table 1).
 SOURCES: dict[str, str] = {
@@ -84,16 +83,8 @@ def header_row(record_id: str, header: wfdbio.Header, default_source: str) -> di
         "fold": 0,
         "source": source_of(header.record_name or header.path.stem, default_source),
         "path": str(header.path),
+        "signal_files": tuple(str(f) for f in header.signal_files),
     }
-
-
-def wfdb_record_files(row: pd.Series) -> list[Path]:
-    """The header plus its signal files (what a cache key must cover)."""
-    path = Path(row["path"])
-    try:
-        return [path, *wfdbio.read_header(path).signal_files]
-    except RecordError:
-        return [path]
 
 
 @register
@@ -116,6 +107,3 @@ class ChallengeSource(DatasetSource):
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
         return wfdbio.read_signal(row["path"], record=record_id, allow_nan=True)
-
-    def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
-        return wfdb_record_files(row)

@@ -76,11 +76,6 @@ def mentions_diagnoses(header_path: Path) -> bool:
         return False
 
 
-def wfdb_record_files(header_path: Path) -> list[Path]:
-    """The header and every signal file it names."""
-    return [header_path, *wfdbio.read_header(header_path).signal_files]
-
-
 @register
 class LudbSource(DatasetSource):
     """LUDB headers and format-16 signals; labels are the free-text diagnoses."""
@@ -133,10 +128,8 @@ class LudbSource(DatasetSource):
             "fold": 0,
             "source": "LUDB",
             "path": str(path),
+            "signal_files": tuple(str(f) for f in header.signal_files),
         }
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
         return wfdbio.read_signal(row["path"], record_id, allow_nan=True)
-
-    def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
-        return wfdb_record_files(Path(row["path"]))

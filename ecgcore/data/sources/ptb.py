@@ -132,6 +132,7 @@ class PtbSource(DatasetSource):
             "fold": 0,
             "source": "PTB",
             "path": str(path),
+            "signal_files": tuple(str(f) for f in header.signal_files),
         }, None
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
@@ -141,7 +142,3 @@ class PtbSource(DatasetSource):
             raise RecordError(record_id, f"signal lacks a standard lead (has {', '.join(full.leads)})")
         data = full.data[channels]
         return Signal(data=data, fs=full.fs, leads=tuple(full.leads[i] for i in channels))
-
-    def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
-        header_path = Path(row["path"])
-        return [header_path, *wfdbio.read_header(header_path).signal_files]

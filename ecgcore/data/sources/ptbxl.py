@@ -168,12 +168,9 @@ class PtbxlSource(DatasetSource):
             "fold": _fold(entry.get("strat_fold")),
             "source": "PTB-XL",
             "path": str(header_path),
+            "signal_files": tuple(str(f) for f in header.signal_files),
             "scp_codes": scp_codes,
         }, None
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
         return wfdbio.read_signal(row["path"], record_id, allow_nan=True)
-
-    def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
-        header_path = Path(row["path"])
-        return [header_path, *wfdbio.read_header(header_path).signal_files]

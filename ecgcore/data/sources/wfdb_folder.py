@@ -29,7 +29,7 @@ from ecgcore.data import wfdb_scan, wfdbio
 from ecgcore.data.recordset import Signal, Unreadable
 from ecgcore.data.sources import register
 from ecgcore.data.sources.base import DatasetSource
-from ecgcore.data.sources.challenge import USER_LABELS_FILE, header_row, wfdb_record_files
+from ecgcore.data.sources.challenge import USER_LABELS_FILE, header_row
 from ecgcore.errors import EcgcoreError
 
 LABELS_FILE = USER_LABELS_FILE
@@ -112,6 +112,3 @@ class WfdbFolderSource(DatasetSource):
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
         return wfdbio.read_signal(row["path"], record=record_id, allow_nan=True)
-
-    def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
-        return wfdb_record_files(row)
