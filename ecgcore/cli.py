@@ -58,7 +58,25 @@ def _demo_data(args: argparse.Namespace) -> int:
 def _inspect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", type=Path, help="dataset folder")
     p.add_argument("--layout", default=None, help="force a layout instead of detecting it")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="reader option, repeatable (e.g. --option fs=500 for PTB-XL's 500 Hz records)")
+    p.add_argument("--no-signals", action="store_true",
+                   help="check headers only (fast); skip reading every signal")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """`["fs=500", "name=x"]` -> `{"fs": 500, "name": "x"}` (numbers parsed, the rest text)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"option {pair!r} is not KEY=VALUE")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
 
 
 @command("inspect-data", "describe a dataset folder: layout, counts, rates, labels, bad records",
@@ -66,7 +84,8 @@ def _inspect_args(p: argparse.ArgumentParser) -> None:
 def _inspect_data(args: argparse.Namespace) -> int:
     from ecgcore.data.inspect import format_report, inspect_dataset
 
-    report = inspect_dataset(args.path, layout=args.layout)
+    report = inspect_dataset(args.path, layout=args.layout, check_signals=not args.no_signals,
+                             **parse_options(args.option))
     if args.json:
         print_json(report)
     else:

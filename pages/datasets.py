@@ -21,12 +21,12 @@ from ecgcore.data.recordset import Recordset
 from ecgcore.data.sources import detect_layout, open_dataset
 from ecgcore.errors import EcgcoreError
 from ecgcore.figures import ecg_paper_figure
-
-# Datasets up to this size have every signal read when shown; larger ones on request.
-AUTO_CHECK_RECORDS = 3000
 from pages import require_router
 
 require_router()
+
+# Datasets up to this size have every signal read when shown; larger ones on request.
+AUTO_CHECK_RECORDS = 3000
 
 
 @st.cache_resource(show_spinner="Reading the dataset's headers…", max_entries=8)
