@@ -336,8 +336,9 @@ def test_infarcts_raise_st_in_their_own_territory():
     for n in range(6):
         nsr = _clean({"NSR"}, n)
         ami, imi = _clean({"NSR", "AMI"}, n), _clean({"NSR", "IMI"}, n)
-        diffs["AMI"].append([_st_level(ami, l) - _st_level(nsr, l) for l in ("V2", "V3", "III", "aVF")])
-        diffs["IMI"].append([_st_level(imi, l) - _st_level(nsr, l) for l in ("V2", "V3", "III", "aVF")])
+        leads = ("V2", "V3", "III", "aVF")
+        diffs["AMI"].append([_st_level(ami, lead) - _st_level(nsr, lead) for lead in leads])
+        diffs["IMI"].append([_st_level(imi, lead) - _st_level(nsr, lead) for lead in leads])
     ami, imi = np.mean(diffs["AMI"], axis=0), np.mean(diffs["IMI"], axis=0)
     assert min(ami[:2]) > 0.06 and max(ami[2:]) < 0.03, ami
     assert min(imi[2:]) > 0.06 and max(imi[:2]) < 0.03, imi

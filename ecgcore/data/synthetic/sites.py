@@ -130,7 +130,7 @@ TARGET = Site(
     records_per_patient=1.0,
     adc_gain=1000.0,
     amplitude_scale=0.8,
-    noise=NoiseLevels(wander_mv=0.25, powerline_mv=0.05, powerline_hz=60.0, emg_mv=0.045,
+    noise=NoiseLevels(wander_mv=0.25, powerline_mv=0.04, powerline_hz=60.0, emg_mv=0.03,
                       burst_prob=0.12),
     precordial_shift_deg=15.0,
     precordial_tilt=-0.2,

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-INT16_MAX = 32767
+INT16_MAX = 32767  # -32768 is WFDB's "no sample" marker in format 16
 # Month abbreviations as WFDB writes them (not the locale's).
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")  # -32768 is WFDB's "no sample" marker in format 16
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def digitise(signal_mv: np.ndarray, gain: float) -> np.ndarray:

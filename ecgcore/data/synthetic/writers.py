@@ -61,6 +61,8 @@ class Job:
     workers: int = 1
 
 
+_PARALLEL_MIN = 300  # below this, starting worker processes costs more than it saves
+
 RecordWriter = Callable[[Site, Job, int, int, SyntheticRecord], dict[str, Any]]
 
 
@@ -94,9 +96,6 @@ def _write_records(site: Site, job: Job, write_one: RecordWriter) -> list[dict[s
         delayed(_write_chunk)(site, job, owners, range(a, b), write_one)
         for a, b in zip(bounds[:-1], bounds[1:]))
     return [row for chunk in chunks for row in chunk]
-
-
-_PARALLEL_MIN = 300  # below this, starting worker processes costs more than it saves
 
 
 def _when(site: Site, rng: np.random.Generator) -> datetime:
