@@ -84,6 +84,7 @@ def header_row(record_id: str, header: wfdbio.Header, default_source: str) -> di
         "source": source_of(header.record_name or header.path.stem, default_source),
         "path": str(header.path),
         "signal_files": tuple(str(f) for f in header.signal_files),
+        "fast_read": wfdbio.fast_read_of(header),
     }
 
 
@@ -106,4 +107,4 @@ class ChallengeSource(DatasetSource):
         return rows, unreadable
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        return wfdbio.read_signal(row["path"], record=record_id, allow_nan=True)
+        return wfdbio.read_signal(row["path"], record=record_id, allow_nan=True, plan=row.get("fast_read"))

@@ -129,7 +129,8 @@ class LudbSource(DatasetSource):
             "source": "LUDB",
             "path": str(path),
             "signal_files": tuple(str(f) for f in header.signal_files),
+            "fast_read": wfdbio.fast_read_of(header),
         }
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        return wfdbio.read_signal(row["path"], record_id, allow_nan=True)
+        return wfdbio.read_signal(row["path"], record_id, allow_nan=True, plan=row.get("fast_read"))

@@ -133,10 +133,11 @@ class PtbSource(DatasetSource):
             "source": "PTB",
             "path": str(path),
             "signal_files": tuple(str(f) for f in header.signal_files),
+            "fast_read": wfdbio.fast_read_of(header),
         }, None
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        full = wfdbio.read_signal(row["path"], record_id, allow_nan=True)
+        full = wfdbio.read_signal(row["path"], record_id, allow_nan=True, plan=row.get("fast_read"))
         channels = standard_channels(full.leads)
         if channels is None:
             raise RecordError(record_id, f"signal lacks a standard lead (has {', '.join(full.leads)})")

@@ -169,8 +169,9 @@ class PtbxlSource(DatasetSource):
             "source": "PTB-XL",
             "path": str(header_path),
             "signal_files": tuple(str(f) for f in header.signal_files),
+            "fast_read": wfdbio.fast_read_of(header),
             "scp_codes": scp_codes,
         }, None
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        return wfdbio.read_signal(row["path"], record_id, allow_nan=True)
+        return wfdbio.read_signal(row["path"], record_id, allow_nan=True, plan=row.get("fast_read"))

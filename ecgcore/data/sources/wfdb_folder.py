@@ -111,4 +111,4 @@ class WfdbFolderSource(DatasetSource):
         return tuple(dict.fromkeys((record_id, relative)))
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        return wfdbio.read_signal(row["path"], record=record_id, allow_nan=True)
+        return wfdbio.read_signal(row["path"], record=record_id, allow_nan=True, plan=row.get("fast_read"))
