@@ -15,8 +15,9 @@ from ecgcore import workspace
 st.set_page_config(page_title="ECG transfer workbench", page_icon=":material/monitor_heart:",
                    layout="wide")
 
+# The default page is served at the root URL ("/"); every other page at its url_path.
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", url_path="home", default=True),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/datasets.py", title="Datasets", icon=":material/database:", url_path="datasets"),
 ]
 

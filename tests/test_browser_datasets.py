@@ -99,6 +99,15 @@ def test_datasets_page_draws_the_record_in_chromium(shared_data: Path, tmp_path:
                 expect(main.locator(".js-plotly-plot").filter(has_text="G12EC / E00007")).to_have_count(
                     1, timeout=30_000)
                 expect(page).to_have_url(re.compile(r"record=E00007"))
+                # The sidebar's Home link opens the root page (no "page not found" dialog).
+                sidebar.get_by_role("link", name="Home").click()
+                expect(main.get_by_role("heading", name="ECG transfer workbench")).to_be_visible(
+                    timeout=30_000)
+                expect(page.get_by_text("Page not found")).to_have_count(0)
+                page.goto(url, wait_until="domcontentloaded")
+                expect(main.get_by_role("heading", name="Datasets in the workspace")).to_be_visible(
+                    timeout=30_000)
+                expect(page.get_by_text("Page not found")).to_have_count(0)
             finally:
                 browser.close()
     finally:
