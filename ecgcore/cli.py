@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -93,6 +94,69 @@ def _inspect_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", type=Path, help="dataset folder")
+    p.add_argument("--task", required=True,
+                   help="label task, e.g. ptbxl_superdiagnostic, challenge2021_scored, nguyen_georgia "
+                        "(see `python -m ecgcore tasks`)")
+    p.add_argument("--fs", type=float, default=100.0, help="target sampling rate in Hz (default 100)")
+    p.add_argument("--seconds", type=float, default=10.0, help="window length in seconds (default 10)")
+    p.add_argument("--crop", default="first", choices=("first", "centre", "pad"))
+    p.add_argument("--resample", default="polyphase", choices=("polyphase", "decimate"))
+    p.add_argument("--normalize", default="none", choices=("none", "zscore", "minmax", "standard"))
+    p.add_argument("--split", default="auto", choices=("auto", "official", "patient", "paper"))
+    p.add_argument("--seed", type=int, default=None, help="split seed (paper split: random_state)")
+    p.add_argument("--train-fraction", type=float, default=None,
+                   help="use only this fraction of the training records (stratified)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="reader option, repeatable (e.g. --option fs=500 for PTB-XL)")
+    p.add_argument("--json", action="store_true", help="print the dataset description as JSON")
+
+
+@command("prepare-data", "label, preprocess (cached memmap) and split a dataset for one task",
+         _prepare_args)
+def _prepare_data(args: argparse.Namespace) -> int:
+    from ecgcore.data.pipeline import SplitConfig, build_dataset
+    from ecgcore.data.prepare import PrepConfig, text_progress
+
+    prep = PrepConfig(fs=args.fs, seconds=args.seconds, crop=args.crop, resample=args.resample,
+                      normalize=args.normalize)
+    split = SplitConfig(method=args.split, seed=args.seed, train_fraction=args.train_fraction)
+    dataset = build_dataset(args.path, args.task, prep=prep, split=split,
+                            open_options=parse_options(args.option),
+                            progress=text_progress() if sys.stderr.isatty() else None)
+    if args.json:
+        print_json(dataset.describe())
+        return 0
+    described = dataset.describe()
+    print(f"{described['dataset']} ({described['layout']}), task {described['task']}: "
+          f"{described['n_records']} records, {described['n_dropped']} dropped "
+          f"{described['dropped_counts'] or ''}")
+    notes = described["split"]["notes"]
+    print(f"split {described['split']['method']}: {described['split']['sizes']}"
+          + (f" ({notes})" if notes else ""))
+    print(f"cache: {described['cache']}  X: {tuple(dataset.X.shape)} float32")
+    print(dataset.summary().to_string())
+    return 0
+
+
+def _tasks_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print name -> description as JSON")
+
+
+@command("tasks", "list the named label tasks", _tasks_args)
+def _tasks(args: argparse.Namespace) -> int:
+    from ecgcore.data.labels import list_tasks
+
+    tasks = list_tasks()
+    if args.json:
+        print_json(tasks)
+    else:
+        for name, description in tasks.items():
+            print(f"{name:<26} {description}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ecgcore", description=__doc__)
     subs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -104,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE"):  # `… | head` ends the output quietly, as Unix tools do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
