@@ -264,7 +264,7 @@ def test_scan_headers_ids_and_multisegment(tmp_path: Path) -> None:
     assert [rid for rid, _ in readable] == ["x/rec", "long", "y/rec"]
     signal, route = wfdbio.read_signal_traced(tmp_path / "y" / "long.hea")
     assert route == "wfdb" and signal.data.shape == (2, 800) and signal.leads == ("I", "II")
-    assert wfdbio.record_leads(wfdbio.read_header(tmp_path / "y" / "long.hea")) == ("I", "II")
+    assert wfdb_scan.record_leads(wfdbio.read_header(tmp_path / "y" / "long.hea")) == ("I", "II")
     np.testing.assert_allclose(signal.data, np.concatenate([a, b], axis=1), atol=1e-3)
 
 

@@ -15,6 +15,37 @@ from ecgcore.data.wfdbio import Header, check_record, read_header
 from ecgcore.errors import RecordError
 
 
+def checked_header(path: Path, shown: str | None = None) -> tuple[Header | None, str | None]:
+    """(header, None) when the record's header exists, parses and passes the header-level
+    checks (`check_record`); otherwise (None, the reason). `shown` names the header in
+    the "missing" message (default: its file name)."""
+    if not path.is_file():
+        return None, f"header {shown or path.name} is missing"
+    try:
+        header = read_header(path)
+    except RecordError as exc:
+        return None, exc.reason
+    problem = check_record(path, header)
+    return (None, problem) if problem is not None else (header, None)
+
+
+def record_leads(header: Header) -> tuple[str, ...]:
+    """Lead names of a record; for a multi-segment record, those of its first segment
+    that has signals (the master header itself lists none)."""
+    if header.signals or not header.segments:
+        return header.leads
+    for segment in header.segments:
+        if segment == "~":
+            continue
+        try:
+            inner = read_header(header.path.parent / f"{segment}.hea")
+        except RecordError:
+            continue
+        if inner.signals:
+            return inner.leads
+    return ()
+
+
 def find_headers(root: Path | str) -> list[Path]:
     """Every `.hea` under `root` (recursive, sorted; hidden folders skipped)."""
     found: list[Path] = []

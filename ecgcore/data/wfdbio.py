@@ -362,23 +362,6 @@ def read_signal_traced(header_path: Path | str, record: str | None = None,
     return signal, route
 
 
-def record_leads(header: Header) -> tuple[str, ...]:
-    """Lead names of a record; for a multi-segment record, those of its first segment
-    that has signals (the master header itself lists none)."""
-    if header.signals or not header.segments:
-        return header.leads
-    for segment in header.segments:
-        if segment == "~":
-            continue
-        try:
-            inner = read_header(header.path.parent / f"{segment}.hea")
-        except RecordError:
-            continue
-        if inner.signals:
-            return inner.leads
-    return ()
-
-
 def _read_format16(plan: FastRead, name: str) -> np.ndarray:
     """Interleaved little-endian int16 -> (n_sig, n_samples) float32 mV; samples holding
     the invalid value become NaN, as in wfdb. The file is read in one call; the gain is

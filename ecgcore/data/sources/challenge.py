@@ -75,7 +75,7 @@ def header_row(record_id: str, header: wfdbio.Header, default_source: str) -> di
         "patient_id": "",
         "fs": float(header.fs),
         "n_samples": header.n_samples,
-        "leads": wfdbio.record_leads(header),
+        "leads": wfdb_scan.record_leads(header),
         "raw_labels": fields.dx,
         "label_vocab": "snomed",
         "age": fields.age,

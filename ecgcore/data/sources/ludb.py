@@ -28,11 +28,10 @@ from typing import Any
 
 import pandas as pd
 
-from ecgcore.data import wfdbio
+from ecgcore.data import wfdb_scan, wfdbio
 from ecgcore.data.recordset import Signal, Unreadable
 from ecgcore.data.sources import register
 from ecgcore.data.sources.base import DatasetSource
-from ecgcore.errors import RecordError
 
 DIAGNOSES_KEY = "<diagnoses>"
 
@@ -96,19 +95,11 @@ class LudbSource(DatasetSource):
         unreadable: list[Unreadable] = []
         for path in _header_paths(self.root):
             record_id = path.stem
-            if not path.is_file():
-                unreadable.append(Unreadable(record_id, f"header {path.name} is missing"))
-                continue
-            try:
-                header = wfdbio.read_header(path)
-            except RecordError as exc:
-                unreadable.append(Unreadable(record_id, exc.reason))
-                continue
-            problem = wfdbio.check_record(path, header)
-            if problem is not None:
-                unreadable.append(Unreadable(record_id, problem))
-                continue
-            rows.append(self._row(record_id, path, header))
+            header, problem = wfdb_scan.checked_header(path)
+            if header is None:
+                unreadable.append(Unreadable(record_id, problem or "unreadable header"))
+            else:
+                rows.append(self._row(record_id, path, header))
         rows.sort(key=lambda r: _sort_key(r["record_id"]))
         return rows, unreadable
 

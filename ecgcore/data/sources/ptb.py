@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from ecgcore.data import wfdbio
+from ecgcore.data import wfdb_scan, wfdbio
 from ecgcore.data.recordset import STANDARD_LEADS, Signal, Unreadable
 from ecgcore.data.sources import register
 from ecgcore.data.sources.base import DatasetSource
@@ -105,14 +105,8 @@ class PtbSource(DatasetSource):
 
     @staticmethod
     def _row(record_id: str, path: Path) -> tuple[dict[str, Any], str | None]:
-        if not path.is_file():
-            return {}, f"header {path.parent.name}/{path.name} is missing"
-        try:
-            header = wfdbio.read_header(path)
-        except RecordError as exc:
-            return {}, exc.reason
-        problem = wfdbio.check_record(path, header)
-        if problem is not None:
+        header, problem = wfdb_scan.checked_header(path, f"{path.parent.name}/{path.name}")
+        if header is None:
             return {}, problem
         channels = standard_channels(header.leads)
         if channels is None:

@@ -30,11 +30,11 @@ from typing import Any
 
 import pandas as pd
 
-from ecgcore.data import wfdbio
+from ecgcore.data import wfdb_scan, wfdbio
 from ecgcore.data.recordset import Signal, Unreadable
 from ecgcore.data.sources import register
 from ecgcore.data.sources.base import DatasetSource
-from ecgcore.errors import EcgcoreError, RecordError
+from ecgcore.errors import EcgcoreError
 
 DATABASE_CSV = "ptbxl_database.csv"
 STATEMENTS_CSV = "scp_statements.csv"
@@ -146,14 +146,8 @@ class PtbxlSource(DatasetSource):
         except ValueError as exc:
             return {}, str(exc)
         header_path = self.root / f"{filename}.hea"
-        if not header_path.is_file():
-            return {}, f"header {filename}.hea is missing"
-        try:
-            header = wfdbio.read_header(header_path)
-        except RecordError as exc:
-            return {}, exc.reason
-        problem = wfdbio.check_record(header_path, header)
-        if problem is not None:
+        header, problem = wfdb_scan.checked_header(header_path, f"{filename}.hea")
+        if header is None:
             return {}, problem
         return {
             "record_id": record_id,
