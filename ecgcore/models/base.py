@@ -1,0 +1,59 @@
+"""The one interface every model answers, so every transfer strategy works on every
+architecture (convolutional and recurrent alike).
+
+Input: (batch, leads, samples) float32. Output: (batch, n_classes) logits.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class ECGClassifier(nn.Module):
+    """Backbone + head. Subclasses build `self.backbone`-side modules and a head, and
+    implement `embed` and `layer_groups`.
+
+    - `embed(x)`: the features the head sees, (batch, feature_dim).
+    - `head`: the module that maps features to logits (its last layer is a Linear
+      with `n_classes` outputs); `reset_head(n)` replaces that last Linear with a
+      freshly initialised one of `n` outputs (the rest of the head is kept).
+    - `layer_groups()`: the model's parameters cut into ordered groups, input to
+      output; the last group is the head. Strategies freeze or re-rate whole groups.
+    - `config`: the keyword arguments that rebuild this model with `create_model`
+      (stored in every checkpoint).
+    """
+
+    name: str = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config: dict[str, Any] = {}
+
+    @abstractmethod
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, leads, samples) -> (batch, feature_dim)."""
+
+    @property
+    @abstractmethod
+    def head(self) -> nn.Module:
+        """Features -> logits."""
+
+    @abstractmethod
+    def reset_head(self, n_classes: int) -> None:
+        """Replace the final Linear with a fresh one of `n_classes` outputs."""
+
+    @abstractmethod
+    def layer_groups(self) -> list[nn.Module]:
+        """Ordered input -> output; the last one is the head; together they hold every parameter."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+    @property
+    def n_classes(self) -> int:
+        last = [m for m in self.head.modules() if isinstance(m, nn.Linear)][-1]
+        return int(last.out_features)
