@@ -157,6 +157,87 @@ def _tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", type=Path, help="experiment file (TOML), e.g. experiments/smoke.toml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a setting, repeatable (e.g. --set train.epochs=3 "
+                        "--set 'grid.strategy=[\"scratch\"]')")
+    p.add_argument("--dry-run", action="store_true", help="list the runs the grid expands to; train nothing")
+    p.add_argument("--json", action="store_true", help="print the runs (or run ids) as JSON")
+
+
+@command("run", "run the experiment(s) in a TOML file in this process, printing run ids", _run_args)
+def _run(args: argparse.Namespace) -> int:
+    from ecgcore.experiments import plan_experiment, run_experiment
+    from ecgcore.runs import RunStore
+
+    say = (lambda message: print(message, file=sys.stderr)) if args.json else print
+    if args.dry_run:
+        specs = plan_experiment(args.config, args.overrides, say)
+        store = RunStore()
+        listing = [{"kind": s.kind, "config_hash": s.hash, "label": s.label,
+                    "depends_on": s.depends_on, "done_run": store.find_done(s.hash, kind=s.kind),
+                    "config": s.config} for s in specs]
+        if args.json:
+            print_json(listing)
+        else:
+            for item in listing:
+                state = f"done as {item['done_run']}" if item["done_run"] else "to run"
+                print(f"{item['config_hash']}  {item['label']}  [{state}]")
+        return 0
+    run_ids = run_experiment(args.config, args.overrides, say=say)
+    if args.json:
+        print_json(run_ids)
+    else:
+        print("\n".join(run_ids))
+    return 0
+
+
+def _runs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the runs as a JSON list")
+
+
+@command("runs", "list the runs in the store", _runs_args)
+def _runs(args: argparse.Namespace) -> int:
+    from ecgcore.runs import RunStore
+
+    table = RunStore().list()
+    if args.json:
+        print_json(json.loads(table.to_json(orient="records")))
+    elif table.empty:
+        print("no runs yet (python -m ecgcore run experiments/smoke.toml)")
+    else:
+        columns = [c for c in ("run_id", "kind", "status", "target", "arch", "strategy",
+                               "train_fraction", "seed", "macro_auc") if c in table.columns]
+        print(table[columns].to_string(index=False))
+    return 0
+
+
+def _show_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run id")
+    p.add_argument("--json", action="store_true", help="print results.json")
+
+
+@command("show", "print one run's results", _show_args)
+def _show(args: argparse.Namespace) -> int:
+    from ecgcore.errors import EcgcoreError
+    from ecgcore.runs import RunStore
+
+    results = RunStore().get(args.run).results()
+    if results is None:
+        raise EcgcoreError(f"run {args.run} has no results yet (still running, or it crashed)")
+    if args.json:
+        print_json(results)
+    else:
+        test = results.get("test", {})
+        print(f"{results['run_id']}  {results.get('status')}  {results.get('arch')} "
+              f"{results.get('strategy')}  target {results.get('target')}")
+        print(f"test macro AUC {test.get('macro_auc')} CI {test.get('macro_auc_ci')}")
+        for code, auc in (test.get("per_class_auc") or {}).items():
+            print(f"  {code:<22} {auc}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ecgcore", description=__doc__)
     subs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

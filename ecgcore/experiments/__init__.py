@@ -1,0 +1,52 @@
+"""Experiments: TOML files in `experiments/` -> the runs they mean -> the run store.
+
+`run_experiment(path)` writes the embedded demo data first when the file asks for it
+(`demo = true`) and it is not in the workspace yet, expands the grid (pretraining once
+per source/architecture/seed/settings, then one run per grid point), and does each run
+in order in this process, reusing runs whose config hash already finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ecgcore import workspace
+from ecgcore.experiments.plan import RunSpec, expand
+from ecgcore.experiments.runner import execute
+from ecgcore.experiments.spec import ExperimentError, load_experiment
+
+DEMO_SITES = ("source_ptbxl", "target_challenge")
+
+__all__ = ["ExperimentError", "RunSpec", "expand", "load_experiment", "plan_experiment",
+           "run_experiment"]
+
+
+def ensure_demo_data(say: Callable[[str], None]) -> None:
+    """Write the embedded default into the workspace when one of its sites is missing."""
+    present = {entry.name for entry in workspace.list_datasets()}
+    if all(site in present for site in DEMO_SITES):
+        return
+    from ecgcore.data.synthetic import write_demo_data
+
+    say("writing the embedded demo data into the workspace (first use)")
+    write_demo_data(workspace.datasets_dir())
+
+
+def plan_experiment(path: Path | str, overrides: Sequence[str] = (),
+                    say: Callable[[str], None] = lambda m: None) -> list[RunSpec]:
+    """The runs an experiment file expands to (writes the demo data first if it asks)."""
+    config = load_experiment(path, list(overrides))
+    if config.get("demo"):
+        ensure_demo_data(say)
+    return expand(config)
+
+
+def run_experiment(path: Path | str, overrides: Sequence[str] = (), callbacks: Sequence[Any] = (),
+                   say: Callable[[str], None] = print) -> list[str]:
+    """Do every run of the file in this process; returns the run ids (pretraining first)."""
+    from ecgcore.runs import RunStore
+
+    store = RunStore()
+    return [execute(spec, store, callbacks, say) for spec in plan_experiment(path, overrides, say)]

@@ -1,0 +1,181 @@
+"""Doing one run of an experiment: data -> model -> strategy -> training -> evaluation
+-> run folder. Pretraining runs and target runs go through the same steps; a run whose
+config hash already finished is reused, never trained again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ecgcore.checkpoint import Checkpoint
+from ecgcore.data.pipeline import SplitConfig, TaskDataset, build_dataset
+from ecgcore.data.prepare import PrepConfig
+from ecgcore.data.sources import open_dataset
+from ecgcore.evaluate import evaluate
+from ecgcore.experiments.plan import RunSpec
+from ecgcore.experiments.tasks import experiment_task
+from ecgcore.models import create_model
+from ecgcore.runs import RunFolder, RunStore
+from ecgcore.train import TrainConfig, fit, predict
+from ecgcore.transfer import StrategyOptions, check_leakage, class_mapping, get_strategy
+
+Say = Callable[[str], None]
+
+
+def execute(spec: RunSpec, store: RunStore, callbacks: Sequence[Any] = (),
+            say: Say = lambda message: None) -> str:
+    """Run one spec (or reuse its finished twin) and return the run id."""
+    reused = store.find_done(spec.hash, kind=spec.kind)
+    if reused is not None:
+        say(f"reusing {reused} ({spec.label})")
+        return reused
+    folder = store.create(spec.config, kind=spec.kind)
+    say(f"{folder.run_id}: {spec.label}")
+    folder.log(f"start: {spec.label}")
+    try:
+        results = _do_run(spec, store, folder, callbacks)
+    except KeyboardInterrupt:
+        store.fail(folder.run_id, "cancelled by the user", status="cancelled")
+        raise
+    except Exception as exc:
+        folder.log(f"failed: {type(exc).__name__}: {exc}")
+        store.fail(folder.run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    store.finish(folder.run_id, results)
+    folder.log(f"done: test macro AUC {results['test'].get('macro_auc')}")
+    return folder.run_id
+
+
+class _HistoryWriter:
+    """Trainer callback: one history.csv row per epoch, as soon as the epoch ends."""
+
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
+
+    def on_epoch_end(self, row: dict[str, Any]) -> None:
+        self.folder.append_history(row)
+        self.folder.log("epoch " + ", ".join(f"{k}={v}" for k, v in row.items()))
+
+    def on_step(self, epoch: int, step: int, n_steps: int) -> None:
+        return None
+
+    def should_stop(self) -> bool:
+        return False
+
+
+def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequence[Any]) -> dict:
+    config = spec.config
+    data_cfg = config["data"]
+
+    # 1. Data: the task's labels, the cached preprocessed array, the split.
+    recordset = open_dataset(data_cfg["dataset"], **data_cfg["options"])
+    other = None
+    if data_cfg["task"] == "shared":
+        other_path = config.get("shared_with") or (config.get("source") or {}).get("dataset")
+        other = open_dataset(other_path) if other_path else None
+    task = experiment_task(data_cfg["task"], recordset, other, data_cfg["min_positives"])
+    data = build_dataset(recordset, task, prep=PrepConfig.from_dict(config["prep"]),
+                         split=SplitConfig.from_dict(config["split"]))
+    classes = list(data.classes)
+    folder.log(f"data: {len(data)} records, {len(classes)} classes, split {data.split.sizes()}")
+
+    # 2. Model and strategy (what is loaded from the source, what is frozen, at which LR).
+    train_cfg = TrainConfig.from_dict(config["train"])
+    n_samples = data.X.shape[2] if not train_cfg.crop_seconds else int(
+        round(train_cfg.crop_seconds * data.prep.fs))
+    torch.manual_seed(config["seed"])
+    model = create_model(config["arch"], n_leads=data.X.shape[1], n_classes=len(classes),
+                         n_samples=n_samples)
+    strategy = get_strategy(config.get("strategy") or "scratch")
+    options = StrategyOptions.from_dict(config.get("strategy_options") or {})
+    source = _source_checkpoint(config, store)
+    strategy.setup(model, source, classes, options)
+
+    # 3. Training (nothing to train for source_only).
+    fit_result = None
+    if strategy.trains:
+        fit_result = fit(model, data, train_cfg,
+                         plan_fn=lambda m, epoch, lr: strategy.plan(m, epoch, lr, options),
+                         checkpoint_dir=folder.path / "checkpoints",
+                         callbacks=[_HistoryWriter(folder), *callbacks])
+        model.load_state_dict(fit_result.best_state)
+
+    # 4. Evaluation on the test split (thresholds tuned on validation only).
+    scored_classes, test_scores, val_scores = _scores(model, data, train_cfg, strategy.name,
+                                                      source, classes)
+    keep = [classes.index(c) for c in scored_classes]
+    test, val = data.split.test, data.split.val
+    metrics = evaluate(data.y[test][:, keep], test_scores, scored_classes,
+                       y_val=data.y[val][:, keep] if val.size else None,
+                       score_val=val_scores if val.size else None, seed=config["seed"])
+    folder.write_predictions(np.asarray(data.record_ids)[test], data.y[test][:, keep],
+                             test_scores, scored_classes)
+
+    # 5. The model file, with what it has seen (so later runs can check for leakage).
+    seen = dict(source.seen) if source is not None else {}
+    train_ids = [data.record_ids[i] for i in data.split.train]
+    seen[data.name] = [*seen.get(data.name, []), *train_ids] if strategy.trains else seen.get(data.name, [])
+    folder.save_model(Checkpoint(
+        state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
+        model_name=config["arch"], model_config=dict(model.config), classes=classes,
+        class_names=list(data.class_names), prep=data.prep.to_dict(),
+        stage=spec.kind, seen=seen, extra={"run_id": folder.run_id, "task": data.task.name}))
+
+    leakage = check_leakage(source.seen, data.name, [data.record_ids[i] for i in test]) \
+        if source is not None else []
+    if leakage:
+        folder.log(f"WARNING: {len(leakage)} target test records were in the source data")
+    return {
+        "run_id": folder.run_id, "status": "done", "kind": spec.kind, "config_hash": spec.hash,
+        "experiment": config.get("experiment"),
+        "source": Path(config["source"]["dataset"]).name if config.get("source") else None,
+        "target": data.name, "task": data.task.name, "arch": config["arch"],
+        "strategy": config.get("strategy") or "scratch",
+        "train_fraction": config.get("train_fraction", 1.0), "n_train": int(data.split.train.size),
+        "n_val": int(val.size), "n_test": int(test.size), "seed": config["seed"],
+        "classes": scored_classes, "class_names": [data.class_names[classes.index(c)] for c in scored_classes],
+        "unscored_classes": [c for c in classes if c not in scored_classes],
+        "test": metrics,
+        "best_epoch": fit_result.best_epoch if fit_result else None,
+        "epochs_run": fit_result.epochs_run if fit_result else 0,
+        "train_seconds": fit_result.train_seconds if fit_result else 0.0,
+        "device": str(fit_result.device) if fit_result else "cpu",
+        "split": {"method": data.split.method, "notes": data.split.notes, "sizes": data.split.sizes()},
+        "dropped_counts": data.dropped_counts(),
+        "leakage": {"n_test_records_seen_in_source": len(leakage), "examples": leakage[:10]},
+        "finished": time.time(),
+    }
+
+
+def _source_checkpoint(config: dict[str, Any], store: RunStore) -> Checkpoint | None:
+    pretrain_hash = config.get("pretrain_hash")
+    if not pretrain_hash:
+        return None
+    run_id = store.find_done(pretrain_hash, kind="pretrain")
+    if run_id is None:
+        raise RuntimeError(f"the pretraining run {pretrain_hash} this run needs has not finished")
+    return store.get(run_id).load_model()
+
+
+def _scores(model: torch.nn.Module, data: TaskDataset, train_cfg: TrainConfig, strategy: str,
+            source: Checkpoint | None, classes: list[str]
+            ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Test and validation scores, and the classes they cover: all of them, except for
+    source_only, which can only score the target classes the source head knows."""
+    test_scores = predict(model, data, data.split.test, train_cfg)
+    val_scores = predict(model, data, data.split.val, train_cfg) if data.split.val.size else \
+        np.zeros((0, test_scores.shape[1]), np.float32)
+    if strategy != "source_only" or source is None:
+        return classes, test_scores, val_scores
+    mapping = class_mapping(source.classes, classes)  # target index -> source index
+    if not mapping:
+        raise RuntimeError("source_only: the source model knows none of the target classes")
+    target_idx = sorted(mapping)
+    source_idx = [mapping[t] for t in target_idx]
+    return [classes[t] for t in target_idx], test_scores[:, source_idx], val_scores[:, source_idx]
