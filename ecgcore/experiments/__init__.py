@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecgcore import workspace
-from ecgcore.experiments.plan import RunSpec, expand
-from ecgcore.experiments.runner import execute
 from ecgcore.experiments.spec import ExperimentError, load_experiment
+
+# The engine (models, trainer, strategies) is imported when a plan is made, not when a
+# file is merely parsed: `ecgcore.experiments.spec` stays light for the app and tests.
+if TYPE_CHECKING:
+    from ecgcore.experiments.plan import RunSpec
 
 DEMO_SITES = ("source_ptbxl", "target_challenge")
 
-__all__ = ["ExperimentError", "RunSpec", "expand", "load_experiment", "plan_experiment",
-           "run_experiment"]
+__all__ = ["ExperimentError", "load_experiment", "plan_experiment", "run_experiment"]
 
 
 def ensure_demo_data(say: Callable[[str], None]) -> None:
@@ -35,8 +37,10 @@ def ensure_demo_data(say: Callable[[str], None]) -> None:
 
 
 def plan_experiment(path: Path | str, overrides: Sequence[str] = (),
-                    say: Callable[[str], None] = lambda m: None) -> list[RunSpec]:
+                    say: Callable[[str], None] = lambda m: None) -> list["RunSpec"]:
     """The runs an experiment file expands to (writes the demo data first if it asks)."""
+    from ecgcore.experiments.plan import expand
+
     config = load_experiment(path, list(overrides))
     if config.get("demo"):
         ensure_demo_data(say)
@@ -46,6 +50,7 @@ def plan_experiment(path: Path | str, overrides: Sequence[str] = (),
 def run_experiment(path: Path | str, overrides: Sequence[str] = (), callbacks: Sequence[Any] = (),
                    say: Callable[[str], None] = print) -> list[str]:
     """Do every run of the file in this process; returns the run ids (pretraining first)."""
+    from ecgcore.experiments.runner import execute
     from ecgcore.runs import RunStore
 
     store = RunStore()
