@@ -1,0 +1,149 @@
+"""Point metrics of one multi-label prediction: pure functions of (y_true, y_score).
+
+Conventions shared by every function here (and written into results.json):
+- `y_true` is an (N, C) 0/1 matrix, `y_score` an (N, C) matrix of finite scores
+  (probabilities for the F1 family), column c belongs to `classes[c]`.
+- A record is called positive for a class when `score >= threshold` (0.5 unless
+  tuned); the same rule everywhere so numbers agree between functions.
+- A class whose ROC-AUC is undefined in this set (no positives or no negatives)
+  gets NaN and is left out of the macro mean; AUPRC is undefined only without
+  positives. Callers turn NaN into JSON null.
+ROC-AUC, AP and F1 come from scikit-learn; only Fmax (no library has the PTB-XL
+benchmark's sample-centric definition) is written by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+from ecgcore.errors import EcgcoreError
+
+DEFAULT_THRESHOLD = 0.5
+# The threshold grid of Fmax: 0.00, 0.01, ..., 1.00 (scores are probabilities).
+FMAX_GRID = np.round(np.linspace(0.0, 1.0, 101), 2)
+
+
+class EvaluationError(EcgcoreError, ValueError):
+    """Inputs to an evaluation do not fit together; the message says which and why."""
+
+
+def check_inputs(y_true: object, y_score: object, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Validated copies: y_true as int8 0/1, y_score as float64, both (N, C) with C = len(classes).
+
+    Raises EvaluationError naming the row and class of the first bad value, so a
+    broken prediction file is found without a debugger."""
+    truth = np.asarray(y_true)
+    score = np.asarray(y_score, dtype=np.float64)
+    names = [str(c) for c in classes]
+    if truth.ndim != 2 or score.ndim != 2:
+        raise EvaluationError(f"y_true and y_score must be 2-D (records, classes), got shapes {truth.shape} and {score.shape}")
+    if truth.shape != score.shape:
+        raise EvaluationError(f"y_true {truth.shape} and y_score {score.shape} differ in shape")
+    if truth.shape[1] != len(names):
+        raise EvaluationError(f"{truth.shape[1]} score columns but {len(names)} classes")
+    if len(set(names)) != len(names):
+        raise EvaluationError(f"duplicate class names in {names}")
+    if truth.shape[0] == 0:
+        raise EvaluationError("no records to evaluate")
+    bad = ~np.isin(truth, (0, 1))
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise EvaluationError(f"y_true row {row}, class {names[col]}: value {truth[row, col]!r} is not 0 or 1")
+    bad = ~np.isfinite(score)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise EvaluationError(
+            f"y_score row {row}, class {names[col]}: value {score[row, col]!r} is not finite "
+            f"({int(bad.sum())} non-finite scores in all)")
+    return truth.astype(np.int8), score
+
+
+def auc_defined(y_true: np.ndarray) -> np.ndarray:
+    """(C,) bool: the class has at least one positive and one negative, so ROC-AUC exists."""
+    positives = y_true.sum(axis=0)
+    return (positives > 0) & (positives < y_true.shape[0])
+
+
+def per_class_auc(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
+    """(C,) ROC-AUC per class by scikit-learn; NaN where undefined."""
+    defined = auc_defined(y_true)
+    return np.array([roc_auc_score(y_true[:, c], y_score[:, c]) if defined[c] else np.nan
+                     for c in range(y_true.shape[1])])
+
+
+def per_class_auprc(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
+    """(C,) average precision (AUPRC) per class by scikit-learn; NaN without positives."""
+    return np.array([average_precision_score(y_true[:, c], y_score[:, c]) if y_true[:, c].any() else np.nan
+                     for c in range(y_true.shape[1])])
+
+
+def nan_mean(values: np.ndarray) -> float:
+    """Mean of the defined (non-NaN) values; NaN when none is defined."""
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else float("nan")
+
+
+def binarize(y_score: np.ndarray, thresholds: float | np.ndarray = DEFAULT_THRESHOLD) -> np.ndarray:
+    """0/1 predictions, positive when score >= threshold (scalar or one per class)."""
+    return (y_score >= np.asarray(thresholds, dtype=np.float64)).astype(np.int8)
+
+
+def per_class_f1(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """(C,) F1 per class by scikit-learn (zero_division=0: no positives and no predictions gives 0)."""
+    return np.asarray(f1_score(y_true, y_pred, average=None, zero_division=0), dtype=np.float64)
+
+
+def f1_macro(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean per-class F1 over the classes with positives in this set (as for the macro AUC, a
+    class with nothing to find is left out rather than counted as 0)."""
+    f1 = per_class_f1(y_true, y_pred)
+    has_positive = y_true.any(axis=0)
+    return float(f1[has_positive].mean()) if has_positive.any() else float("nan")
+
+
+def f1_prevalence_weighted(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Nguyen & Do's metric (REFERENCES.md §1.6): Σ f1_c·w_c / Σ w_c with w_c the prevalence of
+    class c in this (test) set. Equal to scikit-learn's average='weighted'."""
+    weights = y_true.mean(axis=0)
+    if weights.sum() == 0:
+        return float("nan")
+    return float((per_class_f1(y_true, y_pred) * weights).sum() / weights.sum())
+
+
+def f1_samples(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Sample-averaged F1 (per record, then the mean over records), scikit-learn's average='samples'."""
+    return float(f1_score(y_true, y_pred, average="samples", zero_division=0))
+
+
+def fmax(y_true: np.ndarray, y_score: np.ndarray, grid: np.ndarray = FMAX_GRID) -> tuple[float, float]:
+    """Sample-centric Fmax of the PTB-XL benchmark (CAFA's protein-centric F-max), and its threshold.
+
+    For each threshold t of `grid`, with P_i(t) = {c : score_ic >= t} and T_i the true labels:
+      precision(t) = mean over records with |P_i(t)| > 0 of |P_i ∩ T_i| / |P_i|
+      recall(t)    = mean over records with |T_i| > 0   of |P_i ∩ T_i| / |T_i|
+      F(t) = 2·precision·recall / (precision + recall)   (0 when both are 0 or no record predicts)
+    Fmax = max over t of F(t); the smallest maximising t is returned with it."""
+    truth = y_true.astype(bool)
+    n_true = truth.sum(axis=1)
+    labelled = n_true > 0
+    if not labelled.any():
+        return float("nan"), float("nan")
+    best, best_t = 0.0, float(grid[0])
+    for t in grid:
+        pred = y_score >= t
+        n_pred = pred.sum(axis=1)
+        hits = (pred & truth).sum(axis=1)
+        predicting = n_pred > 0
+        if not predicting.any():
+            continue
+        precision = float(np.mean(hits[predicting] / n_pred[predicting]))
+        recall = float(np.mean(hits[labelled] / n_true[labelled]))
+        if precision + recall == 0:
+            continue
+        f = 2 * precision * recall / (precision + recall)
+        if f > best + 1e-12:
+            best, best_t = f, float(t)
+    return best, best_t
