@@ -92,7 +92,9 @@ def test_folder_holds_exactly_the_contract_files_and_results_round_trip(workspac
     assert len(date) == 8 and len(hhmm) == 4 and hash8 == config_hash(CONFIG)[:8] and len(rand) == 4
     assert run.config == CONFIG
     assert run.results() is None and store.list().loc[0, "status"] == "running"
-    run.append_history({"epoch": 1, "train_loss": 0.7, "val_loss": 0.6, "val_macro_auc": 0.7, "lr": 1e-3, "seconds": 2.0})
+    run.append_history(
+        {"epoch": 1, "train_loss": 0.7, "val_loss": 0.6, "val_macro_auc": 0.7, "lr": 1e-3, "seconds": 2.0}
+    )
     run.write_predictions(["a", "b"], np.array([[1, 0, 0], [0, 1, 1]]), np.full((2, 3), 0.5), CLASSES)
     run.save_model(tiny_checkpoint())
     run.log("epoch 1 done")
@@ -210,6 +212,11 @@ def test_fail_keeps_the_partial_folder(workspace: Path) -> None:
     assert row["status"] == "cancelled" and row["error"] == "stopped by user"
     with pytest.raises(EcgcoreError, match="not 'exploded'"):
         store.fail(run.run_id, "x", status="exploded")
+    done = finished_run(store)
+    with pytest.raises(EcgcoreError, match="already finished"):
+        store.fail(done, "late cancel", status="cancelled")
+    assert store.get(done).results()["status"] == "done"
+    assert store.list(run_id=done).loc[0, "status"] == "done"
 
 
 def test_reindex_after_deleting_the_index_recovers_the_runs(workspace: Path) -> None:

@@ -165,10 +165,12 @@ class RunStore:
         with closing(self._connect()) as conn:
             cursor = conn.execute(f"SELECT {', '.join(INDEX_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,))
             found = cursor.fetchone()
-        return dict(zip(INDEX_COLUMNS, found)) if found else None
+        return dict(zip(INDEX_COLUMNS, found, strict=True)) if found else None
 
     # -- rows from folders -------------------------------------------------------------------------
-    def _meta(self, folder: RunFolder, results: Mapping[str, Any] | None, known: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _meta(
+        self, folder: RunFolder, results: Mapping[str, Any] | None, known: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
         """kind, created and config_hash of a run: from results.json, else the index, else the folder."""
         results = results or {}
         known = known or {}
@@ -181,7 +183,9 @@ class RunStore:
         digest = results.get("config_hash") or known.get("config_hash") or (config_hash(config) if config else "")
         return {"kind": kind if isinstance(kind, str) else "target", "created": created, "config_hash": digest}
 
-    def _row(self, folder: RunFolder, status: str, meta: Mapping[str, Any], results: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _row(
+        self, folder: RunFolder, status: str, meta: Mapping[str, Any], results: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
         """The index row of a run from its config, its results (if any) and its meta."""
         config = _config_or_empty(folder)
         results = results or {}
@@ -257,10 +261,13 @@ class RunStore:
 
     def fail(self, run_id: str, error: str, status: str = "failed") -> RunFolder:
         """End a run as "failed" or "cancelled": results.json holds the status and the error;
-        every file already written (history, log, model) stays."""
+        every file already written (history, log, model) stays. A finished run stays finished."""
         if status not in END_STATUSES:
             raise EcgcoreError(f"a run can fail as {sorted(END_STATUSES)}, not {status!r}")
         folder = self.get(run_id)
+        previous = folder.results()
+        if previous and previous.get("status") == "done":
+            raise EcgcoreError(f"{folder.run_id}: already finished; its results are kept (not marked {status})")
         config = folder.config
         results: dict[str, Any] = {key: lookup(config, key) for key in IDENTITY_KEYS}
         results.update(run_id=folder.run_id, status=status, error=str(error), finished=now_iso())
@@ -324,7 +331,7 @@ class RunStore:
         without results.json keeps "running" if the index had it so, else becomes "incomplete"."""
         with self._write() as conn:
             cursor = conn.execute(f"SELECT {', '.join(INDEX_COLUMNS)} FROM runs")
-            known = {row[0]: dict(zip(INDEX_COLUMNS, row)) for row in cursor.fetchall()}
+            known = {row[0]: dict(zip(INDEX_COLUMNS, row, strict=True)) for row in cursor.fetchall()}
             rows = []
             for path in sorted(p for p in self.runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
                 rows.append(self._folder_row(RunFolder(path), known.get(path.name)))
