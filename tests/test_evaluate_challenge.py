@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from ecgcore.data.labels.registry import CHALLENGE2021_SCORED
-from ecgcore.evaluate import EvaluationError, challenge_score, evaluate, load_challenge_weights
+from ecgcore.evaluate import (
+    EvaluationError,
+    challenge_score,
+    evaluate,
+    load_challenge_weights,
+)
 from ecgcore.evaluate.challenge import confusion
 
 NSR, AF, AFL = "426783006", "164889003", "164890007"

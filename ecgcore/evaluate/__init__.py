@@ -10,7 +10,13 @@ Challenge weights, read from a path the caller gives).
 - `summary.mean_std`         mean ± std over seeds
 """
 
-from ecgcore.evaluate.bootstrap import Draws, bootstrap_auc, draw_indices, percentile_ci, weighted_auc
+from ecgcore.evaluate.bootstrap import (
+    Draws,
+    bootstrap_auc,
+    draw_indices,
+    percentile_ci,
+    weighted_auc,
+)
 from ecgcore.evaluate.challenge import challenge_score, load_challenge_weights
 from ecgcore.evaluate.metrics import EvaluationError, fmax
 from ecgcore.evaluate.paired import align_runs, paired_bootstrap, paired_bootstrap_runs

@@ -19,7 +19,13 @@ from ecgcore.evaluate.bootstrap import (
     percentile_ci,
     two_sided_p,
 )
-from ecgcore.evaluate.metrics import EvaluationError, auc_defined, check_inputs, nan_mean, per_class_auc
+from ecgcore.evaluate.metrics import (
+    EvaluationError,
+    auc_defined,
+    check_inputs,
+    nan_mean,
+    per_class_auc,
+)
 from ecgcore.evaluate.report import json_number
 
 
