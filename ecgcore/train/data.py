@@ -1,0 +1,95 @@
+"""Batches from a TaskDataset: shuffled random crops for training, sliding windows for evaluation.
+
+Why no DataLoader and no worker processes: the prepared array X is a memmap of float32
+windows already preprocessed on disk (the page cache holds it after the first epoch),
+so a batch is one fancy-index read plus a scaler — tens of microseconds per record, far
+less than the model's forward/backward on the same batch. Workers would add process
+start-up, pickling of every batch and a second copy, and make seeding harder; the
+training benchmark (benchmarks/bench_training.py) measures the gap to a bare loop on
+in-memory tensors instead.
+
+Randomness (the shuffle and the crop offsets) comes only from the `torch.Generator`
+passed in, so a run is reproducible from its seed and resumable from the generator state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ecgcore.data.pipeline import TaskDataset
+from ecgcore.errors import EcgcoreError
+
+
+def crop_length(data: TaskDataset, crop_seconds: float | None) -> int:
+    """Samples per training crop / evaluation window (the whole window when None)."""
+    window = int(data.X.shape[2])
+    if crop_seconds is None:
+        return window
+    length = int(round(crop_seconds * data.prep.fs))
+    if not 1 <= length <= window:
+        raise EcgcoreError(f"{data.name}: crop of {crop_seconds} s is {length} samples at "
+                           f"{data.prep.fs:g} Hz, but the prepared window has {window}")
+    return length
+
+
+def window_starts(n_samples: int, length: int) -> np.ndarray:
+    """Sliding-window offsets: every half window from 0, plus one window flush with the
+    end when the stride does not land there, so every sample is covered."""
+    stride = max(length // 2, 1)
+    starts = list(range(0, n_samples - length + 1, stride))
+    if starts[-1] != n_samples - length:
+        starts.append(n_samples - length)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def random_crops(x: np.ndarray, length: int, starts: np.ndarray) -> np.ndarray:
+    """x (B, leads, T) -> (B, leads, length), row b cut at starts[b]; one vectorised gather."""
+    if length == x.shape[2]:
+        return x
+    windows = sliding_window_view(x, length, axis=2)  # (B, leads, T - length + 1, length), a view
+    return np.ascontiguousarray(windows[np.arange(x.shape[0]), :, starts])
+
+
+def shuffled_batches(index: np.ndarray, batch_size: int, generator: torch.Generator,
+                     rank: int = 0, world_size: int = 1) -> list[np.ndarray]:
+    """The epoch's training rows in a fresh random order, cut into batches.
+
+    Under torchrun every process draws the same order (same generator state) and takes
+    every world_size-th row from `rank`; the order is padded by wrapping around so all
+    processes run the same number of steps (DistributedDataParallel needs that).
+    """
+    order = index[torch.randperm(index.size, generator=generator).numpy()]
+    if world_size > 1:
+        total = -(-order.size // world_size) * world_size
+        order = np.resize(order, total)[rank::world_size]
+    batches = [order[i:i + batch_size] for i in range(0, order.size, batch_size)]
+    if len(batches) > 1 and batches[-1].size == 1:  # batch norm cannot train on one record
+        batches[-2:] = [np.concatenate(batches[-2:])]
+    return batches
+
+
+def training_batch(data: TaskDataset, rows: np.ndarray, length: int,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs (random crops) and float targets of these rows, as CPU tensors."""
+    x = data.batch(rows)
+    highest = x.shape[2] - length
+    starts = torch.randint(0, highest + 1, (rows.size,), generator=generator).numpy()
+    x = random_crops(x, length, starts)
+    return torch.from_numpy(x), torch.from_numpy(data.y[rows].astype(np.float32))
+
+
+def evaluation_batches(data: TaskDataset, index: np.ndarray, length: int,
+                       batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor, int]]:
+    """(rows, windows, n_windows) per batch of records: windows is (rows * n_windows,
+    leads, length), the windows of each record consecutive."""
+    starts = window_starts(int(data.X.shape[2]), length)
+    for i in range(0, index.size, batch_size):
+        rows = index[i:i + batch_size]
+        x = data.batch(rows)
+        windows = sliding_window_view(x, length, axis=2)[:, :, starts]  # (B, leads, W, length)
+        windows = np.ascontiguousarray(windows.transpose(0, 2, 1, 3)).reshape(-1, x.shape[1], length)
+        yield rows, torch.from_numpy(windows), starts.size

@@ -1,0 +1,52 @@
+"""Where to train: CUDA, then Apple's MPS, then the CPU — one code path for all three.
+
+Only two things differ by device: mixed precision (autocast + gradient scaling) runs on
+CUDA only (on CPU it would be bfloat16 and slower than float32 on most CPUs; MPS
+autocast support varies by torch version), and data reaches the device with
+`non_blocking` copies when the device is not the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+
+from ecgcore.errors import EcgcoreError
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+AVAILABLE: dict[str, Callable[[], bool]] = {
+    "cuda": lambda: torch.cuda.is_available(),  # looked up at call time (tests monkeypatch it)
+    "mps": _mps_available,
+    "cpu": lambda: True,
+}
+AUTO_ORDER: tuple[str, ...] = ("cuda", "mps", "cpu")
+
+
+def select_device(preference: str = "auto") -> torch.device:
+    """"auto": the first available of cuda, mps, cpu; a named device must be available."""
+    if preference == "auto":
+        return torch.device(next(name for name in AUTO_ORDER if AVAILABLE[name]()))
+    if preference not in AVAILABLE:
+        raise EcgcoreError(f"unknown device {preference!r}; choose auto, {', '.join(AUTO_ORDER)}")
+    if not AVAILABLE[preference]():
+        raise EcgcoreError(f"device {preference!r} was asked for but is not available on this machine")
+    return torch.device(preference)
+
+
+def amp_enabled(device: torch.device, wanted: bool) -> bool:
+    """Mixed precision only on CUDA."""
+    return wanted and device.type == "cuda"
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """float16 autocast on CUDA when enabled; a no-op context everywhere else."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.float16)
