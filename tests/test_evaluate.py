@@ -110,6 +110,12 @@ def test_thresholds_come_from_validation_only() -> None:
     assert r1["f1_macro_tuned"] == pytest.approx(f1_score(y, pred, average="macro"))
     with pytest.raises(EvaluationError, match="both"):
         evaluate(y, s, classes, y_val=yv, n_boot=10)
+    # Stored thresholds reproduce the tuned metrics without the validation predictions.
+    again = evaluate(y, s, classes, thresholds=r1["thresholds"], n_boot=10)
+    assert again["f1_macro_tuned"] == r1["f1_macro_tuned"]
+    assert again["per_class_f1_tuned"] == r1["per_class_f1_tuned"]
+    with pytest.raises(EvaluationError, match="lack classes"):
+        evaluate(y, s, classes, thresholds={"class0": 0.5}, n_boot=10)
 
 
 def test_bad_input_is_named() -> None:

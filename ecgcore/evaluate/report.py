@@ -8,7 +8,7 @@ to the test set.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +62,7 @@ def _challenge_entries(truth: np.ndarray, score: np.ndarray, names: list[str],
 
 def evaluate(y_true: object, y_score: object, classes: Sequence[str], *,
              y_val: object | None = None, score_val: object | None = None,
+             thresholds: Mapping[str, float] | None = None,
              n_boot: int = DEFAULT_N_BOOT, seed: int = 0, ci: float = 0.95,
              challenge_weights: ChallengeWeights | None = None) -> dict:
     """All test metrics of one run (see the module docstring of each metric for its definition).
@@ -71,7 +72,10 @@ def evaluate(y_true: object, y_score: object, classes: Sequence[str], *,
     f1_weighted (Nguyen & Do, at 0.5), f1_samples_at_0_5, fmax, fmax_threshold, ci_level,
     bootstrap {n, seed, kept_draws, rejected_draws, n_records}; with validation predictions
     also thresholds, thresholds_untuned, per_class_f1_tuned, f1_macro_tuned, f1_weighted_tuned;
-    with challenge weights challenge_score (+ challenge_score_tuned) or a note saying why not."""
+    with challenge weights challenge_score (+ challenge_score_tuned) or a note saying why not.
+
+    `thresholds` ({class: threshold}, as stored in an earlier results.json) replaces tuning,
+    so a run's tuned F1 can be recomputed without its validation predictions."""
     names = [str(c) for c in classes]
     truth, score = check_inputs(y_true, y_score, names)
     auc = per_class_auc(truth, score)
@@ -101,21 +105,31 @@ def evaluate(y_true: object, y_score: object, classes: Sequence[str], *,
         "ci_level": ci,
         "bootstrap": draws.describe(),
     }
-    thresholds = None
     if (y_val is None) != (score_val is None):
         raise EvaluationError("give both y_val and score_val (validation labels and scores) or neither")
+    if y_val is not None and thresholds is not None:
+        raise EvaluationError("give validation predictions to tune thresholds or stored thresholds, not both")
+    cuts: np.ndarray | None = None
+    untuned: list[str] = []
     if y_val is not None:
         val_truth, val_score = check_inputs(y_val, score_val, names)
-        thresholds, untuned = tune_thresholds(val_truth, val_score)
-        tuned_pred = binarize(score, thresholds)
+        cuts, untuned_idx = tune_thresholds(val_truth, val_score)
+        untuned = [names[c] for c in untuned_idx]
+    elif thresholds is not None:
+        missing = [n for n in names if n not in thresholds]
+        if missing:
+            raise EvaluationError(f"stored thresholds lack classes {missing}")
+        cuts = np.array([float(thresholds[n]) for n in names])
+    if cuts is not None:
+        tuned_pred = binarize(score, cuts)
         result.update({
-            "thresholds": _by_class(names, thresholds),
-            "thresholds_untuned": [names[c] for c in untuned],
+            "thresholds": _by_class(names, cuts),
+            "thresholds_untuned": untuned,
             "thresholds_default": DEFAULT_THRESHOLD,
             "per_class_f1_tuned": _by_class(names, per_class_f1(truth, tuned_pred)),
             "f1_macro_tuned": json_number(f1_macro(truth, tuned_pred)),
             "f1_weighted_tuned": json_number(f1_prevalence_weighted(truth, tuned_pred)),
         })
     if challenge_weights is not None:
-        result.update(_challenge_entries(truth, score, names, challenge_weights, thresholds))
+        result.update(_challenge_entries(truth, score, names, challenge_weights, cuts))
     return result
