@@ -204,3 +204,18 @@ def test_architecture_facts() -> None:
     fcn = create_model("fcn_wang")
     assert [s[0].kernel_size[0] for s in fcn.stages] == [8, 5, 3]
     assert [s[0].out_channels for s in fcn.stages] == [128, 256, 128]
+
+
+def test_checkpoint_round_trip_rebuilds_the_model(tmp_path) -> None:
+    from ecgcore.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+
+    model = create_model("lstm_bidir", n_leads=12, n_classes=3, hidden=8, head_hidden=[16])
+    ckpt = Checkpoint(state_dict=model.state_dict(), model_name=model.name,
+                      model_config=model.config, classes=["a", "b", "c"],
+                      class_names=["a", "b", "c"], prep={})
+    loaded = load_checkpoint(save_checkpoint(ckpt, tmp_path / "model.pt"))
+    twin = create_model(loaded.model_name, **loaded.model_config)
+    twin.load_state_dict(loaded.state_dict)
+    x = torch.randn(2, 12, 250)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), twin.eval()(x))
