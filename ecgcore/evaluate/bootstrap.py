@@ -76,43 +76,55 @@ def draw_indices(y_true: np.ndarray, n_boot: int = DEFAULT_N_BOOT, seed: int = 0
     return Draws(indices=np.concatenate(kept).astype(np.int64), seed=int(seed), rejected=rejected)
 
 
-def _counts(indices: np.ndarray, n_records: int) -> np.ndarray:
-    """(n_boot, n_records) multiplicity of each record in each draw."""
+def _counts_by_record(indices: np.ndarray, n_records: int) -> np.ndarray:
+    """(n_records, n_boot) multiplicity of each record in each draw (record-major, so the
+    per-class gathers and cumulative sums below run over contiguous rows)."""
     n_boot = indices.shape[0]
     flat = (indices + np.arange(n_boot)[:, None] * n_records).ravel()
-    return np.bincount(flat, minlength=n_boot * n_records).reshape(n_boot, n_records).astype(np.float64)
+    counts = np.bincount(flat, minlength=n_boot * n_records).reshape(n_boot, n_records)
+    return np.ascontiguousarray(counts.T, dtype=np.float64)
 
 
-def weighted_auc(y_true: np.ndarray, y_score: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """ROC-AUC of one class for each row of `counts` (record multiplicities), ties counted 1/2.
-
-    AUC = Σ_{i pos, j neg} w_i w_j ([s_i > s_j] + ½[s_i = s_j]) / (Σ_pos w · Σ_neg w). Records
-    are sorted by score once; per draw, positive and negative weight are summed per tie group
-    and each group's positives are credited with the negative weight below it plus half of
-    the negative weight tied with it. NaN where a draw has no positive or no negative."""
+def _auc_by_record(y_true: np.ndarray, y_score: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """`weighted_auc` on record-major counts (n_records, n_boot)."""
     order = np.argsort(y_score, kind="mergesort")
     scores = y_score[order]
     positive = y_true[order].astype(bool)
-    starts = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])
-    w = counts[:, order]
-    pos_w = np.where(positive, w, 0.0)
-    neg_w = w - pos_w
-    group_pos = np.add.reduceat(pos_w, starts, axis=1)
-    group_neg = np.add.reduceat(neg_w, starts, axis=1)
-    neg_below = np.cumsum(group_neg, axis=1) - group_neg
-    credit = (group_pos * (neg_below + 0.5 * group_neg)).sum(axis=1)
-    total = group_pos.sum(axis=1) * group_neg.sum(axis=1)
+    new_group = np.r_[True, scores[1:] != scores[:-1]]
+    starts = np.flatnonzero(new_group)
+    ends = np.r_[starts[1:], scores.size] - 1
+    group = np.cumsum(new_group) - 1
+    neg_w = counts[order]
+    neg_w[positive] = 0.0
+    neg_cum = np.cumsum(neg_w, axis=0)
+    pos = np.flatnonzero(positive)
+    first, last = starts[group[pos]], ends[group[pos]]
+    below = neg_cum[first] - neg_w[first]  # negative weight strictly below the positive's score
+    tied = neg_cum[last] - below  # negative weight at exactly its score
+    pos_w = counts[order[pos]]
+    credit = (pos_w * (below + 0.5 * tied)).sum(axis=0)
+    total = pos_w.sum(axis=0) * neg_cum[-1]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, credit / np.where(total > 0, total, 1.0), np.nan)
 
 
+def weighted_auc(y_true: np.ndarray, y_score: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """ROC-AUC of one class for each row of `counts` (n_boot, n_records) of record multiplicities.
+
+    AUC = Σ_{i pos, j neg} w_i w_j ([s_i > s_j] + ½[s_i = s_j]) / (Σ_pos w · Σ_neg w): records
+    are sorted by score once; each positive is credited with the cumulative negative weight
+    strictly below its score plus half the negative weight tied with it. NaN where a draw
+    has no positive or no negative."""
+    return _auc_by_record(y_true, y_score, np.ascontiguousarray(np.asarray(counts, dtype=np.float64).T))
+
+
 def bootstrap_auc(y_true: np.ndarray, y_score: np.ndarray, draws: Draws) -> np.ndarray:
     """(n_boot, C) per-class ROC-AUC in every draw; NaN columns for classes undefined in the full set."""
-    counts = _counts(draws.indices, y_true.shape[0])
+    counts = _counts_by_record(draws.indices, y_true.shape[0])
     defined = auc_defined(y_true)
     out = np.full((draws.n, y_true.shape[1]), np.nan)
     for c in np.flatnonzero(defined):
-        out[:, c] = weighted_auc(y_true[:, c], y_score[:, c], counts)
+        out[:, c] = _auc_by_record(y_true[:, c], y_score[:, c], counts)
     return out
 
 
