@@ -68,6 +68,15 @@ def test_class_without_positives_is_reported_not_averaged() -> None:
     assert r["bootstrap"]["kept_draws"] == 30
 
 
+def test_nothing_defined_is_null_not_a_crash() -> None:
+    y = np.zeros((40, 3), dtype=int)
+    r = evaluate(y, np.random.default_rng(0).random((40, 3)), ["a", "b", "c"], n_boot=10)
+    json.dumps(r, allow_nan=False)
+    assert r["undefined_classes"] == ["a", "b", "c"]
+    assert r["macro_auc"] is None and r["macro_auc_ci"] == [None, None]
+    assert r["macro_auprc"] is None and r["f1_macro_at_0_5"] is None and r["fmax"] is None
+
+
 def test_fmax_hand_worked() -> None:
     y = np.array([[1, 0], [0, 1], [1, 1]])
     s = np.array([[0.9, 0.2], [0.6, 0.7], [0.4, 0.8]])

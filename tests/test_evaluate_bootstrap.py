@@ -39,6 +39,7 @@ def test_weighted_auc_matches_sklearn_on_resamples_with_ties() -> None:
     ones = np.ones((1, len(y)))
     assert weighted_auc(y[:, 2], s[:, 2], ones)[0] == pytest.approx(roc_auc_score(y[:, 2], s[:, 2]))
     assert np.isnan(weighted_auc(np.zeros(len(y)), s[:, 2], ones)[0])
+    assert weighted_auc(y[:, 2], np.full(len(y), 0.3), ones)[0] == 0.5  # all tied
 
 
 def test_draws_are_deterministic_and_keep_a_positive_of_every_class() -> None:
