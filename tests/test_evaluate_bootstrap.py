@@ -63,6 +63,8 @@ def test_impossible_resampling_is_a_clear_error() -> None:
     y = np.eye(30, dtype=int)
     with pytest.raises(EvaluationError, match="too rare to resample"):
         draw_indices(y, 5, seed=0)
+    with pytest.raises(EvaluationError, match="class c0 has 1 positive"):
+        draw_indices(y, 5, seed=0, classes=[f"c{i}" for i in range(30)])
     with pytest.raises(EvaluationError, match="n_boot"):
         draw_indices(y, 0)
 

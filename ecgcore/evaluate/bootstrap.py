@@ -1,4 +1,4 @@
-"""Bootstrap confidence intervals of ROC-AUC, and the paired bootstrap of two runs.
+"""Bootstrap draws and percentile confidence intervals of ROC-AUC (per class and macro).
 
 The protocol follows the PTB-XL benchmark (REFERENCES.md §3): records are
 resampled with replacement; a draw is kept only when every class that has
@@ -15,6 +15,7 @@ draws (checked against scikit-learn in the tests).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,8 @@ MAX_TRIES_PER_DRAW = 50
 
 @dataclass(frozen=True)
 class Draws:
-    """Kept bootstrap draws: `indices` (n_boot, n_records) into the evaluated records."""
+    """Kept bootstrap draws: `indices` (n_boot, n_records) into the evaluated records;
+    `rejected` counts the candidate draws examined that broke the keep rule."""
 
     indices: np.ndarray
     seed: int
@@ -44,10 +46,12 @@ class Draws:
                 "n_records": int(self.indices.shape[1])}
 
 
-def draw_indices(y_true: np.ndarray, n_boot: int = DEFAULT_N_BOOT, seed: int = 0) -> Draws:
+def draw_indices(y_true: np.ndarray, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,
+                 classes: Sequence[str] | None = None) -> Draws:
     """`n_boot` resamples of the records in which every class keeps a positive (if it has one in
     the full set) and a negative (likewise). Candidates are generated in batches of `n_boot`
-    from numpy's default_rng(seed), so the result depends only on (y_true, n_boot, seed)."""
+    from numpy's default_rng(seed), so the result depends only on (y_true, n_boot, seed).
+    `classes` only names the culprit when a class is too rare to keep in enough draws."""
     if n_boot < 1:
         raise EvaluationError(f"n_boot must be at least 1, got {n_boot}")
     truth = y_true.astype(bool)
@@ -60,8 +64,9 @@ def draw_indices(y_true: np.ndarray, n_boot: int = DEFAULT_N_BOOT, seed: int = 0
     while n_kept < n_boot:
         if rejected > MAX_TRIES_PER_DRAW * n_boot:
             rarest = int(np.argmin(np.where(need_pos, truth.sum(axis=0), n_records + 1)))
+            name = classes[rarest] if classes is not None else f"column {rarest}"
             raise EvaluationError(
-                f"bootstrap: {rejected} draws rejected for {n_kept} kept; class column {rarest} has "
+                f"bootstrap: {rejected} draws rejected for {n_kept} kept; class {name} has "
                 f"{int(truth[:, rarest].sum())} positive(s) in {n_records} records, too rare to resample")
         candidates = rng.integers(0, n_records, size=(n_boot, n_records))
         ok = np.ones(n_boot, dtype=bool)

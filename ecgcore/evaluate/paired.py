@@ -67,7 +67,7 @@ def paired_bootstrap(y_true: np.ndarray, score_a: np.ndarray, score_b: np.ndarra
     truth, sa = check_inputs(y_true, score_a, classes)
     _, sb = check_inputs(y_true, score_b, classes)
     names = [str(c) for c in classes]
-    draws = draw_indices(truth, n_boot, seed)
+    draws = draw_indices(truth, n_boot, seed, names)
     auc_a, auc_b = per_class_auc(truth, sa), per_class_auc(truth, sb)
     boot_a, boot_b = bootstrap_auc(truth, sa, draws), bootstrap_auc(truth, sb, draws)
     boot_diff = boot_a - boot_b

@@ -82,7 +82,7 @@ def evaluate(y_true: object, y_score: object, classes: Sequence[str], *,
     auprc = per_class_auprc(truth, score)
     defined = auc_defined(truth)
     pred = binarize(score)
-    draws = draw_indices(truth, n_boot, seed)
+    draws = draw_indices(truth, n_boot, seed, names)
     macro_ci, class_ci = auc_intervals(truth, score, draws, ci)
     best_f, best_t = fmax(truth, score)
     result: dict = {
