@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from ecgcore.evaluate import EvaluationError, evaluate, fmax, mean_std, tune_thresholds
+from ecgcore.evaluate import (
+    EvaluationError,
+    evaluate,
+    fmax,
+    macro_auc,
+    mean_std,
+    tune_thresholds,
+)
 from ecgcore.evaluate.thresholds import best_f1_threshold
 
 
@@ -26,6 +33,7 @@ def test_auc_auprc_f1_match_sklearn() -> None:
     r = evaluate(y, s, classes, n_boot=20)
     pred = (s >= 0.5).astype(int)
     assert r["macro_auc"] == pytest.approx(roc_auc_score(y, s, average="macro"), abs=1e-12)
+    assert macro_auc(y, s) == r["macro_auc"]
     assert r["macro_auprc"] == pytest.approx(average_precision_score(y, s, average="macro"), abs=1e-12)
     for i, name in enumerate(classes):
         assert r["per_class_auc"][name] == pytest.approx(roc_auc_score(y[:, i], s[:, i]), abs=1e-12)
@@ -64,6 +72,7 @@ def test_class_without_positives_is_reported_not_averaged() -> None:
     assert r["per_class_auprc"]["class3"] == pytest.approx(1.0)  # all positive: AP defined
     expected = np.mean([roc_auc_score(y[:, i], s[:, i]) for i in (0, 2)])
     assert r["macro_auc"] == pytest.approx(expected, abs=1e-12)
+    assert macro_auc(y, s) == pytest.approx(expected, abs=1e-12)
     assert r["positives"]["class1"] == 0
     assert r["bootstrap"]["kept_draws"] == 30
 

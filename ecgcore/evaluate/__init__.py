@@ -18,7 +18,7 @@ from ecgcore.evaluate.bootstrap import (
     weighted_auc,
 )
 from ecgcore.evaluate.challenge import challenge_score, load_challenge_weights
-from ecgcore.evaluate.metrics import EvaluationError, fmax
+from ecgcore.evaluate.metrics import EvaluationError, fmax, macro_auc
 from ecgcore.evaluate.paired import align_runs, paired_bootstrap, paired_bootstrap_runs
 from ecgcore.evaluate.report import evaluate
 from ecgcore.evaluate.summary import mean_std
@@ -26,6 +26,6 @@ from ecgcore.evaluate.thresholds import tune_thresholds
 
 __all__ = [
     "Draws", "EvaluationError", "align_runs", "bootstrap_auc", "challenge_score", "draw_indices",
-    "evaluate", "fmax", "load_challenge_weights", "mean_std", "paired_bootstrap",
+    "evaluate", "fmax", "load_challenge_weights", "macro_auc", "mean_std", "paired_bootstrap",
     "paired_bootstrap_runs", "percentile_ci", "tune_thresholds", "weighted_auc",
 ]

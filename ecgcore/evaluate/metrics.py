@@ -86,6 +86,13 @@ def nan_mean(values: np.ndarray) -> float:
     return float(defined.mean()) if defined.size else float("nan")
 
 
+def macro_auc(y_true: object, y_score: object) -> float:
+    """Mean ROC-AUC over the classes defined in this set (NaN when none is): the number early
+    stopping watches and results.json reports as macro_auc."""
+    truth, score = check_inputs(y_true, y_score, [str(c) for c in range(np.shape(y_true)[1])])
+    return nan_mean(per_class_auc(truth, score))
+
+
 def binarize(y_score: np.ndarray, thresholds: float | np.ndarray = DEFAULT_THRESHOLD) -> np.ndarray:
     """0/1 predictions, positive when score >= threshold (scalar or one per class)."""
     return (y_score >= np.asarray(thresholds, dtype=np.float64)).astype(np.int8)
