@@ -23,7 +23,7 @@ def _mps_available() -> bool:
 
 AVAILABLE: dict[str, Callable[[], bool]] = {
     "cuda": lambda: torch.cuda.is_available(),  # looked up at call time (tests monkeypatch it)
-    "mps": _mps_available,
+    "mps": lambda: _mps_available(),
     "cpu": lambda: True,
 }
 AUTO_ORDER: tuple[str, ...] = ("cuda", "mps", "cpu")

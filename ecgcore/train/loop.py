@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from ecgcore.data.pipeline import TaskDataset
@@ -390,6 +389,8 @@ def binary_cross_entropy(y_true: np.ndarray, scores: np.ndarray) -> float:
 
 def macro_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
     """Mean ROC-AUC over the classes that have both labels in y_true; NaN when none has."""
+    from sklearn.metrics import roc_auc_score  # scikit-learn takes seconds to import
+
     aucs = [roc_auc_score(y_true[:, c], scores[:, c]) for c in range(y_true.shape[1])
             if 0 < y_true[:, c].sum() < y_true.shape[0]]
     return float(np.mean(aucs)) if aucs else math.nan
