@@ -281,11 +281,12 @@ def test_list_filters(workspace: Path) -> None:
 
 def test_nested_config_identity_is_indexed(workspace: Path) -> None:
     store = RunStore()
-    nested = {"data": {"target": "ptbxl", "source": None, "train_fraction": 0.5},
+    nested = {"data": {"target": "ptbxl", "train_fraction": 0.5}, "source": {"dataset": "/d/source_ptbxl"},
               "model": {"arch": "resnet1d18"}, "transfer": {"strategy": "scratch"}, "seed": 1}
     run = store.create(nested)
     row = store.list(run_id=run.run_id).iloc[0]
     assert row["target"] == "ptbxl" and row["arch"] == "resnet1d18" and row["train_fraction"] == 0.5
+    assert row["source"] == "source_ptbxl" and row["seed"] == 1 and pd.isna(row["macro_auc"])
 
 
 # -- concurrency --------------------------------------------------------------------------------

@@ -55,10 +55,11 @@ INDEX_COLUMNS: tuple[str, ...] = (
     "best_epoch", "epochs_run", "train_seconds", "device", "error",
 )
 LIST_COLUMNS: tuple[str, ...] = INDEX_COLUMNS + ("path",)
-NUMERIC_COLUMNS: frozenset[str] = frozenset(
-    {"train_fraction", "seed", "macro_auc", "macro_auc_low", "macro_auc_high", "best_epoch",
-     "epochs_run", "train_seconds"}
-)
+#: dtypes of the numeric columns of `list()` (nullable integers: a missing value stays missing).
+NUMERIC_COLUMNS: dict[str, str] = {
+    "train_fraction": "float64", "seed": "Int64", "macro_auc": "float64", "macro_auc_low": "float64",
+    "macro_auc_high": "float64", "best_epoch": "Int64", "epochs_run": "Int64", "train_seconds": "float64",
+}
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS runs ("
@@ -103,6 +104,14 @@ def _cell(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float)):
         return value
     return json.dumps(value, sort_keys=True)
+
+
+def _identity(value: Any) -> Any:
+    """How a config value shows in an index column: a dataset section (a mapping with a
+    "dataset" path, as the experiment runner writes for `source`) by its folder name."""
+    if isinstance(value, Mapping) and isinstance(value.get("dataset"), str):
+        return Path(value["dataset"]).name
+    return value
 
 
 def _number(value: Any) -> float | None:
@@ -191,7 +200,7 @@ class RunStore:
         results = results or {}
         row: dict[str, Any] = {"run_id": folder.run_id, "status": status, **meta}
         for key in IDENTITY_KEYS:
-            row[key] = _cell(results[key] if key in results else lookup(config, key))
+            row[key] = _cell(_identity(results[key] if key in results else lookup(config, key)))
         test = results.get("test") if isinstance(results.get("test"), Mapping) else {}
         ci = test.get("macro_auc_ci")
         low, high = (ci[0], ci[1]) if isinstance(ci, (list, tuple)) and len(ci) == 2 else (None, None)
@@ -321,8 +330,8 @@ class RunStore:
                 f"SELECT {', '.join(INDEX_COLUMNS)} FROM runs{where} ORDER BY created DESC, run_id DESC", params
             ).fetchall()
         frame = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
-        for column in NUMERIC_COLUMNS:
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        for column, dtype in NUMERIC_COLUMNS.items():
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(dtype)
         frame["path"] = [str(self.runs_dir / run_id) for run_id in frame["run_id"]]
         return frame[list(LIST_COLUMNS)]
 
