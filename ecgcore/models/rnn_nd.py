@@ -25,7 +25,7 @@ from ecgcore.models.registry import register_model
 
 HIDDEN_SIZE = 100
 
-RNN_KINDS: dict[str, type[nn.LSTM] | type[nn.GRU]] = {"lstm": nn.LSTM, "gru": nn.GRU}
+RNN_KINDS: dict[str, type[nn.LSTM | nn.GRU]] = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class SequenceFlattenRNN(ECGClassifier):
