@@ -25,7 +25,11 @@ from ecgcore.transfer.classes import (
     source_only_scores,
 )
 from ecgcore.transfer.leakage import LeakageReport, check_leakage, leakage_report
-from ecgcore.transfer.loading import copy_shared_head_rows, final_linear_name, load_source
+from ecgcore.transfer.loading import (
+    copy_shared_head_rows,
+    final_linear_name,
+    load_source,
+)
 from ecgcore.transfer.options import StrategyOptions
 from ecgcore.transfer.strategy import (
     STRATEGIES,
