@@ -316,3 +316,19 @@ def test_two_processes_finishing_runs_at_once_lose_no_index_row(workspace: Path)
     assert (table["status"] == "done").all()
     assert table["macro_auc"].notna().all()
     assert store.reindex() == 40 and (store.list()["status"] == "done").all()
+
+
+def test_torn_files_never_sink_the_store(workspace: Path) -> None:
+    store = RunStore()
+    run = store.create(CONFIG)
+    run.append_history({"epoch": 1, "train_loss": 0.9})
+    with open(run.history_path, "a") as out:
+        out.write("2,0.8")  # a crash in the middle of a row
+    RunFolder(run.path).append_history({"epoch": 3, "train_loss": 0.7})
+    assert run.history()["epoch"].tolist() == [1, 2, 3]
+    assert run.history_path.read_text().endswith("3,0.7,,,,\n")
+    (run.path / "results.json").write_text('{"status": "do')
+    assert store.reindex() == 1
+    row = store.list().iloc[0]
+    assert row["status"] == "incomplete" and "not valid JSON" in row["error"]
+    assert store.find_done(config_hash(CONFIG)) is None
