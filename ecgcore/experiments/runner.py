@@ -44,8 +44,7 @@ def execute(spec: RunSpec, store: RunStore, callbacks: Sequence[Any] = (),
         store.fail(folder.run_id, "cancelled by the user", status="cancelled")
         raise
     except Exception as exc:
-        folder.log(f"failed: {type(exc).__name__}: {exc}")
-        store.fail(folder.run_id, f"{type(exc).__name__}: {exc}")
+        store.fail(folder.run_id, f"{type(exc).__name__}: {exc}")  # logs the error too
         raise
     store.finish(folder.run_id, results)
     folder.log(f"done: test macro AUC {results['test'].get('macro_auc')}")
