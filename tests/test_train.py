@@ -354,3 +354,58 @@ def test_train_config_round_trips_and_refuses_bad_settings():
                 {"epochs": 0}, {"crop_seconds": 0.0}, {"device": "tpu"}, {"lr": -1.0}):
         with pytest.raises(ValueError, match="TrainConfig"):
             TrainConfig(**bad)
+
+
+# ------------------------------------------------------------------------------- torchrun
+
+TORCHRUN_SCRIPT = '''
+import json, os, sys
+from pathlib import Path
+import torch
+sys.path.insert(0, {tests!r})
+from test_train import StopAfter, gradual, tiny
+from ecgcore.data.pipeline import SplitConfig, build_dataset
+from ecgcore.data.prepare.config import PrepConfig
+from ecgcore.train import TrainConfig, fit
+
+torch.set_num_threads(1)
+ds = build_dataset({data!r}, "ptbxl_superdiagnostic", PrepConfig(fs=100, seconds=10, normalize="standard"),
+                   SplitConfig(method="patient", val=0.25, test=0.15, seed=0), {cache!r}, n_jobs=1)
+watcher = StopAfter()
+result = fit(tiny(seed=int(os.environ["RANK"])), ds,  # different inits: DDP broadcasts rank 0's
+             TrainConfig(epochs=2, batch_size=16, crop_seconds=2.5), checkpoint_dir={out!r},
+             plan_fn=gradual, callbacks=[watcher])  # the frozen group changes: DDP is re-wrapped
+rank = os.environ["RANK"]
+torch.save(result.best_state, Path({out!r}) / f"rank{{rank}}.pt")
+Path({out!r}, f"rank{{rank}}.json").write_text(json.dumps({{"steps": watcher.steps,
+    "history": [{{k: v for k, v in r.items() if k != "seconds"}} for r in result.history]}}))
+'''
+
+
+def test_two_process_torchrun_on_cpu(ds: TaskDataset, tmp_path: Path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    out = tmp_path / "out"
+    script.write_text(TORCHRUN_SCRIPT.format(tests=str(Path(__file__).parent), data=ds.root,
+                                             cache=str(Path(ds.cache_path).parents[1]), out=str(out)))
+    root = str(Path(__file__).parents[1])
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node", "2", str(script)], capture_output=True, text=True,
+                          timeout=180, env=env, cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    states = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert states_equal(*states)  # DDP kept the two copies identical
+    assert ranks[0]["history"] == ranks[1]["history"]  # same mean loss and validation everywhere
+    per_process = len(shuffled_batches(ds.split.train, 16, torch.Generator(), rank=0, world_size=2))
+    assert ranks[0]["steps"] == ranks[1]["steps"] == 2 * per_process
+    assert per_process < len(shuffled_batches(ds.split.train, 16, torch.Generator()))
+    last = torch.load(out / "last.pt", weights_only=True)
+    assert last["next_epoch"] == 2 and not list(out.glob(".*"))
+    assert states_equal(last["best"]["state"], states[0])

@@ -87,6 +87,15 @@ def mean_over_processes(ctx: Context, value: float, device: torch.device) -> flo
     return float(tensor.item()) / ctx.world_size
 
 
+def sync_buffers(ctx: Context, model: nn.Module) -> None:
+    """Copy rank 0's buffers (batch-norm statistics) to every process. DDP broadcasts them
+    at the start of each forward, so after the last training step they differ by rank;
+    evaluating and saving a model needs them equal."""
+    if ctx.active:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def barrier(ctx: Context) -> None:
     if ctx.active:
         dist.barrier()

@@ -171,6 +171,7 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
         if cancelled:
             notes.append(f"cancelled during epoch {epoch}; last.pt holds epoch {epoch - 1}")
             break
+        distributed.sync_buffers(ctx, model)
         n_seen = sum(rows.size for rows in batches)
         train_loss = distributed.mean_over_processes(ctx, float(loss_sum.item()) / n_seen, device)
 
