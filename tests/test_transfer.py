@@ -272,6 +272,7 @@ def test_signature_changes_only_when_the_plan_does() -> None:
     signatures = [strategy.plan(model, epoch, LR, OPTIONS).signature for epoch in range(4)]
     assert signatures[0] == signatures[1] != signatures[2] == signatures[3]
     assert strategy.plan(model, 3, LR * 2, OPTIONS).signature != signatures[3]
+    assert strategy.plan(model, 2, LR).signature == strategy.plan(model, 2, LR, StrategyOptions()).signature
 
 
 def test_partial_freeze_cannot_freeze_the_head() -> None:
@@ -437,3 +438,47 @@ def test_strategies_on_registered_model(arch: str) -> None:
     get_strategy("source_only").setup(whole, source, ["426783006"], options)
     assert whole.n_classes == 2
     assert all(torch.equal(whole.state_dict()[k], v) for k, v in source.state_dict.items())
+
+
+# ---------------------------------------------------------------- through the real trainer
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    from ecgcore.data.pipeline import SplitConfig, build_dataset
+    from ecgcore.data.prepare.config import PrepConfig
+    from ecgcore.data.synthetic import write_demo_data
+
+    root = tmp_path_factory.mktemp("transfer_demo")
+    write_demo_data(root / "data", seed=0, scale=0.05)
+    return build_dataset(root / "data" / "source_ptbxl", "ptbxl_superdiagnostic",
+                         PrepConfig(fs=100, seconds=10, normalize="standard"),
+                         SplitConfig(method="patient", val=0.25, test=0.15, seed=0), root / "cache", n_jobs=1)
+
+
+@pytest.mark.parametrize("arch", ["small_cnn", "gru"])
+@pytest.mark.parametrize("strategy_name", ["linear_probe", "partial_freeze"])
+def test_the_trainer_keeps_frozen_groups_bit_identical(demo, tmp_path, arch: str, strategy_name: str) -> None:
+    """`fit` with a strategy's plan: frozen groups (weights and BN statistics) end exactly as
+    loaded from the source; the trained groups moved."""
+    from ecgcore.train import TrainConfig, fit
+
+    n_samples = 250  # 2.5 s crops at 100 Hz
+    source = pretrained(arch, ["426783006", "164889003"])
+    torch.manual_seed(0)
+    model = create_model(arch, n_leads=LEADS, n_classes=len(demo.classes), n_samples=n_samples)
+    strategy = get_strategy(strategy_name)
+    options = StrategyOptions(freeze_groups=1)
+    strategy.setup(model, source, list(demo.classes), options)
+    result = fit(model, demo, TrainConfig(epochs=2, batch_size=16, lr=1e-2, crop_seconds=2.5, seed=0),
+                 plan_fn=lambda m, epoch, lr: strategy.plan(m, epoch, lr, options),
+                 checkpoint_dir=tmp_path / "checkpoints")
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    rates = expected_rates(strategy_name, len(model.layer_groups()), 1, options)
+    final = final_linear_name(model) + "."
+    for keys, rate in zip(group_keys(model), rates):
+        for key in keys:
+            if rate is None:
+                assert torch.equal(state[key], source.state_dict[key]), key
+                assert torch.equal(result.best_state[key].cpu(), source.state_dict[key]), key
+    trained = [k for keys, r in zip(group_keys(model), rates) if r is not None for k in keys
+               if not k.startswith(final) and state[k].is_floating_point()]
+    assert any(not torch.equal(state[k], source.state_dict[k]) for k in trained)

@@ -65,12 +65,14 @@ class Strategy(ABC):
     def rates(self, n_groups: int, epoch: int, options: StrategyOptions) -> Rates:
         """LR multiplier per layer group at 0-based `epoch`; None = frozen."""
 
-    def plan(self, model: ECGClassifier, epoch: int, base_lr: float, options: StrategyOptions) -> EpochPlan:
-        """The plan of 0-based `epoch`; also sets `requires_grad` on every parameter."""
+    def plan(self, model: ECGClassifier, epoch: int, base_lr: float,
+             options: StrategyOptions | None = None) -> EpochPlan:
+        """The plan of 0-based `epoch`; also sets `requires_grad` on every parameter.
+        `options` defaults to StrategyOptions(), so `plan_fn=strategy.plan` works as is."""
         if epoch < 0:
             raise EcgcoreError(f"strategy {self.name}: epoch must be >= 0, got {epoch}")
         groups = checked_groups(model)
-        return plan_from_rates(groups, self.rates(len(groups), epoch, options), base_lr)
+        return plan_from_rates(groups, self.rates(len(groups), epoch, options or StrategyOptions()), base_lr)
 
     def check_source(self, source: Checkpoint | None) -> None:
         """A clear error when a strategy that loads weights got no source."""
