@@ -206,7 +206,7 @@ def test_nguyen_do_checkpoint_keys_load(name, module, renames) -> None:
 
 
 def test_small_cnn_overfits_a_tiny_batch_quickly() -> None:
-    """50 Adam steps on 8 records (about 3 s on an idle 2-core CPU; no wall-clock assert,
+    """50 Adam steps on 8 records (about 2 s on an idle 2-core CPU; no wall-clock assert,
     since the CPU is shared) must cut the loss by more than 80%."""
     torch.manual_seed(0)
     model = create_model("small_cnn", n_classes=5, n_samples=1000)
