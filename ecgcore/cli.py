@@ -238,6 +238,27 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run id whose model scores the files")
+    p.add_argument("files", nargs="+", type=Path, help="record files (.hea, or its .dat/.mat)")
+    p.add_argument("--json", action="store_true", help="print a list with one object per file")
+
+
+@command("predict", "per-class probabilities for records on disk, with a run's model", _predict_args)
+def _predict(args: argparse.Namespace) -> int:
+    from ecgcore.predict import predict_files
+
+    predictions = predict_files(args.run, args.files)
+    if args.json:
+        print_json(predictions)
+    else:
+        for item in predictions:
+            ranked = sorted(item["probabilities"].items(), key=lambda kv: -kv[1])
+            print(item["record"] + ": " + ", ".join(
+                f"{item['names'][code]} {p:.2f}" for code, p in ranked[:5]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ecgcore", description=__doc__)
     subs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -77,6 +77,7 @@ def expand(config: dict[str, Any]) -> list[RunSpec]:
     split = _section(config, "split", SplitConfig)
     target = _data(config["target"])
     source = _data(config["source"]) if "source" in config else None
+    source_fraction = float(config.get("source", {}).get("train_fraction", 1.0))
 
     pretrains: dict[str, RunSpec] = {}
     targets: list[RunSpec] = []
@@ -93,8 +94,11 @@ def expand(config: dict[str, Any]) -> list[RunSpec]:
                 raise ExperimentError(f"strategy {strategy_name!r} needs a [source] dataset")
             pre_config = {
                 "kind": "pretrain", "experiment": experiment, "arch": arch, "seed": point["seed"],
+                "train_fraction": source_fraction,
                 "data": source, "shared_with": target["dataset"] if source["task"] == "shared" else None,
-                "prep": prep, "split": {**SplitConfig(seed=point["seed"]).to_dict()},
+                "prep": prep, "split": SplitConfig(
+                    seed=point["seed"],
+                    train_fraction=source_fraction if source_fraction < 1.0 else None).to_dict(),
                 "train": {**pretrain_train, "seed": point["seed"]},
             }
             pretrain_hash = config_hash(pre_config)

@@ -124,7 +124,10 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
         state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
         model_name=config["arch"], model_config=dict(model.config), classes=classes,
         class_names=list(data.class_names), prep=data.prep.to_dict(),
-        stage=spec.kind, seen=seen, extra={"run_id": folder.run_id, "task": data.task.name}))
+        stage=spec.kind, seen=seen, extra={
+            "run_id": folder.run_id, "task": data.task.name,
+            "standard_scaler": None if data.scaler is None else
+            {"mean": data.scaler[0].tolist(), "std": data.scaler[1].tolist()}}))
 
     leakage = check_leakage(source.seen, data.name, [data.record_ids[i] for i in test]) \
         if source is not None else []

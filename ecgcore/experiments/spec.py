@@ -13,6 +13,7 @@ demo = true                        # write the embedded demo data first when mis
 [source]                           # optional: only strategies that need a source use it
 dataset = "source_ptbxl"           # a dataset in the workspace, or a path
 task = "shared"                    # "shared" = the classes source and target share, or a named task
+train_fraction = 1.0               # pretrain on this fraction of the source's training records
 
 [target]
 dataset = "target_challenge"
@@ -49,7 +50,7 @@ from ecgcore.errors import EcgcoreError
 
 # section -> allowed keys (None: any key, validated later by the section's own dataclass)
 SCHEMA: dict[str, set[str] | None] = {
-    "source": {"dataset", "task", "options", "min_positives"},
+    "source": {"dataset", "task", "options", "min_positives", "train_fraction"},
     "target": {"dataset", "task", "options", "min_positives"},
     "prep": None,
     "split": None,

@@ -1,0 +1,111 @@
+"""Scoring ECG files on disk with a finished run's model, preprocessed exactly as that
+run's training data was (the model file carries the preprocessing, the class list and,
+for dataset-level scaling, the training split's scaler).
+
+`python -m ecgcore predict --run RUN FILE… --json` prints one object per file:
+{"record", "file", "probabilities": {class: p}, "names": {class: name}}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ecgcore.checkpoint import Checkpoint
+from ecgcore.data import wfdbio
+from ecgcore.data.prepare import PrepConfig
+from ecgcore.data.prepare.record import preprocess_signal
+from ecgcore.data.recordset import Signal
+from ecgcore.errors import EcgcoreError, RecordError
+from ecgcore.models import create_model
+from ecgcore.runs import RunStore
+from ecgcore.train import TrainConfig, select_device
+from ecgcore.train.data import window_starts
+
+# A record file's header: WFDB/Challenge records are named by any of their files.
+HEADER_FOR_SUFFIX = {".hea": "", ".mat": ".hea", ".dat": ".hea"}
+
+
+@dataclass
+class LoadedRun:
+    """A run's model ready to score: model in eval mode, its checkpoint and train settings."""
+
+    run_id: str
+    model: torch.nn.Module
+    checkpoint: Checkpoint
+    train: TrainConfig
+    device: torch.device
+
+    @property
+    def prep(self) -> PrepConfig:
+        return PrepConfig.from_dict(self.checkpoint.prep)
+
+
+def load_run(run_id: str) -> LoadedRun:
+    folder = RunStore().get(run_id)
+    checkpoint = folder.load_model()
+    model = create_model(checkpoint.model_name, **checkpoint.model_config)
+    model.load_state_dict(checkpoint.state_dict)
+    train = TrainConfig.from_dict(folder.config.get("train", {}))
+    device = select_device(train.device)
+    return LoadedRun(run_id, model.to(device).eval(), checkpoint, train, device)
+
+
+def read_record_file(path: Path | str) -> Signal:
+    """A WFDB or Challenge record named by its .hea, .mat or .dat file (NaN gaps kept:
+    preprocessing interpolates them as it did for training)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in HEADER_FOR_SUFFIX:
+        raise RecordError(path.name, f"unsupported file type {suffix or '(none)'}; "
+                                     "give a WFDB record (.hea, .dat or .mat)")
+    header = path if suffix == ".hea" else path.with_suffix(".hea")
+    if not header.is_file():
+        raise RecordError(path.name, f"header {header.name} not found next to it")
+    return wfdbio.read_signal(header, record=header.stem, allow_nan=True)
+
+
+def prepare_input(run: LoadedRun, signal: Signal, record: str) -> np.ndarray:
+    """One record as the run's model saw its training data: (leads, samples) float32."""
+    prep = run.prep
+    length = int(round(prep.seconds * prep.fs))
+    window, _ = preprocess_signal(signal, prep, length, record)
+    scaler = run.checkpoint.extra.get("standard_scaler")
+    if prep.normalize == "standard":
+        if not scaler:
+            raise EcgcoreError(f"run {run.run_id}: the model file lacks its training scaler")
+        mean = np.asarray(scaler["mean"], dtype=np.float32)[:, None]
+        std = np.asarray(scaler["std"], dtype=np.float32)[:, None]
+        window = (window - mean) / std
+    return window.astype(np.float32, copy=False)
+
+
+@torch.no_grad()
+def score(run: LoadedRun, x: np.ndarray) -> np.ndarray:
+    """(records, leads, samples) -> sigmoid scores, with the run's evaluation protocol:
+    sliding windows of the crop length (stride half a window), aggregated by mean or max."""
+    length = x.shape[2] if not run.train.crop_seconds else int(round(run.train.crop_seconds * run.prep.fs))
+    starts = window_starts(x.shape[2], min(length, x.shape[2]))
+    windows = np.stack([x[:, :, s:s + length] for s in starts], axis=1)  # (N, W, leads, length)
+    logits = run.model(torch.from_numpy(windows.reshape(-1, x.shape[1], length)).to(run.device))
+    scores = torch.sigmoid(logits.float()).reshape(x.shape[0], starts.size, -1)
+    pooled = scores.amax(dim=1) if run.train.eval_aggregate == "max" else scores.mean(dim=1)
+    return pooled.cpu().numpy()
+
+
+def predict_files(run_id: str, files: list[Path | str]) -> list[dict[str, Any]]:
+    """Probabilities per class for each file (errors name the file and the reason)."""
+    run = load_run(run_id)
+    classes, names = run.checkpoint.classes, run.checkpoint.class_names
+    out: list[dict[str, Any]] = []
+    for file in files:
+        record = Path(file).stem
+        probabilities = score(run, prepare_input(run, read_record_file(file), record)[None])[0]
+        out.append({"record": record, "file": str(file),
+                    "probabilities": {c: float(p) for c, p in zip(classes, probabilities)},
+                    "names": dict(zip(classes, names))})
+    return out
