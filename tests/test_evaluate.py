@@ -164,3 +164,17 @@ def test_mean_std_over_seeds() -> None:
     assert summary["per_class_auc.b"]["n"] == 2
     assert mean_std(runs[:1])["macro_auc"] == {"mean": 0.8, "std": None, "n": 1}
     assert "status" not in summary
+
+
+def test_a_single_class_task_is_scored_per_column() -> None:
+    """scikit-learn reads one indicator column as a binary problem; our F1s must not."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, size=(60, 1))
+    score = np.clip(y * 0.6 + rng.random((60, 1)) * 0.5, 0, 1)
+    result = evaluate(y, score, ["426783006"], n_boot=20)
+    pred = (score >= 0.5).astype(int)
+    assert result["f1_macro_at_0_5"] == pytest.approx(f1_score(y[:, 0], pred[:, 0]))
+    assert result["f1_weighted"] == pytest.approx(f1_score(y[:, 0], pred[:, 0]))
+    two = np.hstack([y, 1 - y]), np.hstack([score, 1 - score])
+    assert evaluate(*two, ["a", "b"], n_boot=20)["f1_samples_at_0_5"] == pytest.approx(
+        f1_score(two[0], (two[1] >= 0.5).astype(int), average="samples", zero_division=0))

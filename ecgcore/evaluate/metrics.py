@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ecgcore.errors import EcgcoreError
 
@@ -99,8 +99,13 @@ def binarize(y_score: np.ndarray, thresholds: float | np.ndarray = DEFAULT_THRES
 
 
 def per_class_f1(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """(C,) F1 per class by scikit-learn (zero_division=0: no positives and no predictions gives 0)."""
-    return np.asarray(f1_score(y_true, y_pred, average=None, zero_division=0), dtype=np.float64)
+    """(C,) F1 per column, 2TP / (2TP + FP + FN), 0 when a class has neither positives nor
+    predictions (scikit-learn's zero_division=0). Computed per column here because
+    scikit-learn reads a single-column indicator as a binary problem and returns two values."""
+    truth, pred = np.asarray(y_true, dtype=bool), np.asarray(y_pred, dtype=bool)
+    tp = (truth & pred).sum(axis=0)
+    denominator = 2 * tp + (~truth & pred).sum(axis=0) + (truth & ~pred).sum(axis=0)
+    return np.divide(2.0 * tp, denominator, out=np.zeros(truth.shape[1]), where=denominator > 0)
 
 
 def f1_macro(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -121,8 +126,12 @@ def f1_prevalence_weighted(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def f1_samples(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Sample-averaged F1 (per record, then the mean over records), scikit-learn's average='samples'."""
-    return float(f1_score(y_true, y_pred, average="samples", zero_division=0))
+    """Sample-averaged F1 (per record 2|T∩P| / (|T| + |P|), 0 when both are empty, then the mean
+    over records): scikit-learn's average='samples', which refuses a single-column indicator."""
+    truth, pred = np.asarray(y_true, dtype=bool), np.asarray(y_pred, dtype=bool)
+    both = (truth & pred).sum(axis=1)
+    sizes = truth.sum(axis=1) + pred.sum(axis=1)
+    return float(np.divide(2.0 * both, sizes, out=np.zeros(truth.shape[0]), where=sizes > 0).mean())
 
 
 def fmax(y_true: np.ndarray, y_score: np.ndarray, grid: np.ndarray = FMAX_GRID) -> tuple[float, float]:
