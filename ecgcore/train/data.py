@@ -2,11 +2,13 @@
 
 Why no DataLoader and no worker processes: the prepared array X is a memmap of float32
 windows already preprocessed on disk (the page cache holds it after the first epoch),
-so a batch is one fancy-index read plus a scaler — tens of microseconds per record, far
-less than the model's forward/backward on the same batch. Workers would add process
-start-up, pickling of every batch and a second copy, and make seeding harder; the
-training benchmark (benchmarks/bench_training.py) measures the gap to a bare loop on
-in-memory tensors instead.
+so a batch is one fancy-index read plus a scaler and a crop — about 60 microseconds per
+10 s record at 100 Hz, a tenth of small_cnn's training step on a 2.5 s crop and far less
+for larger models. Worker processes would add start-up, pickling of every batch and a
+second copy, and make seeding harder. Instead `prefetch` prepares the next batch in one
+background thread while the model trains on the current one (numpy and torch release
+the GIL for this work), which hides most of that tenth; benchmarks/bench_training.py
+measures what remains against a bare loop on in-memory tensors.
 
 Randomness (the shuffle and the crop offsets) comes only from the `torch.Generator`
 passed in, so a run is reproducible from its seed and resumable from the generator state.
@@ -14,7 +16,9 @@ passed in, so a run is reproducible from its seed and resumable from the generat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +26,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ecgcore.data.pipeline import TaskDataset
 from ecgcore.errors import EcgcoreError
+
+Item = TypeVar("Item")
+Loaded = TypeVar("Loaded")
 
 
 def crop_length(data: TaskDataset, crop_seconds: float | None) -> int:
@@ -80,6 +87,20 @@ def training_batch(data: TaskDataset, rows: np.ndarray, length: int,
     starts = torch.randint(0, highest + 1, (rows.size,), generator=generator).numpy()
     x = random_crops(x, length, starts)
     return torch.from_numpy(x), torch.from_numpy(data.y[rows].astype(np.float32))
+
+
+def prefetch(items: Sequence[Item], load: Callable[[Item], Loaded]) -> Iterator[Loaded]:
+    """`load(item)` for each item in order, the next one loading in a background thread
+    while the caller works on the current one. Loads run one at a time and in order, so
+    a seeded generator used by `load` draws exactly as without the thread."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgcore-batch") as pool:
+        pending = pool.submit(load, items[0]) if len(items) else None
+        for item in items[1:]:
+            ready = pending.result()
+            pending = pool.submit(load, item)
+            yield ready
+        if pending is not None:
+            yield pending.result()
 
 
 def evaluation_batches(data: TaskDataset, index: np.ndarray, length: int,

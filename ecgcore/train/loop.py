@@ -34,7 +34,8 @@ from ecgcore.errors import EcgcoreError
 from ecgcore.train import distributed
 from ecgcore.train.callbacks import Callback, Callbacks
 from ecgcore.train.config import TrainConfig
-from ecgcore.train.data import crop_length, evaluation_batches, shuffled_batches, training_batch
+from ecgcore.train.data import (crop_length, evaluation_batches, prefetch, shuffled_batches,
+                                training_batch)
 from ecgcore.train.device import amp_enabled, autocast, select_device
 from ecgcore.train.state import FORMAT, VERSION, atomic_save, load_state, restore_rng_states, rng_states
 from ecgcore.transfer.base import EpochPlan
@@ -148,8 +149,8 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
         # --- train ---------------------------------------------------------------------------
         batches = shuffled_batches(train_index, config.batch_size, generator, ctx.rank, ctx.world_size)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        for i, rows in enumerate(batches, start=1):
-            x, y = training_batch(data, rows, length, generator)
+        load = lambda rows: training_batch(data, rows, length, generator)  # noqa: E731
+        for i, (rows, (x, y)) in enumerate(zip(batches, prefetch(batches, load)), start=1):
             x, y = to_device(x, device), to_device(y, device)
             lr = set_learning_rate(optimizer, config, step, total_steps)
             with autocast(device, use_amp):
