@@ -38,11 +38,11 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ecgcore.data.pipeline import SplitConfig, TaskDataset, build_dataset  # noqa: E402
-from ecgcore.data.prepare.config import PrepConfig  # noqa: E402
-from ecgcore.data.splits import Split  # noqa: E402
-from ecgcore.models import create_model, list_models  # noqa: E402
-from ecgcore.train import TrainConfig, fit  # noqa: E402
+from ecgcore.data.pipeline import SplitConfig, TaskDataset, build_dataset
+from ecgcore.data.prepare.config import PrepConfig
+from ecgcore.data.splits import Split
+from ecgcore.models import create_model, list_models
+from ecgcore.train import TrainConfig, fit
 
 OUT = Path(__file__).resolve().parent / "out"
 FS = 100
@@ -97,7 +97,7 @@ def bare(ds: TaskDataset, config: TrainConfig, crop: int) -> float:
 def overhead(ds: TaskDataset, epochs: int, repeat: int, batch_size: int, crop_seconds: float) -> dict[str, Any]:
     config = TrainConfig(epochs=epochs, batch_size=batch_size, crop_seconds=crop_seconds,
                          early_stopping_patience=None)
-    crop = int(round(crop_seconds * FS))
+    crop = round(crop_seconds * FS)
     ours_runs, bare_runs = [], []
     for _ in range(repeat):  # interleaved: both loops see the same machine load
         bare_runs.append(bare(ds, config, crop))
@@ -110,7 +110,7 @@ def overhead(ds: TaskDataset, epochs: int, repeat: int, batch_size: int, crop_se
 
 def architecture_speed(name: str, seconds: float, batch_size: int, budget: float = 3.0) -> float:
     """Training samples/s of one architecture on random tensors (after one warm-up step)."""
-    n = int(round(seconds * FS))
+    n = round(seconds * FS)
     torch.manual_seed(0)
     model = create_model(name, n_classes=5, n_samples=n).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -91,14 +91,14 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"TrainConfig: unknown settings {unknown}; known: {sorted(known)}")
         return cls(**data)
 
-    def resume_differences(self, other: "TrainConfig") -> list[str]:
+    def resume_differences(self, other: TrainConfig) -> list[str]:
         """Settings (other than RESUME_MAY_DIFFER) in which `other` is a different run."""
         mine, theirs = self.to_dict(), other.to_dict()
         return sorted(k for k in mine if k not in RESUME_MAY_DIFFER and mine[k] != theirs[k])

@@ -36,7 +36,7 @@ def crop_length(data: TaskDataset, crop_seconds: float | None) -> int:
     window = int(data.X.shape[2])
     if crop_seconds is None:
         return window
-    length = int(round(crop_seconds * data.prep.fs))
+    length = round(crop_seconds * data.prep.fs)
     if not 1 <= length <= window:
         raise EcgcoreError(f"{data.name}: crop of {crop_seconds} s is {length} samples at "
                            f"{data.prep.fs:g} Hz, but the prepared window has {window}")

@@ -34,10 +34,22 @@ from ecgcore.errors import EcgcoreError
 from ecgcore.train import distributed
 from ecgcore.train.callbacks import Callback, Callbacks
 from ecgcore.train.config import TrainConfig
-from ecgcore.train.data import (crop_length, evaluation_batches, prefetch, shuffled_batches,
-                                training_batch)
+from ecgcore.train.data import (
+    crop_length,
+    evaluation_batches,
+    prefetch,
+    shuffled_batches,
+    training_batch,
+)
 from ecgcore.train.device import amp_enabled, autocast, select_device
-from ecgcore.train.state import FORMAT, VERSION, atomic_save, load_state, restore_rng_states, rng_states
+from ecgcore.train.state import (
+    FORMAT,
+    VERSION,
+    atomic_save,
+    load_state,
+    restore_rng_states,
+    rng_states,
+)
 from ecgcore.transfer.base import EpochPlan
 
 PlanFn = Callable[[nn.Module, int, float], EpochPlan]
@@ -90,8 +102,8 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
     if train_index.size == 0:
         raise EcgcoreError(f"{data.name}: no training records to fit on")
     has_val = val_index.size > 0
-    notes = [] if has_val else ["no validation set: the best weights are the last epoch's and "
-                                "early stopping is off"]
+    notes = [] if has_val else [("no validation set: the best weights are the last epoch's and "
+                                 "early stopping is off")]
     patience = config.early_stopping_patience if has_val else None
     length = crop_length(data, config.crop_seconds)
 
@@ -142,14 +154,14 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
                 optimizer.load_state_dict(saved_optimizer)  # resumed: same plan, same Adam moments
             saved_optimizer, signature = None, plan.signature
             net = distributed.wrap(ctx, model, device)
-        model.train()
+        net.train()
         for module in plan.frozen:
             module.eval()  # frozen batch-norm statistics, no dropout
 
         # --- train ---------------------------------------------------------------------------
         batches = shuffled_batches(train_index, config.batch_size, generator, ctx.rank, ctx.world_size)
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        load = lambda rows: training_batch(data, rows, length, generator)  # noqa: E731
+        load = lambda rows: training_batch(data, rows, length, generator)
         for i, (rows, (x, y)) in enumerate(zip(batches, prefetch(batches, load)), start=1):
             x, y = to_device(x, device), to_device(y, device)
             lr = set_learning_rate(optimizer, config, step, total_steps)

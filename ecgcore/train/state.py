@@ -65,7 +65,7 @@ def load_state(path: Path, config: TrainConfig) -> dict[str, Any]:
     """Read `last.pt`; refuse a file from a different run (other settings than `config`)."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 -- torch raises many types for bad files
+    except Exception as exc:
         raise EcgcoreError(f"{path}: cannot resume from it ({type(exc).__name__}: {exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or payload.get("version") != VERSION:
         raise EcgcoreError(f"{path}: not a training state written by ecgcore.train")
