@@ -23,7 +23,7 @@ from ecgcore.experiments.tasks import experiment_task
 from ecgcore.models import create_model
 from ecgcore.runs import RunFolder, RunStore
 from ecgcore.train import TrainConfig, fit, predict
-from ecgcore.transfer import StrategyOptions, check_leakage, class_mapping, get_strategy
+from ecgcore.transfer import StrategyOptions, class_mapping, get_strategy, leakage_report
 
 Say = Callable[[str], None]
 
@@ -126,13 +126,15 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
         class_names=list(data.class_names), prep=data.prep.to_dict(),
         stage=spec.kind, seen=seen, extra={
             "run_id": folder.run_id, "task": data.task.name,
+            "layouts": {**((source.extra.get("layouts") or {}) if source else {}), data.name: data.layout},
             "standard_scaler": None if data.scaler is None else
             {"mean": data.scaler[0].tolist(), "std": data.scaler[1].tolist()}}))
 
-    leakage = check_leakage(source.seen, data.name, [data.record_ids[i] for i in test]) \
-        if source is not None else []
-    if leakage:
-        folder.log(f"WARNING: {len(leakage)} target test records were in the source data")
+    leakage = leakage_report(source.seen, data.name, [data.record_ids[i] for i in test],
+                             target_layout=data.layout,
+                             source_layouts=source.extra.get("layouts") or {}) if source else None
+    if leakage is not None and leakage.overlap:
+        folder.log(f"WARNING: {leakage.warning}")
     return {
         "run_id": folder.run_id, "status": "done", "kind": spec.kind, "config_hash": spec.hash,
         "experiment": config.get("experiment"),
@@ -150,7 +152,7 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
         "device": str(fit_result.device) if fit_result else "cpu",
         "split": {"method": data.split.method, "notes": data.split.notes, "sizes": data.split.sizes()},
         "dropped_counts": data.dropped_counts(),
-        "leakage": {"n_test_records_seen_in_source": len(leakage), "examples": leakage[:10]},
+        "leakage": leakage.to_dict() if leakage is not None else None,
         "finished": time.time(),
     }
 
