@@ -30,7 +30,12 @@ from ecgcore.train import (
     select_device,
 )
 from ecgcore.train import device as device_module
-from ecgcore.train.data import random_crops, shuffled_batches, window_starts
+from ecgcore.train.data import (
+    random_crops,
+    shuffled_batches,
+    training_batch,
+    window_starts,
+)
 from ecgcore.train.loop import schedule_factors
 from ecgcore.transfer.base import EpochPlan
 
@@ -194,6 +199,30 @@ def test_sliding_window_scores_equal_manual_aggregation(ds: TaskDataset):
     whole = predict(model, ds, rows, TrainConfig(crop_seconds=None))
     with torch.no_grad():
         np.testing.assert_allclose(whole, torch.sigmoid(model(x)).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_crops_and_windows_stay_out_of_the_zero_padding_of_short_records(ds: TaskDataset):
+    lengths = np.full(len(ds), 1000, dtype=np.int64)
+    rows = ds.split.test
+    lengths[rows[:3]] = [250, 400, 100]  # 2.5 s, 4 s and 1 s of real signal in a 10 s window
+    short = dataclasses.replace(ds, lengths=lengths)
+    generator = torch.Generator().manual_seed(0)
+    x = ds.batch(rows)
+    for _ in range(5):
+        crops, _ = training_batch(short, rows, 250, generator)
+        np.testing.assert_array_equal(crops[0].numpy(), x[0, :, :250])  # the only place it fits
+        np.testing.assert_array_equal(crops[2].numpy(), x[2, :, :250])  # shorter than a crop
+        offsets = [s for s in range(151) if np.array_equal(crops[1].numpy(), x[1, :, s:s + 250])]
+        assert offsets, "the 4 s record's crop starts within its first 150 samples"
+
+    model = tiny().eval()
+    with torch.no_grad():
+        windows = torch.stack([torch.sigmoid(model(torch.from_numpy(x[:3, :, s:s + 250])))
+                               for s in (0, 125)], dim=1)
+    scores = predict(model, short, rows[:3], TrainConfig(crop_seconds=2.5, eval_aggregate="mean"))
+    np.testing.assert_allclose(scores[0], windows[0, 0].numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scores[1], windows[1].mean(dim=0).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scores[2], windows[2, 0].numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_a_crop_longer_than_the_window_is_refused(ds: TaskDataset, tmp_path: Path):
@@ -416,3 +445,10 @@ def test_two_process_torchrun_on_cpu(ds: TaskDataset, tmp_path: Path):
     last = torch.load(out / "last.pt", weights_only=True)
     assert last["next_epoch"] == 2 and not list(out.glob(".*"))
     assert states_equal(last["best"]["state"], states[0])
+
+
+def test_positive_weights_are_negatives_over_positives():
+    from ecgcore.train.loop import positive_weights
+
+    y = np.array([[1, 0, 0], [0, 0, 1], [0, 0, 1], [0, 0, 1]], dtype=np.uint8)
+    np.testing.assert_allclose(positive_weights(y).numpy(), [3.0, 1.0, 1 / 3])

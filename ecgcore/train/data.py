@@ -79,12 +79,24 @@ def shuffled_batches(index: np.ndarray, batch_size: int, generator: torch.Genera
     return batches
 
 
+def valid_samples(data: TaskDataset, rows: np.ndarray) -> np.ndarray:
+    """Samples of real signal in each row's window; the rest of a short record's window is
+    zero padding (`lengths` from preprocessing; the whole window when unknown)."""
+    window = int(data.X.shape[2])
+    if data.lengths is None:
+        return np.full(rows.size, window, dtype=np.int64)
+    return np.clip(np.asarray(data.lengths)[rows], 0, window).astype(np.int64)
+
+
 def training_batch(data: TaskDataset, rows: np.ndarray, length: int,
                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs (random crops) and float targets of these rows, as CPU tensors."""
+    """Inputs (random crops) and float targets of these rows, as CPU tensors. A crop
+    starts anywhere that keeps it inside the real signal (at 0 when the record is
+    shorter than the crop), never in a zero-padded tail."""
     x = data.batch(rows)
-    highest = x.shape[2] - length
-    starts = torch.randint(0, highest + 1, (rows.size,), generator=generator).numpy()
+    highest = np.maximum(valid_samples(data, rows) - length, 0)
+    uniform = torch.rand(rows.size, generator=generator, dtype=torch.float64).numpy()
+    starts = np.minimum((uniform * (highest + 1)).astype(np.int64), highest)
     x = random_crops(x, length, starts)
     return torch.from_numpy(x), torch.from_numpy(data.y[rows].astype(np.float32))
 
@@ -103,14 +115,17 @@ def prefetch(items: Sequence[Item], load: Callable[[Item], Loaded]) -> Iterator[
             yield pending.result()
 
 
-def evaluation_batches(data: TaskDataset, index: np.ndarray, length: int,
-                       batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor, int]]:
-    """(rows, windows, n_windows) per batch of records: windows is (rows * n_windows,
-    leads, length), the windows of each record consecutive."""
+def evaluation_batches(data: TaskDataset, index: np.ndarray, length: int, batch_size: int,
+                       ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """(rows, windows, use) per batch of records: windows is (rows * n_windows, leads,
+    length), the windows of each record consecutive; `use` (rows, n_windows) marks the
+    windows to aggregate: those inside the real signal (a zero-padded short record keeps
+    only its windows before the padding, and always its first)."""
     starts = window_starts(int(data.X.shape[2]), length)
     for i in range(0, index.size, batch_size):
         rows = index[i:i + batch_size]
         x = data.batch(rows)
         windows = sliding_window_view(x, length, axis=2)[:, :, starts]  # (B, leads, W, length)
         windows = np.ascontiguousarray(windows.transpose(0, 2, 1, 3)).reshape(-1, x.shape[1], length)
-        yield rows, torch.from_numpy(windows), starts.size
+        use = starts[None, :] + length <= np.maximum(valid_samples(data, rows), length)[:, None]
+        yield rows, torch.from_numpy(windows), torch.from_numpy(use)

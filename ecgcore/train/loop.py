@@ -264,15 +264,22 @@ def predict_windows(model: nn.Module, data: TaskDataset, index: np.ndarray, leng
     use_amp = amp_enabled(device, config.amp)
     out = np.empty((index.size, data.y.shape[1]), dtype=np.float32)
     done = 0
-    for rows, windows, n_windows in evaluation_batches(data, index, length, config.eval_batch_size):
+    for rows, windows, use in evaluation_batches(data, index, length, config.eval_batch_size):
         with autocast(device, use_amp):
             logits = model(to_device(windows, device))
-        scores = torch.sigmoid(logits.float()).reshape(rows.size, n_windows, -1)
-        pooled = scores.amax(dim=1) if config.eval_aggregate == "max" else scores.mean(dim=1)
-        out[done:done + rows.size] = pooled.cpu().numpy()
+        scores = torch.sigmoid(logits.float()).cpu().reshape(*use.shape, -1)  # (records, windows, C)
+        out[done:done + rows.size] = aggregate_windows(scores, use, config.eval_aggregate).numpy()
         done += rows.size
     model.train(was_training)
     return out
+
+
+def aggregate_windows(scores: torch.Tensor, use: torch.Tensor, how: str) -> torch.Tensor:
+    """(records, windows, C) window scores -> (records, C): max or mean over the used windows."""
+    mask = use[:, :, None]
+    if how == "max":
+        return scores.masked_fill(~mask, -math.inf).amax(dim=1)
+    return (scores * mask).sum(dim=1) / mask.sum(dim=1)
 
 
 # ---------------------------------------------------------------------------------------------
