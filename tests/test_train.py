@@ -306,6 +306,24 @@ def test_resume_after_a_stop_gives_the_same_weights_and_history(ds: TaskDataset,
     assert again.epochs_run == 4 and states_equal(again.best_state, full.best_state)
 
 
+def test_small_cnn_resumes_bit_for_bit_too(ds: TaskDataset, tmp_path: Path):
+    from ecgcore.models import create_model
+
+    def small() -> nn.Module:
+        torch.manual_seed(0)
+        return create_model("small_cnn", n_classes=ds.y.shape[1], n_samples=250)
+
+    config = TrainConfig(epochs=3, schedule="onecycle", optimizer="adamw", weight_decay=1e-2,
+                         early_stopping_patience=None, **FAST)
+    straight = small()
+    full = fit(straight, ds, config, checkpoint_dir=tmp_path / "a")
+    fit(small(), ds, config, checkpoint_dir=tmp_path / "b", callbacks=[StopAfter(epochs=1)])
+    resumed_model = small()
+    resumed = fit(resumed_model, ds, config, checkpoint_dir=tmp_path / "b")
+    assert states_equal(straight.state_dict(), resumed_model.state_dict())
+    assert [r["val_macro_auc"] for r in full.history] == [r["val_macro_auc"] for r in resumed.history]
+
+
 def test_resume_refuses_a_checkpoint_of_other_settings(ds: TaskDataset, tmp_path: Path):
     fit(tiny(), ds, TrainConfig(epochs=1, **FAST), checkpoint_dir=tmp_path)
     with pytest.raises(EcgcoreError, match="other settings.*lr"):
