@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ecgcore.models.base import ECGClassifier
+from ecgcore.models.convert import rename_state_dict
 from ecgcore.models.registry import register_model
 
 EMBEDDING_SIZE = 512  # fc1's width in Nguyen & Do's code
@@ -147,14 +148,7 @@ def nguyen_do_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.T
 
     Their tensors are float64 (their code runs in double); they are cast to float32 here.
     """
-    renamed = {}
-    for key, value in state.items():
-        for theirs, ours in _ND_PREFIXES.items():
-            if key.startswith(theirs):
-                key = ours + key[len(theirs):]
-                break
-        renamed[key] = value.float() if value.is_floating_point() else value
-    return renamed
+    return rename_state_dict(state, _ND_PREFIXES)
 
 
 def _builder(block: Block, depths: tuple[int, int, int, int]):

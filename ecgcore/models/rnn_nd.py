@@ -21,6 +21,7 @@ from torch import nn
 
 from ecgcore.errors import EcgcoreError
 from ecgcore.models.base import ECGClassifier
+from ecgcore.models.convert import rename_state_dict
 from ecgcore.models.registry import register_model
 
 HIDDEN_SIZE = 100
@@ -77,14 +78,7 @@ _ND_PREFIXES = {"lstm.": "rnn.", "gru.": "rnn.", "fc.": "classifier."}
 def nguyen_do_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename a state dict of Nguyen & Do's LSTM/GRU/BiLSTM classes to this module's keys
     (float64 tensors become float32)."""
-    renamed = {}
-    for key, value in state.items():
-        for theirs, ours in _ND_PREFIXES.items():
-            if key.startswith(theirs):
-                key = ours + key[len(theirs):]
-                break
-        renamed[key] = value.float() if value.is_floating_point() else value
-    return renamed
+    return rename_state_dict(state, _ND_PREFIXES)
 
 
 @register_model("lstm_nd", "Nguyen & Do LSTM: 1 layer, hidden 100, whole sequence -> Linear (fixed length)")
