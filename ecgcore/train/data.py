@@ -4,11 +4,12 @@ Why no DataLoader and no worker processes: the prepared array X is a memmap of f
 windows already preprocessed on disk (the page cache holds it after the first epoch),
 so a batch is one fancy-index read plus a scaler and a crop — about 60 microseconds per
 10 s record at 100 Hz, a sixth of small_cnn's training step per record on a 2.5 s crop
-(one CPU thread) and far less for larger models or 10 s windows. Worker processes would add start-up, pickling of every batch and a
-second copy, and make seeding harder. Instead `prefetch` prepares the next batch in one
-background thread while the model trains on the current one (numpy and torch release
-the GIL for this work), which hides it when a core is free; benchmarks/bench_training.py
-measures what remains against a bare loop on in-memory tensors.
+(one CPU thread) and far less for larger models or 10 s windows. Worker processes would
+add start-up, pickling of every batch and a second copy, and make seeding harder.
+Instead `prefetch` prepares the next batch in one background thread while the model
+trains on the current one (numpy and torch release the GIL for this work), which hides
+it when a core is free; benchmarks/bench_training.py measures what remains against a
+bare loop on in-memory tensors.
 
 Randomness (the shuffle and the crop offsets) comes only from the `torch.Generator`
 passed in, so a run is reproducible from its seed and resumable from the generator state.
