@@ -17,7 +17,7 @@ import torch
 
 from ecgcore.checkpoint import Checkpoint
 from ecgcore.data import wfdbio
-from ecgcore.data.prepare import PrepConfig
+from ecgcore.data.prepare import PrepConfig, apply_standard_scaler
 from ecgcore.data.prepare.record import preprocess_signal
 from ecgcore.data.recordset import Signal
 from ecgcore.errors import EcgcoreError, RecordError
@@ -78,9 +78,7 @@ def prepare_input(run: LoadedRun, signal: Signal, record: str) -> np.ndarray:
     if prep.normalize == "standard":
         if not scaler:
             raise EcgcoreError(f"run {run.run_id}: the model file lacks its training scaler")
-        mean = np.asarray(scaler["mean"], dtype=np.float32)[:, None]
-        std = np.asarray(scaler["std"], dtype=np.float32)[:, None]
-        window = (window - mean) / std
+        window = apply_standard_scaler(window, scaler["mean"], scaler["std"])
     return window.astype(np.float32, copy=False)
 
 

@@ -31,9 +31,11 @@ def tiny_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def test_run_reuse_runs_show_predict(tiny_workspace: Path) -> None:
+def test_run_reuse_runs_show_predict(tiny_workspace: Path, shared_data: Path) -> None:
     smoke = str(ROOT / "experiments" / "smoke.toml")
-    plan = _cli(tiny_workspace, "run", smoke, *TINY, "--dry-run", "--json")
+    weights = shared_data / "labels" / "challenge2021" / "weights.csv"
+    tiny = [*TINY, "--set", f"target.challenge_weights={weights}"]
+    plan = _cli(tiny_workspace, "run", smoke, *tiny, "--dry-run", "--json")
     assert plan.returncode == 0, plan.stderr
     specs = json.loads(plan.stdout)
     assert [s["kind"] for s in specs] == ["pretrain", "target", "target"]
@@ -41,12 +43,12 @@ def test_run_reuse_runs_show_predict(tiny_workspace: Path) -> None:
     finetune = next(s for s in specs if s["config"].get("strategy") == "finetune")
     assert finetune["depends_on"] == specs[0]["config_hash"] and not any(s["done_run"] for s in specs)
 
-    done = _cli(tiny_workspace, "run", smoke, *TINY, "--json")
+    done = _cli(tiny_workspace, "run", smoke, *tiny, "--json")
     assert done.returncode == 0, done.stderr
     run_ids = json.loads(done.stdout)
     assert len(run_ids) == 3
 
-    again = _cli(tiny_workspace, "run", smoke, *TINY, "--json")
+    again = _cli(tiny_workspace, "run", smoke, *tiny, "--json")
     assert json.loads(again.stdout) == run_ids, "finished runs are reused, not trained again"
     assert "reusing" in again.stderr
 
@@ -61,6 +63,8 @@ def test_run_reuse_runs_show_predict(tiny_workspace: Path) -> None:
         assert key in results, key
     assert results["strategy"] == "finetune" and results["source"] == "source_ptbxl"
     assert 0.0 <= results["test"]["macro_auc"] <= 1.0
+    assert -1.0 <= results["test"]["challenge_score"] <= 1.0  # NSR is among the demo classes
+    assert results["training_notes"] is not None and results["leakage"]["overlap"] == []
     low, high = results["test"]["macro_auc_ci"]
     assert low <= results["test"]["macro_auc"] <= high
     folder = tiny_workspace / "runs" / target_id

@@ -64,7 +64,9 @@ def _section(config: dict[str, Any], key: str, cls: Any, base: dict[str, Any] | 
 def _data(section: dict[str, Any]) -> dict[str, Any]:
     return {"dataset": resolve_dataset(section["dataset"]), "task": section.get("task", "dataset_labels"),
             "options": dict(section.get("options", {})),
-            "min_positives": int(section.get("min_positives", 10))}
+            "min_positives": int(section.get("min_positives", 10)),
+            "challenge_weights": (str(Path(section["challenge_weights"]).expanduser().resolve())
+                                  if section.get("challenge_weights") else None)}
 
 
 def expand(config: dict[str, Any]) -> list[RunSpec]:

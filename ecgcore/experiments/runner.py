@@ -112,7 +112,8 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
     test, val = data.split.test, data.split.val
     metrics = evaluate(data.y[test][:, keep], test_scores, scored_classes,
                        y_val=data.y[val][:, keep] if val.size else None,
-                       score_val=val_scores if val.size else None, seed=config["seed"])
+                       score_val=val_scores if val.size else None, seed=config["seed"],
+                       challenge_weights=data_cfg.get("challenge_weights"))
     folder.write_predictions(np.asarray(data.record_ids)[test], data.y[test][:, keep],
                              test_scores, scored_classes)
 
@@ -150,6 +151,7 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
         "epochs_run": fit_result.epochs_run if fit_result else 0,
         "train_seconds": fit_result.train_seconds if fit_result else 0.0,
         "device": str(fit_result.device) if fit_result else "cpu",
+        "training_notes": list(fit_result.notes) if fit_result else ["no target training"],
         "split": {"method": data.split.method, "notes": data.split.notes, "sizes": data.split.sizes()},
         "dropped_counts": data.dropped_counts(),
         "leakage": leakage.to_dict() if leakage is not None else None,

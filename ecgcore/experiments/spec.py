@@ -19,6 +19,7 @@ train_fraction = 1.0               # pretrain on this fraction of the source's t
 dataset = "target_challenge"
 task = "dataset_labels"            # every SNOMED class with >= min_positives records, or a named task
 min_positives = 20
+challenge_weights = "path/to/weights.csv"  # optional: adds the Challenge 2021 score to results
 
 [prep]                             # ecgcore.data.prepare.PrepConfig
 fs = 100
@@ -51,7 +52,7 @@ from ecgcore.errors import EcgcoreError
 # section -> allowed keys (None: any key, validated later by the section's own dataclass)
 SCHEMA: dict[str, set[str] | None] = {
     "source": {"dataset", "task", "options", "min_positives", "train_fraction"},
-    "target": {"dataset", "task", "options", "min_positives"},
+    "target": {"dataset", "task", "options", "min_positives", "challenge_weights"},
     "prep": None,
     "split": None,
     "train": None,
