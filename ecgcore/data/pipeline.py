@@ -230,18 +230,26 @@ class TaskDataset:
     def batch(self, index: np.ndarray | list[int] | slice) -> np.ndarray:
         """Rows of X as float32 in memory, with the train-fitted standard scaler applied
         when the config asks for one — what a model should be fed."""
-        if isinstance(index, slice):
-            x = np.asarray(self.X[index], dtype=np.float32)
-        else:
-            rows = np.asarray(index, dtype=np.int64)
-            order = np.argsort(rows, kind="stable")  # memmaps read fastest in row order
-            x = np.empty((rows.size, *self.X.shape[1:]), dtype=np.float32)
-            x[order] = self.X[rows[order]]
-        if self.scaler is not None:
-            from ecgcore.data.prepare import apply_standard_scaler
+        return self.scale(self.raw_rows(index))
 
-            x = apply_standard_scaler(x, *self.scaler)
+    def raw_rows(self, index: np.ndarray | list[int] | slice) -> np.ndarray:
+        """Rows of X as float32 in memory, before any dataset-level scaling (a trainer that
+        crops first scales only the crop: `scale(crop(raw_rows(idx)))` equals cropping `batch`)."""
+        if isinstance(index, slice):
+            return np.asarray(self.X[index], dtype=np.float32)
+        rows = np.asarray(index, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")  # memmaps read fastest in row order
+        x = np.empty((rows.size, *self.X.shape[1:]), dtype=np.float32)
+        x[order] = self.X[rows[order]]
         return x
+
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        """The train-fitted standard scaler, per lead (identity when the config has none)."""
+        if self.scaler is None:
+            return x
+        from ecgcore.data.prepare import apply_standard_scaler
+
+        return apply_standard_scaler(x, *self.scaler)
 
     def dropped_counts(self) -> dict[str, int]:
         """How many records were dropped, per kind of reason."""

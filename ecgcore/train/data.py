@@ -93,12 +93,13 @@ def training_batch(data: TaskDataset, rows: np.ndarray, length: int,
                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs (random crops) and float targets of these rows, as CPU tensors. A crop
     starts anywhere that keeps it inside the real signal (at 0 when the record is
-    shorter than the crop), never in a zero-padded tail."""
-    x = data.batch(rows)
+    shorter than the crop), never in a zero-padded tail. The scaler runs on the crops
+    only (it is per lead, so this equals cropping scaled rows, at a fraction of the work)."""
+    x = data.raw_rows(rows)
     highest = np.maximum(valid_samples(data, rows) - length, 0)
     uniform = torch.rand(rows.size, generator=generator, dtype=torch.float64).numpy()
     starts = np.minimum((uniform * (highest + 1)).astype(np.int64), highest)
-    x = random_crops(x, length, starts)
+    x = data.scale(random_crops(x, length, starts))
     return torch.from_numpy(x), torch.from_numpy(data.y[rows].astype(np.float32))
 
 
