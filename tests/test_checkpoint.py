@@ -37,6 +37,7 @@ class _Evil:
         return (Path("/tmp/ecgcore_pwned").touch, ())
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 def test_files_that_are_not_ours_are_refused(tmp_path: Path) -> None:
     evil = tmp_path / "evil.pt"
     evil.write_bytes(pickle.dumps({"format_version": 1, "x": _Evil()}))
