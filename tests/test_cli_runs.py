@@ -75,6 +75,14 @@ def test_run_reuse_runs_show_predict(tiny_workspace: Path, shared_data: Path) ->
     assert predictions["y_score"].shape == predictions["y_true"].shape == (results["n_test"],
                                                                            len(results["classes"]))
 
+    # source_only: the source model scores the target classes it knows; the rest are listed.
+    only = _cli(tiny_workspace, "run", smoke, *tiny, "--set", 'grid.strategy=["source_only"]', "--json")
+    assert only.returncode == 0, only.stderr
+    source_only = json.loads(_cli(tiny_workspace, "show", json.loads(only.stdout)[-1], "--json").stdout)
+    assert source_only["epochs_run"] == 0 and source_only["training_notes"] == ["no target training"]
+    assert source_only["classes"] and set(source_only["classes"]) <= set(results["classes"])
+    assert set(source_only["unscored_classes"]) == set(results["classes"]) - set(source_only["classes"])
+
     record = next((tiny_workspace / "datasets" / "target_challenge").rglob("*.hea"))
     scored = _cli(tiny_workspace, "predict", "--run", target_id, str(record), "--json")
     assert scored.returncode == 0, scored.stderr

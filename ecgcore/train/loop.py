@@ -31,6 +31,7 @@ from torch import nn
 
 from ecgcore.data.pipeline import TaskDataset
 from ecgcore.errors import EcgcoreError
+from ecgcore.models.base import ECGClassifier
 from ecgcore.train import distributed
 from ecgcore.train.callbacks import Callback, Callbacks
 from ecgcore.train.config import TrainConfig
@@ -262,16 +263,17 @@ def predict_windows(model: nn.Module, data: TaskDataset, index: np.ndarray, leng
     was_training = model.training
     model.eval()
     use_amp = amp_enabled(device, config.amp)
-    out = np.empty((index.size, data.y.shape[1]), dtype=np.float32)
-    done = 0
+    # As wide as the model's output, not the task's: a source-only model scores the
+    # source's classes, and the caller maps them to the target's.
+    width = model.n_classes if isinstance(model, ECGClassifier) else data.y.shape[1]
+    parts = [np.zeros((0, width), dtype=np.float32)]
     for rows, windows, use in evaluation_batches(data, index, length, config.eval_batch_size):
         with autocast(device, use_amp):
             logits = model(to_device(windows, device))
         scores = torch.sigmoid(logits.float()).cpu().reshape(*use.shape, -1)  # (records, windows, C)
-        out[done:done + rows.size] = aggregate_windows(scores, use, config.eval_aggregate).numpy()
-        done += rows.size
+        parts.append(aggregate_windows(scores, use, config.eval_aggregate).numpy())
     model.train(was_training)
-    return out
+    return np.concatenate(parts, axis=0)
 
 
 def aggregate_windows(scores: torch.Tensor, use: torch.Tensor, how: str) -> torch.Tensor:
