@@ -112,3 +112,21 @@ def test_bad_input_gets_one_line_and_non_zero_exit(tiny_workspace: Path, overrid
     assert failed.returncode != 0
     last = failed.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last
+
+
+def test_one_failed_run_does_not_stop_the_grid(tiny_workspace: Path) -> None:
+    def done_scratch_runs() -> int:
+        runs = json.loads(_cli(tiny_workspace, "runs", "--json").stdout)
+        return sum(r["strategy"] == "scratch" and r["status"] == "done" for r in runs)
+
+    before = done_scratch_runs()
+    args = ["run", str(ROOT / "experiments" / "smoke.toml"), *TINY, "--set", "train.epochs=1",
+            "--set", 'grid.strategy=["partial_freeze", "scratch"]', "--set", "strategy_options.freeze_groups=99"]
+    failed = _cli(tiny_workspace, *args)
+    assert failed.returncode != 0
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 1 of 3 runs failed; first: small_cnn partial_freeze")
+    runs = json.loads(_cli(tiny_workspace, "runs", "--json").stdout)
+    (broken,) = [r for r in runs if r["strategy"] == "partial_freeze"]
+    assert broken["status"] == "failed" and "99" in broken["error"]
+    assert done_scratch_runs() == before + 1, "the run after the failed one still ran"

@@ -49,9 +49,30 @@ def plan_experiment(path: Path | str, overrides: Sequence[str] = (),
 
 def run_experiment(path: Path | str, overrides: Sequence[str] = (), callbacks: Sequence[Any] = (),
                    say: Callable[[str], None] = print) -> list[str]:
-    """Do every run of the file in this process; returns the run ids (pretraining first)."""
+    """Do every run of the file in this process; returns the run ids (pretraining first).
+
+    One failed run does not stop the grid: its folder keeps the error, runs that need a
+    failed pretraining are skipped, the others go on; at the end an ExperimentError says
+    how many failed and why the first one did."""
     from ecgcore.experiments.runner import execute
     from ecgcore.runs import RunStore
 
     store = RunStore()
-    return [execute(spec, store, callbacks, say) for spec in plan_experiment(path, overrides, say)]
+    specs = plan_experiment(path, overrides, say)
+    run_ids: list[str] = []
+    failures: list[str] = []
+    failed: set[str] = set()
+    for spec in specs:
+        if spec.depends_on in failed:
+            failures.append(f"{spec.label}: skipped, its pretraining failed")
+            failed.add(spec.hash)
+            continue
+        try:
+            run_ids.append(execute(spec, store, callbacks, say))
+        except Exception as exc:  # noqa: BLE001 -- recorded in the run's folder; the grid goes on
+            failures.append(f"{spec.label}: {exc}")
+            failed.add(spec.hash)
+            say(f"failed: {spec.label}: {exc}")
+    if failures:
+        raise ExperimentError(f"{len(failures)} of {len(specs)} runs failed; first: {failures[0]}")
+    return run_ids
