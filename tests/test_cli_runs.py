@@ -117,7 +117,8 @@ def test_bad_input_gets_one_line_and_non_zero_exit(tiny_workspace: Path, overrid
 def test_one_failed_run_does_not_stop_the_grid(tiny_workspace: Path) -> None:
     def done_scratch_runs() -> int:
         runs = json.loads(_cli(tiny_workspace, "runs", "--json").stdout)
-        return sum(r["strategy"] == "scratch" and r["status"] == "done" for r in runs)
+        return sum(r["kind"] == "target" and r["strategy"] == "scratch" and r["status"] == "done"
+                   for r in runs)
 
     before = done_scratch_runs()
     args = ["run", str(ROOT / "experiments" / "smoke.toml"), *TINY, "--set", "train.epochs=1",
