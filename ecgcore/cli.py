@@ -278,3 +278,104 @@ def main(argv: list[str] | None = None) -> int:
     except (EcgcoreError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+# -- background jobs (ecgcore.jobs) ---------------------------------------------------------------
+def _submit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", type=Path, help="experiment file (TOML), e.g. experiments/smoke.toml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a setting, repeatable (as for `run`)")
+    p.add_argument("--max-attempts", type=int, default=2,
+                   help="how often a lost job (killed process, stale heartbeat) is tried in all")
+    p.add_argument("--json", action="store_true", help="print the job ids as a JSON list")
+
+
+@command("submit", "queue the runs of an experiment file as background jobs, printing job ids",
+         _submit_args)
+def _submit(args: argparse.Namespace) -> int:
+    from ecgcore.jobs import submit
+
+    job_ids = submit(args.config, args.overrides, max_attempts=args.max_attempts,
+                     say=lambda message: print(message, file=sys.stderr))
+    if args.json:
+        print_json(job_ids)
+    else:
+        print("\n".join(job_ids))
+    return 0
+
+
+def _jobs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list (job_id, state, pid, attempts, run_id, error, progress, …)")
+
+
+@command("jobs", "list the background jobs and their state", _jobs_args)
+def _jobs(args: argparse.Namespace) -> int:
+    from ecgcore.jobs import list_jobs, public
+
+    jobs = [public(job) for job in list_jobs()]
+    if args.json:
+        print_json(jobs)
+        return 0
+    for job in jobs:
+        progress = job["progress"] or {}
+        where = f" epoch {progress.get('epoch')} step {progress.get('step')}/{progress.get('n_steps')}" \
+            if job["state"] == "running" and progress.get("epoch") is not None else ""
+        print(f"{job['job_id']}  {job['state']:<10} {job['run_id'] or '-':<24} {job['label']}{where}"
+              + (f"  [{job['error']}]" if job["error"] else ""))
+    return 0
+
+
+def _job_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("job", help="job id (see `jobs`)")
+
+
+@command("cancel", "cancel a job (queued: at once; running: stops at its next step)", _job_args)
+def _cancel(args: argparse.Namespace) -> int:
+    from ecgcore.jobs import cancel
+
+    print(f"{args.job}: {cancel(args.job)}")
+    return 0
+
+
+@command("logs", "print a job's output and its run's log.txt", _job_args)
+def _logs(args: argparse.Namespace) -> int:
+    from ecgcore.jobs import get, job_log_path
+    from ecgcore.runs import RunStore
+
+    job = get(args.job)
+    path = job_log_path(job["job_id"])
+    if path.exists():
+        print(f"== job output ({path})")
+        print(path.read_text(), end="")
+    if job["run_id"]:
+        log = RunStore().get(job["run_id"]).log_path
+        if log.exists():
+            print(f"== run log ({log})")
+            print(log.read_text(), end="")
+    return 0
+
+
+def _worker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--slots", type=int, default=None,
+                   help="jobs at a time (default: one per GPU, or 1 without GPUs)")
+    p.add_argument("--once", action="store_true", help="stop when no job is queued or waiting")
+
+
+@command("worker", "claim queued jobs and run each in its own process, one per slot", _worker_args)
+def _worker(args: argparse.Namespace) -> int:
+    from ecgcore.jobs.worker import Worker
+
+    return Worker(slots=args.slots, once=args.once,
+                  say=lambda message: print(message, file=sys.stderr, flush=True)).run()
+
+
+def _job_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("job", help="job id (started by the worker)")
+
+
+@command("job-run", "run one claimed job in this process (the worker starts this)", _job_run_args)
+def _job_run(args: argparse.Namespace) -> int:
+    from ecgcore.jobs.jobproc import run_job
+
+    return run_job(args.job)

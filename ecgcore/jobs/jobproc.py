@@ -1,0 +1,99 @@
+"""One job in its own process (`python -m ecgcore job-run JOB_ID`): run its spec through
+the engine, write heartbeat and progress about once a second, stop when cancelled.
+
+Cancelling raises `JobCancelled` (a KeyboardInterrupt, which the engine's `execute`
+turns into a run marked "cancelled" with its partial folder kept) from the trainer's
+`should_stop` hook, or from SIGTERM sent by the worker after the grace period.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+import time
+from typing import Any
+
+from ecgcore.jobs import queue
+
+BEAT_SECONDS = 1.0
+_RUN_LINE = re.compile(r"^(?:reusing )?(\S+?)[: ]")
+
+
+class JobCancelled(KeyboardInterrupt):
+    """Raised inside the job process when its job was cancelled."""
+
+
+class JobCallback:
+    """Trainer callback: heartbeat + progress at most once a second; cancellation check."""
+
+    def __init__(self, job_id: str, beat_seconds: float = BEAT_SECONDS) -> None:
+        self.job_id = job_id
+        self.beat_seconds = beat_seconds
+        self.progress: dict[str, Any] = {"epoch": None, "step": None, "n_steps": None, "metrics": None}
+        self.run_id: str | None = None
+        self._last = 0.0
+        self._state = "running"
+
+    def beat(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last >= self.beat_seconds:
+            self._last = now
+            self._state = queue.beat(self.job_id, dict(self.progress), self.run_id)
+
+    def on_step(self, epoch: int, step: int, n_steps: int) -> None:
+        self.progress.update(epoch=epoch, step=step, n_steps=n_steps)  # step counts from 1
+        self.beat()
+
+    def on_epoch_end(self, row: dict[str, Any]) -> None:
+        self.progress["metrics"] = row
+        self.beat(force=True)
+
+    def should_stop(self) -> bool:
+        if self._state == "cancelling":
+            raise JobCancelled("cancelled by the user")
+        return False
+
+    def say(self, message: str) -> None:
+        """The engine's messages go to the job's log; the first one names the run."""
+        print(message, flush=True)
+        match = _RUN_LINE.match(message)
+        if self.run_id is None and match:
+            self.run_id = match.group(1)
+            self.beat(force=True)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise JobCancelled("stopped by SIGTERM")
+
+
+def run_job(job_id: str) -> int:
+    """Run the job's spec; record done (with the run id), failed or cancelled. Exit code 0
+    when done, 1 when failed, 3 when cancelled."""
+    from ecgcore.experiments.plan import RunSpec
+    from ecgcore.experiments.runner import execute
+    from ecgcore.runs import RunStore
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    job = queue.get(job_id)
+    payload = job["spec"]
+    spec = RunSpec(kind=payload["kind"], config=payload["config"], hash=payload["hash"],
+                   depends_on=payload.get("depends_on"))
+    callback = JobCallback(job_id)
+    callback.beat(force=True)
+    print(f"job {job_id} attempt {job['attempts']}: {payload.get('label')}", flush=True)
+    try:
+        if callback._state == "cancelling":
+            raise JobCancelled("cancelled before it started")
+        run_id = execute(spec, RunStore(), [callback], callback.say)
+    except JobCancelled as exc:
+        print(f"cancelled: {exc}", flush=True)
+        queue.end(job_id, "cancelled", f"cancelled by the user ({exc})", callback.run_id)
+        return 3
+    except Exception as exc:  # noqa: BLE001 -- the job records the reason; the worker goes on
+        print(f"failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        queue.end(job_id, "failed", f"{type(exc).__name__}: {exc}", callback.run_id)
+        return 1
+    queue.end(job_id, "done", None, run_id)
+    print(f"done: {run_id}", flush=True)
+    return 0

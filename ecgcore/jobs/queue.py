@@ -1,0 +1,340 @@
+"""The job table in the workspace's store.sqlite: submit, claim, progress, cancel, reap.
+
+Every change is one short `BEGIN IMMEDIATE` transaction, so several workers, job
+processes and the app can write at once; a claim selects and marks jobs in the same
+transaction, so each job is claimed by exactly one worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+from ecgcore import workspace
+from ecgcore.errors import EcgcoreError
+
+STATES = ("queued", "waiting", "running", "cancelling", "done", "failed", "cancelled")
+ACTIVE = ("queued", "waiting", "running", "cancelling")
+ENDED = ("done", "failed", "cancelled")
+STALE_SECONDS = 15.0
+DEFAULT_MAX_ATTEMPTS = 2
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    spec TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    label TEXT,
+    depends_on TEXT,
+    state TEXT NOT NULL,
+    progress TEXT,
+    pid INTEGER,
+    host TEXT,
+    heartbeat REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL DEFAULT 2,
+    error TEXT,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    cancel_requested REAL,
+    run_id TEXT
+)"""
+
+
+def host_name() -> str:
+    return socket.gethostname()
+
+
+def jobs_dir() -> Path:
+    """Where each job process's output goes (`<job_id>.log`)."""
+    path = workspace.home() / "jobs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def job_log_path(job_id: str) -> Path:
+    return jobs_dir() / f"{job_id}.log"
+
+
+def connect() -> sqlite3.Connection:
+    """Autocommit connection (transactions are explicit), WAL, a long busy timeout."""
+    home = workspace.home()
+    home.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(home / "store.sqlite", timeout=60, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 60000")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(_SCHEMA)
+    conn.execute("CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created)")
+    return conn
+
+
+@contextmanager
+def write() -> Iterator[sqlite3.Connection]:
+    """One short write transaction that takes the write lock up front."""
+    with closing(connect()) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _as_dict(row: sqlite3.Row) -> dict[str, Any]:
+    item = dict(row)
+    item["progress"] = json.loads(item["progress"]) if item.get("progress") else None
+    item["spec"] = json.loads(item["spec"])
+    return item
+
+
+def public(job: dict[str, Any]) -> dict[str, Any]:
+    """A job as `jobs --json` shows it: state is one of the six public states
+    (queued, waiting, running, done, failed, cancelled) plus a `cancelling` flag."""
+    item = {key: value for key, value in job.items() if key != "spec"}
+    item["cancelling"] = job["state"] == "cancelling"
+    if item["cancelling"]:  # scripts see the six documented states; a cancelling job still runs
+        item["state"] = "running"
+    return item | {"config": job["spec"].get("config")}
+
+
+def get(job_id: str) -> dict[str, Any]:
+    with closing(connect()) as conn:
+        row = conn.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise EcgcoreError(f"no job {job_id!r} (see `python -m ecgcore jobs`)")
+    return _as_dict(row)
+
+
+def list_jobs() -> list[dict[str, Any]]:
+    with closing(connect()) as conn:
+        rows = conn.execute("SELECT * FROM jobs ORDER BY created, job_id").fetchall()
+    return [_as_dict(r) for r in rows]
+
+
+# -- submitting -----------------------------------------------------------------------------------
+def submit_specs(specs: Sequence[Any], max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[str]:
+    """Add one job per RunSpec (in plan order, pretraining first); returns their job ids.
+
+    A spec whose hash already finished becomes a "done" job pointing at that run; a spec
+    with an active job (queued, waiting, running) reuses that job; a spec that needs a
+    pretraining waits for the pretraining's job."""
+    from ecgcore.runs import RunStore
+
+    store = RunStore()
+    done_runs = {s.hash: store.find_done(s.hash, kind=s.kind) for s in specs}
+    job_ids: list[str] = []
+    by_hash: dict[str, str] = {}
+    now = time.time()
+    with write() as conn:
+        for offset, spec in enumerate(specs):
+            active = conn.execute(
+                f"SELECT job_id FROM jobs WHERE config_hash = ? AND state IN ({_marks(ACTIVE)})"
+                " ORDER BY created LIMIT 1", (spec.hash, *ACTIVE)).fetchone()
+            if active is not None:
+                by_hash[spec.hash] = active["job_id"]
+                job_ids.append(active["job_id"])
+                continue
+            job_id = "job-" + uuid.uuid4().hex[:10]
+            run_id = done_runs[spec.hash]
+            depends_on = None
+            if spec.depends_on:
+                depends_on = by_hash.get(spec.depends_on) or _latest_job_for(conn, spec.depends_on)
+            state, finished = ("done", now) if run_id else ("waiting" if depends_on else "queued", None)
+            if state == "waiting" and _state_of(conn, depends_on) == "done":
+                state = "queued"
+            payload = {"kind": spec.kind, "config": spec.config, "hash": spec.hash,
+                       "depends_on": spec.depends_on, "label": spec.label}
+            conn.execute(
+                "INSERT INTO jobs (job_id, spec, config_hash, kind, label, depends_on, state,"
+                " max_attempts, created, finished, run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (job_id, json.dumps(payload, default=str), spec.hash, spec.kind, spec.label,
+                 depends_on, state, max_attempts, now + offset * 1e-6, finished, run_id))
+            by_hash[spec.hash] = job_id
+            job_ids.append(job_id)
+    return job_ids
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _latest_job_for(conn: sqlite3.Connection, config_hash: str) -> str | None:
+    row = conn.execute("SELECT job_id FROM jobs WHERE config_hash = ? ORDER BY created DESC LIMIT 1",
+                       (config_hash,)).fetchone()
+    return row["job_id"] if row else None
+
+
+def _state_of(conn: sqlite3.Connection, job_id: str | None) -> str | None:
+    if job_id is None:
+        return None
+    row = conn.execute("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return row["state"] if row else None
+
+
+# -- claiming and running -------------------------------------------------------------------------
+def promote_waiting(conn: sqlite3.Connection) -> None:
+    """Waiting jobs whose dependency finished become queued; a failed or cancelled
+    dependency fails the jobs that wait for it, with the reason."""
+    rows = conn.execute("SELECT w.job_id, d.job_id AS dep, d.state AS dep_state, d.error AS dep_error"
+                        " FROM jobs w LEFT JOIN jobs d ON d.job_id = w.depends_on"
+                        " WHERE w.state = 'waiting'").fetchall()
+    now = time.time()
+    for row in rows:
+        if row["dep_state"] == "done":
+            conn.execute("UPDATE jobs SET state = 'queued' WHERE job_id = ?", (row["job_id"],))
+        elif row["dep_state"] in ("failed", "cancelled") or row["dep_state"] is None:
+            reason = (f"its dependency {row['dep']} {row['dep_state'] or 'is missing'}"
+                      + (f": {row['dep_error']}" if row["dep_error"] else ""))
+            conn.execute("UPDATE jobs SET state = 'failed', error = ?, finished = ? WHERE job_id = ?",
+                         (reason, now, row["job_id"]))
+
+
+def claim(n: int, host: str | None = None) -> list[dict[str, Any]]:
+    """Atomically take up to n queued jobs (oldest first) and mark them running."""
+    if n <= 0:
+        return []
+    host = host or host_name()
+    now = time.time()
+    with write() as conn:
+        promote_waiting(conn)
+        rows = conn.execute("SELECT job_id FROM jobs WHERE state = 'queued' ORDER BY created LIMIT ?",
+                            (n,)).fetchall()
+        ids = [r["job_id"] for r in rows]
+        for job_id in ids:
+            conn.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1, host = ?,"
+                         " heartbeat = ?, started = ?, pid = NULL, progress = NULL WHERE job_id = ?",
+                         (host, now, now, job_id))
+    return [get(job_id) for job_id in ids]
+
+
+def pending_count() -> int:
+    """Jobs that a worker could still run (queued, or waiting for a dependency)."""
+    with write() as conn:
+        promote_waiting(conn)
+        row = conn.execute("SELECT COUNT(*) AS n FROM jobs WHERE state IN ('queued', 'waiting')").fetchone()
+    return int(row["n"])
+
+
+def set_pid(job_id: str, pid: int) -> None:
+    with write() as conn:
+        conn.execute("UPDATE jobs SET pid = ?, heartbeat = ? WHERE job_id = ?", (pid, time.time(), job_id))
+
+
+def beat(job_id: str, progress: dict[str, Any] | None = None, run_id: str | None = None) -> str:
+    """Heartbeat (and progress / run id when given); returns the job's current state."""
+    with write() as conn:
+        conn.execute("UPDATE jobs SET heartbeat = ?, progress = COALESCE(?, progress),"
+                     " run_id = COALESCE(?, run_id) WHERE job_id = ?",
+                     (time.time(), json.dumps(progress, default=str) if progress is not None else None,
+                      run_id, job_id))
+        row = conn.execute("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return row["state"] if row else "missing"
+
+
+def end(job_id: str, state: str, error: str | None = None, run_id: str | None = None) -> None:
+    """A job process's last word: done, failed or cancelled."""
+    if state not in ENDED:
+        raise EcgcoreError(f"a job ends as one of {ENDED}, not {state!r}")
+    with write() as conn:
+        conn.execute("UPDATE jobs SET state = ?, error = ?, run_id = COALESCE(?, run_id), finished = ?"
+                     " WHERE job_id = ? AND state IN ('running', 'cancelling')",
+                     (state, error, run_id, time.time(), job_id))
+
+
+def cancel(job_id: str) -> str:
+    """Queued/waiting -> cancelled now; running -> cancelling (the job process stops at its
+    next step, the worker signals it after a grace period). Returns the new state."""
+    now = time.time()
+    with write() as conn:
+        state = _state_of(conn, job_id)
+        if state is None:
+            raise EcgcoreError(f"no job {job_id!r} (see `python -m ecgcore jobs`)")
+        if state in ("queued", "waiting"):
+            conn.execute("UPDATE jobs SET state = 'cancelled', error = 'cancelled by the user',"
+                         " finished = ? WHERE job_id = ?", (now, job_id))
+            return "cancelled"
+        if state == "running":
+            conn.execute("UPDATE jobs SET state = 'cancelling', cancel_requested = ? WHERE job_id = ?",
+                         (now, job_id))
+            return "cancelling"
+    return state
+
+
+# -- noticing dead jobs ---------------------------------------------------------------------------
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists on this machine (zombies count as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
+        return status != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def reap_stale(host: str | None = None, now: float | None = None,
+               stale_seconds: float = STALE_SECONDS, reason: str | None = None,
+               only: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """Running jobs whose heartbeat is older than `stale_seconds`, or whose process is gone
+    on this host, are requeued (attempts left) or failed, with the reason; a cancelling one
+    becomes cancelled. Their unfinished run is marked failed/cancelled in the run store.
+    `only` limits this to given job ids (the worker uses it when its own child exited).
+    Returns (job_id, new state) pairs."""
+    host = host or host_name()
+    now = time.time() if now is None else now
+    changed: list[tuple[str, str, str | None, str]] = []
+    with write() as conn:
+        rows = conn.execute("SELECT * FROM jobs WHERE state IN ('running', 'cancelling')").fetchall()
+        for row in rows:
+            if only and row["job_id"] not in only:
+                continue
+            why = reason
+            if why is None and row["heartbeat"] is not None and now - row["heartbeat"] > stale_seconds:
+                why = f"no heartbeat for {now - row['heartbeat']:.0f} s (host {row['host']})"
+            if why is None and row["host"] == host and row["pid"] and not pid_alive(row["pid"]):
+                why = f"job process {row['pid']} is gone"
+            if why is None:
+                continue
+            if row["state"] == "cancelling":
+                new, error = "cancelled", f"cancelled by the user ({why})"
+            elif row["attempts"] < row["max_attempts"]:
+                new, error = "queued", f"attempt {row['attempts']} lost: {why}; requeued"
+            else:
+                new, error = "failed", f"{why} (attempt {row['attempts']} of {row['max_attempts']})"
+            conn.execute("UPDATE jobs SET state = ?, error = ?, pid = NULL, finished = ? WHERE job_id = ?",
+                         (new, error, now if new != "queued" else None, row["job_id"]))
+            changed.append((row["job_id"], new, row["run_id"], error))
+    _close_runs(changed)
+    return [(job_id, new) for job_id, new, _, _ in changed]
+
+
+def _close_runs(changed: Sequence[tuple[str, str, str | None, str]]) -> None:
+    """The run folder of a lost job is marked failed/cancelled (a finished run is left alone)."""
+    from ecgcore.runs import RunStore
+
+    store = None
+    for _, new, run_id, error in changed:
+        if not run_id:
+            continue
+        store = store or RunStore()
+        try:
+            if store.status(run_id) not in ("done", "failed", "cancelled"):
+                store.fail(run_id, error, status="cancelled" if new == "cancelled" else "failed")
+        except EcgcoreError:
+            continue

@@ -1,0 +1,180 @@
+"""Background jobs end to end on tiny synthetic data: submit -> worker -> done; the
+queue's dependency, reuse, cancel and claim rules; a SIGKILLed job process is noticed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ecgcore import jobs
+from ecgcore.data.synthetic import write_demo_data
+from ecgcore.jobs import queue
+from ecgcore.jobs.worker import slot_devices
+from ecgcore.runs import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / "experiments" / "smoke.toml")
+TINY = ["--set", "train.epochs=1", "--set", "pretrain.epochs=1", "--set", "source.train_fraction=0.5",
+        "--set", "grid.train_fraction=[1.0]"]
+PUBLIC_STATES = {"queued", "waiting", "running", "done", "failed", "cancelled"}
+
+
+def _overrides(args: list[str]) -> list[str]:
+    return [a for a in args if a != "--set"]
+
+
+def _env(ws: Path) -> dict[str, str]:
+    return {**os.environ, "ECGCORE_HOME": str(ws)}
+
+
+def _cli(ws: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ecgcore", *args], check=False, capture_output=True, text=True,
+                          cwd=ROOT, env=_env(ws), timeout=timeout)
+
+
+@pytest.fixture()
+def demo_ws(workspace: Path) -> Path:
+    write_demo_data(workspace / "datasets", scale=0.12)
+    return workspace
+
+
+def test_slot_devices_one_gpu_per_slot() -> None:
+    assert slot_devices(None, 0) == [None]
+    assert slot_devices(3, 0) == [None, None, None]
+    assert slot_devices(None, 2) == ["0", "1"]
+    assert slot_devices(3, 2) == ["0", "1", "0"]
+    assert slot_devices(1, 4) == ["0"]
+
+
+def test_queue_rules_dependency_reuse_cancel_claim(demo_ws: Path) -> None:
+    ids = jobs.submit(SMOKE, _overrides(TINY))
+    assert len(ids) == 3
+    by_id = {j["job_id"]: j for j in jobs.list_jobs()}
+    pre, scratch, finetune = (by_id[i] for i in ids)
+    assert pre["kind"] == "pretrain" and pre["state"] == "queued"
+    assert scratch["state"] == "queued" and scratch["depends_on"] is None
+    assert finetune["state"] == "waiting" and finetune["depends_on"] == pre["job_id"]
+
+    assert jobs.submit(SMOKE, _overrides(TINY)) == ids, "active jobs are reused, not duplicated"
+    assert len(jobs.list_jobs()) == 3
+
+    # Claims from several threads at once: every job is claimed exactly once, and the
+    # waiting job is not claimable while its pretraining is not done.
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def grab() -> None:
+        for job in queue.claim(2, host="test-host"):
+            with lock:
+                claimed.append(job["job_id"])
+
+    threads = [threading.Thread(target=grab) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted([pre["job_id"], scratch["job_id"]])
+    assert jobs.get(pre["job_id"])["attempts"] == 1
+
+    # Cancelling a running job asks it to stop; a waiting job is cancelled at once.
+    assert jobs.cancel(scratch["job_id"]) == "cancelling"
+    assert queue.public(jobs.get(scratch["job_id"]))["state"] == "running"
+    assert jobs.cancel(finetune["job_id"]) == "cancelled"
+    assert jobs.get(finetune["job_id"])["error"] == "cancelled by the user"
+
+    # A failed dependency fails the job that waits for it, with the reason.
+    again = jobs.submit(SMOKE, _overrides(TINY))
+    assert again[0] == pre["job_id"] and again[2] != finetune["job_id"]
+    assert jobs.get(again[2])["state"] == "waiting"
+    queue.end(pre["job_id"], "failed", "RuntimeError: boom")
+    assert queue.pending_count() == 0
+    assert "boom" in jobs.get(again[2])["error"] and jobs.get(again[2])["state"] == "failed"
+
+
+def test_stale_heartbeat_requeues_then_fails(demo_ws: Path) -> None:
+    ids = jobs.submit(SMOKE, _overrides(TINY), max_attempts=2)
+    [job] = queue.claim(1, host="elsewhere")
+    assert queue.reap_stale(host="here") == [], "a fresh heartbeat is alive"
+    later = time.time() + queue.STALE_SECONDS + 1
+    assert queue.reap_stale(host="here", now=later) == [(job["job_id"], "queued")]
+    assert "requeued" in jobs.get(job["job_id"])["error"]
+    [again] = queue.claim(1, host="elsewhere")
+    assert again["job_id"] == job["job_id"] == ids[0] and again["attempts"] == 2
+    later = time.time() + queue.STALE_SECONDS + 1
+    assert queue.reap_stale(host="here", now=later) == [(job["job_id"], "failed")]
+    assert "no heartbeat" in jobs.get(job["job_id"])["error"]
+
+
+def test_submit_worker_done_then_resubmit_reuses(demo_ws: Path) -> None:
+    sub = _cli(demo_ws, "submit", SMOKE, *TINY, "--json")
+    assert sub.returncode == 0, sub.stderr
+    ids = json.loads(sub.stdout)
+    queued = _cli(demo_ws, "jobs", "--json")
+    assert [j["state"] for j in json.loads(queued.stdout)] == ["queued", "queued", "waiting"]
+
+    work = _cli(demo_ws, "worker", "--once", "--slots", "2")
+    assert work.returncode == 0, work.stderr
+    listed = json.loads(_cli(demo_ws, "jobs", "--json").stdout)
+    assert [j["job_id"] for j in listed] == ids
+    for job in listed:
+        assert {"job_id", "state", "pid", "attempts", "run_id", "error"} <= set(job)
+        assert job["state"] == "done" and job["attempts"] == 1 and job["error"] is None
+        assert job["progress"]["metrics"]["epoch"] == 0
+    store = RunStore(demo_ws)
+    assert all(store.status(j["run_id"]) == "done" for j in listed)
+    # The fine-tune ran after its pretraining finished.
+    pre, finetune = listed[0], listed[2]
+    assert finetune["started"] >= pre["finished"]
+
+    again = json.loads(_cli(demo_ws, "submit", SMOKE, *TINY, "--json").stdout)
+    assert set(again).isdisjoint(ids)
+    relisted = {j["job_id"]: j for j in json.loads(_cli(demo_ws, "jobs", "--json").stdout)}
+    assert [relisted[i]["run_id"] for i in again] == [j["run_id"] for j in listed]
+    assert all(relisted[i]["state"] == "done" and relisted[i]["attempts"] == 0 for i in again)
+
+    logs = _cli(demo_ws, "logs", ids[2])
+    assert logs.returncode == 0 and "done: " + listed[2]["run_id"] in logs.stdout
+    assert "== run log" in logs.stdout and "test macro AUC" in logs.stdout
+    assert _cli(demo_ws, "cancel", "job-nope").returncode == 2
+
+
+def test_sigkilled_job_process_is_noticed(demo_ws: Path) -> None:
+    slow = [*TINY, "--set", "pretrain.epochs=20", "--set", "train.early_stopping_patience=50"]
+    ids = json.loads(_cli(demo_ws, "submit", SMOKE, *slow, "--max-attempts", "1", "--json").stdout)
+    worker = subprocess.Popen([sys.executable, "-m", "ecgcore", "worker", "--once", "--slots", "1"],
+                              cwd=ROOT, env=_env(demo_ws), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        pid = None
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            job = jobs.get(ids[0])  # the workspace fixture set ECGCORE_HOME to demo_ws
+            if job["pid"] and (job["progress"] or {}).get("step"):
+                pid = job["pid"]
+                break
+            time.sleep(0.2)
+        assert pid is not None, "the pretraining job never reported progress"
+        os.kill(pid, signal.SIGKILL)
+        _, err = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err
+    listed = {j["job_id"]: j for j in json.loads(_cli(demo_ws, "jobs", "--json").stdout)}
+    pre = listed[ids[0]]
+    assert pre["state"] == "failed" and pre["pid"] is None
+    assert str(pid) in pre["error"], pre["error"]
+    assert listed[ids[2]]["state"] == "failed" and ids[0] in listed[ids[2]]["error"]
+    assert listed[ids[1]]["state"] == "done", "the other job went on"
+    store = RunStore(demo_ws)
+    assert store.status(pre["run_id"]) == "failed", "the killed job's run is not left running"
+    assert (demo_ws / "runs" / pre["run_id"]).is_dir(), "its partial folder is kept"
+
