@@ -146,35 +146,49 @@ def test_submit_worker_done_then_resubmit_reuses(demo_ws: Path) -> None:
     assert _cli(demo_ws, "cancel", "job-nope").returncode == 2
 
 
-def test_sigkilled_job_process_is_noticed(demo_ws: Path) -> None:
-    slow = [*TINY, "--set", "pretrain.epochs=20", "--set", "train.early_stopping_patience=50"]
+def _wait_for_progress(job_id: str, timeout: float = 60) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = jobs.get(job_id)  # the workspace fixture set ECGCORE_HOME to this workspace
+        if job["state"] == "running" and job["pid"] and (job["progress"] or {}).get("step"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"{job_id} never reported progress: {jobs.get(job_id)}")
+
+
+def test_sigkill_and_cancel_of_running_jobs(demo_ws: Path) -> None:
+    """SIGKILL of the pretraining's process is noticed (dead pid) and the job fails with
+    the reason, so does the fine-tune waiting for it; the scratch job is then cancelled
+    mid-run: it stops at its next step and its run is kept, marked cancelled."""
+    slow = [*TINY, "--set", "pretrain.epochs=30", "--set", "train.epochs=30",
+            "--set", "train.early_stopping_patience=50"]
     ids = json.loads(_cli(demo_ws, "submit", SMOKE, *slow, "--max-attempts", "1", "--json").stdout)
     worker = subprocess.Popen([sys.executable, "-m", "ecgcore", "worker", "--once", "--slots", "1"],
                               cwd=ROOT, env=_env(demo_ws), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
-        pid = None
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            job = jobs.get(ids[0])  # the workspace fixture set ECGCORE_HOME to demo_ws
-            if job["pid"] and (job["progress"] or {}).get("step"):
-                pid = job["pid"]
-                break
-            time.sleep(0.2)
-        assert pid is not None, "the pretraining job never reported progress"
+        pid = _wait_for_progress(ids[0])["pid"]
         os.kill(pid, signal.SIGKILL)
-        _, err = worker.communicate(timeout=120)
+        _wait_for_progress(ids[1])
+        asked = time.time()
+        assert _cli(demo_ws, "cancel", ids[1]).stdout.strip() == f"{ids[1]}: cancelling"
+        while jobs.get(ids[1])["state"] != "cancelled" and time.time() - asked < 30:
+            time.sleep(0.1)
+        stopped = time.time() - asked
+        _, err = worker.communicate(timeout=60)
     finally:
         if worker.poll() is None:
             worker.kill()
     assert worker.returncode == 0, err
+    assert stopped < 5, f"cancel took {stopped:.1f} s"
     listed = {j["job_id"]: j for j in json.loads(_cli(demo_ws, "jobs", "--json").stdout)}
-    pre = listed[ids[0]]
+    pre, scratch, finetune = (listed[i] for i in ids)
     assert pre["state"] == "failed" and pre["pid"] is None
     assert str(pid) in pre["error"], pre["error"]
-    assert listed[ids[2]]["state"] == "failed" and ids[0] in listed[ids[2]]["error"]
-    assert listed[ids[1]]["state"] == "done", "the other job went on"
+    assert finetune["state"] == "failed" and ids[0] in finetune["error"]
+    assert scratch["state"] == "cancelled" and "cancelled by the user" in scratch["error"]
     store = RunStore(demo_ws)
     assert store.status(pre["run_id"]) == "failed", "the killed job's run is not left running"
-    assert (demo_ws / "runs" / pre["run_id"]).is_dir(), "its partial folder is kept"
-
+    assert store.status(scratch["run_id"]) == "cancelled"
+    for run_id in (pre["run_id"], scratch["run_id"]):
+        assert (demo_ws / "runs" / run_id / "log.txt").exists(), "partial folders are kept"
