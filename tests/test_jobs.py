@@ -192,3 +192,38 @@ def test_sigkill_and_cancel_of_running_jobs(demo_ws: Path) -> None:
     assert store.status(scratch["run_id"]) == "cancelled"
     for run_id in (pre["run_id"], scratch["run_id"]):
         assert (demo_ws / "runs" / run_id / "log.txt").exists(), "partial folders are kept"
+
+
+def test_sigkilled_job_is_requeued_and_resumes_its_run(demo_ws: Path) -> None:
+    """With attempts left, a killed job is requeued and continues in the same run folder
+    from checkpoints/last.pt; the fine-tune waiting for it then runs."""
+    slow = [*TINY, "--set", "pretrain.epochs=4", "--set", "train.early_stopping_patience=50",
+            "--set", 'grid.strategy=["finetune"]']
+    ids = json.loads(_cli(demo_ws, "submit", SMOKE, *slow, "--max-attempts", "2", "--json").stdout)
+    assert len(ids) == 2
+    worker = subprocess.Popen([sys.executable, "-m", "ecgcore", "worker", "--once", "--slots", "1"],
+                              cwd=ROOT, env=_env(demo_ws), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        job = jobs.get(ids[0])
+        while not (job["progress"] or {}).get("metrics") and time.time() < deadline:
+            time.sleep(0.1)
+            job = jobs.get(ids[0])
+        assert job["state"] == "running" and job["progress"]["metrics"]["epoch"] == 0
+        first_run = job["run_id"]
+        os.kill(job["pid"], signal.SIGKILL)
+        _, err = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err
+    pre, finetune = (jobs.get(i) for i in ids)
+    assert pre["state"] == "done" and pre["attempts"] == 2 and pre["run_id"] == first_run
+    assert finetune["state"] == "done"
+    store = RunStore(demo_ws)
+    assert store.status(first_run) == "done"
+    log = (demo_ws / "runs" / first_run / "log.txt").read_text()
+    assert "resumed by a new job attempt" in log
+    results = store.get(first_run).results()
+    assert any("resumed from" in note for note in results["training_notes"]), results["training_notes"]

@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from ecgcore.errors import EcgcoreError
 from ecgcore.jobs import queue
 
 BEAT_SECONDS = 1.0
@@ -63,6 +64,42 @@ class JobCallback:
             self.beat(force=True)
 
 
+def resumable_folder(store: Any, job: dict[str, Any]) -> Any:
+    """The run folder of a lost earlier attempt, when it has a `checkpoints/last.pt` to
+    resume from (a finished run is never touched)."""
+    run_id = job.get("run_id")
+    if not run_id or job["attempts"] <= 1:
+        return None
+    try:
+        if store.status(run_id) == "done":
+            return None
+        folder = store.get(run_id)
+    except EcgcoreError:
+        return None
+    return folder if (folder.path / "checkpoints" / "last.pt").is_file() else None
+
+
+def resume(spec: Any, store: Any, folder: Any, callbacks: list[Any], say: Any) -> str:
+    """Continue a lost attempt in its own run folder: the trainer resumes from last.pt.
+    Same bookkeeping as the engine's `execute` (cancelled / failed / finished)."""
+    # The engine's run body, on an existing folder (execute always makes a new one).
+    from ecgcore.experiments.runner import _do_run
+
+    say(f"{folder.run_id}: resuming {spec.label} from its last checkpoint")
+    folder.log("resumed by a new job attempt")
+    try:
+        results = _do_run(spec, store, folder, callbacks)
+    except KeyboardInterrupt:
+        store.fail(folder.run_id, "cancelled by the user", status="cancelled")
+        raise
+    except Exception as exc:
+        store.fail(folder.run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    store.finish(folder.run_id, results)
+    folder.log(f"done: test macro AUC {results['test'].get('macro_auc')}")
+    return folder.run_id
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise JobCancelled("stopped by SIGTERM")
 
@@ -85,7 +122,13 @@ def run_job(job_id: str) -> int:
     try:
         if callback._state == "cancelling":
             raise JobCancelled("cancelled before it started")
-        run_id = execute(spec, RunStore(), [callback], callback.say)
+        store = RunStore()
+        folder = resumable_folder(store, job)
+        if folder is not None:
+            callback.run_id = folder.run_id
+            run_id = resume(spec, store, folder, [callback], callback.say)
+        else:
+            run_id = execute(spec, store, [callback], callback.say)
     except JobCancelled as exc:
         print(f"cancelled: {exc}", flush=True)
         queue.end(job_id, "cancelled", f"cancelled by the user ({exc})", callback.run_id)
