@@ -197,7 +197,7 @@ def test_sigkill_and_cancel_of_running_jobs(demo_ws: Path) -> None:
 def test_sigkilled_job_is_requeued_and_resumes_its_run(demo_ws: Path) -> None:
     """With attempts left, a killed job is requeued and continues in the same run folder
     from checkpoints/last.pt; the fine-tune waiting for it then runs."""
-    slow = [*TINY, "--set", "pretrain.epochs=4", "--set", "train.early_stopping_patience=50",
+    slow = [*TINY, "--set", "pretrain.epochs=3", "--set", "train.early_stopping_patience=50",
             "--set", 'grid.strategy=["finetune"]']
     ids = json.loads(_cli(demo_ws, "submit", SMOKE, *slow, "--max-attempts", "2", "--json").stdout)
     assert len(ids) == 2
@@ -227,3 +227,21 @@ def test_sigkilled_job_is_requeued_and_resumes_its_run(demo_ws: Path) -> None:
     assert "resumed by a new job attempt" in log
     results = store.get(first_run).results()
     assert any("resumed from" in note for note in results["training_notes"]), results["training_notes"]
+
+
+def test_four_writers_and_a_reader_never_see_a_locked_database(demo_ws: Path) -> None:
+    """Four processes write heartbeats (short BEGIN IMMEDIATE transactions) while this
+    process reads the table: no "database is locked", every write lands."""
+    ids = jobs.submit(SMOKE, _overrides(TINY))
+    claimed = queue.claim(2, host="test-host")
+    code = ("import sys\nfrom ecgcore.jobs import queue\n"
+            "for i in range(60):\n    queue.beat(sys.argv[1], {'step': i + 1})\n")
+    writers = [subprocess.Popen([sys.executable, "-c", code, claimed[k % 2]["job_id"]], cwd=ROOT,
+                                env=_env(demo_ws), stderr=subprocess.PIPE, text=True) for k in range(4)]
+    reads = 0
+    while any(w.poll() is None for w in writers):
+        assert len(jobs.list_jobs()) == len(ids)
+        reads += 1
+    errors = [w.stderr.read() for w in writers]
+    assert all(w.returncode == 0 for w in writers), errors
+    assert reads > 0 and all(jobs.get(j["job_id"])["progress"] == {"step": 60} for j in claimed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -26,7 +27,8 @@ class JobCancelled(KeyboardInterrupt):
 
 
 class JobCallback:
-    """Trainer callback: heartbeat + progress at most once a second; cancellation check."""
+    """Trainer callback: heartbeat + progress at most once a second (from the steps and a
+    background pulse); `should_stop` raises JobCancelled once the job is "cancelling"."""
 
     def __init__(self, job_id: str, beat_seconds: float = BEAT_SECONDS) -> None:
         self.job_id = job_id
@@ -35,12 +37,27 @@ class JobCallback:
         self.run_id: str | None = None
         self._last = 0.0
         self._state = "running"
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
 
     def beat(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._last >= self.beat_seconds:
-            self._last = now
-            self._state = queue.beat(self.job_id, dict(self.progress), self.run_id)
+        with self._lock:
+            now = time.monotonic()
+            if force or now - self._last >= self.beat_seconds:
+                self._last = now
+                self._state = queue.beat(self.job_id, dict(self.progress), self.run_id)
+
+    def start_pulse(self) -> None:
+        """Beat from a background thread too, so a long data preparation or evaluation
+        (no trainer steps) does not look like a dead job."""
+        def pulse() -> None:
+            while not self._stop.wait(self.beat_seconds):
+                self.beat()
+
+        threading.Thread(target=pulse, name=f"heartbeat-{self.job_id}", daemon=True).start()
+
+    def stop_pulse(self) -> None:
+        self._stop.set()
 
     def on_step(self, epoch: int, step: int, n_steps: int) -> None:
         self.progress.update(epoch=epoch, step=step, n_steps=n_steps)  # step counts from 1
@@ -118,6 +135,7 @@ def run_job(job_id: str) -> int:
                    depends_on=payload.get("depends_on"))
     callback = JobCallback(job_id)
     callback.beat(force=True)
+    callback.start_pulse()
     print(f"job {job_id} attempt {job['attempts']}: {payload.get('label')}", flush=True)
     try:
         if callback._state == "cancelling":
@@ -130,13 +148,16 @@ def run_job(job_id: str) -> int:
         else:
             run_id = execute(spec, store, [callback], callback.say)
     except JobCancelled as exc:
+        callback.stop_pulse()
         print(f"cancelled: {exc}", flush=True)
         queue.end(job_id, "cancelled", f"cancelled by the user ({exc})", callback.run_id)
         return 3
     except Exception as exc:  # noqa: BLE001 -- the job records the reason; the worker goes on
+        callback.stop_pulse()
         print(f"failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         queue.end(job_id, "failed", f"{type(exc).__name__}: {exc}", callback.run_id)
         return 1
+    callback.stop_pulse()
     queue.end(job_id, "done", None, run_id)
     print(f"done: {run_id}", flush=True)
     return 0
