@@ -113,35 +113,59 @@ def test_stale_heartbeat_requeues_then_fails(demo_ws: Path) -> None:
     assert "no heartbeat" in jobs.get(job["job_id"])["error"]
 
 
-def test_submit_worker_done_then_resubmit_reuses(demo_ws: Path) -> None:
-    sub = _cli(demo_ws, "submit", SMOKE, *TINY, "--json")
+def test_submit_worker_kill_resume_done_then_resubmit_reuses(demo_ws: Path) -> None:
+    """submit -> worker (2 slots) -> the pretraining's process is SIGKILLed after its first
+    epoch -> requeued, resumed in the same run folder from last.pt -> every job done, the
+    fine-tune after its pretraining; a second submit reuses the finished runs."""
+    slow = [*TINY, "--set", "pretrain.epochs=3", "--set", "train.early_stopping_patience=50"]
+    sub = _cli(demo_ws, "submit", SMOKE, *slow, "--max-attempts", "2", "--json")
     assert sub.returncode == 0, sub.stderr
     ids = json.loads(sub.stdout)
     queued = _cli(demo_ws, "jobs", "--json")
     assert [j["state"] for j in json.loads(queued.stdout)] == ["queued", "queued", "waiting"]
 
-    work = _cli(demo_ws, "worker", "--once", "--slots", "2")
-    assert work.returncode == 0, work.stderr
+    worker = subprocess.Popen([sys.executable, "-m", "ecgcore", "worker", "--once", "--slots", "2"],
+                              cwd=ROOT, env=_env(demo_ws), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        job = jobs.get(ids[0])
+        while not (job["progress"] or {}).get("metrics") and time.time() < deadline:
+            time.sleep(0.1)
+            job = jobs.get(ids[0])
+        assert job["state"] == "running" and job["progress"]["metrics"]["epoch"] == 0
+        first_run = job["run_id"]
+        os.kill(job["pid"], signal.SIGKILL)
+        _, err = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err
+
     listed = json.loads(_cli(demo_ws, "jobs", "--json").stdout)
     assert [j["job_id"] for j in listed] == ids
     for job in listed:
         assert {"job_id", "state", "pid", "attempts", "run_id", "error"} <= set(job)
-        assert job["state"] == "done" and job["attempts"] == 1 and job["error"] is None
-        assert job["progress"]["metrics"]["epoch"] == 0
+        assert job["state"] in PUBLIC_STATES
+        assert job["state"] == "done" and job["error"] is None and job["progress"]["metrics"]
+    pre, finetune = listed[0], listed[2]
+    assert [j["attempts"] for j in listed] == [2, 1, 1]
+    assert pre["run_id"] == first_run, "the second attempt continued the first one's run"
+    assert finetune["started"] >= pre["finished"], "the fine-tune waited for its pretraining"
     store = RunStore(demo_ws)
     assert all(store.status(j["run_id"]) == "done" for j in listed)
-    # The fine-tune ran after its pretraining finished.
-    pre, finetune = listed[0], listed[2]
-    assert finetune["started"] >= pre["finished"]
+    assert "resumed by a new job attempt" in (demo_ws / "runs" / first_run / "log.txt").read_text()
+    notes = store.get(first_run).results()["training_notes"]
+    assert any("resumed from" in note for note in notes), notes
 
-    again = json.loads(_cli(demo_ws, "submit", SMOKE, *TINY, "--json").stdout)
+    again = json.loads(_cli(demo_ws, "submit", SMOKE, *slow, "--json").stdout)
     assert set(again).isdisjoint(ids)
     relisted = {j["job_id"]: j for j in json.loads(_cli(demo_ws, "jobs", "--json").stdout)}
     assert [relisted[i]["run_id"] for i in again] == [j["run_id"] for j in listed]
     assert all(relisted[i]["state"] == "done" and relisted[i]["attempts"] == 0 for i in again)
 
     logs = _cli(demo_ws, "logs", ids[2])
-    assert logs.returncode == 0 and "done: " + listed[2]["run_id"] in logs.stdout
+    assert logs.returncode == 0 and "done: " + finetune["run_id"] in logs.stdout
     assert "== run log" in logs.stdout and "test macro AUC" in logs.stdout
     assert _cli(demo_ws, "cancel", "job-nope").returncode == 2
 
@@ -192,41 +216,6 @@ def test_sigkill_and_cancel_of_running_jobs(demo_ws: Path) -> None:
     assert store.status(scratch["run_id"]) == "cancelled"
     for run_id in (pre["run_id"], scratch["run_id"]):
         assert (demo_ws / "runs" / run_id / "log.txt").exists(), "partial folders are kept"
-
-
-def test_sigkilled_job_is_requeued_and_resumes_its_run(demo_ws: Path) -> None:
-    """With attempts left, a killed job is requeued and continues in the same run folder
-    from checkpoints/last.pt; the fine-tune waiting for it then runs."""
-    slow = [*TINY, "--set", "pretrain.epochs=3", "--set", "train.early_stopping_patience=50",
-            "--set", 'grid.strategy=["finetune"]']
-    ids = json.loads(_cli(demo_ws, "submit", SMOKE, *slow, "--max-attempts", "2", "--json").stdout)
-    assert len(ids) == 2
-    worker = subprocess.Popen([sys.executable, "-m", "ecgcore", "worker", "--once", "--slots", "1"],
-                              cwd=ROOT, env=_env(demo_ws), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 60
-        job = jobs.get(ids[0])
-        while not (job["progress"] or {}).get("metrics") and time.time() < deadline:
-            time.sleep(0.1)
-            job = jobs.get(ids[0])
-        assert job["state"] == "running" and job["progress"]["metrics"]["epoch"] == 0
-        first_run = job["run_id"]
-        os.kill(job["pid"], signal.SIGKILL)
-        _, err = worker.communicate(timeout=120)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-    assert worker.returncode == 0, err
-    pre, finetune = (jobs.get(i) for i in ids)
-    assert pre["state"] == "done" and pre["attempts"] == 2 and pre["run_id"] == first_run
-    assert finetune["state"] == "done"
-    store = RunStore(demo_ws)
-    assert store.status(first_run) == "done"
-    log = (demo_ws / "runs" / first_run / "log.txt").read_text()
-    assert "resumed by a new job attempt" in log
-    results = store.get(first_run).results()
-    assert any("resumed from" in note for note in results["training_notes"]), results["training_notes"]
 
 
 def test_four_writers_and_a_reader_never_see_a_locked_database(demo_ws: Path) -> None:
