@@ -154,7 +154,7 @@ def test_submit_worker_kill_resume_done_then_resubmit_reuses(demo_ws: Path) -> N
     assert finetune["started"] >= pre["finished"], "the fine-tune waited for its pretraining"
     store = RunStore(demo_ws)
     assert all(store.status(j["run_id"]) == "done" for j in listed)
-    assert "resumed by a new job attempt" in (demo_ws / "runs" / first_run / "log.txt").read_text()
+    assert "resumed by a new attempt" in (demo_ws / "runs" / first_run / "log.txt").read_text()
     notes = store.get(first_run).results()["training_notes"]
     assert any("resumed from" in note for note in notes), notes
 

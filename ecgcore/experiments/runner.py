@@ -29,15 +29,20 @@ Say = Callable[[str], None]
 
 
 def execute(spec: RunSpec, store: RunStore, callbacks: Sequence[Any] = (),
-            say: Say = lambda message: None) -> str:
-    """Run one spec (or reuse its finished twin) and return the run id."""
-    reused = store.find_done(spec.hash, kind=spec.kind)
-    if reused is not None:
-        say(f"reusing {reused} ({spec.label})")
-        return reused
-    folder = store.create(spec.config, kind=spec.kind)
-    say(f"{folder.run_id}: {spec.label}")
-    folder.log(f"start: {spec.label}")
+            say: Say = lambda message: None, folder: RunFolder | None = None) -> str:
+    """Run one spec (or reuse its finished twin) and return the run id. With `folder`, a
+    lost attempt continues in its own run folder (the trainer resumes from last.pt)."""
+    if folder is None:
+        reused = store.find_done(spec.hash, kind=spec.kind)
+        if reused is not None:
+            say(f"reusing {reused} ({spec.label})")
+            return reused
+        folder = store.create(spec.config, kind=spec.kind)
+        say(f"{folder.run_id}: {spec.label}")
+        folder.log(f"start: {spec.label}")
+    else:
+        say(f"{folder.run_id}: resuming {spec.label} from its last checkpoint")
+        folder.log("resumed by a new attempt")
     try:
         results = _do_run(spec, store, folder, callbacks)
     except KeyboardInterrupt:

@@ -96,27 +96,6 @@ def resumable_folder(store: Any, job: dict[str, Any]) -> Any:
     return folder if (folder.path / "checkpoints" / "last.pt").is_file() else None
 
 
-def resume(spec: Any, store: Any, folder: Any, callbacks: list[Any], say: Any) -> str:
-    """Continue a lost attempt in its own run folder: the trainer resumes from last.pt.
-    Same bookkeeping as the engine's `execute` (cancelled / failed / finished)."""
-    # The engine's run body, on an existing folder (execute always makes a new one).
-    from ecgcore.experiments.runner import _do_run
-
-    say(f"{folder.run_id}: resuming {spec.label} from its last checkpoint")
-    folder.log("resumed by a new job attempt")
-    try:
-        results = _do_run(spec, store, folder, callbacks)
-    except KeyboardInterrupt:
-        store.fail(folder.run_id, "cancelled by the user", status="cancelled")
-        raise
-    except Exception as exc:
-        store.fail(folder.run_id, f"{type(exc).__name__}: {exc}")
-        raise
-    store.finish(folder.run_id, results)
-    folder.log(f"done: test macro AUC {results['test'].get('macro_auc')}")
-    return folder.run_id
-
-
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise JobCancelled("stopped by SIGTERM")
 
@@ -144,9 +123,7 @@ def run_job(job_id: str) -> int:
         folder = resumable_folder(store, job)
         if folder is not None:
             callback.run_id = folder.run_id
-            run_id = resume(spec, store, folder, [callback], callback.say)
-        else:
-            run_id = execute(spec, store, [callback], callback.say)
+        run_id = execute(spec, store, [callback], callback.say, folder=folder)
     except JobCancelled as exc:
         callback.stop_pulse()
         print(f"cancelled: {exc}", flush=True)
