@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,15 +36,42 @@ def runs_dir() -> Path:
     return home() / "runs"
 
 
-def connect() -> sqlite3.Connection:
-    """Open the workspace store (WAL, so readers never block the writer)."""
-    conn = sqlite3.connect(home() / "store.sqlite", timeout=30)
+def open_store(path: Path, *schema: str) -> sqlite3.Connection:
+    """A connection to a store file shared by many processes (the app, the CLI, workers,
+    job processes): autocommit (transactions are explicit, see `write_transaction`), WAL
+    so readers never block the writer, a 60 s busy timeout, rows by column name; runs the
+    caller's CREATE … IF NOT EXISTS statements."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 60000")
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS datasets ("
-        " name TEXT PRIMARY KEY, path TEXT NOT NULL, added REAL NOT NULL)"
-    )
+    for statement in schema:
+        conn.execute(statement)
     return conn
+
+
+@contextmanager
+def write_transaction(connect_to: Callable[[], sqlite3.Connection]) -> Iterator[sqlite3.Connection]:
+    """One short write transaction that takes the write lock up front (BEGIN IMMEDIATE: no
+    lock upgrade, so no deadlock between two writers); rolled back on any error."""
+    with closing(connect_to()) as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+_DATASETS_SCHEMA = ("CREATE TABLE IF NOT EXISTS datasets ("
+                    " name TEXT PRIMARY KEY, path TEXT NOT NULL, added REAL NOT NULL)")
+
+
+def connect() -> sqlite3.Connection:
+    """Open the workspace store with its `datasets` table."""
+    return open_store(home() / "store.sqlite", _DATASETS_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -57,7 +86,7 @@ def list_datasets() -> list[DatasetEntry]:
     entries: dict[str, DatasetEntry] = {}
     for folder in sorted(p for p in datasets_dir().iterdir() if p.is_dir()):
         entries[folder.name] = DatasetEntry(folder.name, folder, registered=False)
-    with connect() as conn:
+    with closing(connect()) as conn:
         for name, path in conn.execute("SELECT name, path FROM datasets ORDER BY name"):
             entries[name] = DatasetEntry(name, Path(path), registered=True)
     return list(entries.values())
@@ -68,7 +97,7 @@ def add_dataset(name: str, path: Path | str) -> DatasetEntry:
     folder = Path(path).expanduser().resolve()
     if not name.strip():
         raise ValueError("a dataset needs a name")
-    with connect() as conn:
+    with write_transaction(connect) as conn:
         conn.execute(
             "INSERT OR REPLACE INTO datasets (name, path, added) VALUES (?, ?, ?)",
             (name.strip(), str(folder), time.time()),
@@ -78,5 +107,5 @@ def add_dataset(name: str, path: Path | str) -> DatasetEntry:
 
 def remove_dataset(name: str) -> None:
     """Forget an added dataset (its files are never touched)."""
-    with connect() as conn:
+    with write_transaction(connect) as conn:
         conn.execute("DELETE FROM datasets WHERE name = ?", (name,))

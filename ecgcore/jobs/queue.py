@@ -13,8 +13,8 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, closing
 from pathlib import Path
 from typing import Any
 
@@ -67,29 +67,14 @@ def job_log_path(job_id: str) -> Path:
 
 
 def connect() -> sqlite3.Connection:
-    """Autocommit connection (transactions are explicit), WAL, a long busy timeout."""
-    home = workspace.home()
-    home.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(home / "store.sqlite", timeout=60, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = 60000")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(_SCHEMA)
-    conn.execute("CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created)")
-    return conn
+    """The workspace store with the jobs table (see `workspace.open_store`)."""
+    return workspace.open_store(workspace.home() / "store.sqlite", _SCHEMA,
+                                "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created)")
 
 
-@contextmanager
-def write() -> Iterator[sqlite3.Connection]:
+def write() -> AbstractContextManager[sqlite3.Connection]:
     """One short write transaction that takes the write lock up front."""
-    with closing(connect()) as conn:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    return workspace.write_transaction(connect)
 
 
 def _as_dict(row: sqlite3.Row) -> dict[str, Any]:

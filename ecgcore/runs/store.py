@@ -19,8 +19,8 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import closing, contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, closing
 from pathlib import Path
 from typing import Any
 
@@ -145,24 +145,12 @@ class RunStore:
 
     # -- the index -------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 60000")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(_SCHEMA)
-        conn.execute("CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (config_hash, status)")
-        return conn
+        return workspace.open_store(self.db_path, _SCHEMA,
+                                    "CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (config_hash, status)")
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
         """One short write transaction, taking the write lock up front (no upgrade deadlocks)."""
-        with closing(self._connect()) as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        return workspace.write_transaction(self._connect)
 
     @staticmethod
     def _upsert(conn: sqlite3.Connection, row: Mapping[str, Any]) -> None:
