@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 
 def comment_fields(comments: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -38,13 +39,19 @@ class ChallengeFields:
 _SEX: dict[str, str] = {"m": "M", "male": "M", "f": "F", "female": "F"}
 
 
-def parse_age(text: str) -> float:
-    """Years as float; NaN for "NaN", "Unknown", empty or anything non-numeric."""
+def non_negative_number(value: Any) -> float:
+    """A header field or CSV cell as a finite number >= 0; NaN for "NaN", "Unknown",
+    None, empty, negative or anything non-numeric (readers use it for ages and rates)."""
     try:
-        age = float(text.strip())
-    except ValueError:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
         return math.nan
-    return age if math.isfinite(age) and age >= 0 else math.nan
+    return number if math.isfinite(number) and number >= 0 else math.nan
+
+
+def parse_age(text: Any) -> float:
+    """Years as float; NaN when unknown (see `non_negative_number`)."""
+    return non_negative_number(text)
 
 
 def parse_sex(text: str) -> str:

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ecgcore.data.recordset import STANDARD_LEADS, Signal, Unreadable
+from ecgcore.data.wfdb_comments import non_negative_number
 from ecgcore.data.sources import register
 from ecgcore.data.sources.base import DatasetSource
 from ecgcore.errors import EcgcoreError, RecordError
@@ -106,14 +107,6 @@ def exam_columns(exams: pd.DataFrame) -> dict[str, list[Any]]:
         "sex": sex.tolist(),
         "patient_id": ["" if p != p else str(int(p)) for p in patient.tolist()],
     }
-
-
-def _age(value: Any) -> float:
-    try:
-        age = float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-    return age if age >= 0 else float("nan")
 
 
 @functools.lru_cache(maxsize=8)
@@ -271,7 +264,7 @@ class CodeTestSource(DatasetSource):
             rows.append({
                 "record_id": record_id, "patient_id": "", "fs": FS, "n_samples": int(shape[1]),
                 "leads": STANDARD_LEADS, "raw_labels": labels_of(labels), "label_vocab": "code15",
-                "age": _age(attrs.get("age")), "sex": sex if sex in ("M", "F") else "",
+                "age": non_negative_number(attrs.get("age")), "sex": sex if sex in ("M", "F") else "",
                 "fold": 0, "source": "CODE-test", "path": str(path), "h5_index": index,
             })
         for index in range(len(gold), shape[0]):

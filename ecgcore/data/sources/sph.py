@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ecgcore.data.recordset import STANDARD_LEADS, Signal, Unreadable
+from ecgcore.data.wfdb_comments import non_negative_number
 from ecgcore.data.sources import register
 from ecgcore.data.sources.base import DatasetSource
 from ecgcore.errors import RecordError
@@ -72,15 +73,6 @@ def ecg_shape(path: Path) -> tuple[int, ...]:
     """Shape of the `ecg` dataset, reading no samples; raises OSError/KeyError."""
     with h5py.File(path, "r") as f:
         return tuple(f["ecg"].shape)
-
-
-def _age(value: Any) -> float:
-    """A non-negative number from a CSV cell, NaN when empty or not a number."""
-    try:
-        age = float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-    return age if age >= 0 else float("nan")
 
 
 def _text(value: Any) -> str:
@@ -136,7 +128,7 @@ class SphSource(DatasetSource):
     @staticmethod
     def _row(record_id: str, meta: dict[str, Any], path: Path, n_samples: int,
              has_snomed: bool) -> dict[str, Any]:
-        fs = _age(meta.get("fs"))
+        fs = non_negative_number(meta.get("fs"))
         sex = _text(meta.get("Sex")).upper()[:1]
         return {
             "record_id": record_id,
@@ -146,7 +138,7 @@ class SphSource(DatasetSource):
             "leads": STANDARD_LEADS,
             "raw_labels": snomed_codes(meta.get("SNOMEDCTCode")) if has_snomed else (),
             "label_vocab": "snomed" if has_snomed else "none",
-            "age": _age(meta.get("Age")),
+            "age": non_negative_number(meta.get("Age")),
             "sex": sex if sex in ("M", "F") else "",
             "fold": 0,
             "source": "SPH",
