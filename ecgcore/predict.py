@@ -24,7 +24,8 @@ from ecgcore.errors import EcgcoreError, RecordError
 from ecgcore.models import create_model
 from ecgcore.runs import RunStore
 from ecgcore.train import TrainConfig, select_device
-from ecgcore.train.data import window_starts
+from ecgcore.train.data import record_windows
+from ecgcore.train.loop import aggregate_windows
 
 # A record file's header: WFDB/Challenge records are named by any of their files.
 HEADER_FOR_SUFFIX = {".hea": "", ".mat": ".hea", ".dat": ".hea"}
@@ -69,30 +70,30 @@ def read_record_file(path: Path | str) -> Signal:
     return wfdbio.read_signal(header, record=header.stem, allow_nan=True)
 
 
-def prepare_input(run: LoadedRun, signal: Signal, record: str) -> np.ndarray:
-    """One record as the run's model saw its training data: (leads, samples) float32."""
+def prepare_input(run: LoadedRun, signal: Signal, record: str) -> tuple[np.ndarray, int]:
+    """One record as the run's model saw its training data: (leads, samples) float32, and
+    how many of those samples are real signal (the rest is zero padding)."""
     prep = run.prep
     length = int(round(prep.seconds * prep.fs))
-    window, _ = preprocess_signal(signal, prep, length, record)
-    scaler = run.checkpoint.extra.get("standard_scaler")
+    window, info = preprocess_signal(signal, prep, length, record)
     if prep.normalize == "standard":
+        scaler = run.checkpoint.extra.get("standard_scaler")
         if not scaler:
             raise EcgcoreError(f"run {run.run_id}: the model file lacks its training scaler")
         window = apply_standard_scaler(window, scaler["mean"], scaler["std"])
-    return window.astype(np.float32, copy=False)
+    return window.astype(np.float32, copy=False), info.n_valid
 
 
 @torch.no_grad()
-def score(run: LoadedRun, x: np.ndarray) -> np.ndarray:
-    """(records, leads, samples) -> sigmoid scores, with the run's evaluation protocol:
-    sliding windows of the crop length (stride half a window), aggregated by mean or max."""
+def score(run: LoadedRun, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(records, leads, samples) -> sigmoid scores, with the run's evaluation protocol
+    (the trainer's own windows and aggregation: crop-length windows, stride half a window,
+    mean or max over the windows inside the real signal)."""
     length = x.shape[2] if not run.train.crop_seconds else int(round(run.train.crop_seconds * run.prep.fs))
-    starts = window_starts(x.shape[2], min(length, x.shape[2]))
-    windows = np.stack([x[:, :, s:s + length] for s in starts], axis=1)  # (N, W, leads, length)
-    logits = run.model(torch.from_numpy(windows.reshape(-1, x.shape[1], length)).to(run.device))
-    scores = torch.sigmoid(logits.float()).reshape(x.shape[0], starts.size, -1)
-    pooled = scores.amax(dim=1) if run.train.eval_aggregate == "max" else scores.mean(dim=1)
-    return pooled.cpu().numpy()
+    windows, use = record_windows(x, valid, min(length, x.shape[2]))
+    logits = run.model(windows.to(run.device))
+    scores = torch.sigmoid(logits.float()).cpu().reshape(*use.shape, -1)
+    return aggregate_windows(scores, use, run.train.eval_aggregate).numpy()
 
 
 def predict_files(run_id: str, files: list[Path | str]) -> list[dict[str, Any]]:
@@ -102,7 +103,8 @@ def predict_files(run_id: str, files: list[Path | str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for file in files:
         record = Path(file).stem
-        probabilities = score(run, prepare_input(run, read_record_file(file), record)[None])[0]
+        window, n_valid = prepare_input(run, read_record_file(file), record)
+        probabilities = score(run, window[None], np.array([n_valid]))[0]
         out.append({"record": record, "file": str(file),
                     "probabilities": {c: float(p) for c, p in zip(classes, probabilities)},
                     "names": dict(zip(classes, names))})

@@ -123,11 +123,19 @@ def evaluation_batches(data: TaskDataset, index: np.ndarray, length: int, batch_
     length), the windows of each record consecutive; `use` (rows, n_windows) marks the
     windows to aggregate: those inside the real signal (a zero-padded short record keeps
     only its windows before the padding, and always its first)."""
-    starts = window_starts(int(data.X.shape[2]), length)
     for i in range(0, index.size, batch_size):
         rows = index[i:i + batch_size]
-        x = data.batch(rows)
-        windows = sliding_window_view(x, length, axis=2)[:, :, starts]  # (B, leads, W, length)
-        windows = np.ascontiguousarray(windows.transpose(0, 2, 1, 3)).reshape(-1, x.shape[1], length)
-        use = starts[None, :] + length <= np.maximum(valid_samples(data, rows), length)[:, None]
-        yield rows, torch.from_numpy(windows), torch.from_numpy(use)
+        windows, use = record_windows(data.batch(rows), valid_samples(data, rows), length)
+        yield rows, windows, use
+
+
+def record_windows(x: np.ndarray, valid: np.ndarray, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (B, leads, T) -> (windows (B * n_windows, leads, length), use (B, n_windows)):
+    the sliding windows of each record, consecutive, and which of them lie inside its
+    `valid` samples of real signal (always the first). Shared by evaluation and by
+    `ecgcore.predict`, so files are scored exactly as the run's test records were."""
+    starts = window_starts(int(x.shape[2]), length)
+    windows = sliding_window_view(x, length, axis=2)[:, :, starts]  # (B, leads, W, length)
+    windows = np.ascontiguousarray(windows.transpose(0, 2, 1, 3)).reshape(-1, x.shape[1], length)
+    use = starts[None, :] + length <= np.maximum(np.asarray(valid), length)[:, None]
+    return torch.from_numpy(windows), torch.from_numpy(use)
