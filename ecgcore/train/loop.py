@@ -411,9 +411,9 @@ def binary_cross_entropy(y_true: np.ndarray, scores: np.ndarray) -> float:
 
 
 def macro_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Mean ROC-AUC over the classes that have both labels in y_true; NaN when none has."""
-    from sklearn.metrics import roc_auc_score  # scikit-learn takes seconds to import
+    """Mean ROC-AUC over the classes that have both labels in y_true; NaN when none has:
+    `ecgcore.evaluate.macro_auc`, the number results.json reports (imported here because
+    scikit-learn takes seconds to import)."""
+    from ecgcore.evaluate import macro_auc as evaluate_macro_auc
 
-    aucs = [roc_auc_score(y_true[:, c], scores[:, c]) for c in range(y_true.shape[1])
-            if 0 < y_true[:, c].sum() < y_true.shape[0]]
-    return float(np.mean(aucs)) if aucs else math.nan
+    return evaluate_macro_auc(y_true, scores)
