@@ -418,7 +418,10 @@ def _read_with_wfdb(header_path: Path, name: str) -> tuple[np.ndarray, tuple[str
         raise RecordError(name, f"wfdb could not read it: {type(exc).__name__}: {exc}") from exc
     if rec.p_signal is None:
         raise RecordError(name, "wfdb returned no signal")
-    data = np.ascontiguousarray(rec.p_signal.T, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        data = np.ascontiguousarray(rec.p_signal.T, dtype=np.float32)
+    if not np.isfinite(data).all() and np.isfinite(rec.p_signal).all():
+        raise RecordError(name, "physical values exceed the float32 range (check the header's gains)")
     leads = tuple(n or f"signal{i}" for i, n in enumerate(rec.sig_name or [None] * data.shape[0]))
     return data, leads, [u or "mV" for u in (rec.units or ["mV"] * data.shape[0])]
 
