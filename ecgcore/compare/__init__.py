@@ -1,0 +1,54 @@
+"""Comparing runs: the runs table, filters, per-run data of a selection, aggregations
+(mean ± std over seeds, data efficiency, convergence), two runs head to head, ROC curves,
+and the plotly figures of the Compare page. Pure functions over the run store; every file
+read is cached on the file's stamp (`cache`), so a warm table of 500 runs costs stats only.
+
+```python
+from ecgcore.compare import runs_table, RunFilters, apply_filters, per_class_auc, data_efficiency
+table = apply_filters(runs_table(store), RunFilters(strategies=("finetune", "scratch")))
+curve = data_efficiency(table)             # macro AUC vs fraction, one line per strategy
+```
+"""
+
+from ecgcore.compare.aggregate import (
+    CONVERGENCE_COLUMNS,
+    GROUP_KEYS,
+    SUMMARY_COLUMNS,
+    convergence,
+    data_efficiency,
+    finished,
+    seed_summary,
+)
+from ecgcore.compare.cache import clear_caches, file_stamp
+from ecgcore.compare.figures import (
+    auc_heatmap,
+    data_efficiency_figure,
+    head_to_head_figure,
+    learning_curves_figure,
+    macro_auc_figure,
+    per_class_auc_figure,
+    roc_figure,
+)
+from ecgcore.compare.load import histories, per_class_auc, predictions
+from ecgcore.compare.paired import HeadToHead, RocCurve, head_to_head, roc_curves
+from ecgcore.compare.table import (
+    FILTER_COLUMNS,
+    NO_SOURCE,
+    TABLE_COLUMNS,
+    RunFilters,
+    apply_filters,
+    filter_options,
+    read_results,
+    run_label,
+    run_labels,
+    runs_table,
+)
+
+__all__ = [
+    "CONVERGENCE_COLUMNS", "FILTER_COLUMNS", "GROUP_KEYS", "NO_SOURCE", "SUMMARY_COLUMNS", "TABLE_COLUMNS",
+    "HeadToHead", "RocCurve", "RunFilters", "apply_filters", "auc_heatmap", "clear_caches", "convergence",
+    "data_efficiency", "data_efficiency_figure", "file_stamp", "filter_options", "finished", "head_to_head",
+    "head_to_head_figure", "histories", "learning_curves_figure", "macro_auc_figure", "per_class_auc",
+    "per_class_auc_figure", "predictions", "read_results", "roc_curves", "roc_figure", "run_label",
+    "run_labels", "runs_table", "seed_summary",
+]

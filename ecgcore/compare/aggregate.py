@@ -1,0 +1,104 @@
+"""Aggregations over runs: mean ± std over seeds, the data-efficiency curve, convergence.
+
+Pure functions of the frames `runs_table` and `load.histories` return. Runs that repeat
+the same setting with another seed form one group (GROUP_KEYS); `mean_std` from
+ecgcore.evaluate does the arithmetic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ecgcore.compare.table import NO_SOURCE
+from ecgcore.evaluate import mean_std
+
+#: A setting: runs that differ only in their seed.
+GROUP_KEYS: tuple[str, ...] = ("source", "target", "task", "arch", "strategy", "train_fraction")
+SUMMARY_COLUMNS: tuple[str, ...] = GROUP_KEYS + (
+    "n_seeds", "macro_auc_mean", "macro_auc_std", "ci_low_mean", "ci_high_mean", "run_ids",
+)
+CONVERGENCE_COLUMNS: tuple[str, ...] = (
+    "run_id", "best_val_auc", "best_epoch", "epochs_run", "target_auc", "epochs_to_target",
+    "seconds_to_target", "seconds_total",
+)
+
+
+def finished(table: pd.DataFrame) -> pd.DataFrame:
+    """Target runs that finished with a macro AUC (pretraining runs are a means, not an answer)."""
+    keep = (table["status"] == "done") & (table["kind"] == "target") & table["macro_auc"].notna()
+    return table[keep.to_numpy(dtype=bool)].reset_index(drop=True)
+
+
+def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting (GROUP_KEYS) of the finished target runs: macro AUC mean ± std over
+    seeds (std None for one seed), the mean bootstrap CI bounds, and the runs it holds."""
+    done = finished(table)
+    rows: list[dict[str, object]] = []
+    if not done.empty:
+        keys = done[list(GROUP_KEYS)].astype("object").where(done[list(GROUP_KEYS)].notna(), "")
+        for group_values, part in done.groupby([keys[k] for k in GROUP_KEYS], sort=True, dropna=False):
+            metrics = [{"macro_auc": r["macro_auc"], "ci_low": r["macro_auc_low"], "ci_high": r["macro_auc_high"]}
+                       for r in part.to_dict("records")]
+            stats = mean_std(metrics)
+            row: dict[str, object] = dict(zip(GROUP_KEYS, group_values))
+            row.update(
+                n_seeds=int(stats["macro_auc"]["n"] or 0),
+                macro_auc_mean=stats["macro_auc"]["mean"],
+                macro_auc_std=stats["macro_auc"]["std"],
+                ci_low_mean=stats.get("ci_low", {}).get("mean"),
+                ci_high_mean=stats.get("ci_high", {}).get("mean"),
+                run_ids=list(part["run_id"]),
+            )
+            rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    for column in ("train_fraction", "macro_auc_mean", "macro_auc_std", "ci_low_mean", "ci_high_mean"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
+
+
+def _line_name(row: dict[str, object], vary: Sequence[str]) -> str:
+    """strategy, plus whichever of architecture/source/target vary between the lines."""
+    return " · ".join([str(row["strategy"])] + [str(row[key]) for key in vary])
+
+
+def data_efficiency(table: pd.DataFrame) -> pd.DataFrame:
+    """Macro AUC against target fraction: the seed summary with a `line` column (one line per
+    strategy; architecture, source or target join the name when the selection mixes them),
+    sorted by line and fraction. The band is the bootstrap 95 % CI averaged over seeds."""
+    summary = seed_summary(table)
+    # "none" (no source) is told apart by the strategy already; only several real sources vary.
+    distinct = {key: set(summary[key]) - ({NO_SOURCE} if key == "source" else set())
+                for key in ("arch", "source", "target", "task")}
+    vary = [key for key, values in distinct.items() if len(values) > 1]
+    summary["line"] = [_line_name(row, vary) for row in summary.to_dict("records")]
+    return summary.sort_values(["line", "train_fraction"], kind="mergesort").reset_index(drop=True)
+
+
+def convergence(history: pd.DataFrame, share: float = 0.95) -> pd.DataFrame:
+    """Per run: its best validation macro AUC, and the epochs (counted from 1) and training
+    seconds it took to first reach `share` of that best (CONVERGENCE_COLUMNS). Runs without a
+    defined validation AUC get NaN targets."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    rows: list[dict[str, object]] = []
+    for run_id, part in history.groupby("run_id", sort=False):
+        auc = part["val_macro_auc"].to_numpy(dtype=float)
+        row: dict[str, object] = {"run_id": run_id, "epochs_run": int(len(part)),
+                                  "seconds_total": float(part["wall_seconds"].iloc[-1])}
+        if np.isfinite(auc).any():
+            best = int(np.nanargmax(auc))
+            target = share * float(auc[best])
+            first = int(np.flatnonzero(np.nan_to_num(auc, nan=-np.inf) >= target)[0])
+            row.update(best_val_auc=float(auc[best]), best_epoch=int(part["epochs_done"].iloc[best]),
+                       target_auc=target, epochs_to_target=int(part["epochs_done"].iloc[first]),
+                       seconds_to_target=float(part["wall_seconds"].iloc[first]))
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(CONVERGENCE_COLUMNS))
+    for column in ("best_epoch", "epochs_run", "epochs_to_target"):
+        frame[column] = pd.array([None if pd.isna(v) else int(v) for v in frame[column]], dtype="Int64")
+    for column in ("best_val_auc", "target_auc", "seconds_to_target", "seconds_total"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame

@@ -1,0 +1,103 @@
+"""Reads of run files cached on what changed: (mtime_ns, size) of the file itself.
+
+The Compare views read the same results.json, history.csv and predictions.npz on every
+rerun, and a workspace holds hundreds of runs. A file is parsed again only when its
+stamp changed (a run finished, a history row was appended), so a warm read of 500 runs
+costs 500 `stat` calls. Run files are written atomically or append-only (see
+ecgcore.runs.folder), so a changed file always has a new stamp. The caches are bounded
+(least recently used out) and safe to share between the app's session threads.
+Callers must treat returned values as read-only: they are shared.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from ecgcore.runs import PREDICTION_KEYS
+from ecgcore.runs.folder import read_json
+from ecgcore.errors import EcgcoreError
+
+T = TypeVar("T")
+Stamp = tuple[int, int]
+
+
+def file_stamp(path: Path) -> Stamp | None:
+    """(mtime_ns, size) of a file, or None when it does not exist."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+class StampCache(Generic[T]):
+    """`get(path)` parses a file with `reader` once per stamp; keeps `max_entries` files."""
+
+    def __init__(self, reader: Callable[[Path], T], max_entries: int) -> None:
+        self.reader = reader
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[Stamp, T]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.misses = 0
+
+    def get(self, path: Path) -> T | None:
+        """The parsed file, or None when it does not exist."""
+        key = str(path)
+        stamp = file_stamp(path)
+        if stamp is None:
+            return None
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and found[0] == stamp:
+                self._entries.move_to_end(key)
+                return found[1]
+        value = self.reader(path)
+        with self._lock:
+            self.misses += 1
+            self._entries[key] = (stamp, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.misses = 0
+
+
+def _read_predictions(path: Path) -> dict[str, np.ndarray]:
+    """predictions.npz without unpickling; a clear error when arrays are missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (ValueError, OSError) as exc:
+        raise EcgcoreError(f"{path}: unreadable predictions ({exc})") from exc
+    missing = [key for key in PREDICTION_KEYS if key not in arrays]
+    if missing:
+        raise EcgcoreError(f"{path}: missing arrays {missing}")
+    return arrays
+
+
+def _read_history(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, on_bad_lines="skip")
+
+
+RESULTS: StampCache[dict[str, Any]] = StampCache(read_json, max_entries=20_000)
+HISTORIES: StampCache[pd.DataFrame] = StampCache(_read_history, max_entries=2_000)
+# Predictions are the large files (records x classes x 2); few are compared at once.
+PREDICTIONS: StampCache[dict[str, np.ndarray]] = StampCache(_read_predictions, max_entries=64)
+
+
+def clear_caches() -> None:
+    """Forget every cached read (the benchmark's cold start)."""
+    for cache in (RESULTS, HISTORIES, PREDICTIONS):
+        cache.clear()
