@@ -379,3 +379,67 @@ def _job_run(args: argparse.Namespace) -> int:
     from ecgcore.jobs.jobproc import run_job
 
     return run_job(args.job)
+
+
+# -- dataset downloads (ecgcore.download) ---------------------------------------------------------
+def _download_args(p: argparse.ArgumentParser) -> None:
+    from ecgcore.download.catalogue import CATALOGUE
+
+    p.add_argument("name", nargs="?", choices=list(CATALOGUE), metavar="NAME",
+                   help="dataset: " + ", ".join(CATALOGUE) + " (--list describes them)")
+    p.add_argument("--to", type=Path, default=None, help="folder to download into (created)")
+    p.add_argument("--version", default=None, help="dataset version (default: the catalogue's)")
+    p.add_argument("--base-url", default=None,
+                   help="a mirror in the source's layout (default: physionet.org/files or zenodo.org)")
+    p.add_argument("--include", action="append", default=[], metavar="GLOB",
+                   help="only files whose path matches, repeatable (e.g. 'records100/*' '*.csv')")
+    p.add_argument("--workers", type=int, default=4, help="files fetched at a time (default 4)")
+    p.add_argument("--add", nargs="?", const="", default=None, metavar="NAME",
+                   help="add the finished dataset to the workspace (default name: the dataset's)")
+    p.add_argument("--json-progress", type=Path, default=None, metavar="FILE",
+                   help="keep FILE updated with the progress as JSON (for the app)")
+    p.add_argument("--list", action="store_true", help="describe the catalogue and exit")
+    p.add_argument("--json", action="store_true", help="print the result (or the catalogue) as JSON")
+
+
+@command("download", "download a public dataset (PhysioNet, Zenodo), resumable and checked against "
+         "the published sums", _download_args)
+def _download(args: argparse.Namespace) -> int:
+    import threading
+
+    from ecgcore.download import CATALOGUE, download_dataset
+    from ecgcore.download.progress import JsonFile, TextBar, chain
+
+    if args.list:
+        if args.json:
+            print_json([entry.describe() for entry in CATALOGUE.values()])
+        else:
+            for entry in CATALOGUE.values():
+                print(f"{entry.name:<14} {entry.title} {entry.version}, {entry.approx_size}; "
+                      f"checked by {entry.checksums}")
+        return 0
+    if args.name is None or args.to is None:
+        raise EcgcoreError("download: give a dataset NAME and --to DIR (or --list)")
+    stop = threading.Event()
+    signums = (signal.SIGTERM, signal.SIGINT)  # stop after the current chunk, keep .part files
+    before = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in signums}
+    progress = chain(TextBar(), JsonFile(args.json_progress) if args.json_progress else None)
+    add_as = None if args.add is None else (args.add or args.name)
+    try:
+        result = download_dataset(args.name, args.to, version=args.version, base_url=args.base_url,
+                                  include=tuple(args.include), workers=args.workers, add_as=add_as,
+                                  progress=progress, stop=stop)
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(f"{result.dataset} {result.version}: {result.files_total} files, {result.fetched} fetched, "
+              f"{result.skipped} already there and verified, {len(result.failed)} failed; "
+              f"{result.bytes_received} bytes received -> {result.root}")
+        if result.added_as:
+            print(f"added to the workspace as {result.added_as}")
+    for failure in result.failed:
+        print(f"error: {failure['path']}: {failure['reason']}", file=sys.stderr)
+    return 0 if result.ok else 2
