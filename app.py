@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ecgcore import workspace
+from ecgcore.jobs.workers import local_worker_status
 
 st.set_page_config(page_title="ECG transfer workbench", page_icon=":material/monitor_heart:",
                    layout="wide")
@@ -19,6 +20,8 @@ st.set_page_config(page_title="ECG transfer workbench", page_icon=":material/mon
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/datasets.py", title="Datasets", icon=":material/database:", url_path="datasets"),
+    st.Page("pages/inspect.py", title="Inspect", icon=":material/troubleshoot:", url_path="inspect"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/upload_file:", url_path="predict"),
 ]
 
 page = st.navigation(PAGES)
@@ -26,5 +29,6 @@ page = st.navigation(PAGES)
 with st.sidebar:
     st.caption("Workspace ($ECGCORE_HOME)")
     st.code(str(workspace.home()), language=None, wrap_lines=True)
+    st.caption(local_worker_status())
 
 page.run()

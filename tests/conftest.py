@@ -30,3 +30,11 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "workspace"
     monkeypatch.setenv("ECGCORE_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def _no_automatic_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app starts a background worker when none is alive (ecgcore.jobs.workers); tests
+    (and the `streamlit run` they start, which inherits this) must not leave one running.
+    A test of that start sets ECGCORE_AUTO_WORKER=1 itself and stops the worker."""
+    monkeypatch.setenv("ECGCORE_AUTO_WORKER", "0")

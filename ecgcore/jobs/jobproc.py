@@ -8,6 +8,7 @@ turns into a run marked "cancelled" with its partial folder kept) from the train
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
@@ -96,6 +97,21 @@ def resumable_folder(store: Any, job: dict[str, Any]) -> Any:
     return folder if (folder.path / "checkpoints" / "last.pt").is_file() else None
 
 
+def apply_thread_share() -> int | None:
+    """Use the torch thread count the worker gave this job (its share of the CPU cores,
+    see `worker.job_env`); returns it, or None when the worker gave none (CUDA jobs)."""
+    from ecgcore.jobs.worker import THREADS_ENV
+
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return None
+    import torch
+
+    threads = max(1, int(value))
+    torch.set_num_threads(threads)
+    return threads
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise JobCancelled("stopped by SIGTERM")
 
@@ -108,6 +124,7 @@ def run_job(job_id: str) -> int:
     from ecgcore.runs import RunStore
 
     signal.signal(signal.SIGTERM, _on_sigterm)
+    threads = apply_thread_share()
     job = queue.get(job_id)
     payload = job["spec"]
     spec = RunSpec(kind=payload["kind"], config=payload["config"], hash=payload["hash"],
@@ -115,7 +132,8 @@ def run_job(job_id: str) -> int:
     callback = JobCallback(job_id)
     callback.beat(force=True)
     callback.start_pulse()
-    print(f"job {job_id} attempt {job['attempts']}: {payload.get('label')}", flush=True)
+    print(f"job {job_id} attempt {job['attempts']}: {payload.get('label')}"
+          + (f" ({threads} torch threads)" if threads else ""), flush=True)
     try:
         if callback._state == "cancelling":
             raise JobCancelled("cancelled before it started")

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     started REAL,
     finished REAL,
     cancel_requested REAL,
-    run_id TEXT
+    run_id TEXT,
+    worker TEXT
 )"""
 
 
@@ -68,8 +69,22 @@ def job_log_path(job_id: str) -> Path:
 
 def connect() -> sqlite3.Connection:
     """The workspace store with the jobs table (see `workspace.open_store`)."""
-    return workspace.open_store(workspace.home() / "store.sqlite", _SCHEMA,
+    conn = workspace.open_store(workspace.home() / "store.sqlite", _SCHEMA,
                                 "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created)")
+    _add_worker_column(conn)
+    return conn
+
+
+def _add_worker_column(conn: sqlite3.Connection) -> None:
+    """Stores made before jobs recorded their worker get the column (once; a concurrent
+    process adding it at the same moment is fine)."""
+    if any(row["name"] == "worker" for row in conn.execute("PRAGMA table_info(jobs)")):
+        return
+    try:
+        conn.execute("ALTER TABLE jobs ADD COLUMN worker TEXT")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
 
 
 def write() -> AbstractContextManager[sqlite3.Connection]:
@@ -186,8 +201,9 @@ def promote_waiting(conn: sqlite3.Connection) -> None:
                          (reason, now, row["job_id"]))
 
 
-def claim(n: int, host: str | None = None) -> list[dict[str, Any]]:
-    """Atomically take up to n queued jobs (oldest first) and mark them running."""
+def claim(n: int, host: str | None = None, worker: str | None = None) -> list[dict[str, Any]]:
+    """Atomically take up to n queued jobs (oldest first) and mark them running (by `worker`,
+    a `workers.worker_id`)."""
     if n <= 0:
         return []
     host = host or host_name()
@@ -199,8 +215,8 @@ def claim(n: int, host: str | None = None) -> list[dict[str, Any]]:
         ids = [r["job_id"] for r in rows]
         for job_id in ids:
             conn.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1, host = ?,"
-                         " heartbeat = ?, started = ?, pid = NULL, progress = NULL WHERE job_id = ?",
-                         (host, now, now, job_id))
+                         " heartbeat = ?, started = ?, pid = NULL, progress = NULL, worker = ?"
+                         " WHERE job_id = ?", (host, now, now, worker, job_id))
     return [get(job_id) for job_id in ids]
 
 
@@ -255,6 +271,23 @@ def cancel(job_id: str) -> str:
                          (now, job_id))
             return "cancelling"
     return state
+
+
+def adopt_orphans(host: str, me: str, live_workers: Sequence[str]) -> list[dict[str, Any]]:
+    """Running jobs on this host whose worker is gone but whose process still runs (a worker
+    killed with SIGKILL leaves them: they run in their own sessions and keep their
+    heartbeat): they become `me`'s, so the new worker counts them against its slots,
+    enforces their cancellation and notices when they end. Returns the adopted jobs."""
+    adopted: list[str] = []
+    with write() as conn:
+        rows = conn.execute("SELECT job_id, pid, worker FROM jobs WHERE state IN ('running', 'cancelling')"
+                            " AND host = ? AND pid IS NOT NULL", (host,)).fetchall()
+        for row in rows:
+            if row["worker"] == me or row["worker"] in live_workers or not pid_alive(row["pid"]):
+                continue
+            conn.execute("UPDATE jobs SET worker = ? WHERE job_id = ?", (me, row["job_id"]))
+            adopted.append(row["job_id"])
+    return [get(job_id) for job_id in adopted]
 
 
 # -- noticing dead jobs ---------------------------------------------------------------------------
