@@ -62,13 +62,13 @@ def _check_header(text: str) -> None:
     assert len(header.signals) == (header.n_sig if header.n_segments is None else 0)
 
 
-@fuzz(3000)
+@fuzz(1500)
 @given(header_texts())
 def test_structured_headers_parse_or_raise_record_error(text: str) -> None:
     _check_header(text)
 
 
-@fuzz(1500)
+@fuzz(3000)
 @given(st.text(max_size=300))
 def test_arbitrary_header_text_parses_or_raises_record_error(text: str) -> None:
     _check_header(text)
@@ -126,7 +126,7 @@ def test_signal_files_read_or_raise_record_error(record: dict) -> None:
     assert len(signal.leads) == record["n_sig"] and signal.fs > 0
 
 
-@fuzz(2000)
+@fuzz(1500)
 @given(st.lists(st.text(max_size=60), max_size=8))
 def test_challenge_comments_always_give_fields(comments: list[str]) -> None:
     fields = challenge_fields(comments)
