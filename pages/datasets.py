@@ -19,6 +19,7 @@ from ecgcore.data.inspect import dataset_stamp, inspect_recordset
 from ecgcore.data.labels import class_name, overlap_table
 from ecgcore.data.recordset import Recordset
 from ecgcore.data.sources import detect_layout, open_dataset
+from ecgcore.download import CATALOGUE, background
 from ecgcore.errors import EcgcoreError
 from ecgcore.figures import ecg_paper_figure
 from pages import require_router
@@ -71,6 +72,69 @@ def _add_form(expanded: bool) -> None:
             st.error(st.session_state["add_error"])
         elif st.session_state.get("add_done"):
             st.success(st.session_state["add_done"])
+
+
+def _start_download() -> None:
+    """Button callback: start the chosen catalogue dataset downloading in its own process."""
+    name = st.session_state.get("dl_name") or next(iter(CATALOGUE))
+    folder = st.session_state.get("dl_folder", "").strip() or str(workspace.datasets_dir() / name)
+    base_url = st.session_state.get("dl_base_url", "").strip() or None
+    try:
+        background.start_download(name, folder, base_url=base_url, add_as=name)
+    except (EcgcoreError, OSError, ValueError) as err:
+        st.session_state["dl_error"] = f"Not started: {err}"
+        return
+    st.session_state["dl_error"] = ""
+
+
+def _download_line(item: dict[str, Any]) -> None:
+    """One download: a progress bar while it runs, then what came of it."""
+    where = f"**{item.get('title', item['dataset'])}** → `{item['to']}`"
+    state = item["state"]
+    if state in background.ACTIVE:
+        st.progress(float(item["fraction"]), text=f"{where}: {state}, {item['summary']}")
+        st.button("Stop", key=f"dl_stop:{item['id']}", on_click=background.stop_download,
+                  args=(item["id"],), help="Stops after the current piece; starting again resumes.")
+    elif state == "done":
+        st.success(f"{where}: every file verified ({item['summary']}); in the workspace as "
+                   f"**{item.get('added_as') or item['dataset']}**.")
+    elif state == "stopped":
+        st.warning(f"{where}: stopped ({item['summary']}). Start it again to resume.")
+    else:
+        st.error(f"{where}: {state}. {item.get('message', '')}")
+
+
+def _download_section() -> None:
+    """Download a catalogue dataset in the background; progress is read from its status file
+    by a fragment that refreshes every second while a download runs."""
+    downloads = background.list_downloads()
+    running = any(item["state"] in background.ACTIVE for item in downloads)
+    with st.expander("Download a public dataset (PhysioNet, Zenodo)", expanded=running):
+        names = list(CATALOGUE)
+        st.radio("Dataset to download", names, key="dl_name",
+                 format_func=lambda n: f"{CATALOGUE[n].title} {CATALOGUE[n].version} ({CATALOGUE[n].approx_size})")
+        entry = CATALOGUE[st.session_state.get("dl_name") or names[0]]
+        st.caption(f"{entry.records}. Licence: {entry.licence}. Files are checked against the "
+                   f"source's {entry.checksums}; a download resumes where it stopped, and files "
+                   f"already verified are not fetched again. " + " ".join(entry.notes))
+        st.text_input("Download into folder", key="dl_folder",
+                      placeholder=str(workspace.datasets_dir() / entry.name),
+                      help="Created if missing; empty: a folder of that name in the workspace.")
+        st.text_input("Mirror (base URL, optional)", key="dl_base_url", placeholder=entry.base_url,
+                      help="A server holding the files in the source's layout.")
+        st.button("Start download", key="dl_start", on_click=_start_download)
+        if st.session_state.get("dl_error"):
+            st.error(st.session_state["dl_error"])
+
+        @st.fragment(run_every=1.0 if running else None)
+        def status() -> None:
+            current = background.list_downloads()[:5]
+            for item in current:
+                _download_line(item)
+            if running and not any(item["state"] in background.ACTIVE for item in current):
+                st.rerun()  # finished: the whole page again, so the new dataset is listed
+
+        status()
 
 
 def _overview(report: dict[str, Any]) -> None:
@@ -169,6 +233,7 @@ def _compare(name: str, entries: dict[str, Path]) -> None:
 st.title("Datasets")
 entries = {entry.name: entry.path for entry in workspace.list_datasets()}
 _add_form(expanded=not entries)
+_download_section()
 if not entries:
     st.info("The workspace has no datasets yet. Write the embedded demo data with the button on the "
             "Home page (or run `python -m ecgcore demo-data`), or add a folder above.")

@@ -53,6 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
             corrupt = path in mirror.corrupt_always or path in mirror.corrupt_once
             mirror.corrupt_once.discard(path)
             cut_after = mirror.cut_once.pop(path, None)
+            stall_after = mirror.stall_once.pop(path, None)
         file = mirror.root / path.lstrip("/")
         if not file.is_file():
             self.send_error(404)
@@ -70,6 +71,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
         body = bytes(data[start:])
+        if stall_after is not None:  # send part of it, then hold the line until the test ends
+            self.wfile.write(body[:stall_after])
+            self.wfile.flush()
+            mirror.released.wait(60)
+            return
         if cut_after is not None:  # announce everything, send part of it, hang up
             self.wfile.write(body[:cut_after])
             self.wfile.flush()
@@ -92,6 +98,8 @@ class Mirror(ThreadingHTTPServer):
         self.corrupt_once: set[str] = set()
         self.corrupt_always: set[str] = set()
         self.cut_once: dict[str, int] = {}
+        self.stall_once: dict[str, int] = {}
+        self.released = threading.Event()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
@@ -107,6 +115,7 @@ class Mirror(ThreadingHTTPServer):
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.released.set()
         self.shutdown()
         self.server_close()
 
@@ -254,6 +263,7 @@ def test_resume_from_a_part_file_and_a_part_that_is_not_a_prefix(
     good = (folder / "scp_statements.csv").read_bytes()
     (dest / "scp_statements.csv.part").write_bytes(good[:1000])  # an earlier run, cut short
     (dest / "RECORDS.part").write_bytes(b"x" * 500)  # not the start of this file
+    shutil.copyfile(folder / "LICENSE.txt", dest / "LICENSE.txt.part")  # complete, never renamed
     with Mirror(tmp_path / "mirror") as mirror:
         code, result, err = _download(capsys, "ptb-xl", "--to", str(dest), "--base-url",
                                       f"{mirror.url}/files")
@@ -262,6 +272,7 @@ def test_resume_from_a_part_file_and_a_part_that_is_not_a_prefix(
             requests[p.rsplit("/", 1)[1]].append(r)
     assert requests["scp_statements.csv"] == ["bytes=1000-"]
     assert requests["RECORDS"] == ["bytes=500-", None]  # resumed, failed the check, fetched anew
+    assert "LICENSE.txt" not in requests  # its .part was whole and right: just renamed
     for name in names:
         assert (dest / name).read_bytes() == (folder / name).read_bytes()
     # Paths that would land outside the folder are refused, never requested, and reported.

@@ -21,7 +21,7 @@ from typing import Any
 
 from ecgcore import workspace
 from ecgcore.download.catalogue import get_entry
-from ecgcore.download.progress import write_json_atomic
+from ecgcore.download.progress import Progress, describe, write_json_atomic
 from ecgcore.errors import EcgcoreError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,6 +70,9 @@ def status(download_id: str) -> dict[str, Any]:
     progress = _read(folder / f"{download_id}.json")
     info: dict[str, Any] = {**meta, **progress, "id": download_id, "pid": meta["pid"]}
     info.setdefault("state", "starting")
+    fields = {k: progress[k] for k in Progress.__dataclass_fields__ if k in progress}
+    info["summary"] = describe(Progress(**fields)) if "dataset" in fields else ""
+    info.setdefault("fraction", 0.0)
     if info["state"] in ACTIVE and not _alive(meta["pid"]):
         log = folder / f"{download_id}.log"
         lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ecgcore.download.catalogue import CatalogueEntry, get_entry
-from ecgcore.download.http import DownloadStopped, OfflineError, TransferError, fetch_bytes, fetch_to_part
+from ecgcore.download.http import (DownloadStopped, OfflineError, StopSwitch, TransferError, fetch_bytes,
+                                  fetch_to_part)
 from ecgcore.download.listing import LISTERS, RemoteFile, select
 from ecgcore.download.progress import Callback, Tracker, describe, write_json_atomic
 from ecgcore.download.verify import ChecksumError, VerifiedLog, check, unpack_zip
@@ -58,7 +59,7 @@ class _Job:
     dest: Path
     log: VerifiedLog
     tracker: Tracker
-    stop: threading.Event
+    stop: StopSwitch
     retries: int
 
 
@@ -69,6 +70,11 @@ def _part_path(target: Path) -> Path:
 def _fetch_checked(job: _Job, remote: RemoteFile, target: Path) -> None:
     """Fetch into .part and check; on a mismatch delete it and fetch once more from byte 0."""
     part = _part_path(target)
+    if part.is_file() and (remote.size is None or part.stat().st_size == remote.size) \
+            and not check(part, remote):  # complete before a crash, never renamed
+        os.replace(part, target)
+        job.log.record(target, remote)
+        return
     problem = ""
     for attempt in (1, 2):
         fetch_to_part(remote.url, part, lambda n: job.tracker.add(bytes_done=n), job.stop,
@@ -114,6 +120,8 @@ def _run_all(job: _Job, files: list[RemoteFile], workers: int, result: DownloadR
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+            if job.stop.is_set():
+                job.stop.cut_connections()
             for future in done:
                 remote = futures[future]
                 try:
@@ -157,7 +165,7 @@ def download_dataset(name: str, to: Path | str, *, version: str | None = None,
     root = dest / entry.root if entry.root else dest
     tracker = Tracker(name, progress)
     tracker.update(state="listing", root=str(root), message=f"listing {entry.title} {version}")
-    stop = stop or threading.Event()
+    switch = StopSwitch(stop)
     try:
         listing = LISTERS[entry.host](entry, base_url or entry.base_url, version, fetch_bytes)
         result = DownloadResult(dataset=name, version=version, listing_url=listing.url, to=str(dest),
@@ -173,7 +181,7 @@ def download_dataset(name: str, to: Path | str, *, version: str | None = None,
         sizes = [f.size for f in safe]
         tracker.update(state="downloading", files_total=len(chosen), files_failed=len(result.failed),
                        bytes_total=sum(s for s in sizes if s is not None) if None not in sizes else None)
-        job = _Job(entry, dest, VerifiedLog(dest), tracker, stop, retries)
+        job = _Job(entry, dest, VerifiedLog(dest), tracker, switch, retries)
         _run_all(job, safe, workers, result)
     except DownloadStopped as err:
         tracker.update(state="stopped", message=str(err), current="")

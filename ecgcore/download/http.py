@@ -11,12 +11,14 @@ received is compared with the length announced.
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,6 +38,43 @@ class TransferError(EcgcoreError):
 
 class DownloadStopped(EcgcoreError):
     """The user stopped the download; `.part` files are kept for resuming."""
+
+
+class StopSwitch:
+    """A stop flag (a threading.Event, set e.g. by a signal handler) plus the connections in
+    flight: `cut_connections()` shuts their sockets down, so a read stalled on a silent
+    server ends at once instead of after the socket timeout."""
+
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self.event = event or threading.Event()
+        self._lock = threading.Lock()
+        self._open: set[int] = set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def set(self) -> None:
+        self.event.set()
+
+    @contextmanager
+    def watching(self, reply: http.client.HTTPResponse) -> Iterator[None]:
+        fd = reply.fileno()
+        with self._lock:
+            self._open.add(fd)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open.discard(fd)
+
+    def cut_connections(self) -> None:
+        with self._lock:
+            for fd in self._open:
+                try:  # shutdown acts on the connection shared by every descriptor of it
+                    with socket.socket(fileno=os.dup(fd)) as sock:
+                        sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
 
 def _host(url: str) -> str:
@@ -85,9 +124,16 @@ def _expected_end(reply: http.client.HTTPResponse, offset: int) -> int | None:
     return offset + int(length) if length and length.isdigit() else None
 
 
-def _stream_once(url: str, part: Path, on_bytes: Callable[[int], None], stop: threading.Event,
+def _stopped() -> DownloadStopped:
+    return DownloadStopped("download stopped; run it again to resume")
+
+
+def _stream_once(url: str, part: Path, on_bytes: Callable[[int], None], stop: StopSwitch,
                  timeout: float) -> bool:
-    """One request appending to `part`; True when the body arrived whole."""
+    """One request appending to `part` (unbuffered: what arrived is on disk); True when the
+    body arrived whole."""
+    if stop.is_set():
+        raise _stopped()
     offset = part.stat().st_size if part.exists() else 0
     try:
         reply = open_url(url, offset, timeout)
@@ -96,29 +142,31 @@ def _stream_once(url: str, part: Path, on_bytes: Callable[[int], None], stop: th
             part.unlink()
             return False
         raise
-    with reply:
+    with reply, stop.watching(reply):
         if offset and reply.status != 206:  # the server ignored Range: start again from byte 0
             on_bytes(-offset)
             offset = 0
         end = _expected_end(reply, offset)
         received = offset
-        with part.open("ab" if offset else "wb") as out:
+        with part.open("ab" if offset else "wb", buffering=0) as out:
             while True:
                 if stop.is_set():
-                    raise DownloadStopped("download stopped; run it again to resume")
+                    raise _stopped()
                 try:
-                    chunk = reply.read(CHUNK)
+                    chunk = reply.read1(CHUNK)
                 except (http.client.HTTPException, OSError):
-                    return False
+                    chunk = b""
                 if not chunk:
                     break
                 out.write(chunk)
                 received += len(chunk)
                 on_bytes(len(chunk))
+    if stop.is_set():
+        raise _stopped()
     return end is None or received >= end
 
 
-def fetch_to_part(url: str, part: Path, on_bytes: Callable[[int], None], stop: threading.Event,
+def fetch_to_part(url: str, part: Path, on_bytes: Callable[[int], None], stop: StopSwitch,
                   retries: int = 5, timeout: float = 30.0, backoff: float = 0.5) -> int:
     """Make `part` hold the whole body of `url`, resuming from its current size after each
     cut (up to `retries` times). Returns how many requests it took."""

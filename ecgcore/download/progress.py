@@ -104,8 +104,13 @@ class TextBar:
         self.tty = self.stream.isatty()
         self._last = 0.0
         self._last_state = ""
+        self._lock = threading.Lock()
 
     def __call__(self, p: Progress) -> None:
+        with self._lock:
+            self._draw(p)
+
+    def _draw(self, p: Progress) -> None:
         now = time.monotonic()
         changed = p.state != self._last_state
         if not changed and now - self._last < (0.1 if self.tty else 5.0):
