@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,3 +42,38 @@ def _no_automatic_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     (and the `streamlit run` they start, which inherits this) must not leave one running.
     A test of that start sets ECGCORE_AUTO_WORKER=1 itself and stops the worker."""
     monkeypatch.setenv("ECGCORE_AUTO_WORKER", "0")
+
+
+# One tiny finished run shared by the upload, Inspect and Predict tests (trained once per
+# session: scratch small_cnn, one epoch, the demo target's 12 classes with >= 5 positives).
+TINY_RUN_SETTINGS = ["--set", "train.epochs=1", "--set", 'grid.strategy=["scratch"]',
+                     "--set", "grid.train_fraction=[1.0]", "--set", "target.min_positives=5"]
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    home: Path
+    run_id: str
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """A workspace with demo data (scale 0.1) and one finished run of experiments/smoke.toml."""
+    from ecgcore.data.synthetic import write_demo_data
+
+    root = Path(__file__).resolve().parents[1]
+    home = tmp_path_factory.mktemp("trained_run")
+    write_demo_data(home / "datasets", seed=0, scale=0.1)
+    env = {**os.environ, "ECGCORE_HOME": str(home), "ECGCORE_AUTO_WORKER": "0"}
+    done = subprocess.run([sys.executable, "-m", "ecgcore", "run", str(root / "experiments" / "smoke.toml"),
+                           *TINY_RUN_SETTINGS, "--json"], capture_output=True, text=True, cwd=root,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return TrainedRun(home, json.loads(done.stdout)[-1])
+
+
+@pytest.fixture()
+def run_workspace(trained_run: TrainedRun, monkeypatch: pytest.MonkeyPatch) -> TrainedRun:
+    """ECGCORE_HOME set to the trained run's workspace for this test."""
+    monkeypatch.setenv("ECGCORE_HOME", str(trained_run.home))
+    return trained_run

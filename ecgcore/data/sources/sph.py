@@ -147,13 +147,19 @@ class SphSource(DatasetSource):
         }
 
     def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        path = Path(row["path"])
-        try:
-            with h5py.File(path, "r") as f:
-                data = np.asarray(f["ecg"][()], dtype=np.float32)
-        except (OSError, KeyError) as exc:
-            raise RecordError(record_id, f"cannot read dataset `ecg` in {path.name}: {exc}") from exc
-        if data.ndim != 2 or data.shape[0] != len(STANDARD_LEADS):
-            raise RecordError(record_id, f"`ecg` in {path.name} has shape {data.shape}, "
-                                         f"expected (12, n_samples)")
-        return Signal(data=data, fs=float(row["fs"]), leads=STANDARD_LEADS)
+        return Signal(data=read_ecg(Path(row["path"]), record_id), fs=float(row["fs"]),
+                      leads=STANDARD_LEADS)
+
+
+def read_ecg(path: Path, record_id: str) -> np.ndarray:
+    """The `ecg` dataset of one SPH `.h5` as (12, n_samples) float32 mV (also used for
+    uploaded `.h5` files); RecordError names the record and the reason."""
+    try:
+        with h5py.File(path, "r") as f:
+            data = np.asarray(f["ecg"][()], dtype=np.float32)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise RecordError(record_id, f"cannot read dataset `ecg` in {path.name}: {exc}") from exc
+    if data.ndim != 2 or data.shape[0] != len(STANDARD_LEADS):
+        raise RecordError(record_id, f"`ecg` in {path.name} has shape {data.shape}, "
+                                     f"expected (12, n_samples)")
+    return data
