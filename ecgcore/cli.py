@@ -173,16 +173,18 @@ def _run(args: argparse.Namespace) -> int:
 
     say = (lambda message: print(message, file=sys.stderr)) if args.json else print
     if args.dry_run:
-        specs = plan_experiment(args.config, args.overrides, say)
+        specs = plan_experiment(args.config, args.overrides, say, strict=False)
         store = RunStore()
         listing = [{"kind": s.kind, "config_hash": s.hash, "label": s.label,
                     "depends_on": s.depends_on, "done_run": store.find_done(s.hash, kind=s.kind),
-                    "config": s.config} for s in specs]
+                    "missing_datasets": list(s.missing), "config": s.config} for s in specs]
         if args.json:
             print_json(listing)
         else:
             for item in listing:
                 state = f"done as {item['done_run']}" if item["done_run"] else "to run"
+                if item["missing_datasets"]:
+                    state = "dataset not found: " + ", ".join(item["missing_datasets"])
                 print(f"{item['config_hash']}  {item['label']}  [{state}]")
         return 0
     run_ids = run_experiment(args.config, args.overrides, say=say)
@@ -256,6 +258,40 @@ def _predict(args: argparse.Namespace) -> int:
             ranked = sorted(item["probabilities"].items(), key=lambda kv: -kv[1])
             print(item["record"] + ": " + ", ".join(
                 f"{item['names'][code]} {p:.2f}" for code, p in ranked[:5]))
+    return 0
+
+
+def _explain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run id whose model is explained")
+    p.add_argument("file", type=Path, help="record file (.hea, or its .dat/.mat)")
+    p.add_argument("--class", dest="class_code", required=True, metavar="CODE",
+                   help="class to explain (a code from the run's classes, e.g. a SNOMED code)")
+    p.add_argument("--method", default="ig", help="gradcam, ig (default) or occlusion")
+    p.add_argument("--steps", type=int, default=None,
+                   help="integrated-gradients steps (default 32; more = closer to exact)")
+    p.add_argument("--json", action="store_true",
+                   help="print leads, fs, attribution (leads x samples), lead_importance, "
+                        "method, class, probability as JSON")
+
+
+@command("explain", "which leads and samples drove a run's probability for one class on a record",
+         _explain_args)
+def _explain(args: argparse.Namespace) -> int:
+    from ecgcore.explain import AttributionOptions, explain_file
+
+    options = AttributionOptions() if args.steps is None else AttributionOptions(n_steps=args.steps)
+    explanation = explain_file(args.run, args.file, args.class_code, args.method, options)
+    if args.json:
+        print_json({**explanation.to_json(), "file": str(args.file)})
+        return 0
+    e = explanation
+    print(f"{e.record}: {e.class_name} ({e.class_code}) probability {e.probability:.3f}, "
+          f"{e.method}, {len(e.leads)} leads x {e.attribution.shape[1]} samples at {e.fs:g} Hz")
+    strength = abs(e.attribution).sum(axis=0)
+    peak = int(strength.argmax())
+    print(f"strongest attribution at {peak / e.fs:.2f} s")
+    for lead, share in sorted(e.lead_importance.items(), key=lambda kv: -kv[1]):
+        print(f"  {lead:<4} {share:6.1%}")
     return 0
 
 

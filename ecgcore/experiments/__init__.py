@@ -37,14 +37,18 @@ def ensure_demo_data(say: Callable[[str], None]) -> None:
 
 
 def plan_experiment(path: Path | str, overrides: Sequence[str] = (),
-                    say: Callable[[str], None] = lambda m: None) -> list["RunSpec"]:
-    """The runs an experiment file expands to (writes the demo data first if it asks)."""
+                    say: Callable[[str], None] = lambda m: None, strict: bool = True) -> list["RunSpec"]:
+    """The runs an experiment file expands to (writes the demo data first if it asks).
+
+    `strict=False` (a dry run) plans without the datasets: a dataset that is not found is
+    listed in each run's `missing` instead of stopping the plan, and the config names it
+    as written, so its hash differs from the run's once the folder is there."""
     from ecgcore.experiments.plan import expand
 
     config = load_experiment(path, list(overrides))
     if config.get("demo"):
         ensure_demo_data(say)
-    return expand(config)
+    return expand(config, strict=strict)
 
 
 def run_experiment(path: Path | str, overrides: Sequence[str] = (), callbacks: Sequence[Any] = (),

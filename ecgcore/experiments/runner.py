@@ -5,6 +5,7 @@ config hash already finished is reused, never trained again.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,7 +17,10 @@ import torch
 from ecgcore.checkpoint import Checkpoint
 from ecgcore.data.pipeline import SplitConfig, TaskDataset, build_dataset
 from ecgcore.data.prepare import PrepConfig
+from ecgcore.data.recordset import Recordset
 from ecgcore.data.sources import open_dataset
+from ecgcore.data.sources.challenge import SOURCES as CHALLENGE_SOURCES
+from ecgcore.errors import EcgcoreError
 from ecgcore.evaluate import evaluate
 from ecgcore.experiments.plan import RunSpec
 from ecgcore.experiments.tasks import experiment_task
@@ -78,7 +82,8 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
     data_cfg = config["data"]
 
     # 1. Data: the task's labels, the cached preprocessed array, the split.
-    recordset = open_dataset(data_cfg["dataset"], **data_cfg["options"])
+    recordset = without_sources(open_dataset(data_cfg["dataset"], **data_cfg["options"]),
+                                data_cfg.get("exclude_sources") or (), folder.log)
     other = None
     if data_cfg["task"] == "shared":
         other_path = config.get("shared_with") or (config.get("source") or {}).get("dataset")
@@ -160,8 +165,37 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
         "split": {"method": data.split.method, "notes": data.split.notes, "sizes": data.split.sizes()},
         "dropped_counts": data.dropped_counts(),
         "leakage": leakage.to_dict() if leakage is not None else None,
+        **protocol_facts(config, data.split.method),
         "finished": time.time(),
     }
+
+
+def protocol_facts(config: dict[str, Any], split_method: str) -> dict[str, Any]:
+    """What results.json says about the protocol that produced it: its name (None for a
+    file without one), the training-subset size asked for, and whether patients may be in
+    both training and test (a record-level, paper-exact split)."""
+    return {"protocol": config.get("protocol"), "train_n": config.get("train_n"),
+            "exclude_sources": (config.get("data") or {}).get("exclude_sources") or [],
+            "patients_may_leak": split_method == "paper"}
+
+
+def without_sources(recordset: Recordset, exclude: Sequence[str], log: Say) -> Recordset:
+    """The recordset without the records of the named sources (the Challenge layout's
+    `source` column, e.g. "PTB-XL" for the HR records), so a pretraining set can leave out
+    the target it contains. A name that matches no record is an error (a typo would
+    otherwise silently keep the target inside the source); a known Challenge source absent
+    from this folder is fine (nothing to leave out)."""
+    if not exclude:
+        return recordset
+    present = set(recordset.table["source"].astype(str))
+    unknown = sorted(set(exclude) - present - set(CHALLENGE_SOURCES.values()))
+    if unknown:
+        raise EcgcoreError(f"{recordset.name}: exclude_sources {unknown} name no source; "
+                           f"sources here: {sorted(present)}; Challenge sources: "
+                           f"{sorted(CHALLENGE_SOURCES.values())}")
+    keep = ~recordset.table["source"].astype(str).isin(list(exclude)).to_numpy()
+    log(f"data: left out {int((~keep).sum())} records of sources {sorted(exclude)}")
+    return dataclasses.replace(recordset, table=recordset.table[keep])
 
 
 def _source_checkpoint(config: dict[str, Any], store: RunStore) -> Checkpoint | None:

@@ -38,6 +38,38 @@ strategy = ["scratch", "finetune"]
 train_fraction = [0.1, 0.3, 1.0]
 seed = [0]
 ```
+
+Study files (the paper presets) add three things, all optional:
+
+```toml
+protocol = "ptbxl_benchmark"       # recorded in every run's config and results.json
+
+[datasets.cpsc2018]                # named dataset entries, used by [grid] source / target
+dataset = "cpsc2018"               # workspace dataset name or folder (--set datasets.cpsc2018.dataset=PATH)
+task = "nguyen_cpsc2018"
+exclude_sources = ["PTB-XL"]       # Challenge layout: leave out records of these sources
+prep = { crop = "centre" }         # PrepConfig settings that are facts about this dataset
+split = { method = "official" }    # SplitConfig settings for this dataset as a target
+pretrain_split = { method = "official" }  # ... and as a pretraining source
+
+[protocols.paper_exact]            # one named variant of the whole file; [grid] protocol picks
+description = "..."                # (default: every protocol in file order)
+prep = { resample = "decimate" }   # overrides of prep / split / pretrain_split / train /
+split = { method = "paper" }       # pretrain / strategy_options
+seed = [0]                         # the seeds of this protocol (default: [grid] seed)
+datasets.ptb.prep = { normalize = "none" }   # per-dataset overrides inside this protocol
+
+[pretrain_split]                   # SplitConfig of pretraining runs (default: method "auto")
+
+[grid]
+source = ["ptbxl", "cpsc2018"]     # keys of [datasets]; a pair with source == target is skipped
+target = ["cpsc2018", "ptb"]
+task = ["snomed:164889003"]        # overrides the task of source and target
+train_n = [2000, 4000]             # training subset sizes instead of train_fraction
+```
+
+Settings merge in this order (later wins): the file's section, the protocol's section,
+the dataset entry's own, the protocol's entry for that dataset.
 """
 
 from __future__ import annotations
@@ -51,17 +83,27 @@ from ecgcore.errors import EcgcoreError
 
 # section -> allowed keys (None: any key, validated later by the section's own dataclass)
 SCHEMA: dict[str, set[str] | None] = {
-    "source": {"dataset", "task", "options", "min_positives", "train_fraction"},
-    "target": {"dataset", "task", "options", "min_positives", "challenge_weights"},
+    "source": {"dataset", "task", "options", "min_positives", "train_fraction", "exclude_sources"},
+    "target": {"dataset", "task", "options", "min_positives", "challenge_weights", "exclude_sources"},
     "prep": None,
     "split": None,
+    "pretrain_split": None,
     "train": None,
     "pretrain": None,
     "strategy_options": None,
-    "grid": {"arch", "strategy", "train_fraction", "seed"},
+    "datasets": None,   # {key: entry}; entries checked against DATASET_KEYS
+    "protocols": None,  # {name: protocol}; protocols checked against PROTOCOL_KEYS
+    "grid": {"arch", "strategy", "train_fraction", "train_n", "seed", "source", "target",
+             "protocol", "task"},
 }
-TOP_LEVEL = {"name", "description", "demo", *SCHEMA}
+TOP_LEVEL = {"name", "description", "demo", "protocol", *SCHEMA}
 GRID_DEFAULTS: dict[str, list[Any]] = {"train_fraction": [1.0], "seed": [0]}
+# Sections a protocol may override (each merged over the file's own).
+OVERRIDABLE: tuple[str, ...] = ("prep", "split", "pretrain_split", "train", "pretrain",
+                                "strategy_options")
+DATASET_KEYS = {"dataset", "task", "options", "min_positives", "challenge_weights",
+                "exclude_sources", "train_fraction", "prep", "split", "pretrain_split"}
+PROTOCOL_KEYS = {"description", "seed", "datasets", *OVERRIDABLE}
 
 
 class ExperimentError(EcgcoreError):
@@ -119,25 +161,88 @@ def validate(config: dict[str, Any], where: str) -> None:
             if bad:
                 raise ExperimentError(f"{where}: unknown key(s) in [{section}]: {', '.join(bad)}; "
                                       f"known: {', '.join(sorted(keys))}")
-    if "target" not in config or "dataset" not in config["target"]:
-        raise ExperimentError(f"{where}: [target] dataset is required")
     grid = config.get("grid", {})
-    for key in ("arch", "strategy"):
-        if not grid.get(key):
-            raise ExperimentError(f"{where}: [grid] {key} needs at least one value")
     for key, values in grid.items():
         if not isinstance(values, list):
             grid[key] = [values]
+    if not grid.get("target") and ("target" not in config or "dataset" not in config["target"]):
+        raise ExperimentError(f"{where}: [target] dataset is required")
+    for key in ("arch", "strategy"):
+        if not grid.get(key):
+            raise ExperimentError(f"{where}: [grid] {key} needs at least one value")
+    if grid.get("train_n") and "train_fraction" in grid:
+        raise ExperimentError(f"{where}: [grid] gives train_fraction and train_n; use one")
+    _validate_tables(config, where)
+
+
+def _validate_tables(config: dict[str, Any], where: str) -> None:
+    """[datasets.*] entries, [protocols.*] and the grid keys that name them."""
+    datasets = config.get("datasets", {})
+    for key, entry in datasets.items():
+        if not isinstance(entry, dict) or "dataset" not in entry:
+            raise ExperimentError(f"{where}: [datasets.{key}] must be a table with a dataset")
+        _known_keys(entry, DATASET_KEYS, f"{where}: [datasets.{key}]")
+    protocols = config.get("protocols", {})
+    for name, protocol in protocols.items():
+        if not isinstance(protocol, dict):
+            raise ExperimentError(f"{where}: [protocols.{name}] must be a table")
+        _known_keys(protocol, PROTOCOL_KEYS, f"{where}: [protocols.{name}]")
+        for key, entry in protocol.get("datasets", {}).items():
+            if key not in datasets:
+                raise ExperimentError(f"{where}: [protocols.{name}.datasets.{key}]: no "
+                                      f"[datasets.{key}] entry")
+            _known_keys(entry, {"prep", "split", "pretrain_split"},
+                        f"{where}: [protocols.{name}.datasets.{key}]")
+        if "seed" in protocol and not isinstance(protocol["seed"], list):
+            protocol["seed"] = [protocol["seed"]]
+    if config.get("protocol") and protocols:
+        raise ExperimentError(f"{where}: give protocol = \"...\" or [protocols.*], not both")
+    grid = config.get("grid", {})
+    for key in ("source", "target"):
+        for value in grid.get(key, []):
+            if value not in datasets:
+                raise ExperimentError(f"{where}: [grid] {key} {value!r} is not a [datasets] entry; "
+                                      f"known: {', '.join(datasets) or 'none'}")
+    for value in grid.get("protocol", []):
+        if value not in protocols:
+            raise ExperimentError(f"{where}: [grid] protocol {value!r} is not a [protocols] entry; "
+                                  f"known: {', '.join(protocols) or 'none'}")
+
+
+def _known_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    bad = sorted(set(table) - allowed)
+    if bad:
+        raise ExperimentError(f"{where}: unknown key(s) {', '.join(bad)}; "
+                              f"known: {', '.join(sorted(allowed))}")
 
 
 def grid_points(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every (arch, strategy, train_fraction, seed) of the grid, in file order."""
+    """Every grid point in file order: protocol, target, source, task outermost (when the
+    file uses them), then arch, strategy, training size, seed. A point carries the keys
+    arch, strategy, train_fraction, seed, and protocol / target / source / task / train_n
+    only when the file uses them. A point whose source is its target is left out."""
     grid = {**GRID_DEFAULTS, **copy.deepcopy(config.get("grid", {}))}
+    protocols = config.get("protocols", {})
+    names = grid.get("protocol") or list(protocols) or [None]
+    sizes: list[tuple[float, int | None]] = (
+        [(1.0, int(n)) for n in grid["train_n"]] if grid.get("train_n")
+        else [(float(f), None) for f in grid["train_fraction"]])
     points: list[dict[str, Any]] = []
-    for arch in grid["arch"]:
-        for strategy in grid["strategy"]:
-            for fraction in grid["train_fraction"]:
-                for seed in grid["seed"]:
-                    points.append({"arch": arch, "strategy": strategy,
-                                   "train_fraction": float(fraction), "seed": int(seed)})
+    for protocol in names:
+        seeds = protocols.get(protocol, {}).get("seed", grid["seed"]) if protocol else grid["seed"]
+        for target in grid.get("target") or [None]:
+            for source in grid.get("source") or [None]:
+                if source is not None and source == target:
+                    continue
+                for task in grid.get("task") or [None]:
+                    for arch in grid["arch"]:
+                        for strategy in grid["strategy"]:
+                            for fraction, n in sizes:
+                                for seed in seeds:
+                                    point = {"arch": arch, "strategy": strategy,
+                                             "train_fraction": fraction, "seed": int(seed)}
+                                    extra = {"protocol": protocol, "target": target,
+                                             "source": source, "task": task, "train_n": n}
+                                    point.update({k: v for k, v in extra.items() if v is not None})
+                                    points.append(point)
     return points

@@ -3,6 +3,10 @@
 - "dataset_labels": every SNOMED class with at least `min_positives` records in the dataset
   (the dataset's own label set, as Nguyen & Do keep each dataset's labels);
 - "shared": the SNOMED classes the dataset shares with the other side of the transfer.
+- "snomed:CODES": the SNOMED classes listed, comma-separated; "a|b" joins codes into one
+  class, and each code's Challenge equivalents count too. "snomed:164889003" is a binary
+  AF task (one model per condition, as Avetisyan et al.); the same name on a PTB-XL and a
+  Challenge folder names the same classes, since both readers harmonise to SNOMED.
 Class keys are those of `ecgcore.data.labels.class_counts`, so a source trained on
 "shared" and a target on "dataset_labels" name the same class the same way (which is
 what lets a strategy keep the head rows of shared classes).
@@ -35,4 +39,19 @@ def experiment_task(name: str, recordset: Recordset, other: Recordset | None = N
         except ValueError as exc:
             raise EcgcoreError(f"{recordset.name} and {other.name}: {exc}") from exc
         return task
+    if name.startswith(SNOMED_PREFIX):
+        return listed_task(name)
     return name
+
+
+SNOMED_PREFIX = "snomed:"
+
+
+def listed_task(name: str) -> Task:
+    """The task "snomed:CODE[,CODE…]" (see the module docstring)."""
+    keys = tuple(k.strip() for k in name[len(SNOMED_PREFIX):].split(",") if k.strip())
+    if not keys or any(not part.strip().isdigit() for key in keys for part in key.split("|")):
+        raise EcgcoreError(f"task {name!r}: expected snomed: followed by comma-separated SNOMED "
+                           "codes (digits; 'a|b' joins codes into one class)")
+    return snomed_task(name, keys, f"{len(keys)} listed SNOMED class(es)",
+                       class_labels=tuple(class_name(k).split(" — ")[0] for k in keys))
