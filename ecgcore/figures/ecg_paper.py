@@ -293,3 +293,18 @@ def _paper_layout(fig: go.Figure, title: str, annotations: list[dict], height: i
         annotations=annotations, height=height,
         margin=dict(l=8, r=8, t=48 if title else 12, b=8), hovermode="closest",
     )
+
+
+def lead_importance_figure(importance: dict[str, float], title: str = "", height: int = 260) -> go.Figure:
+    """Per-lead importance as bars in the standard lead order (the leads the dict holds,
+    standard ones first), in the saliency band's colour so the two read together."""
+    order = [lead for lead in STANDARD_LEADS if lead in importance]
+    order += [lead for lead in importance if lead not in order]
+    values = [float(importance[lead]) for lead in order]
+    fig = go.Figure(go.Bar(x=order, y=values, marker_color="rgba(255, 140, 0, 0.85)",
+                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left") if title else None,
+                      height=height, margin=dict(l=8, r=8, t=40 if title else 8, b=8),
+                      yaxis_title="share of attribution", xaxis=dict(type="category"),
+                      plot_bgcolor="white", paper_bgcolor="white")
+    return fig
