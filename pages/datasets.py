@@ -118,10 +118,9 @@ def _download_section() -> None:
                    f"source's {entry.checksums}; a download resumes where it stopped, and files "
                    f"already verified are not fetched again. " + " ".join(entry.notes))
         st.text_input("Download into folder", key="dl_folder",
-                      placeholder=str(workspace.datasets_dir() / entry.name),
-                      help="Created if missing; empty: a folder of that name in the workspace.")
-        st.text_input("Mirror (base URL, optional)", key="dl_base_url", placeholder=entry.base_url,
-                      help="A server holding the files in the source's layout.")
+                      help=f"Created if missing. Left empty: {workspace.datasets_dir() / entry.name}")
+        st.text_input("Mirror (base URL, optional)", key="dl_base_url",
+                      help=f"A server holding the files in the source's layout. Left empty: {entry.base_url}")
         st.button("Start download", key="dl_start", on_click=_start_download)
         if st.session_state.get("dl_error"):
             st.error(st.session_state["dl_error"])

@@ -283,7 +283,8 @@ def test_resume_from_a_part_file_and_a_part_that_is_not_a_prefix(
     assert (dest / "SHA256SUMS.txt").exists()  # the listing as published, kept for provenance
 
 
-def test_offline_gives_a_clear_message_and_a_non_zero_exit(tmp_path: Path, workspace: Path):
+def test_offline_gives_a_clear_message_and_a_non_zero_exit(tmp_path: Path, workspace: Path,
+                                                          capsys: pytest.CaptureFixture[str]):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -291,13 +292,17 @@ def test_offline_gives_a_clear_message_and_a_non_zero_exit(tmp_path: Path, works
     done = subprocess.run([sys.executable, "-m", "ecgcore", "download", "ludb", "--to",
                            str(tmp_path / "ludb"), "--base-url", f"http://127.0.0.1:{port}/files",
                            "--json-progress", str(progress_file)],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+                          cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: cannot reach 127.0.0.1:{port} (") and "refused" in last
     assert "offline" in last and "--base-url" in last
     status = json.loads(progress_file.read_text())
     assert status["state"] == "failed" and "cannot reach" in status["message"]
+    # A host that does not resolve (DNS) says the same, in-process too.
+    assert main(["download", "ludb", "--to", str(tmp_path / "ludb"), "--base-url",
+                 "http://no-such-host.invalid/files"]) == 2
+    assert "cannot reach no-such-host.invalid (" in capsys.readouterr().err
 
 
 def test_code15_from_a_zenodo_record_checked_by_md5_and_unpacked(

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
+from test_download import LUDB_FILES, Mirror, build_ludb_tree
 
 from ecgcore import workspace as ws
 from ecgcore.download import CATALOGUE, background
-from test_download import LUDB_FILES, Mirror, build_ludb_tree
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -67,17 +67,19 @@ CATALOGUE: dict[str, CatalogueEntry] = {entry.name: entry for entry in (
     CatalogueEntry(
         name="challenge2020", title="PhysioNet/CinC Challenge 2020 (training set)", host="physionet",
         project="challenge-2020", version="1.0.2", versions=("1.0.2", "1.0.1"), base_url=PHYSIONET,
-        approx_size="≈ 4.5 GB", records="43,101 records from six sources (CPSC, INCART, PTB, PTB-XL, "
-        "Georgia)", licence="CC BY 4.0", checksums=_PHYSIONET_SUMS, include=("training/*",),
+        approx_size="≈ 4.5 GB",
+        records="43,101 records from six sources (CPSC, CPSC-Extra, INCART, PTB, PTB-XL, Georgia)",
+        licence="CC BY 4.0", checksums=_PHYSIONET_SUMS, include=("training/*",),
         root="training", layout="challenge"),
     CatalogueEntry(
         name="challenge2021", title="PhysioNet/CinC Challenge 2021 (training set)", host="physionet",
         project="challenge-2021", version="1.0.3", versions=("1.0.3", "1.0.2"), base_url=PHYSIONET,
-        approx_size="≈ 10 GB", records="88,253 records from eight sources (2020's plus Chapman-Shaoxing "
-        "and Ningbo)", licence="CC BY 4.0", checksums=_PHYSIONET_SUMS, include=("training/*",),
+        approx_size="≈ 10 GB",
+        records="88,253 records from eight sources (2020's plus Chapman-Shaoxing and Ningbo)",
+        licence="CC BY 4.0", checksums=_PHYSIONET_SUMS, include=("training/*",),
         root="training", layout="challenge",
-        notes=("Contains PTB-XL (prefix HR), test fold included: do not pretrain on it for a PTB-XL "
-               "target without excluding that part.",)),
+        notes=(("Contains PTB-XL (prefix HR), test fold included: do not pretrain on it for a "
+                "PTB-XL target without excluding that part."),)),
     CatalogueEntry(
         name="ludb", title="Lobachevsky University ECG Database (LUDB)", host="physionet",
         project="ludb", version="1.0.1", versions=("1.0.1", "1.0.0"), base_url=PHYSIONET,

@@ -22,8 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from ecgcore.download.catalogue import CatalogueEntry, get_entry
-from ecgcore.download.http import (DownloadStopped, OfflineError, StopSwitch, TransferError, fetch_bytes,
-                                  fetch_to_part)
+from ecgcore.download.http import (
+    DownloadStopped,
+    OfflineError,
+    StopSwitch,
+    TransferError,
+    fetch_bytes,
+    fetch_to_part,
+)
 from ecgcore.download.listing import LISTERS, RemoteFile, select
 from ecgcore.download.progress import Callback, Tracker, describe, write_json_atomic
 from ecgcore.download.verify import ChecksumError, VerifiedLog, check, unpack_zip
@@ -137,6 +143,8 @@ def _run_all(job: _Job, files: list[RemoteFile], workers: int, result: DownloadR
                 if outcome == "skipped":
                     result.skipped += 1
                     job.tracker.add(files_done=1, files_skipped=1)
+                    if remote.size and job.tracker.snapshot.bytes_total is not None:
+                        job.tracker.add(bytes_total=-remote.size)  # the bar counts what is to fetch
                 else:
                     result.fetched += 1
                     job.tracker.add(files_done=1)
@@ -164,7 +172,7 @@ def download_dataset(name: str, to: Path | str, *, version: str | None = None,
     dest.mkdir(parents=True, exist_ok=True)
     root = dest / entry.root if entry.root else dest
     tracker = Tracker(name, progress)
-    tracker.update(state="listing", root=str(root), message=f"listing {entry.title} {version}")
+    tracker.update(state="listing", root=str(root), message=f"{entry.title} {version}: reading the list of files")
     switch = StopSwitch(stop)
     try:
         listing = LISTERS[entry.host](entry, base_url or entry.base_url, version, fetch_bytes)

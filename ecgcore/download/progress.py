@@ -116,8 +116,13 @@ class TextBar:
         if not changed and now - self._last < (0.1 if self.tty else 5.0):
             return
         self._last, self._last_state = now, p.state
-        filled = int(self.width * p.fraction)
-        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {p.fraction:4.0%} {describe(p)}"
+        if p.state == "starting" or (p.state == "failed" and not p.files_total):
+            return  # nothing to show yet; the error itself is printed by the caller
+        if p.state == "listing":
+            line = f"{p.message} …"
+        else:
+            filled = int(self.width * p.fraction)
+            line = f"[{'#' * filled}{'.' * (self.width - filled)}] {p.fraction:4.0%} {describe(p)}"
         if p.current and p.state == "downloading":
             line += f"  {p.current[-40:]}"
         if self.tty:
