@@ -1,0 +1,115 @@
+"""Recovery beyond a lost job process: the worker itself is SIGKILLed mid-job (its job
+goes on, the next worker adopts it, nothing runs twice), and a job resumed from its
+checkpoint after a SIGKILL ends with the same test metrics as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from test_jobs import ROOT, SMOKE, TINY, _cli, _env, _wait_for_progress, demo_ws  # noqa: F401
+from test_jobs_workers import stop_workers_and_jobs
+
+from ecgcore import jobs
+from ecgcore.jobs import queue, workers
+from ecgcore.runs import RunStore
+
+
+def _worker(ws: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ecgcore", "worker", *args], cwd=ROOT, env=_env(ws),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkilled_worker_leaves_its_job_running_and_the_next_worker_adopts_it(demo_ws: Path) -> None:
+    """SIGKILL of the worker during the pretraining: the job process keeps running and
+    beating; a new one-slot worker adopts it (so it starts nothing else until it ends),
+    the job finishes in its first attempt and the grid completes; the store is consistent."""
+    slow = [*TINY, "--set", "pretrain.epochs=3", "--set", "train.early_stopping_patience=50"]
+    ids = json.loads(_cli(demo_ws, "submit", SMOKE, *slow, "--json").stdout)
+    first = _worker(demo_ws, "--slots", "1")
+    second = None
+    try:
+        job = _wait_for_progress(ids[0])
+        os.kill(first.pid, signal.SIGKILL)
+        first.communicate(timeout=30)
+        time.sleep(1.5)  # longer than a heartbeat: the job beats on without its worker
+        job = jobs.get(ids[0])
+        assert queue.pid_alive(job["pid"]) and job["state"] == "running"
+        assert time.time() - job["heartbeat"] < 1.5
+        assert [w["pid"] for w in workers.alive_workers()] == [], "the dead worker is not listed"
+
+        second = _worker(demo_ws, "--once", "--slots", "1")
+        _, err = second.communicate(timeout=240)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+        stop_workers_and_jobs()
+    assert second.returncode == 0, err
+    assert f"{ids[0]}: adopted pid {job['pid']}" in err
+    listed = {j["job_id"]: j for j in jobs.list_jobs()}
+    pre, scratch, finetune = (listed[i] for i in ids)
+    assert all(j["state"] == "done" and j["error"] is None for j in listed.values()), listed
+    assert [j["attempts"] for j in (pre, scratch, finetune)] == [1, 1, 1], "nothing ran twice"
+    assert scratch["started"] >= pre["finished"], "the adopted job held the only slot"
+    store = RunStore(demo_ws)
+    assert {store.status(j["run_id"]) for j in listed.values()} == {"done"}
+    assert len(store.list()) == 3, "no orphan run folders"
+
+
+def _single_run(ws: Path, kill_after_first_epoch: bool) -> tuple[dict, dict]:
+    """One scratch job (3 epochs) through a one-slot worker; optionally SIGKILL its job
+    process once epoch 0 is checkpointed. Returns (job, run results)."""
+    spec = [*TINY, "--set", "grid.strategy=[\"scratch\"]", "--set", "train.epochs=3",
+            "--set", "train.early_stopping_patience=50"]
+    [job_id] = json.loads(_cli(ws, "submit", SMOKE, *spec, "--max-attempts", "2", "--json").stdout)
+    worker = _worker(ws, "--once", "--slots", "1")
+    try:
+        if kill_after_first_epoch:
+            deadline = time.time() + 120
+            job = jobs.get(job_id)
+            while not (job["progress"] or {}).get("metrics") and time.time() < deadline:
+                time.sleep(0.05)
+                job = jobs.get(job_id)
+            assert job["progress"]["metrics"]["epoch"] == 0, job
+            os.kill(job["pid"], signal.SIGKILL)
+        _, err = worker.communicate(timeout=240)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err
+    job = jobs.get(job_id)
+    assert job["state"] == "done", job
+    return job, RunStore(ws).get(job["run_id"]).results()
+
+
+def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path: Path, monkeypatch) -> None:
+    """Same seed, same data: SIGKILL after epoch 0 -> requeue -> resume from last.pt gives
+    the same test metrics and predictions as a run that was never interrupted."""
+    from ecgcore.data.synthetic import write_demo_data
+
+    results = {}
+    for name, kill in (("resumed", True), ("straight", False)):
+        ws = tmp_path / name
+        monkeypatch.setenv("ECGCORE_HOME", str(ws))
+        write_demo_data(ws / "datasets", scale=0.12)
+        job, results[name] = _single_run(ws, kill)
+        assert job["attempts"] == (2 if kill else 1)
+        notes = results[name]["training_notes"]
+        assert any("resumed from" in note for note in notes) == kill, notes
+        results[name + "_pred"] = np.load(ws / "runs" / job["run_id"] / "predictions.npz")
+    resumed, straight = results["resumed"], results["straight"]
+    assert np.isclose(resumed["test"]["macro_auc"], straight["test"]["macro_auc"], rtol=0, atol=1e-9)
+    a, b = results["resumed_pred"], results["straight_pred"]
+    assert sorted(a.files) == sorted(b.files)
+    for key in a.files:
+        if a[key].dtype.kind == "f":
+            assert np.allclose(a[key], b[key], rtol=0, atol=1e-6), key
+        else:
+            assert np.array_equal(a[key], b[key]), key
