@@ -85,6 +85,7 @@ def _start_download() -> None:
         st.session_state["dl_error"] = f"Not started: {err}"
         return
     st.session_state["dl_error"] = ""
+    st.session_state["dl_open"] = True  # keep the section open in this session to show the outcome
 
 
 def _download_line(item: dict[str, Any]) -> None:
@@ -109,7 +110,8 @@ def _download_section() -> None:
     by a fragment that refreshes every second while a download runs."""
     downloads = background.list_downloads()
     running = any(item["state"] in background.ACTIVE for item in downloads)
-    with st.expander("Download a public dataset (PhysioNet, Zenodo)", expanded=running):
+    with st.expander("Download a public dataset (PhysioNet, Zenodo)",
+                     expanded=running or st.session_state.get("dl_open", False)):
         names = list(CATALOGUE)
         st.radio("Dataset to download", names, key="dl_name",
                  format_func=lambda n: f"{CATALOGUE[n].title} {CATALOGUE[n].version} ({CATALOGUE[n].approx_size})")
