@@ -1,0 +1,51 @@
+"""From the Launch form to jobs in the queue, and the Jobs page's view of them.
+
+    choices = LaunchChoices(target="target_challenge", source="source_ptbxl",
+                            strategies=("scratch", "finetune"), fractions=(0.25, 1.0))
+    problems = launch_problems(choices, datasets, classes)   # [] when launchable
+    classes = class_plan(target_rs, "dataset_labels", source_rs, "shared")  # shared/target/source-only
+    plan = plan_launch(choices, classes)      # runs, reused by hash, in queue, seconds + basis
+    job_ids = submit_launch(choices, datasets, classes, plan)
+    rows = [job_row(job, time.time()) for job in ecgcore.jobs.list_jobs()]   # the Jobs page
+    retry_job(job_id), job_log(job)
+
+The form's choices become the same experiment config an `experiments/*.toml` file holds
+(`experiment_config`), expanded by `ecgcore.experiments.plan.expand` and queued by
+`ecgcore.jobs.submit_specs`, so the app and `python -m ecgcore submit` agree on what a
+grid is. Nothing here imports Streamlit.
+"""
+
+from ecgcore.launch.actions import job_log, retry_job, spec_of
+from ecgcore.launch.choices import (
+    EXPERIMENT_TASKS,
+    LaunchChoices,
+    LaunchError,
+    choice_problems,
+    experiment_config,
+)
+from ecgcore.launch.classes import ClassPlan, TaskClasses, class_plan, task_classes
+from ecgcore.launch.estimate import (
+    Throughput,
+    format_seconds,
+    job_overhead,
+    measure_throughput,
+    run_seconds,
+    store_throughput,
+)
+from ecgcore.launch.plan import (
+    LaunchPlan,
+    PlannedRun,
+    best_throughput,
+    launch_problems,
+    plan_launch,
+    submit_launch,
+)
+from ecgcore.launch.progress import JOB_COLUMNS, best_val_auc, fraction_done, job_row, time_left
+
+__all__ = [
+    "EXPERIMENT_TASKS", "JOB_COLUMNS", "ClassPlan", "LaunchChoices", "LaunchError", "LaunchPlan",
+    "PlannedRun", "TaskClasses", "Throughput", "best_throughput", "best_val_auc", "choice_problems",
+    "class_plan", "experiment_config", "format_seconds", "fraction_done", "job_overhead", "job_row",
+    "job_log", "launch_problems", "measure_throughput", "plan_launch", "retry_job", "run_seconds", "spec_of", "store_throughput",
+    "submit_launch", "task_classes", "time_left",
+]
