@@ -3,8 +3,8 @@ transfers, and a background process the app starts (`background`)."""
 
 from ecgcore.download.catalogue import CATALOGUE, CatalogueEntry, get_entry
 from ecgcore.download.fetch import DownloadResult, download_dataset
-from ecgcore.download.http import DownloadStopped, OfflineError, TransferError
 from ecgcore.download.progress import Progress
+from ecgcore.download.remote import DownloadStopped, OfflineError, TransferError
 from ecgcore.download.verify import ChecksumError
 
 __all__ = ["CATALOGUE", "CatalogueEntry", "ChecksumError", "DownloadResult", "DownloadStopped",

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ecgcore.download.catalogue import CatalogueEntry, get_entry
-from ecgcore.download.http import (
+from ecgcore.download.listing import LISTERS, RemoteFile, select
+from ecgcore.download.progress import Callback, Tracker, describe, write_json_atomic
+from ecgcore.download.remote import (
     DownloadStopped,
     OfflineError,
     StopSwitch,
@@ -30,8 +32,6 @@ from ecgcore.download.http import (
     fetch_bytes,
     fetch_to_part,
 )
-from ecgcore.download.listing import LISTERS, RemoteFile, select
-from ecgcore.download.progress import Callback, Tracker, describe, write_json_atomic
 from ecgcore.download.verify import ChecksumError, VerifiedLog, check, unpack_zip
 from ecgcore.errors import EcgcoreError
 
