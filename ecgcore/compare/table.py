@@ -130,8 +130,9 @@ def apply_filters(table: pd.DataFrame, filters: RunFilters) -> pd.DataFrame:
     return table[keep].reset_index(drop=True)
 
 
-def run_label(row: Mapping[str, Any]) -> str:
-    """A short readable name for a run: strategy, architecture, fraction, seed and id tail."""
+def run_label(row: Mapping[str, Any], full: bool = False) -> str:
+    """A readable name for a run: strategy, architecture, fraction, seed and the id's last four
+    characters, or (`full`) the whole id: unique and stable, so fit for links."""
     fraction = row.get("train_fraction")
     seed = row.get("seed")
     parts = [str(row.get("strategy") or "?"), str(row.get("arch") or "?")]
@@ -139,7 +140,8 @@ def run_label(row: Mapping[str, Any]) -> str:
         parts.append(f"{float(fraction):g}")
     if seed is not None and not pd.isna(seed):
         parts.append(f"s{int(seed)}")
-    return " · ".join(parts) + f" ({str(row.get('run_id', ''))[-4:]})"
+    run_id = str(row.get("run_id", ""))
+    return " · ".join(parts) + (f" · {run_id}" if full else f" ({run_id[-4:]})")
 
 
 def run_labels(table: pd.DataFrame) -> dict[str, str]:

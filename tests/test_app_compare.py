@@ -1,0 +1,146 @@
+"""The Compare page through AppTest: empty workspace, the populated store of
+test_compare.py (really trained tiny runs), and a view restored from its URL."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Block
+from test_compare import trained_store
+
+from ecgcore import compare
+from ecgcore.data.labels import class_name
+from ecgcore.runs import RunStore
+
+REPO = Path(__file__).resolve().parents[1]
+PAGE = "pages/compare.py"
+CONTAINERS = ("compare-per-class-auc", "compare-heatmap", "compare-macro", "compare-learning-curves",
+              "compare-data-efficiency", "compare-convergence", "compare-head-to-head", "compare-roc")
+FILTER_KEYS = ("source", "target", "arch", "strategy", "fraction", "seed", "state", "kind")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained_store(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture()
+def populated(home: Path, monkeypatch: pytest.MonkeyPatch) -> pd.DataFrame:
+    monkeypatch.setenv("ECGCORE_HOME", str(home))
+    return compare.runs_table(RunStore(home))
+
+
+def _app(**params: str | list[str]) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.switch_page(PAGE)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def _block_keys(node: object) -> set[str]:
+    """User keys of every container under `node` (element ids end with "-<key>")."""
+    keys: set[str] = set()
+    for child in getattr(node, "children", {}).values():
+        if isinstance(child, Block):
+            block_id = getattr(child.proto, "id", "")
+            keys.update(key for key in CONTAINERS if block_id.endswith(f"-{key}"))
+            keys |= _block_keys(child)
+    return keys
+
+
+def _values(array: dict | list) -> np.ndarray:
+    """A plotly JSON array: a list, or plotly's typed form {"dtype", "bdata" (base64)}."""
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    return np.asarray(array)
+
+
+def _charts(at: AppTest) -> dict[str, dict]:
+    """Plotly chart specs by their key (without Streamlit's id prefix)."""
+    return {chart.proto.id.split("-", 2)[-1]: json.loads(chart.proto.spec) for chart in at.get("plotly_chart")}
+
+
+def _container(node: object, key: str) -> Block:
+    """The container with user key `key` under `node`."""
+    for child in getattr(node, "children", {}).values():
+        if isinstance(child, Block):
+            if getattr(child.proto, "id", "").endswith(f"-{key}"):
+                return child
+            try:
+                return _container(child, key)
+            except KeyError:
+                continue
+    raise KeyError(key)
+
+
+def test_empty_workspace_says_so(workspace: Path) -> None:
+    at = _app()
+    assert not at.exception
+    assert at.title[0].value == "Compare"
+    assert "No runs in this workspace yet" in at.info[0].value
+    assert not at.get("plotly_chart")
+
+
+def test_populated_workspace_draws_every_chart(populated: pd.DataFrame) -> None:
+    at = _app()
+    assert not at.exception
+    assert {m.key for m in at.multiselect} == {*FILTER_KEYS, "runs"}
+    assert {s.key for s in at.selectbox} == {"a", "b"} and at.radio(key="curve_x").value == "epoch"
+    assert _block_keys(at._tree) == set(CONTAINERS)
+    charts = _charts(at)
+    assert set(charts) == {"per-class-auc-chart", "heatmap-chart", "macro-auc-chart", "learning-curves-chart",
+                           "data-efficiency-chart", "head-to-head-chart", "roc-chart"}
+    done = compare.finished(populated)
+    bars = charts["per-class-auc-chart"]["data"]
+    assert len(bars) == len(done), "one bar series per finished target run"
+    codes = {c for trace in bars for c in (row[0] for row in trace["customdata"])}
+    assert {name for trace in bars for name in trace["y"]} == {class_name(c) for c in codes}
+    lines = [t["name"] for t in charts["data-efficiency-chart"]["data"] if t.get("mode") == "lines+markers"]
+    assert sorted(lines) == ["finetune", "scratch"]
+    table = at.dataframe[0].value
+    assert len(table) == len(populated) and "7 of 7 runs match" in at.caption[0].value
+    downloads = {button.proto.id.split("-", 2)[-1] for button in at.get("download_button")}
+    assert {"runs-csv", "per-class-auc-html", "data-efficiency-html", "convergence-csv", "roc-html"} <= downloads
+    convergence = _container(at._tree, "compare-convergence").dataframe[0].value
+    assert set(convergence.run_id) == set(done.run_id)
+
+
+def test_url_restores_filters_selection_and_pair(populated: pd.DataFrame) -> None:
+    scratch = compare.finished(populated)
+    scratch = scratch[(scratch.strategy == "scratch") & (scratch.train_fraction == 1.0)].sort_values("seed")
+    chosen = scratch.to_dict("records")
+    assert len(chosen) == 2, "seeds 0 and 1"
+    full = [compare.run_label(row, full=True) for row in chosen]
+    at = _app(strategy="scratch", fraction="1", runs=full, a=full[1], b=full[0])
+    assert not at.exception
+    assert at.multiselect(key="strategy").value == ["scratch"]
+    assert at.multiselect(key="fraction").value == ["1"]
+    assert at.multiselect(key="runs").value == [row["run_id"] for row in chosen]
+    assert at.selectbox(key="a").value == chosen[1]["run_id"] and at.selectbox(key="b").value == chosen[0]["run_id"]
+    charts = _charts(at)
+    short = compare.run_labels(populated)
+    assert [t["name"] for t in charts["per-class-auc-chart"]["data"]] == [short[r["run_id"]] for r in chosen]
+    curve = [t for t in charts["data-efficiency-chart"]["data"] if t.get("mode") == "lines+markers"]
+    assert [t["name"] for t in curve] == ["scratch"] and _values(curve[0]["x"]).tolist() == [1.0]
+    assert "A − B" in [m.label for m in at.metric][2]
+
+    # Widening a filter widens the table (the browser writes the new value into the URL; AppTest
+    # has no frontend to do that, so the URL side is the browser test's).
+    before = at.caption[0].value
+    at.multiselect(key="strategy").select("finetune").run()
+    assert not at.exception and at.multiselect(key="strategy").value == ["scratch", "finetune"]
+    assert at.caption[0].value != before and "runs match the filters" in at.caption[0].value
+
+
+def test_head_to_head_asks_for_two_different_runs(populated: pd.DataFrame) -> None:
+    at = _app(kind="target", a="x", b="y")
+    assert not at.exception
+    at.selectbox(key="b").select(at.selectbox(key="a").value).run()
+    assert "Pick two different runs." in [i.value for i in at.info]
