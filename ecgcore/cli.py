@@ -376,34 +376,36 @@ def _cancel(args: argparse.Namespace) -> int:
 
 @command("logs", "print a job's output and its run's log.txt", _job_args)
 def _logs(args: argparse.Namespace) -> int:
-    from ecgcore.jobs import get, job_log_path
-    from ecgcore.runs import RunStore
+    from ecgcore.jobs.runners import job_logs
 
-    job = get(args.job)
-    path = job_log_path(job["job_id"])
-    if path.exists():
-        print(f"== job output ({path})")
-        print(path.read_text(), end="")
-    if job["run_id"]:
-        log = RunStore().get(job["run_id"]).log_path
-        if log.exists():
-            print(f"== run log ({log})")
-            print(log.read_text(), end="")
+    print(job_logs(args.job), end="")
     return 0
 
 
 def _worker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slots", type=int, default=None,
-                   help="jobs at a time (default: one per GPU, or 1 without GPUs)")
+                   help="jobs at a time (default: one per GPU, or 1 without GPUs; "
+                        "ray: as many as the cluster's CPUs fit)")
     p.add_argument("--once", action="store_true", help="stop when no job is queued or waiting")
+    p.add_argument("--runner", default="local", choices=["local", "ray"],
+                   help="local: job processes on this machine; ray: one Ray task per job on a cluster")
+    p.add_argument("--address", default=None,
+                   help="ray: the cluster to join (HEAD_IP:6379, or 'auto'); default: start a local Ray")
+    p.add_argument("--cpus-per-job", type=float, default=1.0,
+                   help="ray: CPUs each job asks for (its torch threads)")
 
 
-@command("worker", "claim queued jobs and run each in its own process, one per slot", _worker_args)
+@command("worker", "claim queued jobs and run each in its own process (or Ray task), one per slot",
+         _worker_args)
 def _worker(args: argparse.Namespace) -> int:
-    from ecgcore.jobs.worker import Worker
+    from ecgcore.jobs.runners import get_runner
 
-    return Worker(slots=args.slots, once=args.once,
-                  say=lambda message: print(message, file=sys.stderr, flush=True)).run()
+    if args.slots is not None and args.slots < 1:
+        raise EcgcoreError(f"--slots must be at least 1, got {args.slots}")
+    options = ({"address": args.address, "slots": args.slots, "cpus_per_job": args.cpus_per_job}
+               if args.runner == "ray" else {"slots": args.slots})
+    return get_runner(args.runner, **options).serve(
+        once=args.once, say=lambda message: print(message, file=sys.stderr, flush=True))
 
 
 def _job_run_args(p: argparse.ArgumentParser) -> None:

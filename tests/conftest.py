@@ -13,6 +13,11 @@ import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+# The app starts a background worker when none is alive (ecgcore.jobs.workers); tests, their
+# session fixtures and the `streamlit run` they start (which inherits this) must not leave
+# one running. A test of that start sets ECGCORE_AUTO_WORKER=1 itself and stops the worker.
+os.environ["ECGCORE_AUTO_WORKER"] = "0"
+
 
 def _require_shared_data() -> Path:
     """Skip when ../shared/data is absent, except in CI (CI=true) where it must exist."""
@@ -34,14 +39,6 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "workspace"
     monkeypatch.setenv("ECGCORE_HOME", str(home))
     return home
-
-
-@pytest.fixture(autouse=True)
-def _no_automatic_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The app starts a background worker when none is alive (ecgcore.jobs.workers); tests
-    (and the `streamlit run` they start, which inherits this) must not leave one running.
-    A test of that start sets ECGCORE_AUTO_WORKER=1 itself and stops the worker."""
-    monkeypatch.setenv("ECGCORE_AUTO_WORKER", "0")
 
 
 # One tiny finished run shared by the upload, Inspect and Predict tests (trained once per

@@ -228,9 +228,11 @@ def pending_count() -> int:
     return int(row["n"])
 
 
-def set_pid(job_id: str, pid: int) -> None:
+def set_pid(job_id: str, pid: int, host: str | None = None) -> None:
+    """The job's process (and, for a job started on another node, that node's host name)."""
     with write() as conn:
-        conn.execute("UPDATE jobs SET pid = ?, heartbeat = ? WHERE job_id = ?", (pid, time.time(), job_id))
+        conn.execute("UPDATE jobs SET pid = ?, host = COALESCE(?, host), heartbeat = ? WHERE job_id = ?",
+                     (pid, host, time.time(), job_id))
 
 
 def beat(job_id: str, progress: dict[str, Any] | None = None, run_id: str | None = None) -> str:
