@@ -11,8 +11,9 @@ host lists them and what it publishes to check them:
   (`"checksum": "md5:…"`). Files are checked against that MD5 and size — enough to catch
   a truncated or corrupted transfer, not a deliberate substitution.
 
-Sizes are approximate (whole training sets as unpacked on disk) so a user can judge the
-disk and time before starting; the exact count of files comes from the listing.
+Sizes are estimates (record counts × lengths × 2 bytes per sample, for the files as
+stored on disk), not figures read from the hosts, so a user can judge the disk and time
+before starting; the exact count of files comes from the listing.
 """
 
 from __future__ import annotations
@@ -67,14 +68,14 @@ CATALOGUE: dict[str, CatalogueEntry] = {entry.name: entry for entry in (
     CatalogueEntry(
         name="challenge2020", title="PhysioNet/CinC Challenge 2020 (training set)", host="physionet",
         project="challenge-2020", version="1.0.2", versions=("1.0.2", "1.0.1"), base_url=PHYSIONET,
-        approx_size="≈ 4.5 GB",
+        approx_size="≈ 5–8 GB",
         records="43,101 records from six sources (CPSC, CPSC-Extra, INCART, PTB, PTB-XL, Georgia)",
         licence="CC BY 4.0", checksums=_PHYSIONET_SUMS, include=("training/*",),
         root="training", layout="challenge"),
     CatalogueEntry(
         name="challenge2021", title="PhysioNet/CinC Challenge 2021 (training set)", host="physionet",
         project="challenge-2021", version="1.0.3", versions=("1.0.3", "1.0.2"), base_url=PHYSIONET,
-        approx_size="≈ 10 GB",
+        approx_size="≈ 10–13 GB",
         records="88,253 records from eight sources (2020's plus Chapman-Shaoxing and Ningbo)",
         licence="CC BY 4.0", checksums=_PHYSIONET_SUMS, include=("training/*",),
         root="training", layout="challenge",
