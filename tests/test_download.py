@@ -9,6 +9,7 @@ Zenodo-style record JSON (md5) for CODE-15%.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -351,6 +352,16 @@ def test_code15_from_a_zenodo_record_checked_by_md5_and_unpacked(
                                    mirror.url)
     assert code == 2 and bad["failed"][0]["path"] == "exams.csv" and "md5" in err
     assert not (tmp_path / "other" / "exams.csv").exists()
+
+
+def test_one_download_per_folder_at_a_time(tmp_path: Path, workspace: Path,
+                                           capsys: pytest.CaptureFixture[str]):
+    dest = tmp_path / "ludb"
+    dest.mkdir()
+    with (dest / ".ecgcore-download.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running download holds it
+        assert main(["download", "ludb", "--to", str(dest), "--base-url", "http://127.0.0.1:9/x"]) == 2
+    assert "another download is writing there now" in capsys.readouterr().err
 
 
 def test_list_and_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path):

@@ -13,10 +13,13 @@ A file is renamed from `.part` to its name only once it matched, so a name witho
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import threading
+from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,6 +156,20 @@ def _run_all(job: _Job, files: list[RemoteFile], workers: int, result: DownloadR
         raise (offline or fatal)[0]  # offline stops the others too: report the cause
 
 
+@contextmanager
+def _exclusive(dest: Path) -> Iterator[None]:
+    """One download per destination folder at a time: two writers would fight over the same
+    `.part` files. An flock, so a killed process never leaves a stale lock behind."""
+    lock_path = dest / ".ecgcore-download.lock"
+    with lock_path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EcgcoreError(f"{dest}: another download is writing there now "
+                               f"(it holds {lock_path.name})") from None
+        yield
+
+
 def download_dataset(name: str, to: Path | str, *, version: str | None = None,
                      base_url: str | None = None, include: tuple[str, ...] = (), workers: int = 4,
                      retries: int = 5, add_as: str | None = None, progress: Callback | None = None,
@@ -170,6 +187,15 @@ def download_dataset(name: str, to: Path | str, *, version: str | None = None,
         raise EcgcoreError(f"version {version!r}: not a version name (e.g. {entry.version})")
     dest = Path(to).expanduser().resolve()
     dest.mkdir(parents=True, exist_ok=True)
+    with _exclusive(dest):
+        return _download(entry, version, dest, base_url=base_url, include=include, workers=workers,
+                         retries=retries, add_as=add_as, progress=progress, stop=stop)
+
+
+def _download(entry: CatalogueEntry, version: str, dest: Path, *, base_url: str | None,
+              include: tuple[str, ...], workers: int, retries: int, add_as: str | None,
+              progress: Callback | None, stop: threading.Event | None) -> DownloadResult:
+    name = entry.name
     root = dest / entry.root if entry.root else dest
     tracker = Tracker(name, progress)
     tracker.update(state="listing", root=str(root), message=f"{entry.title} {version}: reading the list of files")
