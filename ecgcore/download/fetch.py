@@ -94,8 +94,8 @@ def _fetch_checked(job: _Job, remote: RemoteFile, target: Path) -> None:
             job.log.record(target, remote)
             return
         part.unlink()
-    raise ChecksumError(f"{remote.path}: corrupt twice ({problem}); the bad copy was removed. "
-                        f"Run again, and tell the source if it persists")
+    raise ChecksumError(f"corrupt twice ({problem}); the bad copy was removed. Run again, and "
+                        f"tell the source if it persists")
 
 
 def _one_file(job: _Job, remote: RemoteFile) -> str:
@@ -235,7 +235,6 @@ def _download(entry: CatalogueEntry, version: str, dest: Path, *, base_url: str 
     else:
         tracker.update(state="failed", current="",
                        message=f"{len(result.failed)} file(s) failed: " + "; ".join(
-                           f["reason"] if f["path"] in f["reason"] else f"{f['path']}: {f['reason']}"
-                           for f in result.failed[:3]))
+                           f"{f['path']}: {f['reason']}" for f in result.failed[:3]))
     write_json_atomic(dest / ".ecgcore-download.json", result.to_dict())
     return result
