@@ -20,6 +20,8 @@ st.set_page_config(page_title="ECG transfer workbench", page_icon=":material/mon
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/datasets.py", title="Datasets", icon=":material/database:", url_path="datasets"),
+    st.Page("pages/launch.py", title="Launch", icon=":material/rocket_launch:", url_path="launch"),
+    st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:", url_path="jobs"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("pages/inspect.py", title="Inspect", icon=":material/troubleshoot:", url_path="inspect"),
     st.Page("pages/predict.py", title="Predict", icon=":material/upload_file:", url_path="predict"),

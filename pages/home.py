@@ -1,4 +1,5 @@
-"""Home: what is in the workspace, and one button that writes the embedded demo data."""
+"""Home: what is in the workspace (datasets, runs, jobs), and on a bare machine one button
+that writes the embedded demo data and queues the quickstart comparison."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from ecgcore import jobs as job_queue
 from ecgcore import workspace
 from ecgcore.data.inspect import dataset_stamp, inspect_dataset
 from ecgcore.data.synthetic import SITES, write_demo_data
 from ecgcore.errors import EcgcoreError
+from ecgcore.jobs.workers import ensure_local_worker
+from ecgcore.launch import format_seconds
+from ecgcore.launch.quickstart import DEMO_WRITE_SECONDS, QUICKSTART_SECONDS, grid_summary, launch_quickstart
+from ecgcore.runs import RunStore
 from pages import require_router
 
 require_router()
@@ -53,11 +59,61 @@ def _write_demo(scale: float) -> None:
     st.rerun()
 
 
+def _launch_quickstart() -> None:
+    """Button callback: demo data (when missing), then the quickstart grid into the queue,
+    and a local worker to run it."""
+    try:
+        with st.spinner("Writing the demo data (when missing) and queueing the quickstart…"):
+            job_ids = launch_quickstart()
+            ensure_local_worker()
+    except (EcgcoreError, OSError, ValueError) as err:
+        st.session_state["quickstart_error"] = f"Not launched: {err}"
+        return
+    st.session_state["quickstart_error"] = ""
+    st.session_state["quickstart_jobs"] = job_ids
+
+
+def _counts() -> None:
+    runs = RunStore().list()
+    jobs = job_queue.list_jobs()
+    cols = st.columns(4)
+    cols[0].metric("Datasets", len(workspace.list_datasets()))
+    cols[1].metric("Finished runs", int((runs["status"] == "done").sum()))
+    cols[2].metric("Jobs running", sum(1 for j in jobs if j["state"] in ("running", "cancelling")))
+    cols[3].metric("Jobs waiting", sum(1 for j in jobs if j["state"] in ("queued", "waiting")))
+
+
+def _quickstart() -> None:
+    grid = grid_summary()
+    st.subheader("First comparison: the quickstart")
+    st.markdown(
+        f"One click writes the embedded demo data (when it is missing; about "
+        f"{format_seconds(DEMO_WRITE_SECONDS)}) and queues `experiments/quickstart.toml`: "
+        f"{grid.n_pretrain} pretraining of {', '.join(grid.archs)} on the source site "
+        f"({grid.pretrain_epochs} epochs at most), then {grid.n_target} runs on the target site — "
+        f"{', '.join(grid.strategies)} at {', '.join(f'{f:.0%}' for f in grid.fractions)} of its "
+        f"training records ({grid.epochs} epochs at most, early stopping). A background worker "
+        f"trains them one after another; the whole grid took {format_seconds(QUICKSTART_SECONDS)} "
+        "on a 2-core CPU here (less on a free or faster machine). Follow it on the Jobs page, "
+        "compare the strategies on the Compare page.")
+    st.button(f"Write demo data and launch the quickstart ({grid.n_runs} runs)", type="primary",
+              key="quickstart", on_click=_launch_quickstart)
+    if st.session_state.get("quickstart_error"):
+        st.error(st.session_state["quickstart_error"])
+    launched = st.session_state.get("quickstart_jobs")
+    if launched:
+        st.success(f"Queued {len(launched)} jobs (finished runs are reused).")
+        st.page_link("pages/jobs.py", label="Watch them on the Jobs page", icon=":material/pending_actions:")
+
+
 st.title("ECG transfer workbench")
 st.markdown(
     "Does pretraining on one ECG dataset help on another, with which model and how much target "
     "data? This workspace holds the datasets the comparisons run on."
 )
+
+_counts()
+_quickstart()
 
 table = _workspace_table()
 st.subheader("Datasets in the workspace")

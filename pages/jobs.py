@@ -1,0 +1,121 @@
+"""Jobs: the queue, live. Two fragments refresh themselves every few seconds (the table
+with per-state counts, and the chosen job's log and actions); the rest of the page does
+not rerun. Nothing trains here: a worker process runs the jobs (the app starts one on
+this machine when none is alive).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ecgcore import jobs as job_queue
+from ecgcore.errors import EcgcoreError
+from ecgcore.jobs.workers import alive_workers, describe, ensure_local_worker
+from ecgcore.launch import job_log, job_row, retry_job
+from ecgcore.launch.actions import RETRYABLE
+from ecgcore.runs import RunStore
+from pages import require_router
+
+require_router()
+
+REFRESH_SECONDS = 2.0
+STATE_LABELS: dict[str, str] = {"running": "Running", "queued": "Queued", "waiting": "Waiting",
+                                "done": "Done", "failed": "Failed", "cancelled": "Cancelled"}
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _history(path: str, stamp: float) -> list[dict[str, Any]]:
+    """A run's history.csv rows; `stamp` (the file's mtime) refreshes the cache."""
+    return pd.read_csv(path).to_dict("records")
+
+
+def _history_of(store: RunStore, job: dict[str, Any]) -> list[dict[str, Any]]:
+    if not job.get("run_id"):
+        return []
+    path = store.runs_dir / job["run_id"] / "history.csv"
+    try:
+        return _history(str(path), path.stat().st_mtime)
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return []
+
+
+def _workers() -> None:
+    workers = alive_workers()
+    if workers:
+        for worker in workers:
+            st.caption("Worker: " + describe(worker))
+        return
+    st.warning("No worker is running, so queued jobs wait. The app starts one on this machine by "
+               "itself; you can also run `python -m ecgcore worker` in a terminal.")
+    if st.button("Start a local worker", key="start_worker"):
+        started = ensure_local_worker()
+        if started is None:
+            st.error("Automatic start is off here (ECGCORE_AUTO_WORKER=0): run "
+                     "`python -m ecgcore worker` yourself.")
+        else:
+            st.success("Started: " + describe(started))
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def _live_table() -> None:
+    jobs = job_queue.list_jobs()
+    if not jobs:
+        st.info("No jobs yet: launch a comparison on the Launch page (or `python -m ecgcore submit`).")
+        st.page_link("pages/launch.py", label="Go to the Launch page", icon=":material/rocket_launch:")
+        return
+    counts = Counter("running" if j["state"] == "cancelling" else j["state"] for j in jobs)
+    cols = st.columns(len(STATE_LABELS))
+    for col, (state, label) in zip(cols, STATE_LABELS.items()):
+        col.metric(label, counts.get(state, 0))
+    store, now = RunStore(), time.time()
+    rows = [job_row(job, now, _history_of(store, job)) for job in reversed(jobs)]  # newest first
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="jobs-table", column_config={
+        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+        "best val AUC": st.column_config.NumberColumn(format="%.3f"),
+        "time left (s)": st.column_config.NumberColumn(help="at the current pace; early stopping may end sooner"),
+    })
+    st.caption(f"Refreshed every {REFRESH_SECONDS:g} s at {time.strftime('%H:%M:%S')}; only this part "
+               "of the page reruns.")
+
+
+def _act(action: str, job_id: str) -> None:
+    """Button callback: cancel or retry, with the outcome kept for the next run."""
+    try:
+        if action == "cancel":
+            st.session_state["job_message"] = f"{job_id}: {job_queue.cancel(job_id)}"
+        else:
+            st.session_state["job_message"] = f"{job_id} resubmitted as {', '.join(retry_job(job_id))}"
+    except EcgcoreError as err:
+        st.session_state["job_message"] = f"{job_id}: {err}"
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def _one_job() -> None:
+    jobs = {job["job_id"]: job for job in reversed(job_queue.list_jobs())}
+    if not jobs:
+        return
+    job_id = st.selectbox("Job", list(jobs), key="job", bind="query-params",
+                          format_func=lambda j: f"{j} — {jobs[j]['state']} — {jobs[j].get('label') or ''}")
+    job = jobs[job_id]
+    cols = st.columns([1, 1, 4])
+    cols[0].button("Cancel", key="cancel_job", on_click=_act, args=("cancel", job_id),
+                   disabled=job["state"] not in job_queue.ACTIVE or job["state"] == "cancelling")
+    cols[1].button("Retry", key="retry_job", on_click=_act, args=("retry", job_id),
+                   disabled=job["state"] not in RETRYABLE)
+    if st.session_state.get("job_message"):
+        cols[2].info(st.session_state["job_message"])
+    if job.get("error"):
+        st.error(job["error"])
+    st.code(job_log(job), language=None, height=360)
+
+
+st.title("Jobs")
+_workers()
+_live_table()
+st.subheader("One job: log, cancel, retry")
+_one_job()

@@ -1,0 +1,110 @@
+"""Home, Launch and Jobs through Streamlit's AppTest, on an empty and on a demo workspace:
+no exception, the key widgets, and launching puts the expected jobs in the queue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+from test_launch import CHOICES, LQT, demo, fixed_rate, home, names, plan_of  # noqa: F401 -- fixtures
+
+from ecgcore import jobs
+from ecgcore.launch import plan_launch, submit_launch
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 120
+
+
+def _app(page: str | None = None, **params: str) -> AppTest:
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    if page:
+        at.switch_page(page)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _texts(at: AppTest, *kinds: str) -> str:
+    return "\n".join(str(e.value) for kind in kinds for e in getattr(at, kind))
+
+
+def test_empty_workspace(workspace: Path):
+    at = _app()
+    assert not at.exception
+    assert _metrics(at) == {"Datasets": "0", "Finished runs": "0", "Jobs running": "0", "Jobs waiting": "0"}
+    assert any(b.key == "quickstart" and "17 runs" in b.label for b in at.button)
+    assert "experiments/quickstart.toml" in _texts(at, "markdown")
+
+    at = _app("pages/launch.py")
+    assert not at.exception and at.title[0].value == "Launch"
+    assert "no datasets yet" in _texts(at, "info") and not at.button
+
+    at = _app("pages/jobs.py")
+    assert not at.exception and at.title[0].value == "Jobs"
+    assert "No jobs yet" in _texts(at, "info") and "No worker is running" in _texts(at, "warning")
+    at.button(key="start_worker").click().run()  # the suite sets ECGCORE_AUTO_WORKER=0
+    assert not at.exception and "Automatic start is off" in _texts(at, "error")
+
+
+def test_launch_shows_classes_and_summary_then_queues_the_grid(home: Path):
+    at = _app("pages/launch.py", min_pos="5", epochs="1")
+    assert not at.exception, at.exception
+    assert [at.selectbox(key=k).value for k in ("target", "source", "task", "source_task")] == [
+        "target_challenge", "source_ptbxl", "dataset_labels", "shared"]
+    assert at.multiselect(key="strategy").value == ["scratch", "finetune"]
+    classes = at.dataframe[0].value.set_index("class")
+    assert classes.loc[LQT, "where"] == "target only"
+    assert (classes["where"] == "shared").sum() == 4
+    assert _metrics(at)["Runs in the grid"] == "3" and _metrics(at)["Already done (reused)"] == "0"
+    assert "Based on:" in _texts(at, "caption")
+    at.button(key="submit").click().run()
+    assert not at.exception
+    queued = jobs.list_jobs()
+    assert [(j["kind"], j["spec"]["config"].get("strategy"), j["state"]) for j in queued] == [
+        ("pretrain", None, "queued"), ("target", "scratch", "queued"), ("target", "finetune", "waiting")]
+    assert all(j["spec"]["config"]["train"]["epochs"] == 1 for j in queued)
+    assert "Queued 3 job(s)" in _texts(at, "success")
+    assert _metrics(at)["Already in the queue"] == "3"  # the summary now sees them
+
+
+def test_launch_explains_invalid_choices_and_offers_no_submit(home: Path):
+    at = _app("pages/launch.py", source="none", strategy="finetune", min_pos="5")
+    assert not at.exception
+    errors = _texts(at, "error")
+    assert "source is 'none'" in errors and "finetune" in errors
+    assert not any(b.key == "submit" for b in at.button)
+    at = _app("pages/launch.py", min_pos="100000")
+    assert "no usable labels" in _texts(at, "error") and not any(b.key == "submit" for b in at.button)
+    assert jobs.list_jobs() == []
+
+
+def test_jobs_page_lists_cancels_and_retries(home: Path):
+    job_ids = submit_launch(CHOICES, names(), plan_of(home, CHOICES),
+                            plan_launch(CHOICES, plan_of(home, CHOICES), throughput=fixed_rate))
+    at = _app("pages/jobs.py")
+    assert not at.exception
+    assert {k: _metrics(at)[k] for k in ("Queued", "Waiting", "Running", "Done")} == {
+        "Queued": "3", "Waiting": "2", "Running": "0", "Done": "0"}
+    table = at.dataframe[0].value
+    assert list(table["job_id"]) == job_ids[::-1] and set(table["state"]) == {"queued", "waiting"}
+    assert at.selectbox(key="job").value == job_ids[-1]
+    at.selectbox(key="job").set_value(job_ids[0]).run()
+    at.button(key="cancel_job").click().run()
+    assert not at.exception and jobs.get(job_ids[0])["state"] == "cancelled"
+    assert f"{job_ids[0]}: cancelled" in _texts(at, "info")
+    at.button(key="retry_job").click().run()
+    assert not at.exception and "resubmitted as" in _texts(at, "info")
+    assert len(jobs.list_jobs()) == len(job_ids) + 1 and jobs.list_jobs()[-1]["kind"] == "pretrain"
+
+
+def test_home_counts_and_launches_the_quickstart(home: Path):
+    at = _app()
+    assert not at.exception and _metrics(at)["Datasets"] == "2"
+    at.button(key="quickstart").click().run()
+    assert not at.exception
+    assert len(jobs.list_jobs()) == 17 and "Queued 17 jobs" in _texts(at, "success")
+    assert _metrics(at)["Jobs waiting"] == "17"
