@@ -104,7 +104,8 @@ def test_runs_table_has_every_run_with_results_columns(store: RunStore, table: p
 def test_filters(table: pd.DataFrame) -> None:
     options = compare.filter_options(table)
     assert options["strategies"] == ["finetune", "scratch"]
-    assert options["fractions"] == [0.25, 0.5, 1.0] and options["seeds"] == [0, 1, 9]
+    assert options["fractions"] == [0.25, 0.3, 0.5, 1.0], "0.3: the pretraining run"
+    assert options["seeds"] == [0, 1, 9]
     assert options["statuses"] == ["done", "running"] and options["kinds"] == ["pretrain", "target"]
     assert options["sources"] == ["none", "source_ptbxl"]
     assert len(compare.apply_filters(table, RunFilters())) == len(table)
