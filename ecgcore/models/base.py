@@ -53,6 +53,12 @@ class ECGClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
 
+    def cam_layer(self) -> nn.Module | None:
+        """The module whose output Grad-CAM weighs (`ecgcore.explain`): the last
+        convolutional block, whose output is (batch, channels, time). None for models
+        without one (recurrent models), which then refuse Grad-CAM."""
+        return None
+
     @property
     def n_classes(self) -> int:
         last = [m for m in self.head.modules() if isinstance(m, nn.Linear)][-1]

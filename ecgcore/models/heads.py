@@ -142,3 +142,9 @@ class PooledClassifier(ECGClassifier):
 
     def layer_groups(self) -> list[nn.Module]:
         return [*self.stages, self.classifier]
+
+    def cam_layer(self) -> nn.Module | None:
+        """The last stage when it is convolutional (its output is (batch, channels, time));
+        None when it is recurrent (its output is (batch, time, features))."""
+        last = self.stages[-1]
+        return last if any(isinstance(m, nn.Conv1d) for m in last.modules()) else None

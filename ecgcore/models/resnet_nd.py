@@ -137,6 +137,10 @@ class ResNet1dND(ECGClassifier):
     def layer_groups(self) -> list[nn.Module]:
         return [self.stem, self.layer1, self.layer2, self.layer3, self.layer4, self.classifier]
 
+    def cam_layer(self) -> nn.Module:
+        """layer4, just before global average pooling."""
+        return self.layer4
+
 
 # Their attribute names -> ours; every other key (layer1..4) is already the same.
 _ND_PREFIXES = {"conv1.": "stem.conv1.", "bn1.": "stem.bn1.",

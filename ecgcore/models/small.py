@@ -86,6 +86,10 @@ class SmallCNN(ECGClassifier):
         """One group per block, then the head."""
         return [*self.blocks, self.classifier]
 
+    def cam_layer(self) -> nn.Module:
+        """The last block, just before global pooling."""
+        return self.blocks[-1]
+
 
 @register_model("small_cnn", "Small fast 1-D CNN (5 strided residual blocks, concat pooling); ~125k params, CPU-friendly")
 def small_cnn(n_leads: int, n_classes: int, n_samples: int,
