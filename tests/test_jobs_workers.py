@@ -111,3 +111,20 @@ def test_two_sessions_at_once_start_one_detached_worker(auto_ws: Path) -> None:
     os.kill(pid, signal.SIGTERM)
     _wait(lambda: not queue.pid_alive(pid), what="the worker to stop")
     assert workers.alive_workers() == [], "a stopped worker removes its row"
+
+
+def test_app_sidebar_shows_the_worker(auto_ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's sidebar line: a live worker is named (no new one started); with the
+    automatic start off and none alive it says so."""
+    from streamlit.testing.v1 import AppTest
+
+    workers.register(2)  # this process plays a live worker
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    captions = [c.value for c in at.sidebar.caption]
+    assert f"Jobs: local worker pid {os.getpid()} on {queue.host_name()}, 2 slots" in " ".join(captions)
+    assert [w["pid"] for w in workers.alive_workers()] == [os.getpid()], "no second worker"
+    workers.unregister()
+    monkeypatch.setenv(workers.AUTO_ENV, "0")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert any("automatic start is off" in c.value for c in at.sidebar.caption)
+    assert workers.alive_workers() == []

@@ -4,6 +4,8 @@ processes, workers with slots (one per GPU), cancel, and recovery of lost jobs.
     submit(path, overrides)  -> job ids (an experiment file expanded into jobs)
     list_jobs(), get(job_id), cancel(job_id)
     Worker(slots, once).run()  claims and runs jobs (see worker.py)
+    workers.alive_workers(), workers.ensure_local_worker()  (the app starts a worker itself)
+    runners.get_runner("local" | "ray", ...)  where jobs run (Ray only imported for "ray")
 """
 
 from __future__ import annotations
