@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,11 +119,23 @@ def test_app_sidebar_shows_the_worker(auto_ws: Path, monkeypatch: pytest.MonkeyP
     automatic start off and none alive it says so."""
     from streamlit.testing.v1 import AppTest
 
-    workers.register(2)  # this process plays a live worker
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
-    captions = [c.value for c in at.sidebar.caption]
-    assert f"Jobs: local worker pid {os.getpid()} on {queue.host_name()}, 2 slots" in " ".join(captions)
-    assert [w["pid"] for w in workers.alive_workers()] == [os.getpid()], "no second worker"
+    workers.register(2)  # this process plays a live worker, beating as a worker does
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(0.5):
+            workers.beat()
+
+    beating = threading.Thread(target=beat)
+    beating.start()
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+        captions = [c.value for c in at.sidebar.caption]
+        assert f"Jobs: local worker pid {os.getpid()} on {queue.host_name()}, 2 slots" in " ".join(captions)
+        assert [w["pid"] for w in workers.alive_workers()] == [os.getpid()], "no second worker"
+    finally:
+        done.set()
+        beating.join()
     workers.unregister()
     monkeypatch.setenv(workers.AUTO_ENV, "0")
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
