@@ -20,7 +20,10 @@ from ecgcore.data.labels import get_task
 from ecgcore.data.labels.tasks import task_targets
 from ecgcore.data.pipeline import SplitConfig, build_dataset, make_split
 from ecgcore.data.prepare import PrepConfig
+from ecgcore.data.labels import Task
+from ecgcore.data.recordset import Recordset
 from ecgcore.experiments import plan_experiment
+from ecgcore.experiments.tasks import CODE_TEST_ABNORMAL, experiment_task, with_derived_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "experiments" / "nguyen2025_grid.toml"
@@ -30,7 +33,7 @@ SWEEP = ROOT / "experiments" / "nguyen2025_size_sweep.toml"
 PUBLISHED = {"cpsc2018": (6871, 4603, 2268), "georgia": (10292, 6895, 3397),
              "ptb": (522, 349, 173), "code_test": (827, 554, 273)}
 TASKS = {"cpsc2018": "nguyen_cpsc2018", "georgia": "nguyen_georgia", "ptb": "nguyen_ptb",
-         "code_test": "code15"}
+         "code_test": "nguyen_code_test"}
 # CPSC train prevalences (paper code order) and Georgia counts: realistic label mixes
 CPSC_PREVALENCE = [0.1336, 0.1775, 0.1051, 0.0343, 0.2703, 0.0895, 0.1015, 0.1262, 0.0319]
 
@@ -66,16 +69,22 @@ def table_of(n: int, labels: list[tuple[str, ...]], vocab: str = "snomed") -> pd
     }, index=pd.Index([f"R{i:05d}" for i in range(n)], name="record_id"))
 
 
+def task_of(key: str) -> Task:
+    named = experiment_task(TASKS[key], recordset=None)  # type: ignore[arg-type]
+    return named if isinstance(named, Task) else get_task(named)
+
+
 def generated_labels(key: str, n: int, rng: np.random.Generator) -> list[tuple[str, ...]]:
-    task = get_task(TASKS[key])
-    codes = [k.split("|")[0] for k in task.classes]
+    codes = [k.split("|")[0] for k in task_of(key).classes]
     if key == "cpsc2018":  # one diagnosis each, drawn at the published prevalences
         p = np.asarray(CPSC_PREVALENCE) / sum(CPSC_PREVALENCE)
         return [(codes[i],) for i in rng.choice(len(codes), size=n, p=p)]
     if key == "ptb":  # 522 with a reason for admission (NORM, MI or another), 27 without
         picks = rng.choice(3, size=n, p=[0.17, 0.69, 0.14])
         return [(("426783006",), ("164865005",), ("233917008",))[i] for i in picks]
-    # Georgia and CODE-test: any subset of the classes, many records with none
+    if key == "code_test":  # the six abnormalities as the reader gives them; 82 % have none
+        return [tuple(c for c in CODE_TEST_ABNORMAL if rng.random() < 0.04) for _ in range(n)]
+    # Georgia: any subset of the classes
     return [tuple(c for c in codes if rng.random() < 0.12) or ("164889003",) for _ in range(n)]
 
 
@@ -93,8 +102,11 @@ def test_paper_exact_split_gives_the_published_sizes(planned: dict, key: str) ->
     if key == "ptb":
         labels[-27:] = [()] * 27
     table = table_of(n_rows, labels)
-    y, keep = task_targets(table, get_task(TASKS[key]))
+    table = with_derived_labels(TASKS[key], Recordset(key, "test", Path("."), table, None, [])).table
+    y, keep = task_targets(table, task_of(key))
     assert int(keep.sum()) == n_kept
+    if key == "code_test":  # NORM is exactly "none of the six"
+        assert np.array_equal(y[:, 0] == 1, y[:, 1:].sum(axis=1) == 0)
     split = make_split(split_config, table[keep], y[keep])
     assert split.sizes() == {"train": n_train, "val": 0, "test": n_test}
     assert "patients may leak" in split.notes
@@ -107,7 +119,7 @@ def test_ours_splits_have_a_validation_set_and_no_shared_patient(planned: dict) 
         rng = np.random.default_rng(0)
         table = table_of(n, generated_labels(key, n, rng))
         table["patient_id"] = [f"p{i // 2}" for i in range(n)]  # two records per patient
-        y, keep = task_targets(table, get_task(TASKS[key]))
+        y, keep = task_targets(table, task_of(key))
         split = make_split(config, table[keep], y[keep])
         assert split.val.size > 0 and split.method == "patient"
         patients = table[keep]["patient_id"].to_numpy()

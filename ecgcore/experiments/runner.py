@@ -23,7 +23,7 @@ from ecgcore.data.sources.challenge import SOURCES as CHALLENGE_SOURCES
 from ecgcore.errors import EcgcoreError
 from ecgcore.evaluate import evaluate
 from ecgcore.experiments.plan import RunSpec
-from ecgcore.experiments.tasks import experiment_task
+from ecgcore.experiments.tasks import experiment_task, with_derived_labels
 from ecgcore.models import create_model
 from ecgcore.runs import RunFolder, RunStore
 from ecgcore.train import TrainConfig, fit, predict
@@ -84,6 +84,7 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
     # 1. Data: the task's labels, the cached preprocessed array, the split.
     recordset = without_sources(open_dataset(data_cfg["dataset"], **data_cfg["options"]),
                                 data_cfg.get("exclude_sources") or (), folder.log)
+    recordset = with_derived_labels(data_cfg["task"], recordset)
     other = None
     if data_cfg["task"] == "shared":
         other_path = config.get("shared_with") or (config.get("source") or {}).get("dataset")

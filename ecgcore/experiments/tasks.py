@@ -7,12 +7,19 @@
   class, and each code's Challenge equivalents count too. "snomed:164889003" is a binary
   AF task (one model per condition, as Avetisyan et al.); the same name on a PTB-XL and a
   Challenge folder names the same classes, since both readers harmonise to SNOMED.
+- "nguyen_code_test": Nguyen & Do's CODE-test labels, NORM then the six abnormalities
+  (1dAVb, RBBB, LBBB, SB, AF, ST); NORM is a record with none of the six, as the paper
+  defines it. Its NORM label is derived from the table (`with_derived_labels`) before
+  the task reads it, since the CODE files have no "normal" column.
 Class keys are those of `ecgcore.data.labels.class_counts`, so a source trained on
 "shared" and a target on "dataset_labels" name the same class the same way (which is
 what lets a strategy keep the head rows of shared classes).
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
 
 from ecgcore.data.labels import Task, class_counts, class_name, shared_task, snomed_task
 from ecgcore.data.recordset import Recordset
@@ -41,7 +48,37 @@ def experiment_task(name: str, recordset: Recordset, other: Recordset | None = N
         return task
     if name.startswith(SNOMED_PREFIX):
         return listed_task(name)
+    if name == "nguyen_code_test":
+        return snomed_task(name, (NORMAL, *CODE_TEST_ABNORMAL),
+                           "Nguyen & Do 2025 CODE-test labels: NORM (none of the six), 1dAVb, RBBB, "
+                           "LBBB, SB, AF, ST", class_labels=("NORM", *CODE_TEST_LABELS),
+                           keep="all", with_equivalents=False)
     return name
+
+
+NORMAL = "426783006"  # the label space's normal / sinus-rhythm class (PTB-XL NORM, SR)
+CODE_TEST_ABNORMAL = ("270492004", "59118001", "164909002", "426177001", "164889003", "427084000")
+CODE_TEST_LABELS = ("1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")
+
+
+def _normal_when_none_of_six(recordset: Recordset) -> Recordset:
+    """CODE-test rows with none of the six abnormalities get the normal label."""
+    table = recordset.table.copy()
+    table["labels"] = [tuple(labels) if set(labels) & set(CODE_TEST_ABNORMAL) else (*labels, NORMAL)
+                       for labels in table["labels"]]
+    return dataclasses.replace(recordset, table=table)
+
+
+# task name -> how the table's labels are completed before that task reads them
+DERIVED_LABELS: dict[str, Callable[[Recordset], Recordset]] = {
+    "nguyen_code_test": _normal_when_none_of_six,
+}
+
+
+def with_derived_labels(name: str, recordset: Recordset) -> Recordset:
+    """The recordset with the labels the task `name` derives (unchanged for other tasks)."""
+    derive = DERIVED_LABELS.get(name)
+    return recordset if derive is None else derive(recordset)
 
 
 SNOMED_PREFIX = "snomed:"
