@@ -227,6 +227,7 @@ source = ["src"]
 target = ["tgt"]
 arch = ["small_cnn"]
 strategy = ["finetune"]
+train_n = [20]
 """
 
 
@@ -245,8 +246,10 @@ def test_protocols_run_end_to_end_and_results_name_them(workspace: Path) -> None
     paper = targets[("paper_exact", "finetune")]
     assert paper["patients_may_leak"] is True and "patients may leak" in paper["split"]["notes"]
     assert paper["n_val"] == 0 and paper["split"]["method"] == "paper"
-    n = paper["n_train"] + paper["n_test"]
+    n = round(paper["n_train"] / paper["train_fraction"]) + paper["n_test"]
     assert paper["n_test"] == -(-33 * n // 100)  # ceil(0.33 n), as scikit-learn's split
+    assert paper["n_train"] == 20 == paper["train_n"]  # a size-sweep point: the first 20 ...
+    assert 0 < paper["train_fraction"] < 1, "... placed on the data-efficiency axis by its share"
     ours = targets[("ours", "finetune")]
     assert ours["patients_may_leak"] is False and ours["n_val"] > 0
     assert ours["test"]["macro_auc_ci"] is not None

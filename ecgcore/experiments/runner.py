@@ -153,7 +153,7 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
         "source": Path(config["source"]["dataset"]).name if config.get("source") else None,
         "target": data.name, "task": data.task.name, "arch": config["arch"],
         "strategy": config.get("strategy") or "scratch",
-        "train_fraction": config.get("train_fraction", 1.0), "n_train": int(data.split.train.size),
+        "train_fraction": _train_fraction(config, data), "n_train": int(data.split.train.size),
         "n_val": int(val.size), "n_test": int(test.size), "seed": config["seed"],
         "classes": scored_classes, "class_names": [data.class_names[classes.index(c)] for c in scored_classes],
         "unscored_classes": [c for c in classes if c not in scored_classes],
@@ -169,6 +169,16 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
         **protocol_facts(config, data.split.method),
         "finished": time.time(),
     }
+
+
+def _train_fraction(config: dict[str, Any], data: TaskDataset) -> float:
+    """The fraction of the training split used: as configured, or for a run given a record
+    count (train_n) the count over the full training split, so the data-efficiency curve
+    places runs of a size sweep along the same axis as fractions."""
+    full = data.split.params.get("n_train_full")
+    if config.get("train_n") and full:
+        return round(int(data.split.train.size) / int(full), 4)
+    return config.get("train_fraction", 1.0)
 
 
 def protocol_facts(config: dict[str, Any], split_method: str) -> dict[str, Any]:
