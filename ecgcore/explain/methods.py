@@ -158,7 +158,7 @@ def _occlusion(model: nn.Module, x: torch.Tensor, target: int,
 
 
 METHODS: dict[str, Method] = {
-    "gradcam": Method("Grad-CAM of the last convolutional block x |input x gradient| "
+    "gradcam": Method("Grad-CAM of the last convolutional block x |input gradient| "
                       "(CNNs only; >= 0)", _gradcam),
     "ig": Method("Integrated Gradients of the class logit from a zero baseline "
                  "(every architecture; signed)", _integrated_gradients),
