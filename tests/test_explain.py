@@ -112,11 +112,11 @@ def test_randomised_model_gives_different_attributions(cnn: torch.nn.Module, met
     assert evidence_share(randomised) < evidence_share(trained) / 2
 
 
-@pytest.mark.parametrize("name", ["lstm_nd", "gru"])
-def test_integrated_gradients_on_recurrent_models_and_gradcam_refuses_them(name: str) -> None:
+@pytest.mark.parametrize("name, config", [("lstm_nd", {}), ("gru", {"hidden": 32, "n_layers": 1})])
+def test_integrated_gradients_on_recurrent_models_and_gradcam_refuses_them(name: str, config: dict) -> None:
     """IG's completeness axiom: the attributions sum to logit(x) - logit(baseline = 0)."""
     torch.manual_seed(0)
-    model = create_model(name, n_leads=12, n_classes=2, n_samples=N_SAMPLES).eval()
+    model = create_model(name, n_leads=12, n_classes=2, n_samples=N_SAMPLES, **config).eval()
     x = positive_record()
     attribution = attribute(model, x, 1, "ig", AttributionOptions(n_steps=24))
     assert attribution.shape == (12, N_SAMPLES) and np.isfinite(attribution).all()
