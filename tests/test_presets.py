@@ -170,6 +170,14 @@ def test_bad_study_files_get_one_clear_line(tmp_path: Path, text: str, message: 
         load_experiment(path)
 
 
+def test_a_mistyped_task_shows_in_the_dry_run(workspace: Path, tmp_path: Path) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text("[target]\ndataset='x'\ntask='ptbxl_al'\n[grid]\narch=['small_cnn']\n"
+                    "strategy=['scratch']\n")
+    with pytest.raises(ExperimentError, match="dataset 'x': unknown task 'ptbxl_al'; known: "):
+        plan_experiment(path, strict=False)
+
+
 def test_listed_snomed_tasks() -> None:
     task = experiment_task("snomed:164889003,427172004|17338001|164884008", recordset=None)  # type: ignore[arg-type]
     assert task.classes == ("164889003", "427172004|17338001|164884008")

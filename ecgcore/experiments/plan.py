@@ -14,7 +14,9 @@ from typing import Any
 from ecgcore import workspace
 from ecgcore.data.pipeline import SplitConfig
 from ecgcore.data.prepare import PrepConfig
+from ecgcore.errors import EcgcoreError
 from ecgcore.experiments.spec import ExperimentError, grid_points
+from ecgcore.experiments.tasks import check_task_name
 from ecgcore.models import MODELS
 from ecgcore.runs import config_hash
 from ecgcore.train import TrainConfig
@@ -77,6 +79,10 @@ def _data(section: dict[str, Any], missing: list[str] | None = None) -> dict[str
     """The run config's data entry. With `missing` (a lenient plan), a dataset that is not
     found keeps its name and is listed there instead of stopping the plan."""
     name = section["dataset"]
+    try:
+        check_task_name(section.get("task", "dataset_labels"))
+    except EcgcoreError as exc:
+        raise ExperimentError(f"dataset {name!r}: {exc}") from exc
     found = find_dataset(name) if missing is not None else resolve_dataset(name)
     if found is None and missing is not None:
         missing.append(name)

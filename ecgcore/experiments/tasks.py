@@ -75,6 +75,20 @@ DERIVED_LABELS: dict[str, Callable[[Recordset], Recordset]] = {
 }
 
 
+def check_task_name(name: str) -> None:
+    """Raise EcgcoreError unless `name` is a task an experiment can use (checked when a plan
+    is made, so a typo shows in a dry run, not hours later when the run starts)."""
+    from ecgcore.data.labels.registry import TASKS
+
+    if name in TASKS or name in ("dataset_labels", "shared", *DERIVED_LABELS):
+        return
+    if name.startswith(SNOMED_PREFIX):
+        listed_task(name)
+        return
+    raise EcgcoreError(f"unknown task {name!r}; known: dataset_labels, shared, snomed:CODES, "
+                       f"{', '.join([*TASKS, *DERIVED_LABELS])}")
+
+
 def with_derived_labels(name: str, recordset: Recordset) -> Recordset:
     """The recordset with the labels the task `name` derives (unchanged for other tasks)."""
     derive = DERIVED_LABELS.get(name)
