@@ -321,10 +321,20 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--gpu-factor", type=float, default=100.0,
                         help="assumed GPU speed-up over one CPU core of this machine")
+    parser.add_argument("--speeds", type=Path, default=None,
+                        help="only project: training samples/s from this JSON ([{arch, window, "
+                             "samples_per_s}], e.g. the 'training' list of an earlier run's output)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.stage == "prep":
         print(json.dumps(prep_stage(args.tree, args.cache, args.prep, args.trace, args.warm)))
+        return 0
+    if args.speeds is not None:
+        rows = json.loads(args.speeds.read_text())
+        rows = rows["training"] if isinstance(rows, dict) else rows
+        projection = project({(r["arch"], int(r["window"])): float(r["samples_per_s"]) for r in rows},
+                             args.gpu_factor)
+        print(json.dumps(projection, indent=1))
         return 0
 
     OUT.mkdir(parents=True, exist_ok=True)
