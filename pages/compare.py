@@ -203,7 +203,7 @@ def _roc(store: RunStore, done: list[str], labels: dict[str, str]) -> None:
         curves = {}
         for run_id in done:
             try:
-                curves[labels.get(run_id, run_id)] = compare.roc_curves(compare.predictions(store, run_id))
+                curves[labels.get(run_id, run_id)] = compare.run_roc_curves(store, run_id)
             except EcgcoreError as err:
                 st.caption(f"{labels.get(run_id, run_id)}: {err}")
         if not any(curves.values()):
@@ -226,7 +226,7 @@ def main() -> None:
     shown = compare.apply_filters(table, filters)
     labels = compare.run_labels(table)
     # Selection widgets show (and put in the URL) the full, stable label of a run.
-    full = {row["run_id"]: compare.run_label(row, full=True) for row in table.to_dict("records")}
+    full = compare.full_labels(table)
     st.caption(f"{len(shown)} of {len(table)} runs match the filters.")
     _runs_table(shown)
     selected = st.multiselect("Runs to compare (empty: the newest finished runs of the table)",

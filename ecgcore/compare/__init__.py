@@ -29,7 +29,7 @@ from ecgcore.compare.figures import (
     per_class_auc_figure,
     roc_figure,
 )
-from ecgcore.compare.load import histories, per_class_auc, predictions
+from ecgcore.compare.load import histories, per_class_auc, predictions, run_roc_curves
 from ecgcore.compare.paired import HeadToHead, RocCurve, head_to_head, roc_curves
 from ecgcore.compare.table import (
     FILTER_COLUMNS,
@@ -38,6 +38,7 @@ from ecgcore.compare.table import (
     RunFilters,
     apply_filters,
     filter_options,
+    full_labels,
     read_results,
     run_label,
     run_labels,
@@ -47,8 +48,8 @@ from ecgcore.compare.table import (
 __all__ = [
     "CONVERGENCE_COLUMNS", "FILTER_COLUMNS", "GROUP_KEYS", "NO_SOURCE", "SUMMARY_COLUMNS", "TABLE_COLUMNS",
     "HeadToHead", "RocCurve", "RunFilters", "apply_filters", "auc_heatmap", "clear_caches", "convergence",
-    "data_efficiency", "data_efficiency_figure", "file_stamp", "filter_options", "finished", "head_to_head",
+    "data_efficiency", "data_efficiency_figure", "file_stamp", "filter_options", "finished", "full_labels", "head_to_head",
     "head_to_head_figure", "histories", "learning_curves_figure", "macro_auc_figure", "per_class_auc",
     "per_class_auc_figure", "predictions", "read_results", "roc_curves", "roc_figure", "run_label",
-    "run_labels", "runs_table", "seed_summary",
+    "run_labels", "run_roc_curves", "runs_table", "seed_summary",
 ]

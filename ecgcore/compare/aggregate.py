@@ -39,9 +39,13 @@ def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
     rows: list[dict[str, object]] = []
     if not done.empty:
         keys = done[list(GROUP_KEYS)].astype("object").where(done[list(GROUP_KEYS)].notna(), "")
-        for group_values, part in done.groupby([keys[k] for k in GROUP_KEYS], sort=True, dropna=False):
-            metrics = [{"macro_auc": r["macro_auc"], "ci_low": r["macro_auc_low"], "ci_high": r["macro_auc_high"]}
-                       for r in part.to_dict("records")]
+        columns = {name: done[column].to_numpy(dtype=float) for name, column in
+                   (("macro_auc", "macro_auc"), ("ci_low", "macro_auc_low"), ("ci_high", "macro_auc_high"))}
+        run_ids = done["run_id"].to_numpy()
+        # Plain numpy per group: a DataFrame per group costs ~10 ms, too much for hundreds of settings.
+        for group_values, positions in sorted(keys.groupby(list(GROUP_KEYS), dropna=False).indices.items(),
+                                              key=lambda item: tuple(map(str, item[0]))):
+            metrics = [{name: float(values[p]) for name, values in columns.items()} for p in positions]
             stats = mean_std(metrics)
             row: dict[str, object] = dict(zip(GROUP_KEYS, group_values))
             row.update(
@@ -50,7 +54,7 @@ def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
                 macro_auc_std=stats["macro_auc"]["std"],
                 ci_low_mean=stats.get("ci_low", {}).get("mean"),
                 ci_high_mean=stats.get("ci_high", {}).get("mean"),
-                run_ids=list(part["run_id"]),
+                run_ids=[str(r) for r in run_ids[positions]],
             )
             rows.append(row)
     frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))

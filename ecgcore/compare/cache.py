@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import numpy as np
-import pandas as pd
 
 from ecgcore.runs import PREDICTION_KEYS
 from ecgcore.runs.folder import read_json
@@ -38,6 +37,10 @@ def file_stamp(path: Path) -> Stamp | None:
     return info.st_mtime_ns, info.st_size
 
 
+#: Every cache made with `StampCache` registers here, so `clear_caches` reaches them all.
+ALL_CACHES: list["StampCache[Any]"] = []
+
+
 class StampCache(Generic[T]):
     """`get(path)` parses a file with `reader` once per stamp; keeps `max_entries` files."""
 
@@ -47,6 +50,7 @@ class StampCache(Generic[T]):
         self._entries: OrderedDict[str, tuple[Stamp, T]] = OrderedDict()
         self._lock = threading.Lock()
         self.misses = 0
+        ALL_CACHES.append(self)
 
     def get(self, path: Path) -> T | None:
         """The parsed file, or None when it does not exist."""
@@ -74,7 +78,7 @@ class StampCache(Generic[T]):
             self.misses = 0
 
 
-def _read_predictions(path: Path) -> dict[str, np.ndarray]:
+def read_predictions(path: Path) -> dict[str, np.ndarray]:
     """predictions.npz without unpickling; a clear error when arrays are missing or unreadable."""
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -87,17 +91,12 @@ def _read_predictions(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _read_history(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, on_bad_lines="skip")
-
-
 RESULTS: StampCache[dict[str, Any]] = StampCache(read_json, max_entries=20_000)
-HISTORIES: StampCache[pd.DataFrame] = StampCache(_read_history, max_entries=2_000)
 # Predictions are the large files (records x classes x 2); few are compared at once.
-PREDICTIONS: StampCache[dict[str, np.ndarray]] = StampCache(_read_predictions, max_entries=64)
+PREDICTIONS: StampCache[dict[str, np.ndarray]] = StampCache(read_predictions, max_entries=64)
 
 
 def clear_caches() -> None:
     """Forget every cached read (the benchmark's cold start)."""
-    for cache in (RESULTS, HISTORIES, PREDICTIONS):
+    for cache in ALL_CACHES:
         cache.clear()

@@ -8,11 +8,13 @@ failed, or a run that never wrote it) are left out, not errors: a selection may 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ecgcore.compare.cache import HISTORIES, PREDICTIONS
+from ecgcore.compare.cache import PREDICTIONS, StampCache, read_predictions
+from ecgcore.compare.paired import RocCurve, roc_curves
 from ecgcore.compare.table import read_results
 from ecgcore.data.labels import class_name
 from ecgcore.errors import EcgcoreError
@@ -50,27 +52,35 @@ def per_class_auc(store: RunStore, run_ids: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
+def _epoch_frame(path: Path) -> pd.DataFrame:
+    """One history.csv as the columns the views use (without run_id)."""
+    history = pd.read_csv(path, on_bad_lines="skip")
+    if "epoch" not in history:
+        return pd.DataFrame(columns=list(HISTORY_FRAME_COLUMNS[1:]))
+    part = pd.DataFrame({"epoch": pd.to_numeric(history["epoch"], errors="coerce")})
+    for column in ("train_loss", "val_loss", "val_macro_auc", "seconds"):
+        values = history[column] if column in history else pd.Series(np.nan, index=history.index)
+        part[column] = pd.to_numeric(values, errors="coerce").to_numpy()
+    part["epochs_done"] = np.arange(1, len(part) + 1)
+    part["wall_seconds"] = part["seconds"].fillna(0.0).cumsum()
+    return part[list(HISTORY_FRAME_COLUMNS[1:])]
+
+
+EPOCH_FRAMES: StampCache[pd.DataFrame] = StampCache(_epoch_frame, max_entries=2_000)
+
+
 def histories(store: RunStore, run_ids: Sequence[str]) -> pd.DataFrame:
     """history.csv of each run, stacked (HISTORY_FRAME_COLUMNS). `epochs_done` counts epochs
     from 1; `wall_seconds` is the training time spent by the end of each epoch."""
     parts: list[pd.DataFrame] = []
     for run_id in run_ids:
         try:
-            history = HISTORIES.get(store.runs_dir / run_id / "history.csv")
-        except (OSError, ValueError, pd.errors.ParserError):
+            part = EPOCH_FRAMES.get(store.runs_dir / run_id / "history.csv")
+        except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
             continue
-        if history is None or history.empty or "epoch" not in history:
+        if part is None or part.empty:
             continue
-        part = pd.DataFrame({
-            "run_id": [run_id] * len(history),
-            "epoch": pd.to_numeric(history["epoch"], errors="coerce"),
-        })
-        for column in ("train_loss", "val_loss", "val_macro_auc", "seconds"):
-            values = history[column] if column in history else pd.Series(np.nan, index=history.index)
-            part[column] = pd.to_numeric(values, errors="coerce").to_numpy()
-        part["epochs_done"] = np.arange(1, len(part) + 1)
-        part["wall_seconds"] = part["seconds"].fillna(0.0).cumsum()
-        parts.append(part[list(HISTORY_FRAME_COLUMNS)])
+        parts.append(part.assign(run_id=run_id)[list(HISTORY_FRAME_COLUMNS)])
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype="object" if c == "run_id" else "float64")
                              for c in HISTORY_FRAME_COLUMNS})
@@ -83,3 +93,16 @@ def predictions(store: RunStore, run_id: str) -> dict[str, np.ndarray]:
     if arrays is None:
         raise EcgcoreError(f"run {run_id} has no predictions.npz (it has not been evaluated)")
     return arrays
+
+
+# ROC curves per predictions.npz stamp: scikit-learn's argument checks cost ~5 ms per class.
+ROC_CURVES: StampCache[list[RocCurve]] = StampCache(lambda path: roc_curves(read_predictions(path)),
+                                                    max_entries=256)
+
+
+def run_roc_curves(store: RunStore, run_id: str) -> list[RocCurve]:
+    """`roc_curves` of a run's predictions, cached on the file's stamp."""
+    curves = ROC_CURVES.get(store.get(run_id).path / "predictions.npz")
+    if curves is None:
+        raise EcgcoreError(f"run {run_id} has no predictions.npz (it has not been evaluated)")
+    return curves

@@ -144,9 +144,18 @@ def run_label(row: Mapping[str, Any], full: bool = False) -> str:
     return " · ".join(parts) + (f" · {run_id}" if full else f" ({run_id[-4:]})")
 
 
+def full_labels(table: pd.DataFrame) -> dict[str, str]:
+    """run_id -> run_label(full=True) for every row: what selection widgets show and links hold."""
+    columns = ("run_id", "strategy", "arch", "train_fraction", "seed")
+    rows = zip(*(table[c].tolist() for c in columns))
+    return {values[0]: run_label(dict(zip(columns, values)), full=True) for values in rows}
+
+
 def run_labels(table: pd.DataFrame) -> dict[str, str]:
     """run_id -> run_label for every row; ids are appended when two labels would collide."""
-    labels = {row["run_id"]: run_label(row) for row in table.to_dict("records")}
+    columns = ("run_id", "strategy", "arch", "train_fraction", "seed")
+    rows = zip(*(table[c].tolist() for c in columns))  # to_dict("records") is ~50 ms for 500 runs
+    labels = {values[0]: run_label(dict(zip(columns, values))) for values in rows}
     seen: dict[str, int] = {}
     for label in labels.values():
         seen[label] = seen.get(label, 0) + 1
