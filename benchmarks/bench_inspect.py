@@ -28,8 +28,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from statistics import median
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
@@ -126,9 +127,9 @@ def _table(n: dict[str, Any]) -> str:
         ("(c) Inspect page, warm (AppTest rerun, cached)", n["page_warm"]),
         ("(d) Inspect page, cold (caches cleared)", n["page_cold"]),
     ]
-    lines = [f"run {n['run_id']}, record {n['record']} ({n['fs']:g} Hz, {n['seconds']:.1f} s), class "
-             f"{n['class']}; median of {n['repeat']}",
-             f"{'what':<50}{'seconds':>10}"]
+    head = (f"run {n['run_id']}, record {n['record']} ({n['fs']:g} Hz, {n['seconds']:.1f} s), class "
+            f"{n['class']}; median of {n['repeat']}")
+    lines = [head, f"{'what':<50}{'seconds':>10}"]
     lines += [f"{label:<50}{value:>10.3f}" for label, value in rows]
     lines.append(f"c/a = {n['warm_over_figure']:.1f}x (page rerun over the bare figure)   "
                  f"d/(a+b) = {n['cold_over_work']:.1f}x (cold page over figure + read + IG)")

@@ -125,39 +125,42 @@ def _report(preds: RunPredictions, record: TestRecord, explanation: Explanation,
 
 def _record_view(run_id: str, preds: RunPredictions, code: str, record: TestRecord) -> None:
     st.markdown(_facts(preds, record))
-    left, right = st.columns([3, 1])
+    method = _url_choice(st, "radio", "Attribution method", list_methods(), "method",
+                         default=DEFAULT_METHOD, horizontal=True,
+                         format_func=lambda m: METHOD_NAMES.get(m, m))
+    model_stamp = _stamp(RunStore().get(run_id).model_path)
+    try:
+        explanation = _explain(run_id, model_stamp, record.record_id, code, method, record)
+    except EcgcoreError as err:
+        st.error(f"Cannot explain this record: {err}")
+        return
+    saliency = saliency_on_signal(explanation.attribution, explanation.leads,
+                                  _model(run_id, model_stamp).prep, record.signal)
+    signal = record.signal
+    start = 0.0
+    if signal.seconds > 10.0:
+        start = st.slider("Start of the 10 s page (s)", 0.0, float(int(signal.seconds - 10.0)), 0.0,
+                          0.5, key="start")
+    title = (f"{record.record_id} · {METHOD_NAMES.get(method, method)} for {class_name(code)}"
+             f" · p = {explanation.probability:.3f}")
+    fig = ecg_paper_figure(signal.data, signal.fs, signal.leads, saliency=saliency, title=title,
+                           start=start)
+    st.plotly_chart(fig, width="stretch", key="ecg", theme=None, config={"displaylogo": False})
+
+    left, right = st.columns([3, 2])
     summary = record_summary(preds, record.record_id)
-    right.dataframe(summary[["name", "probability", "true label", "outcome"]], hide_index=True,
-                    width="stretch", key="probabilities",
-                    column_config={"probability": st.column_config.ProgressColumn(
-                        "probability", min_value=0.0, max_value=1.0, format="%.3f")})
-    right.caption(f"Thresholds: {preds.threshold_source}.")
-    with left:
-        method = _url_choice(st, "radio", "Attribution method", list_methods(), "method",
-                             default=DEFAULT_METHOD, horizontal=True,
-                             format_func=lambda m: METHOD_NAMES.get(m, m))
-        model_stamp = _stamp(RunStore().get(run_id).model_path)
-        try:
-            explanation = _explain(run_id, model_stamp, record.record_id, code, method, record)
-        except EcgcoreError as err:
-            st.error(f"Cannot explain this record: {err}")
-            return
-        saliency = saliency_on_signal(explanation.attribution, explanation.leads,
-                                      _model(run_id, model_stamp).prep, record.signal)
-        signal = record.signal
-        start = 0.0
-        if signal.seconds > 10.0:
-            start = st.slider("Start of the 10 s page (s)", 0.0, float(int(signal.seconds - 10.0)), 0.0,
-                              0.5, key="start")
-        title = (f"{record.record_id} · {METHOD_NAMES.get(method, method)} for {class_name(code)}"
-                 f" · p = {explanation.probability:.3f}")
-        fig = ecg_paper_figure(signal.data, signal.fs, signal.leads, saliency=saliency, title=title,
-                               start=start)
-        st.plotly_chart(fig, width="stretch", key="ecg", theme=None, config={"displaylogo": False})
+    left.dataframe(summary[["name", "probability", "threshold", "true label", "outcome"]],
+                   hide_index=True, width="stretch", height="content", key="probabilities",
+                   column_config={"probability": st.column_config.ProgressColumn(
+                       "probability", min_value=0.0, max_value=1.0, format="%.3f"),
+                       "threshold": st.column_config.NumberColumn(format="%.3f")})
+    left.caption(f"Predicted probabilities beside the true labels; thresholds "
+                 f"{preds.threshold_source}.")
     right.plotly_chart(lead_importance_figure(explanation.lead_importance, "Lead importance"),
                        width="stretch", key="importance")
-    for fmt in ("pdf", "png"):
-        right.download_button(
+    buttons = right.columns(2)
+    for column, fmt in zip(buttons, ("pdf", "png")):
+        column.download_button(
             f"Report ({fmt.upper()})", key=f"report_{fmt}", on_click="ignore",
             data=lambda fmt=fmt: _report(preds, record, explanation, saliency, start, fmt),
             file_name=f"{record.record_id}_{code.replace('|', '-')}.{fmt}",

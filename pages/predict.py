@@ -81,34 +81,35 @@ def _result(run_id: str, stamp: float, digest: str, upload: UploadedRecord) -> N
                 f"{signal.seconds:.1f} s · leads {', '.join(signal.leads)}")
     if upload.note:
         st.caption(upload.note)
-    st.markdown(f"Most likely: **{table['name'][0]}** (p = {table['probability'][0]:.3f}) · the full list "
-                "is on the right; 0.5 is the plain decision threshold")
-    left, right = st.columns([3, 1])
-    right.dataframe(table[["name", "probability"]], hide_index=True, width="stretch",
-                    key="probabilities", column_config={"probability": st.column_config.ProgressColumn(
-                        "probability", min_value=0.0, max_value=1.0, format="%.3f")})
-    with left:
-        cols = st.columns(2)
-        code = cols[0].selectbox("Saliency for class", list(table["class"]), format_func=class_name,
-                                 key="predict_cls")
-        methods = list_methods()
-        method = cols[1].radio("Attribution method", methods, key="predict_method", horizontal=True,
-                               index=methods.index(DEFAULT_METHOD) if DEFAULT_METHOD in methods else 0,
-                               format_func=lambda m: METHOD_NAMES.get(m, m))
-        try:
-            explanation = _explain(run_id, stamp, digest, upload.record, code, method, upload)
-        except EcgcoreError as err:
-            st.error(f"Cannot explain {upload.record}: {err}")
-            return
-        saliency = saliency_on_signal(explanation.attribution, explanation.leads, run.prep, signal)
-        title = (f"{upload.record} · {METHOD_NAMES.get(method, method)} for {class_name(code)} · "
-                 f"p = {probabilities[code]:.3f}")
-        fig = ecg_paper_figure(signal.data, signal.fs, signal.leads, saliency=saliency, title=title)
-        st.plotly_chart(fig, width="stretch", key="ecg", theme=None, config={"displaylogo": False})
+    st.markdown(f"Most likely: **{table['name'][0]}** (p = {table['probability'][0]:.3f}) · every class "
+                "is listed below the tracing")
+    cols = st.columns(2)
+    code = cols[0].selectbox("Saliency for class", list(table["class"]), format_func=class_name,
+                             key="predict_cls")
+    methods = list_methods()
+    method = cols[1].radio("Attribution method", methods, key="predict_method", horizontal=True,
+                           index=methods.index(DEFAULT_METHOD) if DEFAULT_METHOD in methods else 0,
+                           format_func=lambda m: METHOD_NAMES.get(m, m))
+    try:
+        explanation = _explain(run_id, stamp, digest, upload.record, code, method, upload)
+    except EcgcoreError as err:
+        st.error(f"Cannot explain {upload.record}: {err}")
+        return
+    saliency = saliency_on_signal(explanation.attribution, explanation.leads, run.prep, signal)
+    title = (f"{upload.record} · {METHOD_NAMES.get(method, method)} for {class_name(code)} · "
+             f"p = {probabilities[code]:.3f}")
+    fig = ecg_paper_figure(signal.data, signal.fs, signal.leads, saliency=saliency, title=title)
+    st.plotly_chart(fig, width="stretch", key="ecg", theme=None, config={"displaylogo": False})
+
+    left, right = st.columns([3, 2])
+    left.dataframe(table[["name", "probability"]], hide_index=True, width="stretch", height="content",
+                   key="probabilities", column_config={"probability": st.column_config.ProgressColumn(
+                       "probability", min_value=0.0, max_value=1.0, format="%.3f")})
     right.plotly_chart(lead_importance_figure(explanation.lead_importance, "Lead importance"),
                        width="stretch", key="importance")
-    for fmt in ("pdf", "png"):
-        right.download_button(
+    buttons = right.columns(2)
+    for column, fmt in zip(buttons, ("pdf", "png")):
+        column.download_button(
             f"Report ({fmt.upper()})", key=f"report_{fmt}", on_click="ignore",
             data=lambda fmt=fmt: _report(run_id, upload, probabilities, explanation, saliency, fmt),
             file_name=f"{upload.record}_{code.replace('|', '-')}.{fmt}",

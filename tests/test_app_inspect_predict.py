@@ -131,6 +131,6 @@ def test_predict_page_scores_uploads_like_predict(run_workspace, shared_data: Pa
         [("E00003.hea", (g12ec / "E00003.hea").read_bytes(), "text/plain"), ("E00003.mat", dat[:500], "x")])
     at.run()
     assert not at.exception
-    assert [e.value for e in at.error] == [
-        "Upload refused: E00003.hea: signal file E00003.mat is too short: 500 bytes, header claims 120024 "
-        "(12 channels x 5000 samples; the file holds 19 samples of 12 channels)"]
+    refused = ("Upload refused: E00003.hea: signal file E00003.mat is too short: 500 bytes, header claims "
+               "120024 (12 channels x 5000 samples; the file holds 19 samples of 12 channels)")
+    assert [e.value for e in at.error] == [refused]
