@@ -24,6 +24,7 @@ from pages import require_router
 require_router()
 
 REFRESH_SECONDS = 2.0
+LOG_REFRESH_SECONDS = 5.0  # the log view: slower, so its widgets are rarely caught mid-rerun
 STATE_LABELS: dict[str, str] = {"running": "Running", "queued": "Queued", "waiting": "Waiting",
                                 "done": "Done", "failed": "Failed", "cancelled": "Cancelled"}
 
@@ -94,7 +95,7 @@ def _act(action: str, job_id: str) -> None:
         st.session_state["job_message"] = f"{job_id}: {err}"
 
 
-@st.fragment(run_every=REFRESH_SECONDS)
+@st.fragment(run_every=LOG_REFRESH_SECONDS)
 def _one_job() -> None:
     jobs = {job["job_id"]: job for job in reversed(job_queue.list_jobs())}
     if not jobs:

@@ -34,7 +34,7 @@ from ecgcore.launch import (
     submit_launch,
 )
 from ecgcore.launch.estimate import EVAL_WEIGHT
-from ecgcore.launch.quickstart import QUICKSTART, grid_summary, launch_quickstart
+from ecgcore.launch.quickstart import QUICKSTART, grid_seconds, grid_summary, launch_quickstart
 from ecgcore.runs import RunStore
 from ecgcore.train import device as device_module
 
@@ -248,6 +248,11 @@ def test_quickstart_summary_and_launch_through_the_queue(home: Path):
     grid = grid_summary()
     assert (grid.n_pretrain, grid.n_target, grid.n_runs) == (1, 16, 17)
     assert grid.fractions == (0.1, 0.25, 0.5, 1.0) and grid.archs == ("small_cnn",)
+    # Priced before any data exists, from the demo sites' sizes (2,000 source, 1,000 target).
+    assert grid_seconds(Throughput("small_cnn", 0.0, "x"), overhead=5.0) == pytest.approx(17 * 5.0)
+    per_fraction = sum(1000 * 0.55 * f + EVAL_WEIGHT * 150 for f in grid.fractions)
+    expected = 0.001 * (20 * (2000 * 0.8 + EVAL_WEIGHT * 200) + 4 * 30 * per_fraction)
+    assert grid_seconds(Throughput("small_cnn", 0.001, "x"), overhead=0.0) == pytest.approx(expected)
     written: list[bool] = []
     job_ids = launch_quickstart(write_demo=lambda: written.append(True))
     assert written == [] and len(job_ids) == 17  # demo sites present: not written again

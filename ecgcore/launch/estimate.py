@@ -83,14 +83,15 @@ def store_throughput(store: RunStore, arch: str, device_type: str, input_samples
 
 
 def measure_throughput(arch: str, input_samples: int, n_classes: int = 10, device_type: str = "cpu",
-                       batch: int = 16, steps: int = 2) -> Throughput:
+                       batch: int = 32, steps: int = 2) -> Throughput:
     """Time `steps` Adam steps of a fresh model on random (batch, 12, input_samples) inputs,
-    after one warm-up step."""
+    after one warm-up step. One torch thread: several threads spin against each other on a
+    busy machine (20x slower in a probe this short), and one thread never disturbs the app."""
     import torch
 
     device = torch.device(device_type)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a quick probe beside the app, not a second trainer
+    torch.set_num_threads(1)
     try:
         per_sample = _time_steps(arch, input_samples, n_classes, device, batch, steps)
     finally:

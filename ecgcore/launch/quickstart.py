@@ -12,7 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ecgcore.data.synthetic import SITES
 from ecgcore.experiments.spec import grid_points, load_experiment
+from ecgcore.launch.estimate import JOB_OVERHEAD_SECONDS, Throughput, run_seconds
+from ecgcore.launch.plan import SOURCE_SHARES
 from ecgcore.transfer import STRATEGIES
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.toml"
@@ -59,6 +62,25 @@ def grid_summary(path: Path | str = QUICKSTART) -> GridSummary:
         epochs=int(train.get("epochs", 20)),
         pretrain_epochs=int(config.get("pretrain", {}).get("epochs", train.get("epochs", 20))),
     )
+
+
+def grid_seconds(throughput: Throughput, overhead: float = JOB_OVERHEAD_SECONDS,
+                 path: Path | str = QUICKSTART) -> float:
+    """Upper estimate of a demo experiment's wall time with one worker slot, before any
+    data exists: runs are sized from the demo sites' record counts (`SITES`) and the
+    file's split, priced like the Launch page's plan (`run_seconds`)."""
+    config = load_experiment(path)
+    grid = grid_summary(path)
+    source, target = (SITES[config[role]["dataset"]].n_records for role in ("source", "target"))
+    split = config.get("split", {})
+    val, test = float(split.get("val", 0.1)), float(split.get("test", 0.2))
+    fraction = float(config["source"].get("train_fraction", 1.0))
+    seconds = grid.n_pretrain * run_seconds(throughput, source * SOURCE_SHARES[0] * fraction,
+                                            source * SOURCE_SHARES[1], grid.pretrain_epochs, overhead)
+    for point in grid_points(config):
+        seconds += run_seconds(throughput, target * (1 - val - test) * point["train_fraction"], target * val,
+                               grid.epochs, overhead, STRATEGIES[point["strategy"]].trains)
+    return seconds
 
 
 def launch_quickstart(write_demo: Callable[[], object] | None = None,
