@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +118,22 @@ def test_predict_page_scores_uploads_like_predict(run_workspace, shared_data: Pa
     assert spec["layout"]["title"]["text"].startswith(f"E00003 · Integrated Gradients for {class_name(top)}")
     assert any(trace["name"].startswith("saliency") for trace in spec["data"])
     assert "**E00003** (challenge: E00003.hea, E00003.mat)" in _texts(at)
+
+    # Two records in one zip: a record picker, each scored like predict.
+    ludb = shared_data / "ecg" / "ludb" / "data"
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in (g12ec / "E00003.hea", g12ec / "E00003.mat", ludb / "7.hea", ludb / "7.dat"):
+            zipped.write(path, f"two/{path.name}")
+    at.file_uploader(key="files").set_value(("two.zip", archive.getvalue(), "application/zip"))
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="predict_record").options == ["7", "E00003"]
+    at.selectbox(key="predict_record").set_value("7").run()
+    want7 = predict_files(run_workspace.run_id, [ludb / "7.hea"])[0]["probabilities"]
+    table = at.dataframe[0].value
+    assert dict(zip(table["name"], table["probability"])) == {class_name(c): p for c, p in want7.items()}
+    assert _chart(at, "ecg")["layout"]["title"]["text"].startswith("7 · ")
 
     # A CSV at the rate typed on the page; then a corrupt upload gets a message, not a traceback.
     source = read_record_file(g12ec / "E00003.hea")

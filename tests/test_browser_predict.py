@@ -5,6 +5,7 @@ by plotly.js; a corrupt upload shows a message, not a traceback."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,7 +66,12 @@ def test_upload_a_record_and_see_probabilities_and_trace(run_workspace, shared_d
                 expect(ecg.locator("g.trace.scatter")).to_have_count(10, timeout=30_000)
                 for lead in ("aVR", "V1", "V6"):
                     expect(ecg.locator("g.annotation", has_text=lead).first).to_be_visible()
-                expect(main.get_by_role("button", name="Report (PDF)")).to_be_visible()
+                # The report is made on click and downloads as a one-page PDF.
+                with page.expect_download(timeout=60_000) as download:
+                    main.get_by_role("button", name="Report (PDF)").click()
+                report = Path(download.value.path()).read_bytes()
+                assert report.startswith(b"%PDF-") and len(re.findall(rb"/Type\s*/Page\b", report)) == 1
+                assert download.value.suggested_filename == f"E00005_{top.replace('|', '-')}.pdf"
                 ecg.scroll_into_view_if_needed()
                 page.wait_for_timeout(500)
                 ecg.screenshot(path=str(tmp_path / "predict_ecg.png"))
