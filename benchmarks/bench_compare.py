@@ -120,6 +120,7 @@ def measure(home: Path, repeat: int) -> dict[str, Any]:
     import streamlit as st
 
     os.environ["ECGCORE_HOME"] = str(home)
+    os.environ["ECGCORE_AUTO_WORKER"] = "0"  # the app's sidebar would start a background worker
     store = RunStore(home)
     table = compare.runs_table(store)
     assert len(table) >= 1 and table["macro_auc"].notna().all(), "every generated run is finished"

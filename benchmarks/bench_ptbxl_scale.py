@@ -295,7 +295,9 @@ def project(speeds: dict[tuple[str, int], float], gpu_factor: float) -> dict[str
         eval_cost = windows_per_record / (3 * sps)  # seconds per evaluated record
         epochs = c["train"]["epochs"] if c.get("strategy") != "source_only" else 0
         cpu = epochs * (train / sps + val * eval_cost) + test * eval_cost
-        entry = out.setdefault(preset, {"runs": 0, "cpu_core_hours": 0.0, "gpu_hours": 0.0})
+        protocol = c.get("protocol")
+        key = preset if protocol in (None, preset) else f"{preset} [{protocol}]"
+        entry = out.setdefault(key, {"runs": 0, "cpu_core_hours": 0.0, "gpu_hours": 0.0})
         entry["runs"] += 1
         entry["cpu_core_hours"] += cpu / 3600
         entry["gpu_hours"] += cpu / gpu_factor / 3600
@@ -375,7 +377,7 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"projected compute per preset (epochs at their maximum; GPU factor {r['gpu_factor']:g}x "
           "one CPU core -- an assumption)")
     for name, p in r["projection"].items():
-        print(f"  {name:<22} {p['runs']:>4} runs  {p['cpu_core_hours']:>9} CPU-core-hours  "
+        print(f"  {name:<36} {p['runs']:>4} runs  {p['cpu_core_hours']:>9} CPU-core-hours  "
               f"{p['gpu_hours']:>7} GPU-hours")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import auc, roc_auc_score, roc_curve
 
 from ecgcore.data.labels import class_name
 from ecgcore.errors import EcgcoreError
@@ -128,6 +128,7 @@ def roc_curves(pred: Predictions) -> list[RocCurve]:
         if column.min() == column.max():
             continue
         fpr, tpr, _ = roc_curve(column, score[:, c])
-        curves.append(RocCurve(code=code, name=class_name(code), fpr=fpr, tpr=tpr,
-                               auc=float(roc_auc_score(column, score[:, c])), positives=int(column.sum())))
+        # The area under the curve itself: what roc_auc_score computes, without a second pass.
+        curves.append(RocCurve(code=code, name=class_name(code), fpr=fpr, tpr=tpr, auc=float(auc(fpr, tpr)),
+                               positives=int(column.sum())))
     return curves
