@@ -193,7 +193,9 @@ def _pair(store: RunStore, done: list[str], labels: dict[str, str], full: dict[s
                    + (f" Classes scored by only one run, left out: {', '.join(h2h.dropped_classes)}."
                       if h2h.dropped_classes else ""))
         _chart(compare.head_to_head_figure(h2h, name(run_a), name(run_b)), "head-to-head")
-        st.dataframe(h2h.per_class, hide_index=True, width="stretch", key="h2h-table")
+        st.dataframe(h2h.per_class, hide_index=True, width="stretch", key="h2h-table",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                    for c in ("auc_a", "auc_b", "diff", "low", "high", "p_value")})
         _download_csv(h2h.per_class, "head-to-head")
 
 

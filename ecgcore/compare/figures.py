@@ -33,8 +33,7 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 def _figure(data: Sequence[Any], layout: dict[str, Any], title: str, height: int) -> go.Figure:
     """The figure in one construction: plotly validates the layout once, where each later
     update_layout call on a figure with many axes costs ~0.1 s (see benchmarks/bench_compare.py)."""
-    base = {"title": {"text": title}, "height": height, "margin": _MARGIN, "hoverlabel": {"namelength": -1},
-            "legend": {"orientation": "h", "y": -0.15}}
+    base = {"title": {"text": title}, "height": height, "margin": _MARGIN, "hoverlabel": {"namelength": -1}}
     return go.Figure(data=list(data), layout={**base, **layout})
 
 
@@ -153,6 +152,7 @@ def data_efficiency_figure(curve: pd.DataFrame) -> go.Figure:
         if band.any():
             traces.append(go.Scatter(
                 x=np.r_[x[band], x[band][::-1]], y=np.r_[high[band], low[band][::-1]], fill="toself",
+                mode="lines",
                 fillcolor=_rgba(colour(i), 0.15), line=dict(width=0), hoverinfo="skip",
                 legendgroup=str(line), showlegend=False, name=f"{line} CI"))
         std = np.nan_to_num(part["macro_auc_std"].to_numpy(dtype=float), nan=0.0)
