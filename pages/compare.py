@@ -63,7 +63,9 @@ def _filters(table: pd.DataFrame) -> RunFilters:
 
 
 def _download_html(fig: go.Figure, key: str) -> None:
-    st.download_button("Download figure (HTML)", data=lambda: fig.to_html(include_plotlyjs="cdn"),
+    """A self-contained interactive HTML file (plotly.js inside: it opens offline), built
+    only when the button is clicked."""
+    st.download_button("Download figure (HTML)", data=lambda: fig.to_html(include_plotlyjs=True),
                        file_name=f"{key}.html", mime="text/html", key=f"{key}-html", on_click="ignore")
 
 
