@@ -37,9 +37,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ecgcore import compare  # noqa: E402
-from ecgcore.evaluate import evaluate  # noqa: E402
-from ecgcore.runs import RunStore  # noqa: E402
+from ecgcore import compare
+from ecgcore.evaluate import evaluate
+from ecgcore.runs import RunStore
 
 TARGET_SECONDS = 2.0
 ARCHS = ("small_cnn", "resnet1d18", "lstm_nd", "xresnet1d50")

@@ -170,9 +170,9 @@ def _pair(store: RunStore, done: list[str], labels: dict[str, str], full: dict[s
         if len(done) < 2:
             st.info("Two finished runs are needed for a head-to-head comparison.")
             return
-        name = lambda run_id: labels.get(run_id, run_id)  # noqa: E731
+        name = lambda run_id: labels.get(run_id, run_id)
         left, right = st.columns(2)
-        long_name = lambda run_id: full.get(run_id, run_id)  # noqa: E731
+        long_name = lambda run_id: full.get(run_id, run_id)
         run_a = left.selectbox("Run A", done, index=0, format_func=long_name, key="a", bind="query-params")
         run_b = right.selectbox("Run B", done, index=1, format_func=long_name, key="b", bind="query-params")
         if run_a == run_b:

@@ -40,7 +40,7 @@ def trained_store(base: Path) -> Path:
     os.environ["ECGCORE_HOME"] = str(home)
     try:
         write_demo_data(home / "datasets", seed=0, scale=0.1)
-        quiet = lambda message: None  # noqa: E731
+        quiet = lambda message: None
         run_experiment(SMOKE, [*TINY, "grid.train_fraction=[0.5, 1.0]"], say=quiet)
         run_experiment(SMOKE, [*TINY, 'grid.strategy=["scratch"]', "grid.train_fraction=[1.0]", "grid.seed=[1]"],
                        say=quiet)

@@ -3,8 +3,6 @@ codes in the hover, one trace per run/line, CI whiskers and bands from the data.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest

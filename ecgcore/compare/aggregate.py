@@ -90,7 +90,7 @@ def convergence(history: pd.DataFrame, share: float = 0.95) -> pd.DataFrame:
     rows: list[dict[str, object]] = []
     for run_id, part in history.groupby("run_id", sort=False):
         auc = part["val_macro_auc"].to_numpy(dtype=float)
-        row: dict[str, object] = {"run_id": run_id, "epochs_run": int(len(part)),
+        row: dict[str, object] = {"run_id": run_id, "epochs_run": len(part),
                                   "seconds_total": float(part["wall_seconds"].iloc[-1])}
         if np.isfinite(auc).any():
             best = int(np.nanargmax(auc))

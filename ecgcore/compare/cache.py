@@ -20,9 +20,9 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from ecgcore.errors import EcgcoreError
 from ecgcore.runs import PREDICTION_KEYS
 from ecgcore.runs.folder import read_json
-from ecgcore.errors import EcgcoreError
 
 T = TypeVar("T")
 Stamp = tuple[int, int]
@@ -38,7 +38,7 @@ def file_stamp(path: Path) -> Stamp | None:
 
 
 #: Every cache made with `StampCache` registers here, so `clear_caches` reaches them all.
-ALL_CACHES: list["StampCache[Any]"] = []
+ALL_CACHES: list[StampCache[Any]] = []
 
 
 class StampCache(Generic[T]):

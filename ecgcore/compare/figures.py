@@ -18,7 +18,7 @@ from plotly.colors import qualitative
 from ecgcore.compare.paired import HeadToHead, RocCurve
 
 PALETTE: tuple[str, ...] = tuple(qualitative.Plotly) + tuple(qualitative.D3)
-_MARGIN = dict(l=8, r=8, t=48, b=8)
+_MARGIN = {"l": 8, "r": 8, "t": 48, "b": 8}
 
 
 def colour(i: int) -> str:
@@ -46,8 +46,8 @@ def per_class_auc_figure(per_class: pd.DataFrame, labels: Mapping[str, str]) -> 
         traces.append(go.Bar(
             y=part["name"].tolist(), x=auc, orientation="h", name=labels.get(str(run_id), str(run_id)),
             marker_color=colour(i), customdata=list(zip(part["code"], low, high)),
-            error_x=dict(type="data", symmetric=False, array=np.clip(high - auc, 0, None),
-                         arrayminus=np.clip(auc - low, 0, None), thickness=1.2),
+            error_x={"type": "data", "symmetric": False, "array": np.clip(high - auc, 0, None),
+                         "arrayminus": np.clip(auc - low, 0, None), "thickness": 1.2},
             hovertemplate="%{y} (%{customdata[0]})<br>AUC %{x:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}]"
                           "<extra>%{fullData.name}</extra>",
         ))
@@ -68,7 +68,7 @@ def auc_heatmap(per_class: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure
         z=grid.to_numpy(dtype=float), x=[labels.get(r, r) for r in run_ids], y=list(grid.index),
         text=text, texttemplate="%{text}", colorscale="RdYlGn", zmin=0.5, zmax=1.0,
         customdata=[[codes[name]] * len(run_ids) for name in grid.index],
-        colorbar=dict(title="AUC"), hovertemplate="%{y} (%{customdata})<br>%{x}<br>AUC %{z:.3f}<extra></extra>",
+        colorbar={"title": "AUC"}, hovertemplate="%{y} (%{customdata})<br>%{x}<br>AUC %{z:.3f}<extra></extra>",
     )
     layout = {"yaxis": {"automargin": True, "autorange": "reversed"}, "xaxis": {"automargin": True, "tickangle": -30}}
     return _figure([heat], layout, "Per-class AUC, class × run", max(260, 28 * len(grid.index) + 160))
@@ -80,15 +80,20 @@ def macro_auc_figure(runs: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure
     names = [labels.get(r, r) for r in order["run_id"]]
     auc, low, high = (order[c].to_numpy(dtype=float) for c in ("macro_auc", "macro_auc_low", "macro_auc_high"))
     points = go.Scatter(
-        x=auc, y=names, mode="markers", marker=dict(size=10, color=colour(0)),
-        error_x=dict(type="data", symmetric=False, array=np.clip(high - auc, 0, None),
-                     arrayminus=np.clip(auc - low, 0, None)),
+        x=auc, y=names, mode="markers", marker={"size": 10, "color": colour(0)},
+        error_x={"type": "data", "symmetric": False, "array": np.clip(high - auc, 0, None),
+                     "arrayminus": np.clip(auc - low, 0, None)},
         customdata=list(zip(low, high, order["run_id"])),
         hovertemplate="%{y}<br>macro AUC %{x:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]"
                       "<br>%{customdata[2]}<extra></extra>",
     )
     layout = {"xaxis": {"title": {"text": "test macro ROC-AUC (95 % bootstrap CI)"}}, "yaxis": {"automargin": True}}
     return _figure([points], layout, "Macro AUC", max(240, 30 * len(order) + 120))
+
+
+def _unit(value: float) -> float:
+    """A domain bound in [0, 1] (float error may put 1 - 3 * (1/3) just below 0)."""
+    return min(1.0, max(0.0, round(value, 6)))
 
 
 def _panels(n_rows: int, n_cols: int, titles: Sequence[str], gap_x: float = 0.06,
@@ -105,9 +110,8 @@ def _panels(n_rows: int, n_cols: int, titles: Sequence[str], gap_x: float = 0.06
         suffix = "" if panel == 0 else str(panel + 1)
         x0 = col * (width + gap_x)
         y1 = 1 - row * (height + gap_y)
-        clamp = lambda v: min(1.0, max(0.0, round(v, 6)))  # noqa: E731 -- float error may leave [0, 1]
-        layout[f"xaxis{suffix}"] = {"domain": [clamp(x0), clamp(x0 + width)], "anchor": f"y{suffix}"}
-        layout[f"yaxis{suffix}"] = {"domain": [clamp(y1 - height), clamp(y1)], "anchor": f"x{suffix}"}
+        layout[f"xaxis{suffix}"] = {"domain": [_unit(x0), _unit(x0 + width)], "anchor": f"y{suffix}"}
+        layout[f"yaxis{suffix}"] = {"domain": [_unit(y1 - height), _unit(y1)], "anchor": f"x{suffix}"}
         refs.append((f"x{suffix}", f"y{suffix}"))
         if panel < len(titles):
             layout["annotations"].append({"text": titles[panel], "x": x0 + width / 2, "y": y1, "xref": "paper",
@@ -153,11 +157,11 @@ def data_efficiency_figure(curve: pd.DataFrame) -> go.Figure:
             traces.append(go.Scatter(
                 x=np.r_[x[band], x[band][::-1]], y=np.r_[high[band], low[band][::-1]], fill="toself",
                 mode="lines",
-                fillcolor=_rgba(colour(i), 0.15), line=dict(width=0), hoverinfo="skip",
+                fillcolor=_rgba(colour(i), 0.15), line={"width": 0}, hoverinfo="skip",
                 legendgroup=str(line), showlegend=False, name=f"{line} CI"))
         std = np.nan_to_num(part["macro_auc_std"].to_numpy(dtype=float), nan=0.0)
         traces.append(go.Scatter(
-            x=x, y=mean, mode="lines+markers", name=str(line), legendgroup=str(line), line=dict(color=colour(i)),
+            x=x, y=mean, mode="lines+markers", name=str(line), legendgroup=str(line), line={"color": colour(i)},
             customdata=np.stack([std, part["n_seeds"].to_numpy(dtype=float), low, high], axis=1),
             hovertemplate="fraction %{x:g}<br>macro AUC %{y:.3f} ± %{customdata[0]:.3f} (%{customdata[1]} seeds)"
                           "<br>CI [%{customdata[2]:.3f}, %{customdata[3]:.3f}]<extra>%{fullData.name}</extra>",
@@ -178,9 +182,9 @@ def head_to_head_figure(h2h: HeadToHead, label_a: str, label_b: str) -> go.Figur
     pvals = np.r_[_num(macro["p_value"]), frame["p_value"]]
     codes = ["macro"] + list(frame["code"])
     points = go.Scatter(
-        x=diffs, y=names, mode="markers", marker=dict(size=10, color=[colour(1)] + [colour(0)] * len(frame)),
-        error_x=dict(type="data", symmetric=False, array=np.clip(highs - diffs, 0, None),
-                     arrayminus=np.clip(diffs - lows, 0, None)),
+        x=diffs, y=names, mode="markers", marker={"size": 10, "color": [colour(1)] + [colour(0)] * len(frame)},
+        error_x={"type": "data", "symmetric": False, "array": np.clip(highs - diffs, 0, None),
+                     "arrayminus": np.clip(diffs - lows, 0, None)},
         customdata=list(zip(lows, highs, pvals, codes)),
         hovertemplate="%{y} (%{customdata[3]})<br>ΔAUC %{x:+.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]"
                       "<br>p = %{customdata[2]:.3g}<extra></extra>",
