@@ -37,12 +37,14 @@ ANY = "any"
 DEFAULT_METHOD = "ig"  # Integrated Gradients works for every architecture
 
 
-def _stamp(path: Path) -> float:
-    return path.stat().st_mtime if path.exists() else 0.0
+def _stamp(*paths: Path) -> str:
+    """Cache key part for files of a run folder: their paths and change times (a run copied
+    to another workspace, or a rewritten config.json, is read afresh)."""
+    return ";".join(f"{p}@{p.stat().st_mtime if p.exists() else 0.0}" for p in paths)
 
 
 @st.cache_data(show_spinner="Reading the run's predictions…", max_entries=16)
-def _predictions(run_id: str, stamp: float) -> RunPredictions:
+def _predictions(run_id: str, stamp: str) -> RunPredictions:
     return load_run_predictions(run_id)
 
 
@@ -52,12 +54,12 @@ def _recordset(path: str, options: str) -> Recordset:
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def _model(run_id: str, stamp: float) -> LoadedRun:
+def _model(run_id: str, stamp: str) -> LoadedRun:
     return load_run(run_id)
 
 
 @st.cache_data(show_spinner="Computing the attribution…", max_entries=64)
-def _explain(run_id: str, stamp: float, record_id: str, class_code: str, method: str,
+def _explain(run_id: str, stamp: str, record_id: str, class_code: str, method: str,
              _record: TestRecord) -> Explanation:
     return explain_signal(_model(run_id, stamp), _record.signal, class_code, method, record=record_id)
 
@@ -177,7 +179,7 @@ if not choices:
 run_id = _url_choice(st, "selectbox", "Run", list(choices), "run", format_func=choices.get)
 folder = RunStore().get(run_id)
 try:
-    preds = _predictions(run_id, _stamp(folder.predictions_path))
+    preds = _predictions(run_id, _stamp(folder.predictions_path, folder.results_path, folder.config_path))
 except EcgcoreError as err:
     st.error(f"{run_id}: {err}")
     st.stop()

@@ -34,7 +34,7 @@ UPLOAD_TYPES = ["hea", "dat", "mat", "zip", "h5", "hdf5", "csv"]
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
-def _model(run_id: str, stamp: float) -> LoadedRun:
+def _model(run_id: str, stamp: str) -> LoadedRun:
     return load_run(run_id)
 
 
@@ -44,7 +44,7 @@ def _read(digest: str, fs: float, _files: list[tuple[str, bytes]]) -> list[Uploa
 
 
 @st.cache_data(show_spinner="Computing the attribution…", max_entries=32)
-def _explain(run_id: str, stamp: float, digest: str, record: str, class_code: str, method: str,
+def _explain(run_id: str, stamp: str, digest: str, record: str, class_code: str, method: str,
              _upload: UploadedRecord) -> Explanation:
     return explain_signal(_model(run_id, stamp), _upload.signal, class_code, method, record=record)
 
@@ -68,7 +68,7 @@ def _report(run_id: str, upload: UploadedRecord, probabilities: dict[str, float]
     return report_bytes(content, fmt)
 
 
-def _result(run_id: str, stamp: float, digest: str, upload: UploadedRecord) -> None:
+def _result(run_id: str, stamp: str, digest: str, upload: UploadedRecord) -> None:
     run = _model(run_id, stamp)
     try:
         probabilities = score_upload(run, upload)
@@ -128,7 +128,8 @@ wanted = st.session_state.get("predict_run", st.query_params.get("run"))
 st.session_state["predict_run"] = wanted if wanted in choices else next(iter(choices))
 run_id = st.selectbox("Run", list(choices), format_func=choices.get, key="predict_run")
 st.query_params["run"] = run_id
-stamp = RunStore().get(run_id).model_path.stat().st_mtime
+model_path = RunStore().get(run_id).model_path
+stamp = f"{model_path}@{model_path.stat().st_mtime}"  # cache key: which model file, which version
 files = st.file_uploader(f"ECG files: {SUPPORTED}", type=UPLOAD_TYPES, accept_multiple_files=True,
                          key="files")
 fs = st.number_input("Sampling rate of CSV and .h5 uploads (Hz)", min_value=1.0, max_value=20_000.0,

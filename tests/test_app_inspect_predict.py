@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from ecgcore.data.labels import class_name
 from ecgcore.inspect_run import filter_records, load_run_predictions
 from ecgcore.predict import predict_files, read_record_file
+from ecgcore.runs import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120
@@ -152,3 +154,19 @@ def test_predict_page_scores_uploads_like_predict(run_workspace, shared_data: Pa
     refused = ("Upload refused: E00003.hea: signal file E00003.mat is too short: 500 bytes, header claims "
                "120024 (12 channels x 5000 samples; the file holds 19 samples of 12 channels)")
     assert [e.value for e in at.error] == [refused]
+
+
+def test_inspect_says_when_the_target_dataset_is_gone(run_workspace, tmp_path: Path, monkeypatch) -> None:
+    home = tmp_path / "moved"
+    shutil.copytree(run_workspace.home / "runs" / run_workspace.run_id, home / "runs" / run_workspace.run_id)
+    config_path = home / "runs" / run_workspace.run_id / "config.json"
+    config = json.loads(config_path.read_text())
+    config["data"]["dataset"] = str(tmp_path / "no-longer-here")
+    config_path.write_text(json.dumps(config))
+    RunStore(home).reindex()
+    monkeypatch.setenv("ECGCORE_HOME", str(home))
+    at = _app("pages/inspect.py", run=run_workspace.run_id)
+    assert not at.exception, at.exception
+    (error,) = at.error
+    assert error.value.startswith("Cannot read test record ") and "no-longer-here" in error.value
+    assert at.selectbox(key="record").options  # the predictions still list the records

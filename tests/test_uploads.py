@@ -134,6 +134,7 @@ def _bad_cases(shared_data: Path, tmp_path: Path) -> dict[str, tuple[list[tuple[
         "CSV without rate": ([("r.csv", _csv(source))], "r.csv: give the sampling rate"),
         "CSV with a time column": ([("t.csv", b"time,I,II\n0,1,2\n0.002,1,2\n")], "column 'time' is not a lead"),
         "no standard lead": ([("1.hea", _renamed_leads(hea)), ("1.dat", dat)], "1.hea: none of the 12 standard"),
+        "one record twice": ([("1.csv", _csv(source)), ("1.h5", _h5(source.data))], "1.h5: names the same record as 1.csv"),
         "not HDF5": ([("x.h5", b"\x89HDF nonsense")], "x.h5: not a readable HDF5 file"),
         "h5 reading another file": ([("e.h5", _external_h5(outside))], "maps data from other files"),
     }

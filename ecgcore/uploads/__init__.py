@@ -101,6 +101,11 @@ def read_uploads(files: Sequence[tuple[str, bytes] | UploadedFile],
         raise UploadError(first, "a signal file without its header (.hea); upload both together")
     if len(mains) > MAX_RECORDS:
         raise UploadError(mains[0], f"{len(mains)} records in one upload, more than {MAX_RECORDS}")
+    stems: dict[str, str] = {}
+    for name in mains:
+        other = stems.setdefault(Path(name).stem, name)
+        if other != name:
+            raise UploadError(name, f"names the same record as {other}; upload one file per record name")
     records: list[UploadedRecord] = []
     used: set[str] = set()
     with staging_dir() as folder:
