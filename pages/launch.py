@@ -143,8 +143,9 @@ chosen_strategies = st.multiselect("Strategies", list(strategies), default=defau
                                    key="strategy", bind="query-params")
 _descriptions("What each strategy does", chosen_strategies, strategies)
 cols = st.columns(2)
-fractions = cols[0].multiselect("Target fractions (of the training records)", FRACTIONS, default=[1.0],
-                                format_func=lambda f: f"{f:.0%}", key="fraction", bind="query-params")
+fractions = cols[0].multiselect("Target fractions (share of the target's training records; 1 = all)",
+                                FRACTIONS, default=[1.0], format_func=lambda f: f"{f:g}", key="fraction",
+                                bind="query-params")
 seeds = cols[1].multiselect("Seeds", SEEDS, default=[0], key="seed", bind="query-params")
 
 st.subheader("Training")

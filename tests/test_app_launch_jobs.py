@@ -71,6 +71,17 @@ def test_launch_shows_classes_and_summary_then_queues_the_grid(home: Path):
     assert _metrics(at)["Already in the queue"] == "3"  # the summary now sees them
 
 
+def test_launch_reads_the_grid_from_the_url(home: Path):
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.switch_page("pages/launch.py")
+    at.query_params.update(min_pos="5", fraction=["0.25", "1"], seed=["0", "2"], lr="0.001", batch="32")
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="fraction").value == [0.25, 1.0] and at.multiselect(key="seed").value == [0, 2]
+    assert at.number_input(key="lr").value == 0.001 and at.selectbox(key="batch").value == 32
+    assert _metrics(at)["Runs in the grid"] == "10"  # a pretraining per seed + 2 x 2 x 2 target runs
+
+
 def test_launch_explains_invalid_choices_and_offers_no_submit(home: Path):
     at = _app("pages/launch.py", source="none", strategy="finetune", min_pos="5")
     assert not at.exception

@@ -31,7 +31,7 @@ pytestmark = [
                        reason="Chromium not installed at /usr/bin/chromium (required in CI)"),
 ]
 
-GRID = "min_pos=5&strategy=scratch&strategy=finetune&arch=small_cnn&fraction=1.0&seed=0"
+GRID = "min_pos=5&strategy=scratch&strategy=finetune&arch=small_cnn&fraction=1&seed=0"
 
 
 def _stop_everything_started(server: subprocess.Popen) -> None:
