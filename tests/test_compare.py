@@ -210,6 +210,9 @@ def test_head_to_head_on_shared_records(store: RunStore, table: pd.DataFrame) ->
     low, high = h2h.macro["macro_auc_diff_ci"]
     assert low <= h2h.macro["macro_auc_diff"] <= high and 0.0 < h2h.macro["p_value"] <= 1.0
     assert list(h2h.per_class.name) == [class_name(c) for c in h2h.classes]
+    for row in h2h.per_class.to_dict("records"):
+        assert row["auc_a"] == pytest.approx(results_a["test"]["per_class_auc"][row["code"]])
+        assert row["diff"] == pytest.approx(row["auc_a"] - row["auc_b"])
     flipped = compare.head_to_head(b, a)
     np.testing.assert_allclose(flipped.per_class["diff"], -h2h.per_class["diff"])
 

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import auc, roc_auc_score, roc_curve
+from sklearn.metrics import auc, roc_curve
 
 from ecgcore.data.labels import class_name
 from ecgcore.errors import EcgcoreError
 from ecgcore.evaluate import EvaluationError, paired_bootstrap
+from ecgcore.evaluate.metrics import per_class_auc
 
 Predictions = Mapping[str, np.ndarray]
 H2H_COLUMNS: tuple[str, ...] = ("code", "name", "auc_a", "auc_b", "diff", "low", "high", "p_value")
@@ -78,13 +79,12 @@ def head_to_head(pred_a: Predictions, pred_b: Predictions, *, n_boot: int = 200,
         result = paired_bootstrap(truth_a, score_a, score_b, shared_classes, n_boot=n_boot, seed=seed, ci=ci)
     except EvaluationError as exc:
         raise EcgcoreError(f"head to head on {len(rows_a)} shared records: {exc}") from exc
-    auc_a = _class_aucs(truth_a, score_a)
-    auc_b = _class_aucs(truth_b, score_b)
+    auc_a, auc_b = per_class_auc(truth_a, score_a), per_class_auc(truth_b, score_b)
     rows = []
     for c, code in enumerate(shared_classes):
         entry = result["per_class"][code]
         low, high = entry["ci"]
-        rows.append({"code": code, "name": class_name(code), "auc_a": auc_a[c], "auc_b": auc_b[c],
+        rows.append({"code": code, "name": class_name(code), "auc_a": float(auc_a[c]), "auc_b": float(auc_b[c]),
                      "diff": _nan(entry["diff"]), "low": _nan(low), "high": _nan(high),
                      "p_value": _nan(entry["p_value"])})
     dropped = sorted(set(classes_a) ^ set(classes_b))
@@ -95,16 +95,6 @@ def head_to_head(pred_a: Predictions, pred_b: Predictions, *, n_boot: int = 200,
 
 def _nan(value: object) -> float:
     return float("nan") if value is None else float(value)  # type: ignore[arg-type]
-
-
-def _class_aucs(truth: np.ndarray, score: np.ndarray) -> list[float]:
-    """ROC-AUC per column (scikit-learn); NaN where a column lacks positives or negatives."""
-    out = []
-    for c in range(truth.shape[1]):
-        column = truth[:, c]
-        defined = column.min() != column.max()
-        out.append(float(roc_auc_score(column, score[:, c])) if defined else float("nan"))
-    return out
 
 
 @dataclass(frozen=True)
