@@ -43,14 +43,15 @@ def per_class_auc_figure(per_class: pd.DataFrame, labels: Mapping[str, str]) -> 
     traces = []
     for i, (run_id, part) in enumerate(per_class.groupby("run_id", sort=False)):
         auc, low, high = (part[c].to_numpy(dtype=float) for c in ("auc", "low", "high"))
-        traces.append(go.Bar(
-            y=part["name"].tolist(), x=auc, orientation="h", name=labels.get(str(run_id), str(run_id)),
-            marker_color=colour(i), customdata=list(zip(part["code"], low, high)),
-            error_x={"type": "data", "symmetric": False, "array": np.clip(high - auc, 0, None),
-                         "arrayminus": np.clip(auc - low, 0, None), "thickness": 1.2},
-            hovertemplate="%{y} (%{customdata[0]})<br>AUC %{x:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}]"
-                          "<extra>%{fullData.name}</extra>",
-        ))
+        traces.append({
+            "type": "bar", "y": part["name"].tolist(), "x": auc, "orientation": "h",
+            "name": labels.get(str(run_id), str(run_id)), "marker": {"color": colour(i)},
+            "customdata": list(zip(part["code"], low, high)),
+            "error_x": {"type": "data", "symmetric": False, "array": np.clip(high - auc, 0, None),
+                        "arrayminus": np.clip(auc - low, 0, None), "thickness": 1.2},
+            "hovertemplate": "%{y} (%{customdata[0]})<br>AUC %{x:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}]"
+                             "<extra>%{fullData.name}</extra>",
+        })
     n_runs = max(per_class["run_id"].nunique(), 1)
     layout = {"barmode": "group", "xaxis": {"title": {"text": "test ROC-AUC (95 % bootstrap CI)"}, "range": [0, 1.02]},
               "yaxis": {"categoryorder": "array", "categoryarray": names[::-1], "automargin": True}}
@@ -154,18 +155,18 @@ def data_efficiency_figure(curve: pd.DataFrame) -> go.Figure:
         low, high = part["ci_low_mean"].to_numpy(dtype=float), part["ci_high_mean"].to_numpy(dtype=float)
         band = np.isfinite(low) & np.isfinite(high)
         if band.any():
-            traces.append(go.Scatter(
-                x=np.r_[x[band], x[band][::-1]], y=np.r_[high[band], low[band][::-1]], fill="toself",
-                mode="lines",
-                fillcolor=_rgba(colour(i), 0.15), line={"width": 0}, hoverinfo="skip",
-                legendgroup=str(line), showlegend=False, name=f"{line} CI"))
+            traces.append({
+                "type": "scatter", "x": np.r_[x[band], x[band][::-1]], "y": np.r_[high[band], low[band][::-1]],
+                "fill": "toself", "mode": "lines", "fillcolor": _rgba(colour(i), 0.15), "line": {"width": 0},
+                "hoverinfo": "skip", "legendgroup": str(line), "showlegend": False, "name": f"{line} CI"})
         std = np.nan_to_num(part["macro_auc_std"].to_numpy(dtype=float), nan=0.0)
-        traces.append(go.Scatter(
-            x=x, y=mean, mode="lines+markers", name=str(line), legendgroup=str(line), line={"color": colour(i)},
-            customdata=np.stack([std, part["n_seeds"].to_numpy(dtype=float), low, high], axis=1),
-            hovertemplate="fraction %{x:g}<br>macro AUC %{y:.3f} ± %{customdata[0]:.3f} (%{customdata[1]} seeds)"
-                          "<br>CI [%{customdata[2]:.3f}, %{customdata[3]:.3f}]<extra>%{fullData.name}</extra>",
-        ))
+        traces.append({
+            "type": "scatter", "x": x, "y": mean, "mode": "lines+markers", "name": str(line),
+            "legendgroup": str(line), "line": {"color": colour(i)},
+            "customdata": np.stack([std, part["n_seeds"].to_numpy(dtype=float), low, high], axis=1),
+            "hovertemplate": "fraction %{x:g}<br>macro AUC %{y:.3f} ± %{customdata[0]:.3f} (%{customdata[1]} seeds)"
+                             "<br>CI [%{customdata[2]:.3f}, %{customdata[3]:.3f}]<extra>%{fullData.name}</extra>",
+        })
     layout = {"xaxis": {"title": {"text": "fraction of the target's training records"}, "type": "log"},
               "yaxis": {"title": {"text": "test macro ROC-AUC (mean over seeds; band: 95 % CI)"}}}
     return _figure(traces, layout, "Data efficiency", 460)
