@@ -23,7 +23,8 @@ architecture, and the projected GPU-hours of each preset in experiments/.
 (4) Projection: for every run of every preset (the plan `run --dry-run` lists), seconds =
     epochs x training records / samples/s, plus evaluation (validation each epoch and the
     test once; forward-only assumed 3x cheaper per window than a training step, and a
-    record evaluated with sliding windows costs its window count). Epochs are the
+    record evaluated with sliding windows costs its window count; paper-exact runs also
+    score the test split every epoch). Epochs are the
     configured maximum: early stopping only makes runs shorter, so this is an upper
     bound for the `ours` protocols. GPU-hours = CPU-core seconds / --gpu-factor / 3600.
     The factor (default 100: one modern data-centre GPU with AMP against one core of
@@ -294,7 +295,8 @@ def project(speeds: dict[tuple[str, int], float], gpu_factor: float) -> dict[str
         windows_per_record = 1 if not crop else int((seconds - crop) / (crop / 2)) + 1
         eval_cost = windows_per_record / (3 * sps)  # seconds per evaluated record
         epochs = c["train"]["epochs"] if c.get("strategy") != "source_only" else 0
-        cpu = epochs * (train / sps + val * eval_cost) + test * eval_cost
+        every_epoch = test if (c.get("report") or {}).get("test_every_epoch") else 0
+        cpu = epochs * (train / sps + (val + every_epoch) * eval_cost) + test * eval_cost
         protocol = c.get("protocol")
         key = preset if protocol in (None, preset) else f"{preset} [{protocol}]"
         entry = out.setdefault(key, {"runs": 0, "cpu_core_hours": 0.0, "gpu_hours": 0.0})

@@ -227,6 +227,7 @@ batch_size = 32
 [protocols.paper_exact]
 prep = { resample = "decimate", normalize = "minmax" }
 split = { method = "paper", test = 0.33, seed = 1 }
+report = { test_every_epoch = true }
 [protocols.ours]
 prep = { normalize = "zscore" }
 split = { method = "patient", val = 0.2, test = 0.3 }
@@ -258,6 +259,10 @@ def test_protocols_run_end_to_end_and_results_name_them(workspace: Path) -> None
     assert paper["n_test"] == -(-33 * n // 100)  # ceil(0.33 n), as scikit-learn's split
     assert paper["n_train"] == 20 == paper["train_n"]  # a size-sweep point: the first 20 ...
     assert 0 < paper["train_fraction"] < 1, "... placed on the data-efficiency axis by its share"
+    by_epoch = paper["test_by_epoch"]  # the paper's best-test-epoch number, kept apart
+    assert by_epoch["epochs"] == [0] and by_epoch["best_epoch"] == 0 and "optimistic" in by_epoch["note"]
+    assert by_epoch["best_f1_weighted"] == pytest.approx(paper["test"]["f1_weighted"], abs=1e-5)
     ours = targets[("ours", "finetune")]
+    assert "test_by_epoch" not in ours
     assert ours["patients_may_leak"] is False and ours["n_val"] > 0
     assert ours["test"]["macro_auc_ci"] is not None

@@ -188,6 +188,8 @@ def expand(config: dict[str, Any], strict: bool = True) -> list[RunSpec]:
         run_split = {**split, "train_fraction": None if point["train_fraction"] >= 1.0
                      else point["train_fraction"]}
         size: dict[str, Any] = {}
+        if layers.section("report").get("test_every_epoch"):  # only when asked: hashes stay
+            size["report"] = {"test_every_epoch": True}
         if point.get("train_n"):
             run_split["train_n"] = point["train_n"]
             size["train_n"] = point["train_n"]

@@ -60,6 +60,9 @@ seed = [0]                         # the seeds of this protocol (default: [grid]
 datasets.ptb.prep = { normalize = "none" }   # per-dataset overrides inside this protocol
 
 [pretrain_split]                   # SplitConfig of pretraining runs (default: method "auto")
+[report]
+test_every_epoch = true            # also score the test split after every epoch (the paper's
+                                   # best-test-epoch number; optimistic, reported apart)
 
 [grid]
 source = ["ptbxl", "cpsc2018"]     # keys of [datasets]; a pair with source == target is skipped
@@ -91,6 +94,7 @@ SCHEMA: dict[str, set[str] | None] = {
     "train": None,
     "pretrain": None,
     "strategy_options": None,
+    "report": {"test_every_epoch"},
     "datasets": None,   # {key: entry}; entries checked against DATASET_KEYS
     "protocols": None,  # {name: protocol}; protocols checked against PROTOCOL_KEYS
     "grid": {"arch", "strategy", "train_fraction", "train_n", "seed", "source", "target",
@@ -100,7 +104,7 @@ TOP_LEVEL = {"name", "description", "demo", "protocol", *SCHEMA}
 GRID_DEFAULTS: dict[str, list[Any]] = {"train_fraction": [1.0], "seed": [0]}
 # Sections a protocol may override (each merged over the file's own).
 OVERRIDABLE: tuple[str, ...] = ("prep", "split", "pretrain_split", "train", "pretrain",
-                                "strategy_options")
+                                "strategy_options", "report")
 DATASET_KEYS = {"dataset", "task", "options", "min_positives", "challenge_weights",
                 "exclude_sources", "train_fraction", "prep", "split", "pretrain_split"}
 PROTOCOL_KEYS = {"description", "seed", "datasets", *OVERRIDABLE}
@@ -172,6 +176,7 @@ def validate(config: dict[str, Any], where: str) -> None:
             raise ExperimentError(f"{where}: [grid] {key} needs at least one value")
     if grid.get("train_n") and "train_fraction" in grid:
         raise ExperimentError(f"{where}: [grid] gives train_fraction and train_n; use one")
+    _check_types(config, where)
     _validate_tables(config, where)
 
 
@@ -214,6 +219,77 @@ def _known_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
     if bad:
         raise ExperimentError(f"{where}: unknown key(s) {', '.join(bad)}; "
                               f"known: {', '.join(sorted(allowed))}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+# The types of the values the planner uses itself (sections with their own dataclass, such
+# as [train], check their values there): a wrong type is an error naming the key, never a
+# TypeError deep in the planner. key -> (check, what the key must be).
+_TEXT = (lambda v: isinstance(v, str), "a string")
+_TABLE = (lambda v: isinstance(v, dict), "a table")
+ENTRY_TYPES: dict[str, tuple[Any, str]] = {
+    "dataset": _TEXT, "task": _TEXT, "options": _TABLE, "challenge_weights": _TEXT,
+    "min_positives": (_is_integer, "an integer"), "train_fraction": (_is_number, "a number"),
+    "exclude_sources": (_is_strings, "a list of strings"),
+    "prep": _TABLE, "split": _TABLE, "pretrain_split": _TABLE,
+}
+TOP_TYPES: dict[str, tuple[Any, str]] = {
+    "name": _TEXT, "description": _TEXT, "protocol": _TEXT,
+    "demo": (lambda v: isinstance(v, bool), "true or false"),
+}
+PROTOCOL_TYPES: dict[str, tuple[Any, str]] = {
+    "description": _TEXT, "datasets": _TABLE, **{key: _TABLE for key in OVERRIDABLE}}
+GRID_TYPES: dict[str, tuple[Any, str]] = {
+    "train_fraction": (_is_number, "numbers"), "train_n": (_is_integer, "integers"),
+    "seed": (_is_integer, "integers"), **{key: (_TEXT[0], "strings") for key in
+                                          ("arch", "strategy", "source", "target", "protocol", "task")}}
+
+
+def _check_table(table: Any, types: dict[str, tuple[Any, str]], where: str) -> None:
+    if not isinstance(table, dict):
+        return  # "must be a table" is said where the table is used
+    for key, (ok, what) in types.items():
+        if key in table and not ok(table[key]):
+            raise ExperimentError(f"{where} {key} must be {what}, got {table[key]!r}")
+
+
+def _check_types(config: dict[str, Any], where: str) -> None:
+    """Every value the planner reads has the type it needs (see ENTRY_TYPES …)."""
+    _check_table(config, TOP_TYPES, f"{where}:")
+    grid = config.get("grid", {})
+    for role in ("source", "target"):
+        _check_table(config.get(role), ENTRY_TYPES, f"{where}: [{role}]")
+        if isinstance(config.get(role), dict) and "dataset" not in config[role] and not grid.get(role):
+            raise ExperimentError(f"{where}: [{role}] dataset is required")
+    for key, values in grid.items():
+        ok, what = GRID_TYPES[key]
+        bad = [v for v in values if not ok(v)]
+        if bad:
+            raise ExperimentError(f"{where}: [grid] {key} must hold {what}, got {bad[0]!r}")
+    for key, entry in (config.get("datasets") or {}).items():
+        _check_table(entry, ENTRY_TYPES, f"{where}: [datasets.{key}]")
+    for name, protocol in (config.get("protocols") or {}).items():
+        _check_table(protocol, PROTOCOL_TYPES, f"{where}: [protocols.{name}]")
+        if not isinstance(protocol, dict):
+            continue
+        seeds = protocol.get("seed", [])
+        if not all(_is_integer(v) for v in (seeds if isinstance(seeds, list) else [seeds])):
+            raise ExperimentError(f"{where}: [protocols.{name}] seed must hold integers, got {seeds!r}")
+        for key, entry in (protocol.get("datasets") or {}).items():
+            if not isinstance(entry, dict):
+                raise ExperimentError(f"{where}: [protocols.{name}.datasets.{key}] must be a table")
+            _check_table(entry, {k: _TABLE for k in entry}, f"{where}: [protocols.{name}.datasets.{key}]")
 
 
 def grid_points(config: dict[str, Any]) -> list[dict[str, Any]]:
