@@ -280,11 +280,16 @@ def adopt_orphans(host: str, me: str, live_workers: Sequence[str]) -> list[dict[
     killed with SIGKILL leaves them: they run in their own sessions and keep their
     heartbeat): they become `me`'s, so the new worker counts them against its slots,
     enforces their cancellation and notices when they end. Returns the adopted jobs."""
+    query = ("SELECT job_id, pid, worker FROM jobs WHERE state IN ('running', 'cancelling')"
+             " AND host = ? AND pid IS NOT NULL")
+    with closing(connect()) as conn:  # read first: most loops there is nothing to adopt
+        candidates = [r["job_id"] for r in conn.execute(query, (host,))
+                      if r["worker"] != me and r["worker"] not in live_workers]
+    if not candidates:
+        return []
     adopted: list[str] = []
     with write() as conn:
-        rows = conn.execute("SELECT job_id, pid, worker FROM jobs WHERE state IN ('running', 'cancelling')"
-                            " AND host = ? AND pid IS NOT NULL", (host,)).fetchall()
-        for row in rows:
+        for row in conn.execute(query, (host,)).fetchall():
             if row["worker"] == me or row["worker"] in live_workers or not pid_alive(row["pid"]):
                 continue
             conn.execute("UPDATE jobs SET worker = ? WHERE job_id = ?", (me, row["job_id"]))
