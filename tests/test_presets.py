@@ -59,6 +59,8 @@ def test_ptbxl_benchmark_lists_six_tasks_by_six_models(workspace: Path, capsys: 
     assert (config["train"]["crop_seconds"], config["train"]["eval_aggregate"]) == (2.5, "max")
     assert (config["train"]["batch_size"], config["train"]["lr"], config["train"]["epochs"],
             config["train"]["schedule"]) == (128, 0.01, 50, "onecycle")
+    clip = {s["config"]["arch"]: s["config"]["train"]["grad_clip"] for s in listing}
+    assert clip["lstm"] == clip["lstm_bidir"] == 0.25 and clip["xresnet1d101"] is None
     assert {s["config"]["data"]["task"] for s in listing} == {
         f"ptbxl_{t}" for t in ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")}
 

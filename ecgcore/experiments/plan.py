@@ -105,17 +105,19 @@ def _merged(*tables: dict[str, Any] | None) -> dict[str, Any]:
 
 class _Layers:
     """The settings of one grid point, merged in order: the file's section, the point's
-    protocol, the dataset entry, the protocol's entry for that dataset (later wins)."""
+    protocol, its architecture, the dataset entry, the protocol's entry for that dataset
+    (later wins)."""
 
-    def __init__(self, config: dict[str, Any], protocol: str | None) -> None:
+    def __init__(self, config: dict[str, Any], protocol: str | None, arch: str) -> None:
         self.config = config
         self.protocol = config.get("protocols", {}).get(protocol, {}) if protocol else {}
+        self.arch = config.get("archs", {}).get(arch, {})
 
     def section(self, key: str, dataset_key: str | None = None, base: dict | None = None) -> dict:
         entry = self.config.get("datasets", {}).get(dataset_key, {}) if dataset_key else {}
         own = self.protocol.get("datasets", {}).get(dataset_key, {}) if dataset_key else {}
-        return _merged(base, self.config.get(key), self.protocol.get(key), entry.get(key),
-                       own.get(key))
+        return _merged(base, self.config.get(key), self.protocol.get(key), self.arch.get(key),
+                       entry.get(key), own.get(key))
 
     def dataset(self, role: str, key: str | None, task: str | None) -> dict[str, Any] | None:
         """The [source]/[target] section, or the [datasets] entry the grid names."""
@@ -145,7 +147,7 @@ def expand(config: dict[str, Any], strict: bool = True) -> list[RunSpec]:
             raise ExperimentError(f"unknown strategy {strategy_name!r}; known: {', '.join(STRATEGIES)}")
         strategy = STRATEGIES[strategy_name]
         protocol = point.get("protocol") or config.get("protocol")
-        layers = _Layers(config, point.get("protocol"))
+        layers = _Layers(config, point.get("protocol"), arch)
         missing: list[str] | None = None if strict else []
         target_section = layers.dataset("target", point.get("target"), point.get("task"))
         source_section = layers.dataset("source", point.get("source"), point.get("task"))
@@ -170,7 +172,8 @@ def expand(config: dict[str, Any], strict: bool = True) -> list[RunSpec]:
                 "seed": point["seed"],
                 "train_fraction": source_fraction if source_fraction < 1.0 else None})
             pretrain_train = _merged(config.get("train"), layers.protocol.get("train"),
-                                     config.get("pretrain"), layers.protocol.get("pretrain"))
+                                     layers.arch.get("train"), config.get("pretrain"),
+                                     layers.protocol.get("pretrain"), layers.arch.get("pretrain"))
             pre_config = {
                 "kind": "pretrain", "experiment": experiment, "arch": arch, "seed": point["seed"],
                 "train_fraction": source_fraction,

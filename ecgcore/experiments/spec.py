@@ -59,6 +59,9 @@ split = { method = "paper" }       # pretrain / strategy_options
 seed = [0]                         # the seeds of this protocol (default: [grid] seed)
 datasets.ptb.prep = { normalize = "none" }   # per-dataset overrides inside this protocol
 
+[archs.lstm]                       # settings for one architecture of the grid
+train = { grad_clip = 0.25 }       # (train / pretrain overrides)
+
 [pretrain_split]                   # SplitConfig of pretraining runs (default: method "auto")
 [report]
 test_every_epoch = true            # also score the test split after every epoch (the paper's
@@ -72,7 +75,8 @@ train_n = [2000, 4000]             # training subset sizes instead of train_frac
 ```
 
 Settings merge in this order (later wins): the file's section, the protocol's section,
-the dataset entry's own, the protocol's entry for that dataset.
+the architecture's ([archs.*]), the dataset entry's own, the protocol's entry for that
+dataset.
 """
 
 from __future__ import annotations
@@ -95,6 +99,7 @@ SCHEMA: dict[str, set[str] | None] = {
     "pretrain": None,
     "strategy_options": None,
     "report": {"test_every_epoch"},
+    "archs": None,      # {arch: {train, pretrain}}: settings of one architecture
     "datasets": None,   # {key: entry}; entries checked against DATASET_KEYS
     "protocols": None,  # {name: protocol}; protocols checked against PROTOCOL_KEYS
     "grid": {"arch", "strategy", "train_fraction", "train_n", "seed", "source", "target",
@@ -200,6 +205,10 @@ def _validate_tables(config: dict[str, Any], where: str) -> None:
                         f"{where}: [protocols.{name}.datasets.{key}]")
         if "seed" in protocol and not isinstance(protocol["seed"], list):
             protocol["seed"] = [protocol["seed"]]
+    for arch, table in config.get("archs", {}).items():
+        if not isinstance(table, dict):
+            raise ExperimentError(f"{where}: [archs.{arch}] must be a table")
+        _known_keys(table, {"train", "pretrain"}, f"{where}: [archs.{arch}]")
     if config.get("protocol") and protocols:
         raise ExperimentError(f"{where}: give protocol = \"...\" or [protocols.*], not both")
     grid = config.get("grid", {})
