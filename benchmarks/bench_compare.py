@@ -8,7 +8,8 @@ through the real run store API (`RunStore.create` / `append_history` / `write_pr
 4 architectures x 5 strategies x 5 target fractions x 5 seeds, 6 classes, 300 test records,
 8-30 epochs of history each. Only the amount and shape of the files matter here.
 
-Then it measures (median of `--repeat`) against the 2 s target of the issue:
+Then it measures (median and best of `--repeat`; on a shared machine the best is the one
+least disturbed by other jobs) against the 2 s target of the issue:
   table cold   ecgcore.compare caches cleared, then `runs_table(store)`
   table warm   `runs_table(store)` again (index query + one stat per run)
   page cold    caches cleared (ours and st.cache_data), a new AppTest session renders
@@ -126,7 +127,7 @@ def measure(home: Path, repeat: int) -> dict[str, Any]:
     assert len(table) >= 1 and table["macro_auc"].notna().all(), "every generated run is finished"
     results: dict[str, Any] = {"runs": len(table)}
     first = _page_session()
-    results["page_first_in_process"] = _timed(lambda: _render(first))
+    results["page_first_in_process"] = [_timed(lambda: _render(first))]
     charts = len(first.get("plotly_chart"))
 
     def cold_table() -> None:
@@ -145,10 +146,10 @@ def measure(home: Path, repeat: int) -> dict[str, Any]:
         "page_link": lambda: _timed(lambda: _render(_page_session())),
     }
     for name, run in rows.items():
-        results[name] = median(run() for _ in range(repeat))
-    results["harness_floor"] = median(_timed(_floor) for _ in range(repeat))
+        results[name] = [run() for _ in range(repeat)]
+    results["harness_floor"] = [_timed(_floor) for _ in range(repeat)]
     session = _render(_page_session())
-    results["page_rerun"] = median(_timed(lambda: _render(session)) for _ in range(repeat))
+    results["page_rerun"] = [_timed(lambda: _render(session)) for _ in range(repeat)]
     results["charts"] = charts
     return results
 
@@ -169,9 +170,9 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{results['runs']} runs in the store ({generated:.1f} s to generate or find); median of {args.repeat};"
+    print(f"{results['runs']} runs in the store ({generated:.1f} s to generate or find); {args.repeat} repeats;"
           f" {results['charts']} charts on the page; target {TARGET_SECONDS:g} s")
-    print(f"{'what':<46}{'seconds':>9}{'/ target':>10}")
+    print(f"{'what':<46}{'median s':>9}{'best s':>9}{'best / target':>15}")
     labels = {
         "table_cold": "runs table, cold (caches cleared)", "table_warm": "runs table, warm",
         "page_cold": "Compare page, cold (caches cleared)", "page_link": "Compare page, new session, warm caches",
@@ -180,9 +181,10 @@ def main() -> None:
         "harness_floor": "(AppTest floor: a one-line script)",
     }
     for key, label in labels.items():
-        print(f"{label:<46}{results[key]:>9.3f}{results[key] / TARGET_SECONDS:>10.2f}")
-    print(f"warm/cold: table {results['table_warm'] / results['table_cold']:.2f}, "
-          f"page {results['page_link'] / results['page_cold']:.2f}")
+        times = results[key]
+        print(f"{label:<46}{median(times):>9.3f}{min(times):>9.3f}{min(times) / TARGET_SECONDS:>15.2f}")
+    print(f"warm/cold (best): table {min(results['table_warm']) / min(results['table_cold']):.2f}, "
+          f"page {min(results['page_link']) / min(results['page_cold']):.2f}")
 
 
 if __name__ == "__main__":
