@@ -164,6 +164,8 @@ def test_a_real_run_needs_the_data(workspace: Path) -> None:
      "strategy=['scratch']\ntarget=['a']\n", r"\[protocols.p\]: unknown key\(s\) splt"),
     ("[target]\ndataset='a'\n[grid]\narch=['small_cnn']\nstrategy=['scratch']\n"
      "train_fraction=[0.5]\ntrain_n=[10]\n", "gives train_fraction and train_n"),
+    ("[target]\ndataset='a'\n[archs.lstm]\nprep={}\n[grid]\narch=['lstm']\nstrategy=['scratch']\n",
+     r"\[archs.lstm\]: unknown key\(s\) prep"),
 ])
 def test_bad_study_files_get_one_clear_line(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "study.toml"
