@@ -12,9 +12,11 @@ import streamlit as st
 
 from ecgcore import workspace
 from ecgcore.jobs.workers import local_worker_status
+from login_gate import require_login
 
 st.set_page_config(page_title="ECG transfer workbench", page_icon=":material/monitor_heart:",
                    layout="wide")
+require_login()  # off unless .streamlit/secrets.toml sets [password_gate] sha256
 
 # The default page is served at the root URL ("/"); every other page at its url_path.
 PAGES = [
