@@ -11,6 +11,7 @@ unpickled that could execute code.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -45,19 +46,38 @@ class Checkpoint:
         }
 
 
-def save_checkpoint(checkpoint: Checkpoint, path: Path | str) -> Path:
-    """Write atomically: a crash mid-write never leaves a file that looks complete."""
+def write_torch_atomic(payload: Any, path: Path | str) -> Path:
+    """`torch.save(payload)` to `path` atomically: serialized in memory first, then written
+    to a temp file beside `path`, fsynced and renamed over it. A failed write (a full disk,
+    a file size limit) removes the temp file, leaves the previous `path` as it was, and
+    raises an EcgcoreError naming the file and the OS's reason. (torch writing straight to
+    the file would report such a failure only as an opaque "unexpected pos" error, hence
+    the memory copy: it costs one extra copy of the file's size while saving.)"""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
     try:
-        torch.save(checkpoint.to_payload(), temp)
+        with os.fdopen(handle, "wb") as out:
+            out.write(buffer.getbuffer())
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(temp, path)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        reason = exc.strerror or str(exc)
+        raise EcgcoreError(f"{path}: could not be written ({reason}, errno {exc.errno}); "
+                           f"the previous file, if any, is unchanged") from exc
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: Path | str) -> Path:
+    """Write atomically: a crash mid-write never leaves a file that looks complete."""
+    return write_torch_atomic(checkpoint.to_payload(), path)
 
 
 def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> Checkpoint:
@@ -67,7 +87,7 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError as exc:
         raise EcgcoreError(f"{path}: no such model file") from exc
-    except Exception as exc:  # noqa: BLE001 -- torch raises many types for bad files
+    except Exception as exc:
         raise EcgcoreError(f"{path}: not a loadable model file ({type(exc).__name__}: {exc})") from exc
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise EcgcoreError(f"{path}: not an ecgcore model file (format_version missing or unknown)")

@@ -481,3 +481,26 @@ def _download(args: argparse.Namespace) -> int:
     for failure in result.failed:
         print(f"error: {failure['path']}: {failure['reason']}", file=sys.stderr)
     return 0 if result.ok else 2
+
+
+def _verify_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run ids (default: every run in the store)")
+    p.add_argument("--json", action="store_true", help="print one object per run: run_id, ok, problems")
+
+
+@command("verify", "check finished runs against the checksums recorded when they finished; "
+         "exit 1 when any run has a problem", _verify_args)
+def _verify(args: argparse.Namespace) -> int:
+    from ecgcore.runs import RunStore
+
+    store = RunStore()
+    report = {run: store.get(run).verify() for run in args.runs} if args.runs else store.verify_all()
+    if args.json:
+        print_json([{"run_id": run, "ok": not problems, "problems": problems}
+                    for run, problems in report.items()])
+    else:
+        for run, problems in report.items():
+            print(f"{run}: " + ("ok" if not problems else "; ".join(problems)))
+        bad = sum(1 for problems in report.values() if problems)
+        print(f"{len(report)} run(s) checked, {bad} with problems", file=sys.stderr)
+    return 1 if any(report.values()) else 0

@@ -246,3 +246,25 @@ class RunFolder:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         text = str(message).rstrip("\n").replace("\n", "\n    ")
         _append_line(self.log_path, f"{stamp} {text}\n")
+
+    # -- checksums (ecgcore.runs.verify) ---------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        from ecgcore.runs.verify import MANIFEST_FILE
+
+        return self.path / MANIFEST_FILE
+
+    def write_manifest(self, created: str) -> dict[str, Any]:
+        """Record the SHA-256 and size of every final file in checksums.json (atomically).
+        `RunStore.finish` calls this last: a folder with a manifest is complete."""
+        from ecgcore.runs.verify import build_manifest
+
+        manifest = build_manifest(self.path, self.run_id, created)
+        write_json_atomic(self.manifest_path, manifest)
+        return manifest
+
+    def verify(self) -> list[str]:
+        """Problems of this run folder against its checksums (empty: good); see verify.py."""
+        from ecgcore.runs.verify import verify_folder
+
+        return verify_folder(self.path)

@@ -232,6 +232,13 @@ class RunStore:
         """The status of a run as the index knows it (from the folder when not indexed)."""
         folder = self.get(run_id)
         known = self._index_row(run_id)
+        if known and known["status"] == "running" and folder.manifest_path.is_file():
+            # Finished on disk, but the process stopped before it updated the index: the
+            # folder is the truth, so the index row is repaired now.
+            row = self._folder_row(folder, known)
+            with self._write() as conn:
+                self._upsert(conn, row)
+            return str(row["status"])
         if known:
             return str(known["status"])
         results = folder.results()
@@ -251,7 +258,11 @@ class RunStore:
         missing += [f"test.{key}" for key in TEST_KEYS if not isinstance(test, Mapping) or key not in test]
         if missing:
             raise EcgcoreError(f"{folder.run_id}: results are missing {', '.join(missing)}; nothing was written")
+        if folder.manifest_path.exists():
+            raise EcgcoreError(f"{folder.run_id}: already finished (its checksums are recorded); "
+                               "a finished run is never rewritten")
         folder.write_results(merged)
+        folder.write_manifest(merged["finished"])  # last: a folder with checksums.json is complete
         with self._write() as conn:
             self._upsert(conn, self._row(folder, "done", self._meta(folder, merged, None), merged))
         return folder
@@ -263,7 +274,7 @@ class RunStore:
             raise EcgcoreError(f"a run can fail as {sorted(END_STATUSES)}, not {status!r}")
         folder = self.get(run_id)
         previous = folder.results()
-        if previous and previous.get("status") == "done":
+        if (previous and previous.get("status") == "done") or folder.manifest_path.exists():
             raise EcgcoreError(f"{folder.run_id}: already finished; its results are kept (not marked {status})")
         config = folder.config
         results: dict[str, Any] = {key: lookup(config, key) for key in IDENTITY_KEYS}
@@ -348,3 +359,30 @@ class RunStore:
             return self._row(folder, status, self._meta(folder, None, known), None)
         status = results.get("status") if results.get("status") in STATUSES else "incomplete"
         return self._row(folder, str(status), self._meta(folder, results, known), results)
+
+
+    def verify_all(self) -> dict[str, list[str]]:
+        """Problems of every run (run id -> problems; empty list: good): each folder against
+        its checksums (`RunFolder.verify`), plus the index against the folders: a run the
+        index calls done must have a finished folder, and every indexed run a folder."""
+        report: dict[str, list[str]] = {}
+        folders = sorted(p for p in self.runs_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for path in folders:
+            report[path.name] = RunFolder(path).verify()
+        with closing(self._connect()) as conn:
+            indexed = dict(conn.execute("SELECT run_id, status FROM runs").fetchall())
+        for run_id, status in sorted(indexed.items()):
+            if run_id not in report:
+                report[run_id] = [f"indexed as {status!r} but has no run folder under {self.runs_dir}"]
+                continue
+            if status == "done":
+                results = (self.runs_dir / run_id / "results.json")
+                on_disk = None
+                if results.is_file():
+                    try:
+                        on_disk = json.loads(results.read_text(encoding="utf-8")).get("status")
+                    except (json.JSONDecodeError, AttributeError):
+                        on_disk = "unreadable"
+                if on_disk != "done":
+                    report[run_id].append(f"indexed as done but its results.json says {on_disk!r}")
+        return report

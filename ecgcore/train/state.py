@@ -9,15 +9,14 @@ publishes (`model.pt`, with classes and preprocessing) is `ecgcore.checkpoint`'s
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ecgcore.checkpoint import write_torch_atomic
 from ecgcore.errors import EcgcoreError
 from ecgcore.train.config import TrainConfig
 
@@ -26,16 +25,9 @@ VERSION = 1
 
 
 def atomic_save(payload: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(payload, temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    """Temp file, fsync, rename (`ecgcore.checkpoint.write_torch_atomic`): a failed write
+    (a full disk) raises an EcgcoreError naming the file and leaves the previous one intact."""
+    return write_torch_atomic(payload, path)
 
 
 def rng_states(generator: torch.Generator) -> dict[str, Any]:
