@@ -19,6 +19,7 @@ from ecgcore.launch.estimate import input_samples_of
 from ecgcore.launch.quickstart import (
     DEMO_WRITE_SECONDS,
     QUICKSTART,
+    QUICKSTART_LOAD,
     QUICKSTART_SECONDS,
     grid_seconds,
     grid_summary,
@@ -114,9 +115,11 @@ def _quickstart() -> None:
         f"({grid.pretrain_epochs} epochs at most), then {grid.n_target} runs on the target site — "
         f"{', '.join(grid.strategies)} at {', '.join(f'{f:.0%}' for f in grid.fractions)} of its "
         f"training records ({grid.epochs} epochs at most, early stopping). A background worker "
-        f"trains them one after another: at most **{format_seconds(estimate)}** on this machine by "
-        f"its measured speed, usually less (early stopping). The whole grid took "
-        f"{format_seconds(QUICKSTART_SECONDS)} on the shared 2-core CPU it was developed on. "
+        f"trains them one after another: about **{format_seconds(estimate)}** on this machine at its "
+        f"measured speed with every epoch run (early stopping ends most runs sooner; other programs "
+        f"slow it down). It took "
+        f"{format_seconds(QUICKSTART_SECONDS)} on the 2-core CPU it was developed on while other jobs "
+        f"kept it busy (load ~{QUICKSTART_LOAD:g}); a free machine is several times faster. "
         "Follow it on the Jobs page, compare the strategies on the Compare page.")
     st.caption(f"Speed: {throughput.basis}.")
     st.button(f"Write demo data and launch the quickstart ({grid.n_runs} runs)", type="primary",

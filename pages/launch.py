@@ -174,6 +174,8 @@ if problems:
         st.error(problem)
     st.caption("Nothing is submitted until these are fixed.")
     st.stop()
+if classes is None:  # the labels could not be read (said above)
+    st.stop()
 
 n_done = len(RunStore().list(status="done"))
 try:
@@ -188,8 +190,9 @@ cols[0].metric("Runs in the grid", plan.count())
 cols[1].metric("Already done (reused)", plan.count("reused"))
 cols[2].metric("Already in the queue", plan.count("in queue"))
 cols[3].metric("Estimated time", format_seconds(plan.seconds))
-st.caption("Estimate for the new runs one after another (one worker slot), at most: early stopping "
-           "can end runs sooner. Based on: " + "; ".join(plan.basis) + ".")
+st.caption("Estimate for the new runs one after another (one worker slot) with every epoch run: early "
+           "stopping ends runs sooner, other programs on the machine slow them down. Based on: "
+           + "; ".join(plan.basis) + ".")
 with st.expander(f"The {plan.count()} runs", expanded=plan.count() <= 12):
     st.dataframe(plan.rows(), hide_index=True, width="stretch", key="launch-runs")
 

@@ -144,7 +144,7 @@ def job_overhead(jobs: Iterable[Mapping[str, Any]], train_seconds: Mapping[str, 
 
 def run_seconds(throughput: Throughput, n_train: float, n_val: float, epochs: int, overhead: float,
                 trains: bool = True) -> float:
-    """Upper estimate of one run's wall time (early stopping can end it sooner)."""
+    """One run's wall time with every epoch run (early stopping can end it sooner)."""
     if not trains:
         return overhead
     return overhead + throughput.seconds_per_sample * sample_epochs(n_train, n_val) * epochs

@@ -1,9 +1,9 @@
 """The Home page's first launch: write the demo data, queue experiments/quickstart.toml.
 
-What the page promises is measured, not guessed: the numbers below were timed on the
-2-core CPU this project is developed on (the commands are in the comments; the machine
-was shared with other jobs, so they are upper figures), and `grid_summary` counts the
-runs from the experiment file itself.
+What the page promises is measured, not guessed: `grid_seconds` prices the grid with the
+speed measured on the user's machine, the constants below were timed on the 2-core CPU
+this project is developed on (commands in the comments; the machine was busy with other
+jobs, so a free one is faster), and `grid_summary` counts the runs from the file itself.
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ from ecgcore.transfer import STRATEGIES
 QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.toml"
 # `time python -m ecgcore demo-data` (3,000 records, full scale): 23 s wall.
 DEMO_WRITE_SECONDS = 23.0
-# `time python -m ecgcore run experiments/quickstart.toml` after the demo data was written.
-QUICKSTART_SECONDS = 17 * 60.0
+# `time python -m ecgcore run experiments/quickstart.toml` after the demo data was written:
+# 54 min 35 s wall, while seven other processes shared the two cores (load average ~13);
+# the 17 runs trained 3,130 s in all. A free machine does it several times faster.
+QUICKSTART_SECONDS = 54 * 60.0 + 35.0
+QUICKSTART_LOAD = 13.0
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def grid_summary(path: Path | str = QUICKSTART) -> GridSummary:
 
 def grid_seconds(throughput: Throughput, overhead: float = JOB_OVERHEAD_SECONDS,
                  path: Path | str = QUICKSTART) -> float:
-    """Upper estimate of a demo experiment's wall time with one worker slot, before any
+    """A demo experiment's wall time with one worker slot and every epoch run, before any
     data exists: runs are sized from the demo sites' record counts (`SITES`) and the
     file's split, priced like the Launch page's plan (`run_seconds`)."""
     config = load_experiment(path)
