@@ -312,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (EcgcoreError, OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        # One line even when the input named in the message holds a line break.
+        print("error: " + str(err).replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr)
         return 2
 
 

@@ -106,7 +106,7 @@ def read_h5(staged: StagedRecord) -> ReadResult:
             if dataset.dtype.kind not in "fiu":
                 raise UploadError(path.name, f"`ecg` holds {dataset.dtype}, not numbers")
             shape = tuple(dataset.shape)
-    except OSError as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, OverflowError) as exc:  # h5py on damaged files
         raise UploadError(path.name, f"not a readable HDF5 file ({exc})") from exc
     if len(shape) != 2 or shape[0] != len(STANDARD_LEADS) or shape[1] == 0:
         raise UploadError(path.name, f"`ecg` has shape {shape}, expected (12, n_samples) "
@@ -151,6 +151,9 @@ def read_csv(staged: StagedRecord) -> ReadResult:
         raise UploadError(path.name, f"rows have differing numbers of values ({exc})") from exc
     except (ValueError, TypeError) as exc:
         raise UploadError(path.name, f"a value is not a number ({exc})") from exc
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas took the extra first values as an index
+        raise UploadError(path.name, f"rows have more values than the header has lead names "
+                                     f"({len(frame.columns)})")
     leads = _csv_leads([str(c) for c in frame.columns], path.name)
     values = frame.to_numpy(dtype=np.float64)
     if values.shape[0] < 2:

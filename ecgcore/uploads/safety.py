@@ -109,7 +109,8 @@ def expand_zip(upload: UploadedFile, budget: int = MAX_UNPACKED_BYTES) -> list[U
     a zip's own size fields can lie."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(upload.data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, NotImplementedError, EOFError,
+            OSError) as exc:  # NotImplementedError: a damaged "version needed" field
         raise UploadError(upload.name, f"not a readable zip archive ({exc})") from exc
     with archive:
         infos = archive.infolist()

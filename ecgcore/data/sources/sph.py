@@ -157,7 +157,7 @@ def read_ecg(path: Path, record_id: str) -> np.ndarray:
     try:
         with h5py.File(path, "r") as f:
             data = np.asarray(f["ecg"][()], dtype=np.float32)
-    except (OSError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError, OverflowError) as exc:
         raise RecordError(record_id, f"cannot read dataset `ecg` in {path.name}: {exc}") from exc
     if data.ndim != 2 or data.shape[0] != len(STANDARD_LEADS):
         raise RecordError(record_id, f"`ecg` in {path.name} has shape {data.shape}, "
