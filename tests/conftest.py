@@ -74,3 +74,24 @@ def run_workspace(trained_run: TrainedRun, monkeypatch: pytest.MonkeyPatch) -> T
     """ECGCORE_HOME set to the trained run's workspace for this test."""
     monkeypatch.setenv("ECGCORE_HOME", str(trained_run.home))
     return trained_run
+
+
+@pytest.fixture(scope="session")
+def demo_sites(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo sites at 5 % scale (100 source, 50 target records), written once."""
+    from ecgcore.data.synthetic import write_demo_data
+
+    datasets = tmp_path_factory.mktemp("demo_sites") / "datasets"
+    write_demo_data(datasets, scale=0.05)
+    return datasets
+
+
+@pytest.fixture()
+def demo_home(demo_sites: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """ECGCORE_HOME with the shared 5 % demo sites linked in and its own empty run store and queue."""
+    home = tmp_path / "workspace"
+    (home / "datasets").mkdir(parents=True)
+    for site in demo_sites.iterdir():
+        (home / "datasets" / site.name).symlink_to(site)
+    monkeypatch.setenv("ECGCORE_HOME", str(home))
+    return home

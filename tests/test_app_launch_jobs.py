@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
-from test_launch import CHOICES, LQT, demo, fixed_rate, home, names, plan_of  # noqa: F401 -- fixtures
+from test_launch import CHOICES, LQT, fixed_rate, names, plan_of
 
 from ecgcore import jobs
 from ecgcore.launch import plan_launch, submit_launch
@@ -50,7 +50,7 @@ def test_empty_workspace(workspace: Path):
     assert not at.exception and "Automatic start is off" in _texts(at, "error")
 
 
-def test_launch_shows_classes_and_summary_then_queues_the_grid(home: Path):
+def test_launch_shows_classes_and_summary_then_queues_the_grid(demo_home: Path):
     at = _app("pages/launch.py", min_pos="5", epochs="1")
     assert not at.exception, at.exception
     assert [at.selectbox(key=k).value for k in ("target", "source", "task", "source_task")] == [
@@ -71,7 +71,7 @@ def test_launch_shows_classes_and_summary_then_queues_the_grid(home: Path):
     assert _metrics(at)["Already in the queue"] == "3"  # the summary now sees them
 
 
-def test_launch_reads_the_grid_from_the_url(home: Path):
+def test_launch_reads_the_grid_from_the_url(demo_home: Path):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     at.switch_page("pages/launch.py")
     at.query_params.update(min_pos="5", fraction=["0.25", "1"], seed=["0", "2"], lr="0.001", batch="32")
@@ -82,7 +82,7 @@ def test_launch_reads_the_grid_from_the_url(home: Path):
     assert _metrics(at)["Runs in the grid"] == "10"  # a pretraining per seed + 2 x 2 x 2 target runs
 
 
-def test_launch_explains_invalid_choices_and_offers_no_submit(home: Path):
+def test_launch_explains_invalid_choices_and_offers_no_submit(demo_home: Path):
     at = _app("pages/launch.py", source="none", strategy="finetune", min_pos="5")
     assert not at.exception
     errors = _texts(at, "error")
@@ -93,9 +93,9 @@ def test_launch_explains_invalid_choices_and_offers_no_submit(home: Path):
     assert jobs.list_jobs() == []
 
 
-def test_jobs_page_lists_cancels_and_retries(home: Path):
-    job_ids = submit_launch(CHOICES, names(), plan_of(home, CHOICES),
-                            plan_launch(CHOICES, plan_of(home, CHOICES), throughput=fixed_rate))
+def test_jobs_page_lists_cancels_and_retries(demo_home: Path):
+    job_ids = submit_launch(CHOICES, names(), plan_of(demo_home, CHOICES),
+                            plan_launch(CHOICES, plan_of(demo_home, CHOICES), throughput=fixed_rate))
     at = _app("pages/jobs.py")
     assert not at.exception
     assert {k: _metrics(at)[k] for k in ("Queued", "Waiting", "Running", "Done")} == {
@@ -112,7 +112,7 @@ def test_jobs_page_lists_cancels_and_retries(home: Path):
     assert len(jobs.list_jobs()) == len(job_ids) + 1 and jobs.list_jobs()[-1]["kind"] == "pretrain"
 
 
-def test_home_counts_and_launches_the_quickstart(home: Path):
+def test_home_counts_and_launches_the_quickstart(demo_home: Path):
     at = _app()
     assert not at.exception and _metrics(at)["Datasets"] == "2"
     at.button(key="quickstart").click().run()

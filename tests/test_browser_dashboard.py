@@ -17,7 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
-from test_browser_datasets import CHROMIUM, CHROMIUM_ARGS, REPO, _free_port, _wait_healthy
+from test_browser_datasets import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO,
+    _free_port,
+    _wait_healthy,
+)
 
 from ecgcore import jobs
 from ecgcore.data.synthetic import write_demo_data

@@ -11,7 +11,6 @@ import torch
 
 from ecgcore import jobs, workspace
 from ecgcore.data.sources import open_dataset
-from ecgcore.data.synthetic import write_demo_data
 from ecgcore.experiments import plan_experiment
 from ecgcore.launch import (
     ClassPlan,
@@ -34,7 +33,12 @@ from ecgcore.launch import (
     submit_launch,
 )
 from ecgcore.launch.estimate import EVAL_WEIGHT
-from ecgcore.launch.quickstart import QUICKSTART, grid_seconds, grid_summary, launch_quickstart
+from ecgcore.launch.quickstart import (
+    QUICKSTART,
+    grid_seconds,
+    grid_summary,
+    launch_quickstart,
+)
 from ecgcore.runs import RunStore
 from ecgcore.train import device as device_module
 
@@ -44,27 +48,6 @@ LQT = "111975006"  # the target site labels it, the source never does
 
 def fixed_rate(arch: str, device: str, samples: int, n_classes: int) -> Throughput:
     return Throughput(arch, 0.01, "test rate")
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace with the demo sites at 5 % scale (100 source, 50 target records)."""
-    home = tmp_path_factory.mktemp("launch") / "workspace"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ECGCORE_HOME", str(home))
-        write_demo_data(workspace.datasets_dir(), scale=0.05)
-    return home
-
-
-@pytest.fixture()
-def home(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test: the shared demo datasets, its own empty run store and queue."""
-    own = tmp_path / "workspace"
-    (own / "datasets").mkdir(parents=True)
-    for site in ("source_ptbxl", "target_challenge"):
-        (own / "datasets" / site).symlink_to(demo / "datasets" / site)
-    monkeypatch.setenv("ECGCORE_HOME", str(own))
-    return own
 
 
 def names() -> list[str]:
@@ -81,20 +64,20 @@ CHOICES = LaunchChoices(target="target_challenge", source="source_ptbxl", min_po
                         strategies=("scratch", "finetune"), fractions=(0.5, 1.0))
 
 
-def test_form_and_experiment_file_mean_the_same_runs(home: Path):
+def test_form_and_experiment_file_mean_the_same_runs(demo_home: Path):
     """The quickstart's settings chosen in the form give the quickstart file's exact run hashes."""
     choices = LaunchChoices(target="target_challenge", source="source_ptbxl", name="quickstart",
                             epochs=30, pretrain_epochs=20, strategies=("scratch", "linear_probe", "finetune", "lp_ft"),
                             fractions=(0.1, 0.25, 0.5, 1.0))
     config = experiment_config(choices)
     assert config["grid"]["strategy"] == ["scratch", "linear_probe", "finetune", "lp_ft"]
-    plan = plan_launch(choices, plan_of(home, choices), throughput=fixed_rate)
+    plan = plan_launch(choices, plan_of(demo_home, choices), throughput=fixed_rate)
     from_file = plan_experiment(QUICKSTART)
     assert [s.hash for s in plan.specs] == [s.hash for s in from_file]
     assert plan.count() == 17 and plan.count("new") == 17
 
 
-def test_choice_problems_are_explained(home: Path, monkeypatch: pytest.MonkeyPatch):
+def test_choice_problems_are_explained(demo_home: Path, monkeypatch: pytest.MonkeyPatch):
     ok = choice_problems(CHOICES, names())
     assert ok == []
     no_source = choice_problems(LaunchChoices(target="target_challenge", strategies=("scratch", "finetune",
@@ -116,8 +99,8 @@ def test_choice_problems_are_explained(home: Path, monkeypatch: pytest.MonkeyPat
         experiment_config(LaunchChoices(target="target_challenge", archs=()))
 
 
-def test_class_plan_says_what_is_shared_and_what_happens(home: Path):
-    classes = plan_of(home, CHOICES)
+def test_class_plan_says_what_is_shared_and_what_happens(demo_home: Path):
+    classes = plan_of(demo_home, CHOICES)
     assert classes.target is not None and classes.source is not None
     assert LQT in classes.target.classes and LQT in classes.target_only and LQT not in classes.shared
     assert set(classes.shared) | set(classes.target_only) == set(classes.target.classes)
@@ -132,13 +115,13 @@ def test_class_plan_says_what_is_shared_and_what_happens(home: Path):
     assert launch_problems(CHOICES, names(), classes) == []
 
 
-def test_target_without_labels_and_nothing_shared_are_refused(home: Path):
+def test_target_without_labels_and_nothing_shared_are_refused(demo_home: Path):
     choices = LaunchChoices(target="target_challenge", min_positives=10_000, strategies=("scratch",))
-    classes = plan_of(home, choices)
+    classes = plan_of(demo_home, choices)
     problems = launch_problems(choices, names(), classes)
     assert classes.target is None and len(problems) == 1 and "no usable labels" in problems[0]
     with pytest.raises(LaunchError, match="no usable labels"):
-        submit_launch(choices, names(), classes, plan_launch(CHOICES, plan_of(home, CHOICES),
+        submit_launch(choices, names(), classes, plan_launch(CHOICES, plan_of(demo_home, CHOICES),
                                                              throughput=fixed_rate))
     assert jobs.list_jobs() == []
     disjoint = ClassPlan(TaskClasses("t", ("a",), (5,), 5), TaskClasses("s", ("b",), (5,), 5), shared=())
@@ -147,8 +130,8 @@ def test_target_without_labels_and_nothing_shared_are_refused(home: Path):
     assert disjoint.problems(("finetune",), has_source=True) == []
 
 
-def test_plan_counts_reused_and_queued_runs_and_prices_the_rest(home: Path):
-    classes = plan_of(home, CHOICES)
+def test_plan_counts_reused_and_queued_runs_and_prices_the_rest(demo_home: Path):
+    classes = plan_of(demo_home, CHOICES)
     plan = plan_launch(CHOICES, classes, throughput=fixed_rate)
     assert [r.kind for r in plan.runs] == ["pretrain", "target", "target", "target", "target"]
     assert plan.count("new") == 5
@@ -224,8 +207,8 @@ def test_job_rows_progress_best_auc_and_time_left():
     assert job_row(_job("running", strategy="source_only"), now=0)["epoch"] == ""
 
 
-def test_retry_resubmits_failed_work_and_its_dead_pretraining(home: Path):
-    classes = plan_of(home, CHOICES)
+def test_retry_resubmits_failed_work_and_its_dead_pretraining(demo_home: Path):
+    classes = plan_of(demo_home, CHOICES)
     job_ids = submit_launch(CHOICES, names(), classes, plan_launch(CHOICES, classes, throughput=fixed_rate))
     pretrain, finetune = job_ids[0], job_ids[3]
     assert jobs.get(finetune)["depends_on"] == pretrain
@@ -244,7 +227,7 @@ def test_retry_resubmits_failed_work_and_its_dead_pretraining(home: Path):
     assert "epoch 0 done" in job_log(jobs.get(new[1]))
 
 
-def test_quickstart_summary_and_launch_through_the_queue(home: Path):
+def test_quickstart_summary_and_launch_through_the_queue(demo_home: Path):
     grid = grid_summary()
     assert (grid.n_pretrain, grid.n_target, grid.n_runs) == (1, 16, 17)
     assert grid.fractions == (0.1, 0.25, 0.5, 1.0) and grid.archs == ("small_cnn",)

@@ -83,7 +83,7 @@ class LaunchChoices:
 
     @property
     def input_samples(self) -> int:
-        return int(round(self.input_seconds * PREP["fs"]))
+        return round(self.input_seconds * PREP["fs"])
 
 
 def experiment_config(choices: LaunchChoices) -> dict[str, Any]:

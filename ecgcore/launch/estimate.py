@@ -50,7 +50,7 @@ def input_samples_of(config: Mapping[str, Any]) -> int:
     """Samples in one training input of a run config (the crop, else the whole window)."""
     prep, train = config.get("prep") or {}, config.get("train") or {}
     seconds = train.get("crop_seconds") or prep.get("seconds", 10.0)
-    return int(round(float(seconds) * float(prep.get("fs", 100.0))))
+    return round(float(seconds) * float(prep.get("fs", 100.0)))
 
 
 def sample_epochs(n_train: float, n_val: float) -> float:
@@ -155,7 +155,7 @@ def format_seconds(seconds: float) -> str:
     seconds = max(0.0, float(seconds))
     if seconds < 60:
         return f"{seconds:.0f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)

@@ -12,7 +12,13 @@ from typing import Any
 from ecgcore.errors import EcgcoreError
 from ecgcore.experiments.plan import RunSpec, expand
 from ecgcore.experiments.spec import ExperimentError
-from ecgcore.launch.choices import SPLIT, LaunchChoices, LaunchError, choice_problems, experiment_config
+from ecgcore.launch.choices import (
+    SPLIT,
+    LaunchChoices,
+    LaunchError,
+    choice_problems,
+    experiment_config,
+)
 from ecgcore.launch.classes import ClassPlan
 from ecgcore.launch.estimate import (
     Throughput,
@@ -133,7 +139,7 @@ def plan_launch(choices: LaunchChoices, classes: ClassPlan, store: RunStore | No
         trains = spec.kind == "pretrain" or STRATEGIES[spec.config["strategy"]].trains
         seconds = run_seconds(rates[key], n_train, n_val, int(spec.config["train"]["epochs"]), overhead, trains)
         runs.append(PlannedRun(spec.label, spec.kind, spec.hash, "new", seconds=seconds))
-    basis = tuple([*(t.basis for t in rates.values()), f"fixed cost {overhead_basis}"])
+    basis = (*(t.basis for t in rates.values()), f"fixed cost {overhead_basis}")
     return LaunchPlan(config, specs, tuple(runs), sum(r.seconds for r in runs), basis)
 
 
