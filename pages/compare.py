@@ -31,7 +31,7 @@ FILTERS: tuple[tuple[str, str, str], ...] = (
     ("source", "Source dataset", "sources"), ("target", "Target dataset", "targets"),
     ("arch", "Architecture", "archs"), ("strategy", "Strategy", "strategies"),
     ("fraction", "Target fraction", "fractions"), ("seed", "Seed", "seeds"),
-    ("state", "State", "statuses"), ("kind", "Kind", "kinds"),
+    ("state", "State", "statuses"), ("kind", "Kind", "kinds"), ("protocol", "Protocol", "protocols"),
 )
 PARSE: dict[str, Callable[[str], Any]] = {"fractions": float, "seeds": int}
 TABLE_CONFIG = {

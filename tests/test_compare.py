@@ -178,6 +178,20 @@ def test_seed_summary_and_data_efficiency(table: pd.DataFrame) -> None:
     assert compare.data_efficiency(table[table.status == "running"]).empty
 
 
+def test_protocols_are_never_pooled(table: pd.DataFrame) -> None:
+    """A paper-exact and an 'ours' run of one setting are two settings and two curve lines."""
+    assert table.protocol.isna().all(), "smoke.toml names no protocol"
+    relabelled = table.copy()
+    relabelled["protocol"] = np.where(relabelled.seed == 1, "paper_exact", "ours")
+    summary = compare.seed_summary(relabelled)
+    assert len(summary) == 5 and (summary.n_seeds == 1).all()
+    assert set(compare.filter_options(relabelled)["protocols"]) == {"ours", "paper_exact"}
+    kept = compare.apply_filters(relabelled, compare.RunFilters(protocols=("paper_exact",)))
+    assert set(kept.seed) == {1}
+    lines = set(compare.data_efficiency(relabelled).line)
+    assert lines == {"finetune · ours", "scratch · ours", "scratch · paper_exact"}
+
+
 def test_histories_and_convergence(store: RunStore, table: pd.DataFrame) -> None:
     ids = list(compare.finished(table).run_id)
     history = compare.histories(store, ids)

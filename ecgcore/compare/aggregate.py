@@ -16,7 +16,8 @@ from ecgcore.compare.table import NO_SOURCE
 from ecgcore.evaluate import mean_std
 
 #: A setting: runs that differ only in their seed.
-GROUP_KEYS: tuple[str, ...] = ("source", "target", "task", "arch", "strategy", "train_fraction")
+#: Runs of different protocols (paper-exact vs ours) are never pooled.
+GROUP_KEYS: tuple[str, ...] = ("protocol", "source", "target", "task", "arch", "strategy", "train_fraction")
 SUMMARY_COLUMNS: tuple[str, ...] = GROUP_KEYS + (
     "n_seeds", "macro_auc_mean", "macro_auc_std", "ci_low_mean", "ci_high_mean", "run_ids",
 )
@@ -64,7 +65,7 @@ def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _line_name(row: dict[str, object], vary: Sequence[str]) -> str:
-    """strategy, plus whichever of architecture/source/target vary between the lines."""
+    """strategy, plus whichever of architecture/source/target/task/protocol vary between the lines."""
     return " · ".join([str(row["strategy"])] + [str(row[key]) for key in vary])
 
 
@@ -75,7 +76,7 @@ def data_efficiency(table: pd.DataFrame) -> pd.DataFrame:
     summary = seed_summary(table)
     # "none" (no source) is told apart by the strategy already; only several real sources vary.
     distinct = {key: set(summary[key]) - ({NO_SOURCE} if key == "source" else set())
-                for key in ("arch", "source", "target", "task")}
+                for key in ("arch", "source", "target", "task", "protocol")}
     vary = [key for key, values in distinct.items() if len(values) > 1]
     summary["line"] = [_line_name(row, vary) for row in summary.to_dict("records")]
     return summary.sort_values(["line", "train_fraction"], kind="mergesort").reset_index(drop=True)

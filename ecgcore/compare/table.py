@@ -26,13 +26,14 @@ NO_SOURCE = "none"
 
 #: Columns of `runs_table`, in order.
 TABLE_COLUMNS: tuple[str, ...] = (
-    "run_id", "kind", "status", "source", "target", "task", "arch", "strategy", "train_fraction",
+    "run_id", "kind", "status", "protocol", "source", "target", "task", "arch", "strategy", "train_fraction",
     "n_train", "n_test", "seed", "macro_auc", "macro_auc_low", "macro_auc_high", "macro_auprc",
     "f1_weighted", "best_epoch", "epochs_run", "train_seconds", "device", "experiment", "created",
     "error",
 )
 _FROM_RESULTS: dict[str, tuple[str, ...]] = {
     "n_train": ("n_train",), "n_test": ("n_test",), "experiment": ("experiment",),
+    "protocol": ("protocol",),
     "macro_auprc": ("test", "macro_auprc"), "f1_weighted": ("test", "f1_weighted"),
 }
 _DTYPES: dict[str, str] = {"n_train": "Int64", "n_test": "Int64", "macro_auprc": "float64",
@@ -91,12 +92,13 @@ class RunFilters:
     seeds: tuple[int, ...] = ()
     statuses: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
+    protocols: tuple[str, ...] = ()
 
 
 #: Filter field -> table column.
 FILTER_COLUMNS: dict[str, str] = {
     "sources": "source", "targets": "target", "archs": "arch", "strategies": "strategy",
-    "fractions": "train_fraction", "seeds": "seed", "statuses": "status", "kinds": "kind",
+    "fractions": "train_fraction", "seeds": "seed", "statuses": "status", "kinds": "kind", "protocols": "protocol",
 }
 
 
