@@ -63,12 +63,14 @@ def _throughput(arch: str, device_type: str, input_samples: int, n_classes: int,
     return best_throughput(arch, device_type, input_samples, n_classes)
 
 
-def _descriptions(title: str, chosen: list[str], all_items: dict[str, str]) -> None:
-    """One line per item; the chosen ones first and in bold."""
-    lines = [f"- **{name}**: {all_items[name]}" for name in chosen]
-    lines += [f"- {name}: {text}" for name, text in all_items.items() if name not in chosen]
-    with st.expander(title, expanded=False):
-        st.markdown("\n".join(lines))
+def _descriptions(what: str, chosen: list[str], all_items: dict[str, str]) -> None:
+    """One line per chosen item under the widget; the others in an expander."""
+    if chosen:
+        st.markdown("\n".join(f"- **{name}**: {all_items[name]}" for name in chosen))
+    others = [name for name in all_items if name not in chosen]
+    if others:
+        with st.expander(f"The other {what}", expanded=False):
+            st.markdown("\n".join(f"- **{name}**: {all_items[name]}" for name in others))
 
 
 def _submit(choices: LaunchChoices, names: list[str], classes: ClassPlan | None, plan: LaunchPlan) -> None:
@@ -137,11 +139,11 @@ if classes is not None and classes.target is not None:
 st.subheader("Grid")
 models, strategies = list_models(), list_strategies()
 archs = st.multiselect("Architectures", list(models), default=["small_cnn"], key="arch", bind="query-params")
-_descriptions("What each architecture is", archs, models)
+_descriptions("architectures", archs, models)
 default_strategies = ["scratch", "finetune"] if source else ["scratch"]
 chosen_strategies = st.multiselect("Strategies", list(strategies), default=default_strategies,
                                    key="strategy", bind="query-params")
-_descriptions("What each strategy does", chosen_strategies, strategies)
+_descriptions("strategies", chosen_strategies, strategies)
 cols = st.columns(2)
 fractions = cols[0].multiselect("Target fractions (share of the target's training records; 1 = all)",
                                 FRACTIONS, default=[1.0], format_func=lambda f: f"{f:g}", key="fraction",

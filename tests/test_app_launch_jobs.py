@@ -10,6 +10,8 @@ from test_launch import CHOICES, LQT, fixed_rate, names, plan_of
 
 from ecgcore import jobs
 from ecgcore.launch import plan_launch, submit_launch
+from ecgcore.models import list_models
+from ecgcore.transfer import list_strategies
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120
@@ -56,6 +58,9 @@ def test_launch_shows_classes_and_summary_then_queues_the_grid(demo_home: Path):
     assert [at.selectbox(key=k).value for k in ("target", "source", "task", "source_task")] == [
         "target_challenge", "source_ptbxl", "dataset_labels", "shared"]
     assert at.multiselect(key="strategy").value == ["scratch", "finetune"]
+    lines = _texts(at, "markdown")
+    assert f"**finetune**: {list_strategies()['finetune']}" in lines  # one line per chosen strategy
+    assert f"**small_cnn**: {list_models()['small_cnn']}" in lines
     classes = at.dataframe[0].value.set_index("class")
     assert classes.loc[LQT, "where"] == "target only"
     assert (classes["where"] == "shared").sum() == 4
