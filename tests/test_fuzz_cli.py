@@ -17,7 +17,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from hypothesis import event, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from ecgcore.cli import COMMANDS, build_parser, main
@@ -124,8 +124,10 @@ def _handlers() -> dict[int, object]:
     return {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE)}
 
 
+# Found by this test: an input with a line break gave a two-line error message.
 @fuzz(600)
 @given(command_lines())
+@example(["predict", "--run", "{TMP}/x\n.hea", "{TMP}/missing.hea"])
 def test_random_argv_exits_cleanly_with_one_line(cli_dir: Path, capsys: pytest.CaptureFixture,
                                                  argv: list[str]) -> None:
     argv = [a.replace(TMP, str(cli_dir)) for a in argv]

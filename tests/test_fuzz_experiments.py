@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import example, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from ecgcore.data.pipeline import SplitConfig
@@ -73,17 +73,17 @@ def toml_value(value: Any) -> str:
         return "nan" if math.isnan(value) else repr(value)
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)
+    if isinstance(value, str):  # raw unicode: TOML has no surrogate-pair escapes
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return "{" + ", ".join(f"{toml_value(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
 
 
 def toml_document(doc: dict[str, Any]) -> str:
-    return "".join(f"{json.dumps(k)} = {toml_value(v)}\n" for k, v in doc.items())
+    return "".join(f"{toml_value(k)} = {toml_value(v)}\n" for k, v in doc.items())
 
 
 @st.composite
@@ -147,11 +147,15 @@ def _plan(path: Path, overrides: list[str], strict: bool, root: Path) -> list | 
         labels = [spec.label for spec in specs]
     except EcgcoreError as exc:
         message = str(exc)
+        event(f"refused: {message.split(': ', 1)[-1][:40]}")
         assert message and "\n" not in message, repr(message)
+        # It names the file, a [section], a key (config.split.val), an override or the value.
+        assert any(mark in message for mark in (str(path), "[", "config.", "--set", "'")), message
         return None
     finally:
         assert _tree(root) == before
     assert len(labels) == len(specs) and all(len(spec.hash) == 16 for spec in specs)
+    event("planned" if specs else "planned, no runs")
     return specs
 
 
@@ -160,8 +164,20 @@ def experiment_dir(workspace: Path, tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _smoke_with(**changes: Any) -> dict[str, Any]:
+    return {**BASES["smoke"], **changes}
+
+
+# Found by this test (before spec._check_types): a string seed raised ValueError from int(),
+# a table in a grid list TypeError "unhashable type: 'dict'" (in the planner and in the
+# [datasets] check), a [source] without dataset KeyError 'dataset'.
 @fuzz(700)
 @given(experiment_documents(), st.booleans())
+@example(_smoke_with(grid={**BASES["smoke"]["grid"], "seed": ["small_cnn"]}), False)
+@example(_smoke_with(grid={**BASES["smoke"]["grid"], "arch": [{}]}), False)
+@example({"target": {"dataset": "t"}, "datasets": {"d": {"dataset": "d"}},
+          "grid": {"arch": ["small_cnn"], "strategy": ["scratch"], "source": [{}]}}, False)
+@example(_smoke_with(source={"task": "shared"}), False)
 def test_random_experiment_files_plan_or_raise_experiment_error(experiment_dir: Path,
                                                                doc: dict, strict: bool) -> None:
     path = experiment_dir / "fuzz.toml"
