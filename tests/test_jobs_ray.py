@@ -69,7 +69,8 @@ def test_ray_runner_runs_a_grid_into_the_job_table(demo_ws: Path) -> None:
     listed = {j["job_id"]: j for j in json.loads(_cli(demo_ws, "jobs", "--json").stdout)}
     pre, scratch, finetune = (listed[i] for i in ids)
     for job in (pre, scratch, finetune):
-        assert job["state"] == "done" and job["error"] is None and job["attempts"] == 1, job
+        assert job["state"] == "done" and job["error"] is None and job["attempts"] == 1, \
+            (job["error"], err, runner.logs(job["job_id"]))
         assert job["progress"]["metrics"] and job["run_id"] and job["host"] == queue.host_name()
         assert runner.status(job["job_id"])["state"] == "done"
         assert "torch threads" in runner.logs(job["job_id"])

@@ -119,22 +119,22 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 def run_job(job_id: str) -> int:
     """Run the job's spec; record done (with the run id), failed or cancelled. Exit code 0
     when done, 1 when failed, 3 when cancelled."""
-    from ecgcore.experiments.plan import RunSpec
-    from ecgcore.experiments.runner import execute
-    from ecgcore.runs import RunStore
-
     signal.signal(signal.SIGTERM, _on_sigterm)
-    threads = apply_thread_share()
     job = queue.get(job_id)
     payload = job["spec"]
-    spec = RunSpec(kind=payload["kind"], config=payload["config"], hash=payload["hash"],
-                   depends_on=payload.get("depends_on"))
     callback = JobCallback(job_id)
-    callback.beat(force=True)
+    callback.beat(force=True)  # before the engine's imports (seconds on a loaded machine)
     callback.start_pulse()
-    print(f"job {job_id} attempt {job['attempts']}: {payload.get('label')}"
-          + (f" ({threads} torch threads)" if threads else ""), flush=True)
     try:
+        threads = apply_thread_share()
+        print(f"job {job_id} attempt {job['attempts']}: {payload.get('label')}"
+              + (f" ({threads} torch threads)" if threads else ""), flush=True)
+        from ecgcore.experiments.plan import RunSpec
+        from ecgcore.experiments.runner import execute
+        from ecgcore.runs import RunStore
+
+        spec = RunSpec(kind=payload["kind"], config=payload["config"], hash=payload["hash"],
+                       depends_on=payload.get("depends_on"))
         if callback._state == "cancelling":
             raise JobCancelled("cancelled before it started")
         store = RunStore()

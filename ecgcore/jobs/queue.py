@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sqlite3
 import time
@@ -315,11 +316,14 @@ def pid_alive(pid: int) -> bool:
 
 def reap_stale(host: str | None = None, now: float | None = None,
                stale_seconds: float = STALE_SECONDS, reason: str | None = None,
-               only: Sequence[str] = ()) -> list[tuple[str, str]]:
+               only: Sequence[str] = (), attempt: int | None = None) -> list[tuple[str, str]]:
     """Running jobs whose heartbeat is older than `stale_seconds`, or whose process is gone
     on this host, are requeued (attempts left) or failed, with the reason; a cancelling one
     becomes cancelled. Their unfinished run is marked failed/cancelled in the run store.
-    `only` limits this to given job ids (the worker uses it when its own child exited).
+    A stale job whose process still exists on this host is hung: its process group is
+    killed first, so a requeued job never runs twice at once.
+    `only` limits this to given job ids and `attempt` to that attempt (the worker uses them
+    when its own child exited: a later attempt of the same job is not touched).
     Returns (job_id, new state) pairs."""
     host = host or host_name()
     now = time.time() if now is None else now
@@ -327,11 +331,14 @@ def reap_stale(host: str | None = None, now: float | None = None,
     with write() as conn:
         rows = conn.execute("SELECT * FROM jobs WHERE state IN ('running', 'cancelling')").fetchall()
         for row in rows:
-            if only and row["job_id"] not in only:
+            if (only and row["job_id"] not in only) or (attempt is not None and row["attempts"] != attempt):
                 continue
             why = reason
             if why is None and row["heartbeat"] is not None and now - row["heartbeat"] > stale_seconds:
                 why = f"no heartbeat for {now - row['heartbeat']:.0f} s (host {row['host']})"
+                if row["host"] == host and row["pid"] and pid_alive(row["pid"]):
+                    _kill_group(row["pid"])
+                    why += f"; its hung process {row['pid']} was killed"
             if why is None and row["host"] == host and row["pid"] and not pid_alive(row["pid"]):
                 why = f"job process {row['pid']} is gone"
             if why is None:
@@ -347,6 +354,14 @@ def reap_stale(host: str | None = None, now: float | None = None,
             changed.append((row["job_id"], new, row["run_id"], error))
     _close_runs(changed)
     return [(job_id, new) for job_id, new, _, _ in changed]
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL a job's process group (each job runs in its own session)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _close_runs(changed: Sequence[tuple[str, str, str | None, str]]) -> None:

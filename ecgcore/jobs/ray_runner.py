@@ -88,12 +88,17 @@ class RayHandle:
         self._last_beat = time.monotonic()
 
     def poll(self) -> int | None:
+        if self.ref is None:
+            # The task is gone but its job process (own session) may run on: watch the job;
+            # if its process dies, the stale-heartbeat / dead-pid rules requeue or fail it.
+            return None if queue.get(self.job_id)["state"] in ("running", "cancelling") else 0
         ready, _ = ray.wait([self.ref], timeout=0)
         if ready:
             try:
                 return int(ray.get(self.ref))
-            except (ray.exceptions.RayError, TypeError, ValueError):
-                return -1
+            except ray.exceptions.RayError:
+                self.ref = None
+                return self.poll()
         if self.pid is None and time.monotonic() - self._last_beat >= 1.0:
             # Not started on a node yet (Ray is placing it): keep the claimed job from looking lost.
             self._last_beat = time.monotonic()
@@ -103,10 +108,13 @@ class RayHandle:
         return None
 
     def signal(self, sig: int) -> None:
-        """Cancellation is enforced by the task on its node (see `run_job_task`); a task that
-        ignores it is cancelled through Ray as a last resort."""
-        if sig == signal.SIGKILL:
-            ray.cancel(self.ref, force=True)
+        """Cancellation is enforced by the task on its node (see `run_job_task`); when the
+        task is gone, a job process on this host is signalled directly."""
+        if self.ref is not None:
+            return
+        job = queue.get(self.job_id)
+        if job["pid"] and job["host"] == queue.host_name():
+            signal_group(job["pid"], sig)
 
 
 @dataclass

@@ -161,6 +161,7 @@ class _Child:
     job_id: str
     handle: Handle
     slot: int
+    attempt: int
     adopted: bool = False
     term_sent: float | None = None
     kill_sent: float | None = None
@@ -224,7 +225,7 @@ class Worker:
         free = [slot for slot in range(self.launcher.capacity()) if slot not in self.children]
         for slot, job in zip(free, queue.claim(len(free), self.host, self.worker_id)):
             handle = self.launcher.start(job, slot)
-            self.children[slot] = _Child(job["job_id"], handle, slot)
+            self.children[slot] = _Child(job["job_id"], handle, slot, job["attempts"])
             self.say(f"{job['job_id']}: started (pid {handle.pid}) in slot {slot} ({job.get('label')})")
 
     def _adopt(self) -> None:
@@ -234,7 +235,8 @@ class Worker:
         for job in queue.adopt_orphans(self.host, self.worker_id, live):
             slot = next(s for s in range(len(self.children) + 1 + self.launcher.capacity())
                         if s not in self.children)
-            self.children[slot] = _Child(job["job_id"], _AdoptedHandle(job["pid"]), slot, adopted=True)
+            self.children[slot] = _Child(job["job_id"], _AdoptedHandle(job["pid"]), slot, job["attempts"],
+                                         adopted=True)
             self.say(f"{job['job_id']}: adopted pid {job['pid']} from {job['worker']} (slot {slot})")
 
     def _collect(self) -> None:
@@ -246,7 +248,8 @@ class Worker:
             del self.children[slot]
             reason = (f"adopted job process {child.handle.pid} ended without finishing the job" if child.adopted
                       else f"job process {child.handle.pid} exited with code {code} without finishing the job")
-            for job_id, state in queue.reap_stale(self.host, reason=reason, only=[child.job_id]):
+            for job_id, state in queue.reap_stale(self.host, reason=reason, only=[child.job_id],
+                                                  attempt=child.attempt):
                 self.say(f"{job_id}: {reason} -> {state}")
             self.say(f"{child.job_id}: {queue.get(child.job_id)['state']}")
 
@@ -255,7 +258,7 @@ class Worker:
         now = time.time()
         for child in self.children.values():
             job = queue.get(child.job_id)
-            if job["state"] != "cancelling" or job["cancel_requested"] is None:
+            if job["state"] != "cancelling" or job["cancel_requested"] is None or job["attempts"] != child.attempt:
                 continue
             waited = now - job["cancel_requested"]
             if child.term_sent is None and waited > self.cancel_grace:
