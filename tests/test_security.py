@@ -49,6 +49,14 @@ def test_config_locks_the_server_down() -> None:
     assert server["maxUploadSize"] * MB == MAX_UPLOAD_BYTES
 
 
+def test_secrets_file_is_never_committed() -> None:
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".streamlit/secrets.toml"], cwd=REPO, check=False)
+    assert ignored.returncode == 0, ".streamlit/secrets.toml must be in .gitignore"
+    tracked = subprocess.run(["git", "ls-files", "--", "*secrets.toml"], cwd=REPO, capture_output=True,
+                             text=True, check=True)
+    assert tracked.stdout == ""
+
+
 def _listening(port: int) -> list[str]:
     """Local addresses of the sockets listening on `port` (from /proc/net/tcp and tcp6)."""
     found = []
