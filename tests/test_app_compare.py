@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 PAGE = "pages/compare.py"
 CONTAINERS = ("compare-per-class-auc", "compare-heatmap", "compare-macro", "compare-learning-curves",
               "compare-data-efficiency", "compare-convergence", "compare-head-to-head", "compare-roc")
-FILTER_KEYS = ("source", "target", "arch", "strategy", "fraction", "seed", "state", "kind")
+FILTER_KEYS = ("source", "target", "arch", "strategy", "fraction", "seed", "state", "kind", "protocol")
 
 
 @pytest.fixture(scope="module")
