@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -86,7 +87,7 @@ def _truncate_wal(ws: Path) -> None:
     """Checkpoint the store's WAL and truncate it to 0 bytes, so the jobs' few small
     writes stay far below FULL_DISK_BYTES."""
     def truncated() -> bool:
-        with sqlite3.connect(ws / "store.sqlite", timeout=30) as conn:
+        with closing(sqlite3.connect(ws / "store.sqlite", timeout=30)) as conn:
             busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         return busy == 0
 
