@@ -496,12 +496,14 @@ def _verify(args: argparse.Namespace) -> int:
 
     store = RunStore()
     report = {run: store.get(run).verify() for run in args.runs} if args.runs else store.verify_all()
+    listed = store.list()
+    statuses = dict(zip(listed["run_id"], listed["status"], strict=True))
     if args.json:
-        print_json([{"run_id": run, "ok": not problems, "problems": problems}
+        print_json([{"run_id": run, "status": statuses.get(run), "ok": not problems, "problems": problems}
                     for run, problems in report.items()])
     else:
         for run, problems in report.items():
-            print(f"{run}: " + ("ok" if not problems else "; ".join(problems)))
+            print(f"{run}: " + ("ok" if not problems else "; ".join(problems)) + f" ({statuses.get(run)})")
         bad = sum(1 for problems in report.values() if problems)
         print(f"{len(report)} run(s) checked, {bad} with problems", file=sys.stderr)
     return 1 if any(report.values()) else 0

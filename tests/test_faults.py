@@ -213,3 +213,4 @@ def test_kills_under_load_lose_no_run(fault_ws: Path, tmp_path: Path) -> None:
     assert done["config_hash"].is_unique, "no job finished two runs"
     assert set(done["run_id"]) == set(done_runs), "every finished run belongs to a finished job"
     assert not runs["status"].isin(["running", "incomplete"]).any(), runs[["run_id", "status"]]
+    assert len(runs) <= sum(j["attempts"] for j in listed.values()), "at most one run folder per attempt"

@@ -125,10 +125,10 @@ def test_verify_command_exit_codes_and_json(workspace: Path) -> None:
     listed = _cli(workspace, "verify", "--json")
     assert listed.returncode == 1
     rows = {row["run_id"]: row for row in json.loads(listed.stdout)}
-    assert rows[good] == {"run_id": good, "ok": True, "problems": []}
+    assert rows[good] == {"run_id": good, "status": "done", "ok": True, "problems": []}
     assert not rows[bad]["ok"] and "results.json has" in rows[bad]["problems"][0]
     one = _cli(workspace, "verify", good)
-    assert one.returncode == 0 and one.stdout.strip() == f"{good}: ok"
+    assert one.returncode == 0 and one.stdout.strip() == f"{good}: ok (done)"
     unknown = _cli(workspace, "verify", "no-such-run")
     assert unknown.returncode == 2 and "unknown run id 'no-such-run'" in unknown.stderr
 
