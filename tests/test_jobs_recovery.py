@@ -28,9 +28,8 @@ def _worker(ws: Path, *args: str) -> subprocess.Popen:
 
 def test_sigkilled_worker_leaves_its_job_running_and_the_next_worker_adopts_it(demo_ws: Path) -> None:
     """SIGKILL of the worker during its first job: the job process keeps running and
-    beating; a new one-slot worker adopts it (so it starts nothing else until it ends),
-    the job finishes in its first attempt and the second job runs after; the store is
-    consistent."""
+    beating; a new one-slot worker adopts it (so the second job stays queued: the slot is
+    taken), the job finishes in its first attempt; the store is consistent."""
     two = [*TINY, "--set", "grid.strategy=[\"scratch\"]", "--set", "grid.seed=[0, 1]",
            "--set", "train.epochs=5", "--set", "train.early_stopping_patience=50"]
     ids = json.loads(_cli(demo_ws, "submit", SMOKE, *two, "--json").stdout)
@@ -46,10 +45,16 @@ def test_sigkilled_worker_leaves_its_job_running_and_the_next_worker_adopts_it(d
         assert [w["pid"] for w in workers.alive_workers()] == [], "the dead worker is not listed"
 
         second = _worker(demo_ws, "--once", "--slots", "1")  # at once: the job must not end first
+        new_id = workers.worker_id(second.pid)
         deadline = time.time() + 60
-        while jobs.get(ids[0])["heartbeat"] < killed + 1 and time.time() < deadline:
+        while jobs.get(ids[0])["worker"] != new_id and time.time() < deadline:
             time.sleep(0.1)
-        assert jobs.get(ids[0])["heartbeat"] >= killed + 1, "the job beats on without its worker"
+        adopted = jobs.get(ids[0])
+        assert adopted["worker"] == new_id and adopted["state"] == "running", adopted
+        assert adopted["heartbeat"] >= killed, "the job beat on without its worker"
+        time.sleep(1.5)  # three worker loops: the second job must stay queued
+        assert jobs.get(ids[1])["state"] == "queued", "the adopted job holds the only slot"
+        assert jobs.cancel(ids[1]) == "cancelled"
         _, err = second.communicate(timeout=240)
     finally:
         for process in (first, second):
@@ -58,15 +63,12 @@ def test_sigkilled_worker_leaves_its_job_running_and_the_next_worker_adopts_it(d
         stop_workers_and_jobs()
     assert second.returncode == 0, err
     assert f"{ids[0]}: adopted pid {job['pid']}" in err
-    listed = {j["job_id"]: j for j in jobs.list_jobs()}
-    adopted, other = (listed[i] for i in ids)
-    assert all(j["state"] == "done" and j["error"] is None for j in listed.values()), listed
-    assert [j["attempts"] for j in (adopted, other)] == [1, 1], "nothing ran twice"
-    assert adopted["pid"] == job["pid"], "the job process that outlived its worker finished the job"
-    assert other["started"] >= adopted["finished"], "the adopted job held the only slot"
+    done = jobs.get(ids[0])
+    assert done["state"] == "done" and done["error"] is None and done["attempts"] == 1, done
+    assert done["pid"] == job["pid"], "the job process that outlived its worker finished the job"
     store = RunStore(demo_ws)
-    assert {store.status(j["run_id"]) for j in listed.values()} == {"done"}
-    assert len(store.list()) == 2, "no orphan run folders"
+    assert store.status(done["run_id"]) == "done"
+    assert len(store.list()) == 1, "no other run folder"
 
 
 def _single_run(ws: Path, kill_after_first_epoch: bool) -> tuple[dict, dict]:
@@ -119,3 +121,21 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tmp_path: Path, monkeypatch)
             assert np.allclose(a[key], b[key], rtol=0, atol=1e-6), key
         else:
             assert np.array_equal(a[key], b[key]), key
+
+
+def test_hung_job_process_is_killed_before_its_job_is_requeued(demo_ws: Path) -> None:
+    """A stale heartbeat with the process still there (hung): the process group is killed,
+    then the job requeued, so two attempts never run at once."""
+    [job_id, *_] = jobs.submit(SMOKE, [a for a in TINY if a != "--set"])
+    [job] = queue.claim(1)
+    hung = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        queue.set_pid(job_id, hung.pid)
+        assert queue.reap_stale(now=time.time() + 5) == [], "a fresh heartbeat is alive"
+        assert queue.reap_stale(now=time.time() + queue.STALE_SECONDS + 1) == [(job_id, "queued")]
+        assert hung.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if hung.poll() is None:
+            hung.kill()
+    error = jobs.get(job_id)["error"]
+    assert "no heartbeat" in error and f"hung process {hung.pid} was killed" in error and "requeued" in error
