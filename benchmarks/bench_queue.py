@@ -39,7 +39,7 @@ SUBMIT_TARGET, CANCEL_TARGET = 2.0, 5.0
 
 
 def _scratch(epochs: int, seeds: list[int]) -> list[str]:
-    return ["train.epochs=%d" % epochs, "train.early_stopping_patience=50", 'grid.strategy=["scratch"]',
+    return [f"train.epochs={epochs}", "train.early_stopping_patience=50", 'grid.strategy=["scratch"]',
             "grid.train_fraction=[1.0]", f"grid.seed={seeds}"]
 
 

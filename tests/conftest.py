@@ -41,6 +41,15 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture()
+def demo_ws(workspace: Path) -> Path:
+    """A fresh workspace with the synthetic demo sites (scale 0.12) in its datasets/."""
+    from ecgcore.data.synthetic import write_demo_data
+
+    write_demo_data(workspace / "datasets", scale=0.12)
+    return workspace
+
+
 # One tiny finished run shared by the upload, Inspect and Predict tests (trained once per
 # session: scratch small_cnn, one epoch, the demo target's 12 classes with >= 5 positives).
 TINY_RUN_SETTINGS = ["--set", "train.epochs=1", "--set", 'grid.strategy=["scratch"]',

@@ -12,10 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from ecgcore import jobs
-from ecgcore.data.synthetic import write_demo_data
 from ecgcore.jobs import queue
 from ecgcore.jobs.worker import slot_devices
 from ecgcore.runs import RunStore
@@ -38,12 +35,6 @@ def _env(ws: Path) -> dict[str, str]:
 def _cli(ws: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ecgcore", *args], check=False, capture_output=True, text=True,
                           cwd=ROOT, env=_env(ws), timeout=timeout)
-
-
-@pytest.fixture()
-def demo_ws(workspace: Path) -> Path:
-    write_demo_data(workspace / "datasets", scale=0.12)
-    return workspace
 
 
 def test_slot_devices_one_gpu_per_slot() -> None:

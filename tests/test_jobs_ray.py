@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_jobs import ROOT, SMOKE, TINY, _cli, _env, _overrides, demo_ws  # noqa: F401
+from test_jobs import ROOT, SMOKE, TINY, _cli, _env, _overrides
 
 from ecgcore.errors import EcgcoreError
 from ecgcore.jobs import queue, workers

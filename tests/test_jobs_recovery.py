@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from test_jobs import ROOT, SMOKE, TINY, _cli, _env, _wait_for_progress, demo_ws  # noqa: F401
+from test_jobs import ROOT, SMOKE, TINY, _cli, _env, _wait_for_progress
 from test_jobs_workers import stop_workers_and_jobs
 
 from ecgcore import jobs
@@ -127,7 +127,7 @@ def test_hung_job_process_is_killed_before_its_job_is_requeued(demo_ws: Path) ->
     """A stale heartbeat with the process still there (hung): the process group is killed,
     then the job requeued, so two attempts never run at once."""
     [job_id, *_] = jobs.submit(SMOKE, [a for a in TINY if a != "--set"])
-    [job] = queue.claim(1)
+    assert [j["job_id"] for j in queue.claim(1)] == [job_id]
     hung = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         queue.set_pid(job_id, hung.pid)

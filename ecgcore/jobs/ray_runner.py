@@ -34,7 +34,12 @@ import ray
 from ecgcore import workspace
 from ecgcore.jobs import queue
 from ecgcore.jobs.runners import JobRunner
-from ecgcore.jobs.worker import CANCEL_GRACE_SECONDS, KILL_GRACE_SECONDS, THREADS_ENV, signal_group
+from ecgcore.jobs.worker import (
+    CANCEL_GRACE_SECONDS,
+    KILL_GRACE_SECONDS,
+    THREADS_ENV,
+    signal_group,
+)
 
 ROOT = str(Path(__file__).resolve().parents[2])
 POLL_SECONDS = 0.5
