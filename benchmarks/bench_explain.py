@@ -1,7 +1,7 @@
 """Attribution cost for one 10 s, 500 Hz, 12-lead record: Grad-CAM, Integrated Gradients and
 occlusion against one plain forward pass of the same model, on this CPU.
 
-    python benchmarks/bench_explain.py [--models resnet1d18,gru_nd] [--repeat 1] [--steps 32] [--json]
+    python benchmarks/bench_explain.py [--models resnet1d18,gru_nd] [--repeat 1] [--steps 32] [--threads N] [--json]
 
 For each model (freshly initialised with seed 0: the cost does not depend on the weights)
 and a generated beat-train record (12 x 5,000 samples), it times (median of `--repeat`):
@@ -100,8 +100,12 @@ def main() -> int:
     parser.add_argument("--models", default="resnet1d18,gru_nd")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--steps", type=int, default=32, help="integrated-gradients steps")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's); 1 is steadier on a shared machine")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     options = AttributionOptions(n_steps=args.steps, occlusion_window=FS // 2)
     x = beat_train()
     rows = [bench_model(name.strip(), x, args.repeat, options) for name in args.models.split(",")]

@@ -45,10 +45,11 @@ from torch import nn
 from ecgcore.errors import EcgcoreError
 
 DEFAULT_IG_STEPS = 32
-# Inputs per Captum forward pass, in (leads x samples) elements: bounds the memory of
-# IG's step batches and occlusion's perturbation batches (a 12-lead 10 s 500 Hz window
-# is 60,000 elements, so 8 of them per pass).
-ELEMENTS_PER_PASS = 480_000
+# Inputs per Captum pass, in (leads x samples) elements (a 12-lead 10 s 500 Hz window is
+# 60,000): IG keeps every step's activations for the backward pass, occlusion runs without
+# gradients. Large passes matter for recurrent models, whose cost is mostly per time step.
+IG_ELEMENTS_PER_PASS = 2_000_000     # 32 steps of a 500 Hz window in one pass
+OCCLUSION_ELEMENTS_PER_PASS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,8 @@ class Method:
     lead_scores: LeadScoreFn = absolute_mass
 
 
-def _per_pass(x: torch.Tensor, most: int) -> int:
-    return max(1, min(most, ELEMENTS_PER_PASS // max(1, x[0].numel())))
+def _per_pass(x: torch.Tensor, most: int, budget: int) -> int:
+    return max(1, min(most, budget // max(1, x[0].numel())))
 
 
 def cam_layer_of(model: nn.Module) -> nn.Module:
@@ -133,7 +134,7 @@ def _integrated_gradients(model: nn.Module, x: torch.Tensor, target: int,
     steps = int(options.n_steps)
     return IntegratedGradients(model).attribute(
         x, baselines=torch.zeros_like(x), target=target, n_steps=steps,
-        internal_batch_size=_per_pass(x, steps)).detach()
+        internal_batch_size=_per_pass(x, steps, IG_ELEMENTS_PER_PASS)).detach()
 
 
 class _Probabilities(nn.Module):
@@ -154,7 +155,8 @@ def _occlusion(model: nn.Module, x: torch.Tensor, target: int,
     with torch.no_grad():
         return Occlusion(_Probabilities(model)).attribute(
             x, sliding_window_shapes=(1, window), strides=(1, window),
-            baselines=0.0, target=target, perturbations_per_eval=_per_pass(x, 64)).detach()
+            baselines=0.0, target=target,
+            perturbations_per_eval=_per_pass(x, 64, OCCLUSION_ELEMENTS_PER_PASS)).detach()
 
 
 METHODS: dict[str, Method] = {
