@@ -237,7 +237,7 @@ class Worker:
                         if s not in self.children)
             self.children[slot] = _Child(job["job_id"], _AdoptedHandle(job["pid"]), slot, job["attempts"],
                                          adopted=True)
-            self.say(f"{job['job_id']}: adopted pid {job['pid']} from {job['worker']} (slot {slot})")
+            self.say(f"{job['job_id']}: adopted pid {job['pid']} (its worker is gone; slot {slot})")
 
     def _collect(self) -> None:
         """Children that exited: a job still marked running never said how it ended."""
