@@ -113,7 +113,7 @@ def cam_layer_of(model: nn.Module) -> nn.Module:
     if layer is None:
         name = getattr(model, "name", "") or type(model).__name__
         raise EcgcoreError(f"gradcam needs a convolutional model; {name} has no convolutional "
-                           "block (recurrent models: use --method ig or occlusion)")
+                           "block (for recurrent models use ig or occlusion)")
     return layer
 
 
