@@ -11,44 +11,24 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from test_browser_datasets import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    REPO,
-    _free_port,
-    _wait_healthy,
-)
+from browser import BROWSER_MARKS, app_env, chromium_page, streamlit_server
 
 from ecgcore import jobs
 from ecgcore.data.synthetic import write_demo_data
 from ecgcore.jobs.workers import alive_workers
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists() and not IN_CI,
-                       reason="Chromium not installed at /usr/bin/chromium (required in CI)"),
-]
+pytestmark = BROWSER_MARKS
 
 GRID = "min_pos=5&strategy=scratch&strategy=finetune&arch=small_cnn&fraction=1&seed=0"
 
 
-def _stop_everything_started(server: subprocess.Popen) -> None:
-    """The server, then the worker the app started and any job process still running
-    (each is the leader of its own session: signal the whole group)."""
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(timeout=10)
+def _stop_worker_and_jobs() -> None:
+    """The worker the app started and any job process still running (each is the leader
+    of its own session: signal the whole group)."""
     groups = [w["pid"] for w in alive_workers()]
     groups += [j["pid"] for j in jobs.list_jobs() if j["pid"] and j["state"] in ("running", "cancelling")]
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -63,33 +43,14 @@ def _stop_everything_started(server: subprocess.Popen) -> None:
 
 
 def test_launch_watch_and_compare_in_chromium(workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        if IN_CI:
-            pytest.fail("playwright is not installed (required in CI)")
-        pytest.skip("playwright is not installed")
+    from playwright.sync_api import expect
 
     write_demo_data(workspace / "datasets", scale=0.05)
     monkeypatch.setenv("ECGCORE_AUTO_WORKER", "1")  # the app starts its worker, as for a user
-    env = {**os.environ, "ECGCORE_HOME": str(workspace), "PYTHONPATH": str(REPO)}
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     log = tmp_path / "streamlit.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    page = None
     try:
-        _wait_healthy(url, server, log)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with streamlit_server(app_env(workspace), log) as url, chromium_page(height=1100) as page:
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1100})
                 main = page.locator("[data-testid='stMain']")
                 # Launch: the grid from a link, the epochs typed in, the summary, Submit.
                 page.goto(f"{url}/launch?{GRID}", wait_until="domcontentloaded")
@@ -124,12 +85,9 @@ def test_launch_watch_and_compare_in_chromium(workspace: Path, tmp_path: Path, m
                     expect(chart.first.locator("g.trace").first).to_be_attached()
                 page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
             except Exception:
-                if page is not None:
-                    page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-                    print(f"screenshot: {tmp_path / 'failure.png'}; server log: {log}")
+                page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+                print(f"screenshot: {tmp_path / 'failure.png'}; server log: {log}")
                 raise
-            finally:
-                browser.close()
     finally:
-        _stop_everything_started(server)
+        _stop_worker_and_jobs()
     assert not alive_workers()

@@ -4,31 +4,21 @@ by plotly.js; a corrupt upload shows a message, not a traceback."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-from test_browser_datasets import CHROMIUM, CHROMIUM_ARGS, REPO, _free_port, _wait_healthy
+from browser import BROWSER_MARKS, app_env, chromium_page, streamlit_server
 
 from ecgcore.data.labels import class_name
 from ecgcore.predict import predict_files
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI", "").lower() != "true",
-                       reason="Chromium not installed at /usr/bin/chromium (required in CI)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def test_upload_a_record_and_see_probabilities_and_trace(run_workspace, shared_data: Path, tmp_path: Path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     g12ec = shared_data / "ecg" / "cinc2021" / "G12EC"
-    env = {**os.environ, "ECGCORE_HOME": str(run_workspace.home), "ECGCORE_AUTO_WORKER": "0",
-           "PYTHONPATH": str(REPO)}
     want = predict_files(run_workspace.run_id, [g12ec / "E00005.hea"])[0]["probabilities"]
     top = max(want, key=want.get)
     broken = tmp_path / "broken"
@@ -36,64 +26,41 @@ def test_upload_a_record_and_see_probabilities_and_trace(run_workspace, shared_d
     (broken / "E00005.hea").write_bytes((g12ec / "E00005.hea").read_bytes())
     (broken / "E00005.mat").write_bytes((g12ec / "E00005.mat").read_bytes()[:1000])
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "streamlit.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_healthy(url, server, log)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1100})
-                page.goto(f"{url}/predict?run={run_workspace.run_id}", wait_until="domcontentloaded")
-                main = page.locator("[data-testid='stMain']")
-                expect(main.get_by_role("heading", name="Predict")).to_be_visible(timeout=30_000)
-                expect(main.get_by_text("Upload a record to score it")).to_be_visible(timeout=30_000)
-                main.locator("input[type='file']").set_input_files([str(g12ec / "E00005.hea"),
-                                                                    str(g12ec / "E00005.mat")])
-                expect(main.get_by_text(f"Most likely: {class_name(top)} (p = {want[top]:.3f})")).to_be_visible(
-                    timeout=60_000)
-                ecg = main.locator(".js-plotly-plot").filter(has_text="E00005 · Integrated Gradients")
-                expect(ecg).to_have_count(1, timeout=60_000)
-                # 4 saliency bands + calibration + column marks + 3 rows + rhythm strip.
-                expect(ecg.locator("g.trace.scatter")).to_have_count(10, timeout=30_000)
-                for lead in ("aVR", "V1", "V6"):
-                    expect(ecg.locator("g.annotation", has_text=lead).first).to_be_visible()
-                # The report is made on click and downloads as a one-page PDF.
-                with page.expect_download(timeout=60_000) as download:
-                    main.get_by_role("button", name="Report (PDF)").click()
-                report = Path(download.value.path()).read_bytes()
-                assert report.startswith(b"%PDF-") and len(re.findall(rb"/Type\s*/Page\b", report)) == 1
-                assert download.value.suggested_filename == f"E00005_{top.replace('|', '-')}.pdf"
-                ecg.scroll_into_view_if_needed()
-                page.wait_for_timeout(500)
-                ecg.screenshot(path=str(tmp_path / "predict_ecg.png"))
-                assert f"run={run_workspace.run_id}" in page.url
+    env = app_env(run_workspace.home, ECGCORE_AUTO_WORKER="0")
+    with streamlit_server(env, tmp_path / "streamlit.log") as url, chromium_page(height=1100) as page:
+        page.goto(f"{url}/predict?run={run_workspace.run_id}", wait_until="domcontentloaded")
+        main = page.locator("[data-testid='stMain']")
+        expect(main.get_by_role("heading", name="Predict")).to_be_visible(timeout=30_000)
+        expect(main.get_by_text("Upload a record to score it")).to_be_visible(timeout=30_000)
+        main.locator("input[type='file']").set_input_files([str(g12ec / "E00005.hea"),
+                                                            str(g12ec / "E00005.mat")])
+        expect(main.get_by_text(f"Most likely: {class_name(top)} (p = {want[top]:.3f})")).to_be_visible(
+            timeout=60_000)
+        ecg = main.locator(".js-plotly-plot").filter(has_text="E00005 · Integrated Gradients")
+        expect(ecg).to_have_count(1, timeout=60_000)
+        # 4 saliency bands + calibration + column marks + 3 rows + rhythm strip.
+        expect(ecg.locator("g.trace.scatter")).to_have_count(10, timeout=30_000)
+        for lead in ("aVR", "V1", "V6"):
+            expect(ecg.locator("g.annotation", has_text=lead).first).to_be_visible()
+        # The report is made on click and downloads as a one-page PDF.
+        with page.expect_download(timeout=60_000) as download:
+            main.get_by_role("button", name="Report (PDF)").click()
+        report = Path(download.value.path()).read_bytes()
+        assert report.startswith(b"%PDF-") and len(re.findall(rb"/Type\s*/Page\b", report)) == 1
+        assert download.value.suggested_filename == f"E00005_{top.replace('|', '-')}.pdf"
+        ecg.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        ecg.screenshot(path=str(tmp_path / "predict_ecg.png"))
+        assert f"run={run_workspace.run_id}" in page.url
 
-                # A fresh page with a cut .mat: one line naming the file and the reason.
-                page.goto(f"{url}/predict?run={run_workspace.run_id}", wait_until="domcontentloaded")
-                expect(main.get_by_text("Upload a record to score it")).to_be_visible(timeout=30_000)
-                main.locator("input[type='file']").set_input_files([str(broken / "E00005.hea"),
-                                                                    str(broken / "E00005.mat")])
-                error = main.locator("[data-testid='stAlertContentError']")
-                expect(error).to_contain_text("Upload refused: E00005.hea: signal file E00005.mat is too short",
-                                              timeout=30_000)
-                expect(main.locator("[data-testid='stException']")).to_have_count(0)
-                page.screenshot(path=str(tmp_path / "predict_page.png"), full_page=True)
-            finally:
-                browser.close()
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        # A fresh page with a cut .mat: one line naming the file and the reason.
+        page.goto(f"{url}/predict?run={run_workspace.run_id}", wait_until="domcontentloaded")
+        expect(main.get_by_text("Upload a record to score it")).to_be_visible(timeout=30_000)
+        main.locator("input[type='file']").set_input_files([str(broken / "E00005.hea"),
+                                                            str(broken / "E00005.mat")])
+        error = main.locator("[data-testid='stAlertContentError']")
+        expect(error).to_contain_text("Upload refused: E00005.hea: signal file E00005.mat is too short",
+                                      timeout=30_000)
+        expect(main.locator("[data-testid='stException']")).to_have_count(0)
+        page.screenshot(path=str(tmp_path / "predict_page.png"), full_page=True)
     assert (tmp_path / "predict_ecg.png").stat().st_size > 10_000

@@ -7,74 +7,41 @@ listed without the user doing anything.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-from test_browser_datasets import CHROMIUM, CHROMIUM_ARGS, REPO, _free_port, _wait_healthy
+from browser import BROWSER_MARKS, app_env, chromium_page, streamlit_server
 from test_download import Mirror, build_ludb_tree
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("CI", "").lower() != "true",
-                       reason="Chromium not installed at /usr/bin/chromium (required in CI)"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def test_download_section_shows_progress_and_lists_the_dataset_when_done(shared_data: Path,
                                                                         tmp_path: Path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     build_ludb_tree(shared_data, tmp_path / "mirror")
     home = tmp_path / "workspace"
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "streamlit.log"
-    env = {**os.environ, "ECGCORE_HOME": str(home), "PYTHONPATH": str(REPO)}
-    with log.open("w") as out, Mirror(tmp_path / "mirror") as mirror:
+    with Mirror(tmp_path / "mirror") as mirror:
         mirror.stall_once["/files/ludb/1.0.1/data/2.dat"] = 3000  # long enough to see it running
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_healthy(url, server, log)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-                try:
-                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                    page.goto(f"{url}/datasets", wait_until="domcontentloaded")
-                    main = page.locator("[data-testid='stMain']")
-                    main.get_by_text("Download a public dataset").click()
-                    main.get_by_text("Lobachevsky University ECG Database").click()
-                    main.get_by_role("textbox", name="Download into folder").fill(str(tmp_path / "ludb"))
-                    main.get_by_role("textbox", name="Mirror (base URL, optional)").fill(f"{mirror.url}/files")
-                    main.get_by_role("textbox", name="Mirror (base URL, optional)").press("Enter")
-                    main.get_by_role("button", name="Start download").click()
-                    # Running: a progress bar that the fragment keeps refreshing, and a Stop button.
-                    expect(main.get_by_role("button", name="Stop")).to_be_visible(timeout=30_000)
-                    expect(main.get_by_text("downloading,")).to_be_visible(timeout=30_000)
-                    page.screenshot(path=str(tmp_path / "downloading.png"), full_page=True)
-                    mirror.released.set()  # let the stalled transfer end: it is resumed and checked
-                    expect(main.get_by_text("every file verified")).to_be_visible(timeout=60_000)
-                    # The page reran by itself: the dataset is listed and drawn, the outcome stays.
-                    metric = main.locator("[data-testid='stMetric']").filter(has_text="Layout")
-                    expect(metric).to_contain_text("ludb", timeout=30_000)
-                    expect(main.get_by_text("every file verified")).to_be_visible()
-                    page.screenshot(path=str(tmp_path / "done.png"), full_page=True)
-                finally:
-                    browser.close()
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+        with streamlit_server(app_env(home), tmp_path / "streamlit.log") as url, chromium_page() as page:
+            page.goto(f"{url}/datasets", wait_until="domcontentloaded")
+            main = page.locator("[data-testid='stMain']")
+            main.get_by_text("Download a public dataset").click()
+            main.get_by_text("Lobachevsky University ECG Database").click()
+            main.get_by_role("textbox", name="Download into folder").fill(str(tmp_path / "ludb"))
+            main.get_by_role("textbox", name="Mirror (base URL, optional)").fill(f"{mirror.url}/files")
+            main.get_by_role("textbox", name="Mirror (base URL, optional)").press("Enter")
+            main.get_by_role("button", name="Start download").click()
+            # Running: a progress bar that the fragment keeps refreshing, and a Stop button.
+            expect(main.get_by_role("button", name="Stop")).to_be_visible(timeout=30_000)
+            expect(main.get_by_text("downloading,")).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(tmp_path / "downloading.png"), full_page=True)
+            mirror.released.set()  # let the stalled transfer end: it is resumed and checked
+            expect(main.get_by_text("every file verified")).to_be_visible(timeout=60_000)
+            # The page reran by itself: the dataset is listed and drawn, the outcome stays.
+            metric = main.locator("[data-testid='stMetric']").filter(has_text="Layout")
+            expect(metric).to_contain_text("ludb", timeout=30_000)
+            expect(main.get_by_text("every file verified")).to_be_visible()
+            page.screenshot(path=str(tmp_path / "done.png"), full_page=True)
     assert (tmp_path / "ludb" / "data" / "2.dat").stat().st_size == \
         (shared_data / "ecg" / "ludb" / "data" / "2.dat").stat().st_size

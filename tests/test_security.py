@@ -31,9 +31,8 @@ from ecgcore.experiments.plan import expand
 from ecgcore.experiments.spec import ExperimentError, load_experiment
 from ecgcore.uploads.safety import MAX_UPLOAD_BYTES, MB
 from conftest import TINY_RUN_SETTINGS
-from test_browser_datasets import _free_port, _wait_healthy
+from browser import REPO, app_env, streamlit_server
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIG = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
 PRODUCT_CODE = [*sorted((REPO / "ecgcore").rglob("*.py")), *sorted((REPO / "pages").rglob("*.py")),
                 REPO / "app.py", REPO / "login_gate.py"]
@@ -99,17 +98,9 @@ def _put(url: str, headers: dict[str, str], body: bytes = b"x") -> int:
 
 def test_server_listens_on_loopback_only_and_refuses_uploads_without_xsrf(tmp_path: Path) -> None:
     """`streamlit run app.py` with the repo's .streamlit/config.toml (no address on the command line)."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "streamlit.log"
-    env = {**os.environ, "ECGCORE_HOME": str(tmp_path / "ws"), "PYTHONPATH": str(REPO),
-           "HOME": str(tmp_path)}  # no ~/.streamlit settings of this machine
-    with log.open("w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port",
-                                   str(port), "--server.fileWatcherType", "none"],
-                                  cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_healthy(url, server, log, timeout=60)
+    env = app_env(tmp_path / "ws", HOME=str(tmp_path))  # no ~/.streamlit settings of this machine
+    with streamlit_server(env, tmp_path / "streamlit.log", args=()) as url:
+        port = int(url.rsplit(":", 1)[1])
         addresses = _listening(port)
         assert addresses, f"nothing listens on port {port}"
         assert set(addresses) <= {"127.0.0.1", "::1"}, f"listening on {addresses}"
@@ -128,13 +119,6 @@ def test_server_listens_on_loopback_only_and_refuses_uploads_without_xsrf(tmp_pa
         token = cookie.split("=", 1)[1]
         # Control: with the right token the request passes XSRF and fails on the session instead.
         assert _put(upload, {"Cookie": cookie, "X-Xsrftoken": token}) == 400
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
 
 
 # --- nothing user-supplied is unpickled or evaluated ----------------------------------------
