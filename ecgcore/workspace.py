@@ -45,10 +45,25 @@ def open_store(path: Path, *schema: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=60, isolation_level=None)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout = 60000")
-    conn.execute("PRAGMA journal_mode=WAL")
+    _enable_wal(conn, path)
     for statement in schema:
         conn.execute(statement)
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, path: Path, timeout: float = 60.0) -> None:
+    """Switch the store to WAL (a setting kept in the file). SQLite answers "database is
+    locked" at once, without its busy handler, when two processes switch a new file at the
+    same moment (two app sessions starting a worker), so the switch is retried here."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 @contextmanager

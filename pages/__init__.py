@@ -15,7 +15,9 @@ started the run.
 from __future__ import annotations
 
 import runpy
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
@@ -28,3 +30,13 @@ def require_router() -> None:
     if getattr(PagesManager, "uses_pages_directory", False):
         runpy.run_path(str(APP), run_name="__main__")
         st.stop()
+
+
+def report_downloads(container: Any, stem: str, make: Callable[[str], bytes]) -> None:
+    """PDF and PNG buttons for the one-page report (Inspect and Predict); `make(fmt)` builds
+    it only when a button is clicked, so a page view never pays for a report."""
+    for column, fmt in zip(container.columns(2), ("pdf", "png")):
+        column.download_button(
+            f"Report ({fmt.upper()})", key=f"report_{fmt}", on_click="ignore",
+            data=lambda fmt=fmt: make(fmt), file_name=f"{stem}.{fmt}",
+            mime="application/pdf" if fmt == "pdf" else "image/png")

@@ -29,7 +29,7 @@ from ecgcore.inspect_run import (
 from ecgcore.predict import LoadedRun, load_run
 from ecgcore.report import METHOD_NAMES, Prediction, ReportContent, report_bytes, saliency_on_signal
 from ecgcore.runs import RunStore
-from pages import require_router
+from pages import report_downloads, require_router
 
 require_router()
 
@@ -160,13 +160,8 @@ def _record_view(run_id: str, preds: RunPredictions, code: str, record: TestReco
                  f"{preds.threshold_source}.")
     right.plotly_chart(lead_importance_figure(explanation.lead_importance, "Lead importance"),
                        width="stretch", key="importance")
-    buttons = right.columns(2)
-    for column, fmt in zip(buttons, ("pdf", "png")):
-        column.download_button(
-            f"Report ({fmt.upper()})", key=f"report_{fmt}", on_click="ignore",
-            data=lambda fmt=fmt: _report(preds, record, explanation, saliency, start, fmt),
-            file_name=f"{record.record_id}_{code.replace('|', '-')}.{fmt}",
-            mime="application/pdf" if fmt == "pdf" else "image/png")
+    report_downloads(right, f"{record.record_id}_{code.replace('|', '-')}",
+                     lambda fmt: _report(preds, record, explanation, saliency, start, fmt))
 
 
 st.title("Inspect")

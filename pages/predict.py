@@ -25,7 +25,7 @@ from ecgcore.predict import LoadedRun, load_run
 from ecgcore.report import METHOD_NAMES, Prediction, ReportContent, report_bytes, saliency_on_signal
 from ecgcore.runs import RunStore
 from ecgcore.uploads import SUPPORTED, UploadedRecord, read_uploads, score_upload
-from pages import require_router
+from pages import report_downloads, require_router
 
 require_router()
 
@@ -107,13 +107,8 @@ def _result(run_id: str, stamp: str, digest: str, upload: UploadedRecord) -> Non
                        "probability", min_value=0.0, max_value=1.0, format="%.3f")})
     right.plotly_chart(lead_importance_figure(explanation.lead_importance, "Lead importance"),
                        width="stretch", key="importance")
-    buttons = right.columns(2)
-    for column, fmt in zip(buttons, ("pdf", "png")):
-        column.download_button(
-            f"Report ({fmt.upper()})", key=f"report_{fmt}", on_click="ignore",
-            data=lambda fmt=fmt: _report(run_id, upload, probabilities, explanation, saliency, fmt),
-            file_name=f"{upload.record}_{code.replace('|', '-')}.{fmt}",
-            mime="application/pdf" if fmt == "pdf" else "image/png")
+    report_downloads(right, f"{upload.record}_{code.replace('|', '-')}",
+                     lambda fmt: _report(run_id, upload, probabilities, explanation, saliency, fmt))
 
 
 st.title("Predict")

@@ -23,6 +23,7 @@ from ecgcore import workspace
 from ecgcore.download.catalogue import get_entry
 from ecgcore.download.progress import Progress, describe, write_json_atomic
 from ecgcore.errors import EcgcoreError
+from ecgcore.processes import child_or_pid_alive
 
 REPO = Path(__file__).resolve().parents[2]
 ACTIVE = ("starting", "listing", "downloading")
@@ -32,25 +33,6 @@ def downloads_dir() -> Path:
     folder = workspace.home() / "downloads"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def _alive(pid: int) -> bool:
-    """Is process `pid` running (a finished child of this process is reaped, not counted)?"""
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)
-        return finished != pid
-    except ChildProcessError:
-        pass  # not our child (started by another app process): ask the system
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not running
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -73,7 +55,7 @@ def status(download_id: str) -> dict[str, Any]:
     fields = {k: progress[k] for k in Progress.__dataclass_fields__ if k in progress}
     info["summary"] = describe(Progress(**fields)) if "dataset" in fields else ""
     info.setdefault("fraction", 0.0)
-    if info["state"] in ACTIVE and not _alive(meta["pid"]):
+    if info["state"] in ACTIVE and not child_or_pid_alive(meta["pid"]):
         log = folder / f"{download_id}.log"
         lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
         info["state"] = "ended"

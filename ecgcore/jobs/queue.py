@@ -21,6 +21,7 @@ from typing import Any
 
 from ecgcore import workspace
 from ecgcore.errors import EcgcoreError
+from ecgcore.processes import pid_alive
 
 STATES = ("queued", "waiting", "running", "cancelling", "done", "failed", "cancelled")
 ACTIVE = ("queued", "waiting", "running", "cancelling")
@@ -299,21 +300,6 @@ def adopt_orphans(host: str, me: str, live_workers: Sequence[str]) -> list[dict[
 
 
 # -- noticing dead jobs ---------------------------------------------------------------------------
-def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists on this machine (zombies count as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
-        return status != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def reap_stale(host: str | None = None, now: float | None = None,
                stale_seconds: float = STALE_SECONDS, reason: str | None = None,
                only: Sequence[str] = (), attempt: int | None = None) -> list[tuple[str, str]]:
