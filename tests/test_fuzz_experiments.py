@@ -210,6 +210,7 @@ def overrides(draw: st.DrawFn) -> str:
 
 @fuzz(300)
 @given(st.sampled_from(sorted(BASES)), st.lists(overrides(), min_size=1, max_size=4), st.booleans())
+@example("avetisyan2024", ["0\n0=[]"], False)  # a key with a line break: the message stays one line
 def test_random_overrides_plan_or_raise_experiment_error(experiment_dir: Path, base: str,
                                                         sets: list[str], strict: bool) -> None:
     path = experiment_dir / f"{base}.toml"

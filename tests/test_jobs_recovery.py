@@ -31,7 +31,7 @@ def test_sigkilled_worker_leaves_its_job_running_and_the_next_worker_adopts_it(d
     beating; a new one-slot worker adopts it (so the second job stays queued: the slot is
     taken), the job finishes in its first attempt; the store is consistent."""
     two = [*TINY, "--set", "grid.strategy=[\"scratch\"]", "--set", "grid.seed=[0, 1]",
-           "--set", "train.epochs=5", "--set", "train.early_stopping_patience=50"]
+           "--set", "train.epochs=20", "--set", "train.early_stopping_patience=50"]
     ids = json.loads(_cli(demo_ws, "submit", SMOKE, *two, "--json").stdout)
     assert len(ids) == 2
     first = _worker(demo_ws, "--slots", "1")

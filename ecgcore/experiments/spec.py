@@ -154,10 +154,16 @@ def apply_override(config: dict[str, Any], override: str) -> None:
     node[parts[-1]] = value
 
 
+def _names(keys: list[str]) -> str:
+    """Keys for a one-line message: as written, or quoted when they hold line breaks or
+    other unprintable characters (a key can be any TOML string)."""
+    return ", ".join(key if key.isprintable() else repr(key) for key in keys)
+
+
 def validate(config: dict[str, Any], where: str) -> None:
     unknown = sorted(set(config) - TOP_LEVEL)
     if unknown:
-        raise ExperimentError(f"{where}: unknown key(s) {', '.join(unknown)}; "
+        raise ExperimentError(f"{where}: unknown key(s) {_names(unknown)}; "
                               f"known: {', '.join(sorted(TOP_LEVEL))}")
     for section, keys in SCHEMA.items():
         value = config.get(section)
@@ -168,7 +174,7 @@ def validate(config: dict[str, Any], where: str) -> None:
         if keys is not None:
             bad = sorted(set(value) - keys)
             if bad:
-                raise ExperimentError(f"{where}: unknown key(s) in [{section}]: {', '.join(bad)}; "
+                raise ExperimentError(f"{where}: unknown key(s) in [{section}]: {_names(bad)}; "
                                       f"known: {', '.join(sorted(keys))}")
     grid = config.get("grid", {})
     for key, values in grid.items():
@@ -226,7 +232,7 @@ def _validate_tables(config: dict[str, Any], where: str) -> None:
 def _known_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
     bad = sorted(set(table) - allowed)
     if bad:
-        raise ExperimentError(f"{where}: unknown key(s) {', '.join(bad)}; "
+        raise ExperimentError(f"{where}: unknown key(s) {_names(bad)}; "
                               f"known: {', '.join(sorted(allowed))}")
 
 
