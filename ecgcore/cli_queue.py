@@ -1,0 +1,113 @@
+"""The background queue's commands (`submit`, `jobs`, `cancel`, `logs`, `worker`, `job-run`),
+registered in the one command registry of `ecgcore.cli` (which imports this module)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ecgcore.cli import command, print_json
+from ecgcore.errors import EcgcoreError
+
+
+def _submit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", type=Path, help="experiment file (TOML), e.g. experiments/smoke.toml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a setting, repeatable (as for `run`)")
+    p.add_argument("--max-attempts", type=int, default=2,
+                   help="how often a lost job (killed process, stale heartbeat) is tried in all")
+    p.add_argument("--json", action="store_true", help="print the job ids as a JSON list")
+
+
+@command("submit", "queue the runs of an experiment file as background jobs, printing job ids",
+         _submit_args)
+def _submit(args: argparse.Namespace) -> int:
+    from ecgcore.jobs import submit
+
+    job_ids = submit(args.config, args.overrides, max_attempts=args.max_attempts,
+                     say=lambda message: print(message, file=sys.stderr))
+    if args.json:
+        print_json(job_ids)
+    else:
+        print("\n".join(job_ids))
+    return 0
+
+
+def _jobs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list (job_id, state, pid, attempts, run_id, error, progress, …)")
+
+
+@command("jobs", "list the background jobs and their state", _jobs_args)
+def _jobs(args: argparse.Namespace) -> int:
+    from ecgcore.jobs import list_jobs, public
+
+    jobs = [public(job) for job in list_jobs()]
+    if args.json:
+        print_json(jobs)
+        return 0
+    for job in jobs:
+        progress = job["progress"] or {}
+        where = f" epoch {progress.get('epoch')} step {progress.get('step')}/{progress.get('n_steps')}" \
+            if job["state"] == "running" and progress.get("epoch") is not None else ""
+        print(f"{job['job_id']}  {job['state']:<10} {job['run_id'] or '-':<24} {job['label']}{where}"
+              + (f"  [{job['error']}]" if job["error"] else ""))
+    return 0
+
+
+def _job_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("job", help="job id (see `jobs`)")
+
+
+@command("cancel", "cancel a job (queued: at once; running: stops at its next step)", _job_args)
+def _cancel(args: argparse.Namespace) -> int:
+    from ecgcore.jobs import cancel
+
+    print(f"{args.job}: {cancel(args.job)}")
+    return 0
+
+
+@command("logs", "print a job's output and its run's log.txt", _job_args)
+def _logs(args: argparse.Namespace) -> int:
+    from ecgcore.jobs.runners import job_logs
+
+    print(job_logs(args.job), end="")
+    return 0
+
+
+def _worker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--slots", type=int, default=None,
+                   help="jobs at a time (default: one per GPU, or 1 without GPUs; "
+                        "ray: as many as the cluster's CPUs fit)")
+    p.add_argument("--once", action="store_true", help="stop when no job is queued or waiting")
+    p.add_argument("--runner", default="local", choices=["local", "ray"],
+                   help="local: job processes on this machine; ray: one Ray task per job on a cluster")
+    p.add_argument("--address", default=None,
+                   help="ray: the cluster to join (HEAD_IP:6379, or 'auto'); default: start a local Ray")
+    p.add_argument("--cpus-per-job", type=float, default=1.0,
+                   help="ray: CPUs each job asks for (its torch threads)")
+
+
+@command("worker", "claim queued jobs and run each in its own process (or Ray task), one per slot",
+         _worker_args)
+def _worker(args: argparse.Namespace) -> int:
+    from ecgcore.jobs.runners import get_runner
+
+    if args.slots is not None and args.slots < 1:
+        raise EcgcoreError(f"--slots must be at least 1, got {args.slots}")
+    options = ({"address": args.address, "slots": args.slots, "cpus_per_job": args.cpus_per_job}
+               if args.runner == "ray" else {"slots": args.slots})
+    return get_runner(args.runner, **options).serve(
+        once=args.once, say=lambda message: print(message, file=sys.stderr, flush=True))
+
+
+def _job_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("job", help="job id (started by the worker)")
+
+
+@command("job-run", "run one claimed job in this process (the worker starts this)", _job_run_args)
+def _job_run(args: argparse.Namespace) -> int:
+    from ecgcore.jobs.jobproc import run_job
+
+    return run_job(args.job)
