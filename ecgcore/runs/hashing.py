@@ -63,7 +63,8 @@ def canonical(value: Any, where: str = "config") -> Any:
                 raise EcgcoreError(f"{where}: key {key!r} is not a string; configs are JSON objects")
             if key in NON_RESULT_KEYS:
                 continue
-            out[key] = canonical(item, f"{where}.{key}")
+            shown = key if key.isprintable() else repr(key)  # error messages stay one line
+            out[key] = canonical(item, f"{where}.{shown}")
         return out
     if isinstance(value, np.ndarray):
         return [canonical(item, where) for item in value.tolist()]
