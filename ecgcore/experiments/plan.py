@@ -72,7 +72,7 @@ def _checked(values: dict[str, Any], key: str, cls: Any) -> dict:
     try:
         return cls.from_dict(values).to_dict()
     except (TypeError, ValueError, KeyError) as exc:
-        raise ExperimentError(f"[{key}]: {exc}") from exc
+        raise ExperimentError(f"[{key}]: " + str(exc).replace("\n", "\\n")) from exc
 
 
 def _data(section: dict[str, Any], missing: list[str] | None = None) -> dict[str, Any]:
