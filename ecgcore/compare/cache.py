@@ -20,9 +20,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from ecgcore.errors import EcgcoreError
-from ecgcore.runs import PREDICTION_KEYS
-from ecgcore.runs.folder import read_json
+from ecgcore.runs.folder import read_json, read_predictions
 
 T = TypeVar("T")
 Stamp = tuple[int, int]
@@ -76,19 +74,6 @@ class StampCache(Generic[T]):
         with self._lock:
             self._entries.clear()
             self.misses = 0
-
-
-def read_predictions(path: Path) -> dict[str, np.ndarray]:
-    """predictions.npz without unpickling; a clear error when arrays are missing or unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (ValueError, OSError) as exc:
-        raise EcgcoreError(f"{path}: unreadable predictions ({exc})") from exc
-    missing = [key for key in PREDICTION_KEYS if key not in arrays]
-    if missing:
-        raise EcgcoreError(f"{path}: missing arrays {missing}")
-    return arrays
 
 
 RESULTS: StampCache[dict[str, Any]] = StampCache(read_json, max_entries=20_000)

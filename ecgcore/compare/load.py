@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgcore.compare.cache import PREDICTIONS, StampCache, read_predictions
+from ecgcore.compare.cache import PREDICTIONS, StampCache
+from ecgcore.runs.folder import read_predictions
 from ecgcore.compare.paired import RocCurve, roc_curves
 from ecgcore.compare.table import read_results
 from ecgcore.data.labels import class_name

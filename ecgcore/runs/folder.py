@@ -109,6 +109,19 @@ def _csv_line(values: Sequence[Any]) -> str:
     return buffer.getvalue()
 
 
+def read_predictions(path: Path) -> dict[str, np.ndarray]:
+    """predictions.npz without unpickling; a clear error when arrays are missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (ValueError, OSError) as exc:
+        raise EcgcoreError(f"{path}: unreadable predictions ({exc})") from exc
+    missing = [key for key in PREDICTION_KEYS if key not in arrays]
+    if missing:
+        raise EcgcoreError(f"{path}: missing arrays {missing}")
+    return arrays
+
+
 class RunFolder:
     """Reads and writes the files of one run folder (the folder must exist)."""
 
@@ -215,15 +228,7 @@ class RunFolder:
         """The arrays of predictions.npz, loaded without unpickling anything."""
         if not self.predictions_path.exists():
             raise EcgcoreError(f"{self.run_id}: no {PREDICTIONS_FILE} (the run has not been evaluated)")
-        try:
-            with np.load(self.predictions_path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except (ValueError, OSError) as exc:
-            raise EcgcoreError(f"{self.predictions_path}: unreadable predictions ({exc})") from exc
-        missing = [key for key in PREDICTION_KEYS if key not in arrays]
-        if missing:
-            raise EcgcoreError(f"{self.predictions_path}: missing arrays {missing}")
-        return arrays
+        return read_predictions(self.predictions_path)
 
     # -- model -------------------------------------------------------------------------------
     @property
