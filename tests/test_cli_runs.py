@@ -63,7 +63,10 @@ def test_run_reuse_runs_show_predict(tiny_workspace: Path, shared_data: Path) ->
         assert key in results, key
     assert results["strategy"] == "finetune" and results["source"] == "source_ptbxl"
     assert 0.0 <= results["test"]["macro_auc"] <= 1.0
-    assert -1.0 <= results["test"]["challenge_score"] <= 1.0  # NSR is among the demo classes
+    # NSR is among the demo classes, but not every scored class: a subset score, labelled so.
+    assert results["test"]["challenge_score"] is None and results["test"]["challenge_score_missing_classes"]
+    assert -1.0 <= results["test"]["challenge_score_subset"] <= 1.0
+    assert 0.0 <= results["test"]["brier"] <= 1.0 and 0.0 <= results["test"]["ece"] <= 1.0
     assert results["training_notes"] is not None and results["leakage"]["overlap"] == []
     low, high = results["test"]["macro_auc_ci"]
     assert low <= results["test"]["macro_auc"] <= high

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -83,7 +84,8 @@ def test_nothing_defined_is_null_not_a_crash() -> None:
     json.dumps(r, allow_nan=False)
     assert r["undefined_classes"] == ["a", "b", "c"]
     assert r["macro_auc"] is None and r["macro_auc_ci"] == [None, None]
-    assert r["macro_auprc"] is None and r["f1_macro_at_0_5"] is None and r["fmax"] is None
+    assert r["macro_auprc"] is None and r["f1_macro_positive_classes_at_0_5"] is None and r["fmax"] is None
+    assert r["f1_macro_at_0_5"] == 0.0  # scikit-learn's macro F1: every class counts 0
 
 
 def test_fmax_hand_worked() -> None:
@@ -178,3 +180,100 @@ def test_a_single_class_task_is_scored_per_column() -> None:
     two = np.hstack([y, 1 - y]), np.hstack([score, 1 - score])
     assert evaluate(*two, ["a", "b"], n_boot=20)["f1_samples_at_0_5"] == pytest.approx(
         f1_score(two[0], (two[1] >= 0.5).astype(int), average="samples", zero_division=0))
+
+
+def test_f1_macro_is_sklearns_and_the_positive_classes_mean_has_its_own_name() -> None:
+    """f1_macro_* is scikit-learn's macro F1 over every class (a class without positives counts
+    0); the mean over the classes with positives only is f1_macro_positive_classes_*."""
+    y, s, classes = random_task(c=5, seed=4)
+    y[:, 1] = 0  # no positives, but predicted: F1 0 in sklearn's macro
+    y[:, 3] = 0
+    s[:, 3] = 0.1  # no positives, never predicted: F1 0 (zero_division=0)
+    pred = (s >= 0.5).astype(int)
+    assert pred[:, 1].any() and not pred[:, 3].any()
+    cuts = {name: 0.4 + 0.05 * i for i, name in enumerate(classes)}
+    tuned = (s >= np.array(list(cuts.values()))).astype(int)
+    r = evaluate(y, s, classes, n_boot=10, thresholds=cuts)
+    positive = [0, 2, 4]
+    assert r["f1_macro_at_0_5"] == pytest.approx(f1_score(y, pred, average="macro", zero_division=0), abs=1e-12)
+    assert r["f1_macro_positive_classes_at_0_5"] == pytest.approx(
+        f1_score(y[:, positive], pred[:, positive], average="macro"), abs=1e-12)
+    assert r["f1_macro_tuned"] == pytest.approx(f1_score(y, tuned, average="macro", zero_division=0), abs=1e-12)
+    assert r["f1_macro_positive_classes_tuned"] == pytest.approx(
+        f1_score(y[:, positive], tuned[:, positive], average="macro"), abs=1e-12)
+    assert r["f1_macro_at_0_5"] == pytest.approx(r["f1_macro_positive_classes_at_0_5"] * 3 / 5)
+    # Nothing to find anywhere: sklearn's macro is 0, the positive-classes mean undefined.
+    nothing = evaluate(np.zeros((30, 2), dtype=int), np.full((30, 2), 0.7), ["a", "b"], n_boot=5)
+    assert nothing["f1_macro_at_0_5"] == 0.0 and nothing["f1_macro_positive_classes_at_0_5"] is None
+
+
+def test_older_results_read_with_todays_key_meanings(tmp_path) -> None:
+    """results.json written before the rename held the positive-classes mean under f1_macro_*;
+    finished runs are never rewritten, so readers get it under its precise name and the standard
+    macro F1 recomputed (exactly) from the stored per-class F1 values."""
+    from ecgcore.evaluate import upgrade_test_metrics
+    from ecgcore.runs.folder import RunFolder, write_json_atomic
+
+    y, s, classes = random_task(c=4, seed=5)
+    y[:, 2] = 0
+    now = evaluate(y, s, classes, n_boot=5, thresholds={c: 0.45 for c in classes})
+    old = {k: v for k, v in now.items() if not k.startswith("f1_macro_positive_classes")
+           and k not in ("brier", "ece", "per_class_brier", "ece_bins")}
+    old["f1_macro_at_0_5"] = now["f1_macro_positive_classes_at_0_5"]
+    old["f1_macro_tuned"] = now["f1_macro_positive_classes_tuned"]
+    upgraded = upgrade_test_metrics(old)
+    for key in ("f1_macro_at_0_5", "f1_macro_positive_classes_at_0_5", "f1_macro_tuned",
+                "f1_macro_positive_classes_tuned"):
+        assert upgraded[key] == pytest.approx(now[key], abs=1e-12), key
+    assert old["f1_macro_at_0_5"] == now["f1_macro_positive_classes_at_0_5"]  # input untouched
+    assert upgrade_test_metrics(now) == now  # today's results pass through unchanged
+    assert "brier" not in upgraded  # not recomputable from results.json: stays absent
+
+    folder = tmp_path / "run1"
+    folder.mkdir()
+    write_json_atomic(folder / "results.json", {"run_id": "run1", "status": "done", "test": old})
+    read = RunFolder(folder).results()
+    assert read is not None
+    assert read["test"]["f1_macro_at_0_5"] == pytest.approx(now["f1_macro_at_0_5"], abs=1e-12)
+    assert read["test"]["f1_macro_positive_classes_at_0_5"] == old["f1_macro_at_0_5"]
+    assert json.loads((folder / "results.json").read_text())["test"] == old  # the file stays as written
+
+
+def test_calibration_keys_match_the_calibration_module() -> None:
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import brier_score_loss
+
+    y, s, classes = random_task(seed=6)
+    r = evaluate(y, s, classes, n_boot=5)
+    per_class = [brier_score_loss(y[:, c], s[:, c]) for c in range(len(classes))]
+    assert r["per_class_brier"] == {name: pytest.approx(b, abs=1e-15) for name, b in zip(classes, per_class)}
+    assert r["brier"] == pytest.approx(np.mean(per_class), abs=1e-15)
+    prob_true, prob_pred = calibration_curve(y.ravel(), s.ravel(), n_bins=10)
+    counts = np.bincount(np.searchsorted(np.linspace(0, 1, 11)[1:-1], s.ravel()), minlength=10)
+    counts = counts[counts > 0]
+    assert r["ece"] == pytest.approx(float(np.sum(counts / y.size * np.abs(prob_pred - prob_true))), abs=1e-12)
+    assert r["ece_bins"] == 10
+    json.dumps(r, allow_nan=False)
+    # Scores outside [0, 1] are not probabilities: no calibration, and a note says why.
+    logits = evaluate(y, s * 4 - 2, classes, n_boot=5)
+    assert logits["brier"] is None and logits["ece"] is None and logits["per_class_brier"] is None
+    assert "[0, 1]" in logits["calibration_note"]
+
+
+def test_fmax_is_described_as_cafa_style_not_as_the_ptbxl_benchmarks() -> None:
+    """The PTB-XL benchmark's authors removed Fmax from their evaluation; the metric stays, under
+    its own definition (sample-centric, as CAFA's protein-centric F-max)."""
+    from pathlib import Path
+
+    import ecgcore.evaluate.metrics as metrics
+
+    assert "CAFA" in (fmax.__doc__ or "") and "sample-centric" in (fmax.__doc__ or "").lower()
+    root = Path(__file__).resolve().parents[1]
+    texts = {"metrics docstring": metrics.__doc__ or "", "fmax docstring": fmax.__doc__ or ""}
+    for name in ("README.md", "REPRODUCING.md"):
+        texts[name] = (root / name).read_text(encoding="utf-8")
+    for source, text in texts.items():
+        # A paragraph or list item naming Fmax mentions PTB-XL only to say its benchmark removed it.
+        for paragraph in re.split(r"\n\s*\n|\n\s*- ", text):
+            if "fmax" in paragraph.lower() and "PTB-XL" in paragraph:
+                assert "removed" in paragraph, (source, paragraph)

@@ -135,3 +135,36 @@ def test_bad_weights_file(tmp_path: Path) -> None:
         load_challenge_weights(path)
     with pytest.raises(EvaluationError, match="cannot read"):
         load_challenge_weights(tmp_path / "missing.csv")
+
+
+def test_a_task_covering_some_scored_classes_reports_a_subset_score(official: Path) -> None:
+    """The official score sums over all scored classes; on a task that covers only some, the
+    number is reported as challenge_score_subset with the classes it covers, never as
+    challenge_score."""
+    classes, w = load_challenge_weights(official)
+    r = evaluate(Y, PRED.astype(float), [NSR, AF, AFL], n_boot=5, challenge_weights=official,
+                 thresholds={NSR: 0.5, AF: 0.5, AFL: 0.5})
+    assert r["challenge_score"] is None and r["challenge_score_tuned"] is None
+    assert "3 of the 26 scored classes" in r["challenge_score_note"]
+    assert r["challenge_score_subset"] == pytest.approx((1.875 - 1.25) / (3 - 1.25))
+    assert r["challenge_score_subset_tuned"] == r["challenge_score_subset"]
+    assert r["challenge_score_classes"] == [k for k in classes if k in (NSR, AF, AFL)]  # weights.csv order
+    assert len(r["challenge_score_missing_classes"]) == 23
+    assert set(r["challenge_score_missing_classes"]) | {NSR, AF, AFL} == set(classes)
+    assert r["challenge_unscored_classes"] == []
+
+
+def test_a_task_covering_every_scored_class_reports_the_official_score(official: Path) -> None:
+    classes, w = load_challenge_weights(official)
+    ours = ["59118001" if key == "713427006|59118001" else key for key in classes] + ["429622005"]
+    rng = np.random.default_rng(2)
+    y = (rng.random((80, 27)) < 0.15).astype(int)
+    y[:, classes.index(NSR)] = 1 - y[:, :26].any(axis=1)
+    s = np.clip(y * 0.5 + rng.random((80, 27)) * 0.6, 0, 1)
+    r = evaluate(y, s, ours, n_boot=5, challenge_weights=official)
+    expected, unscored = challenge_score(y, (s >= 0.5).astype(int), ours, (classes, w))
+    assert r["challenge_score"] == pytest.approx(expected)
+    assert "challenge_score_subset" not in r and "challenge_score_note" not in r
+    assert r["challenge_score_classes"] == list(classes)
+    assert r["challenge_score_missing_classes"] == []
+    assert r["challenge_unscored_classes"] == unscored == ["429622005"]

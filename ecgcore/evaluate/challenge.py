@@ -11,6 +11,12 @@
    "correct" outputs the true labels and "inactive" always outputs only normal sinus rhythm
    (426783006). 1 is perfect, 0 no better than calling everything normal; when correct
    equals inactive (a set where every record is plain NSR) the score is 0, as officially.
+
+The official score sums over every scored class of the weights file. When our classes cover
+only some of them (a task that is not the full Challenge label set), `challenge_score`
+computes the same formula over the covered classes only: a subset score, not comparable
+with published Challenge scores. `scored_coverage` says which classes are covered, and
+`evaluate` reports such a number as `challenge_score_subset`.
 """
 
 from __future__ import annotations
@@ -83,6 +89,16 @@ def map_classes(classes: Sequence[str], weight_classes: Sequence[str]) -> tuple[
     return index, unscored
 
 
+def scored_coverage(classes: Sequence[str], weight_classes: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(weights classes some of our classes map to, weights classes none does), both as the
+    weights file's keys in its order. The score is the official one only when the second
+    list is empty."""
+    index, _ = map_classes(classes, weight_classes)
+    covered = set(index[index >= 0].tolist())
+    return ([str(k) for j, k in enumerate(weight_classes) if j in covered],
+            [str(k) for j, k in enumerate(weight_classes) if j not in covered])
+
+
 def _project(matrix: np.ndarray, index: np.ndarray, n_weight_classes: int) -> np.ndarray:
     """Our (N, C) 0/1 matrix as an (N, C_w) bool matrix in the weights' class space (OR-merged)."""
     out = np.zeros((matrix.shape[0], n_weight_classes), dtype=bool)
@@ -116,6 +132,8 @@ def challenge_score(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[st
                     weights: tuple[Sequence[str], np.ndarray]) -> tuple[float, list[str]]:
     """(Challenge 2021 score, our classes it ignored as unscored) of 0/1 predictions.
 
+    Computed over the weights classes our classes cover: the official score when they cover
+    all of them, a subset score otherwise (check with `scored_coverage`).
     `weights` is what `load_challenge_weights` returns. Raises EvaluationError when none of
     our classes is scored or normal sinus rhythm is not among them (no inactive classifier)."""
     weight_classes, matrix = weights

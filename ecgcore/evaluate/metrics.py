@@ -8,8 +8,10 @@ Conventions shared by every function here (and written into results.json):
 - A class whose ROC-AUC is undefined in this set (no positives or no negatives)
   gets NaN and is left out of the macro mean; AUPRC is undefined only without
   positives. Callers turn NaN into JSON null.
-ROC-AUC, AP and F1 come from scikit-learn; only Fmax (no library has the PTB-XL
-benchmark's sample-centric definition) is written by hand.
+ROC-AUC, AP and F1 come from scikit-learn (F1 is counted per column by hand only because
+scikit-learn misreads a one-column indicator; tests check equality); Fmax, the
+sample-centric F-max of CAFA-style protein-function evaluation, has no library
+implementation and is written by hand.
 """
 
 from __future__ import annotations
@@ -109,8 +111,16 @@ def per_class_f1(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 
 
 def f1_macro(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean per-class F1 over the classes with positives in this set (as for the macro AUC, a
-    class with nothing to find is left out rather than counted as 0)."""
+    """Macro F1 as scikit-learn defines it (`f1_score(average="macro", zero_division=0)`): the
+    unweighted mean of every class's F1, a class without positives counting 0 whether or not
+    it is predicted."""
+    return float(per_class_f1(y_true, y_pred).mean())
+
+
+def f1_macro_positive_classes(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean per-class F1 over the classes with at least one positive in this set only (as for
+    the macro AUC, a class with nothing to find is left out rather than counted as 0); NaN
+    when no class has a positive. Higher than `f1_macro` whenever a class lacks positives."""
     f1 = per_class_f1(y_true, y_pred)
     has_positive = y_true.any(axis=0)
     return float(f1[has_positive].mean()) if has_positive.any() else float("nan")
@@ -135,7 +145,9 @@ def f1_samples(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def fmax(y_true: np.ndarray, y_score: np.ndarray, grid: np.ndarray = FMAX_GRID) -> tuple[float, float]:
-    """Sample-centric Fmax of the PTB-XL benchmark (CAFA's protein-centric F-max), and its threshold.
+    """Sample-centric Fmax (CAFA's protein-centric F-max, with records as the proteins), and its
+    threshold. Reported as one more summary of the scores; not a metric of the PTB-XL benchmark
+    as published today (its authors removed Fmax from their evaluation).
 
     For each threshold t of `grid`, with P_i(t) = {c : score_ic >= t} and T_i the true labels:
       precision(t) = mean over records with |P_i(t)| > 0 of |P_i ∩ T_i| / |P_i|

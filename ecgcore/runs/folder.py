@@ -156,8 +156,18 @@ class RunFolder:
         return self.path / RESULTS_FILE
 
     def results(self) -> dict[str, Any] | None:
-        """The results, or None while the run has not ended (or never wrote them)."""
-        return read_json(self.results_path) if self.results_path.exists() else None
+        """The results, or None while the run has not ended (or never wrote them). Metrics of
+        runs written before a key was renamed come under today's names (the file stays as
+        written: `ecgcore.evaluate.upgrade_test_metrics`)."""
+        if not self.results_path.exists():
+            return None
+        results = read_json(self.results_path)
+        if isinstance(results, dict) and isinstance(results.get("test"), Mapping):
+            # Imported here: ecgcore.evaluate loads scikit-learn, which the store otherwise never needs.
+            from ecgcore.evaluate.report import upgrade_test_metrics
+
+            results["test"] = upgrade_test_metrics(results["test"])
+        return results
 
     def write_results(self, results: Mapping[str, Any]) -> None:
         write_json_atomic(self.results_path, results)
