@@ -166,15 +166,19 @@ def test_seed_summary_and_data_efficiency(table: pd.DataFrame) -> None:
     assert two.n_seeds == 2 and sorted(runs.seed.tolist()) == [0, 1]
     assert two.macro_auc_mean == pytest.approx(runs.macro_auc.mean())
     assert two.macro_auc_std == pytest.approx(runs.macro_auc.std(ddof=1))
-    assert two.ci_low_mean == pytest.approx(runs.macro_auc_low.mean())
+    assert two.ci_method == "t-interval of the mean over 2 seeds (1 df)"
+    assert two.ci_low < two.macro_auc_mean < two.ci_high and sorted(two.seeds) == [0, 1]
     single = summary[summary.n_seeds == 1]
     assert len(single) == 3 and single.macro_auc_std.isna().all()
+    one = single.iloc[0]
+    run = table.set_index("run_id").loc[one.run_ids[0]]
+    assert (one.ci_low, one.ci_high) == (run.macro_auc_low, run.macro_auc_high), "one seed: its bootstrap CI"
 
     curve = compare.data_efficiency(table)
     assert set(curve.line) == {"finetune", "scratch"}, "one line per strategy; one arch, one real source"
     for _, part in curve.groupby("line"):
         assert part.train_fraction.tolist() == [0.5, 1.0]
-        assert (part.ci_low_mean <= part.macro_auc_mean).all() and (part.macro_auc_mean <= part.ci_high_mean).all()
+        assert (part.ci_low <= part.macro_auc_mean).all() and (part.macro_auc_mean <= part.ci_high).all()
     assert compare.data_efficiency(table[table.status == "running"]).empty
 
 

@@ -68,7 +68,7 @@ def test_macro_learning_curves_and_data_efficiency(store: RunStore, done: pd.Dat
     assert [t.name for t in lines] == ["finetune", "scratch"] and len(bands) == 2
     scratch = curve[curve.line == "scratch"]
     np.testing.assert_allclose(lines[1].y, scratch.macro_auc_mean)
-    np.testing.assert_allclose(bands[1].y, np.r_[scratch.ci_high_mean, scratch.ci_low_mean[::-1]])
+    np.testing.assert_allclose(bands[1].y, np.r_[scratch.ci_high, scratch.ci_low[::-1]])
 
 
 def test_head_to_head_and_roc_figures(store: RunStore, done: pd.DataFrame, labels: dict[str, str]) -> None:

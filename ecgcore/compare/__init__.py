@@ -30,7 +30,16 @@ from ecgcore.compare.figures import (
     roc_figure,
 )
 from ecgcore.compare.load import histories, per_class_auc, predictions, run_roc_curves
-from ecgcore.compare.paired import HeadToHead, RocCurve, head_to_head, roc_curves
+from ecgcore.compare.paired import HeadToHead, RocCurve, head_to_head, head_to_head_arms, roc_curves
+from ecgcore.compare.seeded import Arm, SharedDraws, arms_of, compare_arms, shared_draws
+from ecgcore.compare.stats import (
+    benjamini_hochberg,
+    format_adjusted,
+    format_p,
+    holm,
+    holm_bounded,
+    seed_mean_ci,
+)
 from ecgcore.compare.table import (
     FILTER_COLUMNS,
     NO_SOURCE,
@@ -52,4 +61,6 @@ __all__ = [
     "head_to_head_figure", "histories", "learning_curves_figure", "macro_auc_figure", "per_class_auc",
     "per_class_auc_figure", "predictions", "read_results", "roc_curves", "roc_figure", "run_label",
     "run_labels", "run_roc_curves", "runs_table", "seed_summary",
+    "Arm", "SharedDraws", "arms_of", "compare_arms", "head_to_head_arms", "shared_draws",
+    "benjamini_hochberg", "format_adjusted", "format_p", "holm", "holm_bounded", "seed_mean_ci",
 ]

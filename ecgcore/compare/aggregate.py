@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ecgcore.compare.stats import seed_ci_method, seed_mean_ci
 from ecgcore.compare.table import NO_SOURCE
 from ecgcore.evaluate import mean_std
 
@@ -19,7 +20,7 @@ from ecgcore.evaluate import mean_std
 #: Runs of different protocols (paper-exact vs ours) are never pooled.
 GROUP_KEYS: tuple[str, ...] = ("protocol", "source", "target", "task", "arch", "strategy", "train_fraction")
 SUMMARY_COLUMNS: tuple[str, ...] = GROUP_KEYS + (
-    "n_seeds", "macro_auc_mean", "macro_auc_std", "ci_low_mean", "ci_high_mean", "run_ids",
+    "n_seeds", "macro_auc_mean", "macro_auc_std", "ci_low", "ci_high", "ci_method", "n_train", "seeds", "run_ids",
 )
 CONVERGENCE_COLUMNS: tuple[str, ...] = (
     "run_id", "best_val_auc", "best_epoch", "epochs_run", "target_auc", "epochs_to_target",
@@ -35,7 +36,11 @@ def finished(table: pd.DataFrame) -> pd.DataFrame:
 
 def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
     """One row per setting (GROUP_KEYS) of the finished target runs: macro AUC mean ± std over
-    seeds (std None for one seed), the mean bootstrap CI bounds, and the runs it holds."""
+    seeds (std None for one seed), its 95 % CI, and the runs (and seeds) it holds.
+
+    The CI (`ci_low`, `ci_high`, named in `ci_method`): with several seeds the t-interval of the
+    seed mean (`stats.seed_mean_ci`, n - 1 df); with one seed that run's own bootstrap CI over
+    test records, which holds no seed-to-seed variance. `n_train`: the runs' median n_train."""
     done = finished(table)
     rows: list[dict[str, object]] = []
     if not done.empty:
@@ -43,23 +48,31 @@ def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
         columns = {name: done[column].to_numpy(dtype=float) for name, column in
                    (("macro_auc", "macro_auc"), ("ci_low", "macro_auc_low"), ("ci_high", "macro_auc_high"))}
         run_ids = done["run_id"].to_numpy()
+        seeds = done["seed"].to_numpy(dtype=object)
+        n_train = pd.to_numeric(done["n_train"], errors="coerce").to_numpy(dtype=float)
         # Plain numpy per group: a DataFrame per group costs ~10 ms, too much for hundreds of settings.
         for group_values, positions in sorted(keys.groupby(list(GROUP_KEYS), dropna=False).indices.items(),
                                               key=lambda item: tuple(map(str, item[0]))):
             metrics = [{name: float(values[p]) for name, values in columns.items()} for p in positions]
             stats = mean_std(metrics)
+            n_seeds = int(stats["macro_auc"]["n"] or 0)
+            interval = seed_mean_ci([m["macro_auc"] for m in metrics])
+            if interval is None:  # one seed: the run's own bootstrap CI
+                interval = (metrics[0]["ci_low"], metrics[0]["ci_high"])
+            counts = n_train[positions]
             row: dict[str, object] = dict(zip(GROUP_KEYS, group_values))
             row.update(
-                n_seeds=int(stats["macro_auc"]["n"] or 0),
+                n_seeds=n_seeds,
                 macro_auc_mean=stats["macro_auc"]["mean"],
                 macro_auc_std=stats["macro_auc"]["std"],
-                ci_low_mean=stats.get("ci_low", {}).get("mean"),
-                ci_high_mean=stats.get("ci_high", {}).get("mean"),
+                ci_low=interval[0], ci_high=interval[1], ci_method=seed_ci_method(n_seeds),
+                n_train=float(np.median(counts[np.isfinite(counts)])) if np.isfinite(counts).any() else None,
+                seeds=[None if pd.isna(v) else int(v) for v in seeds[positions]],
                 run_ids=[str(r) for r in run_ids[positions]],
             )
             rows.append(row)
     frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    for column in ("train_fraction", "macro_auc_mean", "macro_auc_std", "ci_low_mean", "ci_high_mean"):
+    for column in ("train_fraction", "macro_auc_mean", "macro_auc_std", "ci_low", "ci_high", "n_train"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     return frame
 
@@ -72,7 +85,7 @@ def _line_name(row: dict[str, object], vary: Sequence[str]) -> str:
 def data_efficiency(table: pd.DataFrame) -> pd.DataFrame:
     """Macro AUC against target fraction: the seed summary with a `line` column (one line per
     strategy; architecture, source or target join the name when the selection mixes them),
-    sorted by line and fraction. The band is the bootstrap 95 % CI averaged over seeds."""
+    sorted by line and fraction. The band is `seed_summary`'s CI (see `ci_method`)."""
     summary = seed_summary(table)
     # "none" (no source) is told apart by the strategy already; only several real sources vary.
     distinct = {key: set(summary[key]) - ({NO_SOURCE} if key == "source" else set())

@@ -145,14 +145,16 @@ def learning_curves_figure(history: pd.DataFrame, labels: Mapping[str, str], x: 
 
 
 def data_efficiency_figure(curve: pd.DataFrame) -> go.Figure:
-    """Macro AUC against target fraction, one line per `line` with its CI band."""
+    """Macro AUC against target fraction, one line per `line` with its CI band: the t-interval of
+    the seed mean where a point has several seeds, the run's bootstrap CI where it has one
+    (`ci_method` in the hover)."""
     traces = []
     # numpy arrays, not Series: plotly converts each Series through narwhals (~1 ms apiece).
     for i, (line, part) in enumerate(curve.groupby("line", sort=True)):
         part = part.sort_values("train_fraction")
         x = part["train_fraction"].to_numpy(dtype=float)
         mean = part["macro_auc_mean"].to_numpy(dtype=float)
-        low, high = part["ci_low_mean"].to_numpy(dtype=float), part["ci_high_mean"].to_numpy(dtype=float)
+        low, high = part["ci_low"].to_numpy(dtype=float), part["ci_high"].to_numpy(dtype=float)
         band = np.isfinite(low) & np.isfinite(high)
         if band.any():
             traces.append({
@@ -163,12 +165,14 @@ def data_efficiency_figure(curve: pd.DataFrame) -> go.Figure:
         traces.append({
             "type": "scatter", "x": x, "y": mean, "mode": "lines+markers", "name": str(line),
             "legendgroup": str(line), "line": {"color": colour(i)},
-            "customdata": np.stack([std, part["n_seeds"].to_numpy(dtype=float), low, high], axis=1),
+            "customdata": list(zip(std, part["n_seeds"].to_numpy(dtype=float), low, high, part["ci_method"])),
             "hovertemplate": "fraction %{x:g}<br>macro AUC %{y:.3f} ± %{customdata[0]:.3f} (%{customdata[1]} seeds)"
-                             "<br>CI [%{customdata[2]:.3f}, %{customdata[3]:.3f}]<extra>%{fullData.name}</extra>",
+                             "<br>95 % CI [%{customdata[2]:.3f}, %{customdata[3]:.3f}]: %{customdata[4]}"
+                             "<extra>%{fullData.name}</extra>",
         })
     layout = {"xaxis": {"title": {"text": "fraction of the target's training records"}, "type": "log"},
-              "yaxis": {"title": {"text": "test macro ROC-AUC (mean over seeds; band: 95 % CI)"}}}
+              "yaxis": {"title": {"text": "test macro ROC-AUC, mean over seeds<br>band: 95 % CI, t-interval "
+                                          "of the seed mean (one seed: the run's bootstrap CI)"}}}
     return _figure(traces, layout, "Data efficiency", 460)
 
 

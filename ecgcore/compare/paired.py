@@ -1,10 +1,16 @@
-"""Two runs head to head, and ROC curves, from predictions.npz arrays.
+"""Two runs, or two settings with their seeds, head to head; and ROC curves, from
+predictions.npz arrays.
 
 Runs of one experiment file share their test set; runs of different files may not. The
-comparison is made on what the two runs share: the test records present in both (aligned
-by record id) and the classes both scored. It refuses, naming the reason, when they share
-no record or no class, or when they disagree on a shared record's labels (then they are
+comparison is made on what the runs share: the test records present in all of them (aligned
+by record id) and the classes all of them scored. It refuses, naming the reason, when they
+share no record or no class, or when they disagree on a shared record's labels (then they are
 not scored against the same truth and a difference means nothing).
+
+With one run per side the difference is the paired bootstrap over test records; with several
+seeds per side it is the two-level bootstrap over seeds and records of ecgcore.compare.seeded
+(`HeadToHead.method` says which). Per-class p-values come with Holm-adjusted ones (the classes
+are one family of tests) and as text where a p sits at the bootstrap floor ("< 1/B").
 """
 
 from __future__ import annotations
@@ -17,18 +23,18 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import auc, roc_curve
 
+from ecgcore.compare.seeded import Arm, Predictions, compare_arms, names, shared_draws
+from ecgcore.compare.stats import format_adjusted, format_p, holm_bounded
 from ecgcore.data.labels import class_name
-from ecgcore.errors import EcgcoreError
-from ecgcore.evaluate import EvaluationError, paired_bootstrap
-from ecgcore.evaluate.metrics import per_class_auc
+from ecgcore.evaluate.bootstrap import DEFAULT_N_BOOT
 
-Predictions = Mapping[str, np.ndarray]
-H2H_COLUMNS: tuple[str, ...] = ("code", "name", "auc_a", "auc_b", "diff", "low", "high", "p_value")
+H2H_COLUMNS: tuple[str, ...] = ("code", "name", "auc_a", "auc_b", "diff", "low", "high", "p_value", "p_holm",
+                                "p", "p Holm")
 
 
 @dataclass(frozen=True)
 class HeadToHead:
-    """Run A minus run B on their shared test records and classes."""
+    """Arm A minus arm B (one run or several seeds each) on their shared test records and classes."""
 
     n_records: int
     classes: list[str]
@@ -40,56 +46,54 @@ class HeadToHead:
 
     @property
     def macro(self) -> dict[str, Any]:
-        """Macro AUC of each run, the difference, its CI and p-value."""
+        """Macro AUC of each arm (mean over its seeds), the difference, its CI and p-value."""
         keys = ("macro_auc_a", "macro_auc_b", "macro_auc_diff", "macro_auc_diff_ci", "p_value")
         return {key: self.result[key] for key in keys}
 
+    @property
+    def method(self) -> str:
+        return str(self.result["method"])
 
-def _names(arrays: Predictions, key: str) -> list[str]:
-    return [str(v) for v in np.asarray(arrays[key]).tolist()]
+    @property
+    def n_boot(self) -> int:
+        return int(self.result["bootstrap"]["n"])
+
+    @property
+    def p_text(self) -> str:
+        """The macro difference's p-value as text ('< 0.005 (1/200)' at the floor)."""
+        return format_p(self.result["p_value"], self.n_boot)
 
 
-def head_to_head(pred_a: Predictions, pred_b: Predictions, *, n_boot: int = 200, seed: int = 0,
+def head_to_head(pred_a: Predictions, pred_b: Predictions, *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,
                  ci: float = 0.95) -> HeadToHead:
-    """Paired bootstrap difference (A - B) of per-class and macro AUC on the shared records and
-    classes; EcgcoreError when there is nothing common to compare or the labels disagree."""
-    ids_a, ids_b = _names(pred_a, "record_ids"), _names(pred_b, "record_ids")
-    classes_a, classes_b = _names(pred_a, "classes"), _names(pred_b, "classes")
-    shared_classes = [c for c in classes_a if c in set(classes_b)]
-    if not shared_classes:
-        raise EcgcoreError(f"the two runs share no class (A scores {classes_a[:5]}, B scores {classes_b[:5]}); "
-                           "a head-to-head needs classes both runs score")
-    in_b = {r: i for i, r in enumerate(ids_b)}
-    rows_a = [i for i, r in enumerate(ids_a) if r in in_b]
-    if not rows_a:
-        raise EcgcoreError(f"the two runs share no test record ({len(ids_a)} and {len(ids_b)} records, none in "
-                           "common); compare runs tested on the same split")
-    rows_b = [in_b[ids_a[i]] for i in rows_a]
-    cols_a = [classes_a.index(c) for c in shared_classes]
-    cols_b = [classes_b.index(c) for c in shared_classes]
-    truth_a = np.asarray(pred_a["y_true"])[np.ix_(rows_a, cols_a)]
-    truth_b = np.asarray(pred_b["y_true"])[np.ix_(rows_b, cols_b)]
-    differs = np.flatnonzero((truth_a != truth_b).any(axis=1))
-    if differs.size:
-        raise EcgcoreError(f"record {ids_a[rows_a[differs[0]]]}: the two runs disagree on its labels "
-                           f"({differs.size} shared records differ); they were not scored against the same truth")
-    score_a = np.asarray(pred_a["y_score"])[np.ix_(rows_a, cols_a)]
-    score_b = np.asarray(pred_b["y_score"])[np.ix_(rows_b, cols_b)]
-    try:
-        result = paired_bootstrap(truth_a, score_a, score_b, shared_classes, n_boot=n_boot, seed=seed, ci=ci)
-    except EvaluationError as exc:
-        raise EcgcoreError(f"head to head on {len(rows_a)} shared records: {exc}") from exc
-    auc_a, auc_b = per_class_auc(truth_a, score_a), per_class_auc(truth_b, score_b)
+    """Paired bootstrap difference (A - B) of per-class and macro AUC of two runs on the shared
+    records and classes; EcgcoreError when there is nothing common to compare or the labels disagree."""
+    return head_to_head_arms({"A": pred_a, "B": pred_b}, Arm(("A",), (None,)), Arm(("B",), (None,)),
+                             n_boot=n_boot, seed=seed, ci=ci)
+
+
+def head_to_head_arms(preds: Mapping[str, Predictions], arm_a: Arm, arm_b: Arm, *, n_boot: int = DEFAULT_N_BOOT,
+                      seed: int = 0, ci: float = 0.95) -> HeadToHead:
+    """Two settings head to head with their seeds ({run id: predictions} of both arms' runs):
+    the two-level bootstrap over seeds and records (`seeded.compare_arms`), per class and macro."""
+    runs = {r: preds[r] for r in (*arm_a.run_ids, *arm_b.run_ids)}
+    shared = shared_draws(runs, n_boot=n_boot, seed=seed)
+    result = compare_arms(shared, arm_a, arm_b, seed=seed, ci=ci)
+    raw = [_nan(result["per_class"][code]["p_value"]) for code in shared.classes]
+    adjusted, bound = holm_bounded(raw, shared.n_boot)
     rows = []
-    for c, code in enumerate(shared_classes):
+    for c, code in enumerate(shared.classes):
         entry = result["per_class"][code]
         low, high = entry["ci"]
-        rows.append({"code": code, "name": class_name(code), "auc_a": float(auc_a[c]), "auc_b": float(auc_b[c]),
-                     "diff": _nan(entry["diff"]), "low": _nan(low), "high": _nan(high),
-                     "p_value": _nan(entry["p_value"])})
-    dropped = sorted(set(classes_a) ^ set(classes_b))
-    return HeadToHead(n_records=len(rows_a), classes=shared_classes, only_a_records=len(ids_a) - len(rows_a),
-                      only_b_records=len(ids_b) - len(rows_b), dropped_classes=dropped, result=result,
+        rows.append({"code": code, "name": class_name(code), "auc_a": _nan(entry["auc_a"]),
+                     "auc_b": _nan(entry["auc_b"]), "diff": _nan(entry["diff"]), "low": _nan(low),
+                     "high": _nan(high), "p_value": raw[c], "p_holm": adjusted[c],
+                     "p": format_p(raw[c], shared.n_boot), "p Holm": format_adjusted(adjusted[c], bool(bound[c]))})
+    result["per_class_adjustment"] = f"Holm over the {int(np.isfinite(raw).sum())} classes compared"
+    return HeadToHead(n_records=len(shared.record_ids), classes=shared.classes,
+                      only_a_records=max(shared.only_records[r] for r in arm_a.run_ids),
+                      only_b_records=max(shared.only_records[r] for r in arm_b.run_ids),
+                      dropped_classes=shared.dropped_classes, result=result,
                       per_class=pd.DataFrame(rows, columns=list(H2H_COLUMNS)))
 
 
@@ -113,7 +117,7 @@ def roc_curves(pred: Predictions) -> list[RocCurve]:
     truth = np.asarray(pred["y_true"])
     score = np.asarray(pred["y_score"])
     curves = []
-    for c, code in enumerate(_names(pred, "classes")):
+    for c, code in enumerate(names(pred, "classes")):
         column = truth[:, c]
         if column.min() == column.max():
             continue
