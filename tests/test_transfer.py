@@ -31,6 +31,7 @@ from ecgcore.transfer import (
     shared_classes,
     source_only_scores,
 )
+from ecgcore.transfer.strategy import BN_TYPES
 
 LEADS, SAMPLES = 12, 64
 OPTIONS = StrategyOptions(freeze_groups=2, head_epochs=2, lr_low=1e-3, lr_high=1e-1)
@@ -140,17 +141,16 @@ def expected_rates(strategy: str, n: int, epoch: int, o: StrategyOptions) -> lis
         return head
     if strategy == "partial_freeze":
         return [None] * o.freeze_groups + [1.0] * (n - o.freeze_groups)
-    if strategy == "gradual_unfreeze":
-        k = min(n, epoch + 1)
-        return [None] * (n - k) + [1.0] * k
+    if strategy == "gradual_unfreeze":  # ULMFiT: one more group per stage, lr/2.6 per group down
+        k = min(n, epoch // o.unfreeze_epochs + 1)
+        return [None] * (n - k) + [o.layer_lr_decay ** -(n - 1 - i) for i in range(n - k, n)]
     if strategy == "lp_ft":
         return head if epoch < o.head_epochs else [1.0] * n
     if strategy == "discriminative_lr":
         if epoch < o.head_epochs:
             return head
-        b = n - 1
-        spread = [o.lr_low * (o.lr_high / o.lr_low) ** (i / (b - 1)) for i in range(b)] if b > 1 else [o.lr_high]
-        return spread + [o.lr_high]
+        # fastai's even_mults(lr_low, lr_high, n) over every group, the head included
+        return [o.lr_low * (o.lr_high / o.lr_low) ** (i / (n - 1)) for i in range(n)]
     if strategy == "source_only":
         return [None] * n
     raise AssertionError(f"no expectation for {strategy}")
@@ -183,9 +183,17 @@ def real_step(model: ECGClassifier, plan) -> None:
     optimizer.step()
 
 
+def is_bn_param(group: nn.Module, param: nn.Parameter) -> bool:
+    return any(param is q for m in group.modules() if isinstance(m, BN_TYPES) for q in m.parameters())
+
+
 def check_plan_and_step(model: ECGClassifier, strategy_name: str, epoch: int, options: StrategyOptions,
                         step: bool = True) -> None:
+    """The plan trains exactly the expected groups at the expected rates. In
+    discriminative_lr's head phase (fastai's freeze() with train_bn=True) the batch-norm
+    layers of frozen groups train too, at the head's rate, and stay in train mode."""
     strategy = get_strategy(strategy_name)
+    train_bn = strategy_name == "discriminative_lr" and epoch < options.head_epochs
     # A stale flag from an earlier epoch must not survive: the plan sets requires_grad itself.
     for param in model.parameters():
         param.requires_grad_(epoch % 2 == 0)
@@ -193,25 +201,31 @@ def check_plan_and_step(model: ECGClassifier, strategy_name: str, epoch: int, op
     groups = model.layer_groups()
     rates = expected_rates(strategy_name, len(groups), epoch, options)
     for index, (group, rate) in enumerate(zip(groups, rates)):
-        flags = {p.requires_grad for p in group.parameters()}
-        assert flags <= {rate is not None}, f"{strategy_name} epoch {epoch} group {index}: {flags}"
+        for param in group.parameters():
+            wanted = rate is not None or (train_bn and is_bn_param(group, param))
+            assert param.requires_grad == wanted, f"{strategy_name} epoch {epoch} group {index}"
     lrs = {g["group"]: g["lr"] for g in plan.param_groups}
-    want = {i: LR * r for i, r in enumerate(rates) if r is not None and any(True for _ in groups[i].parameters())}
+    bn_rate = rates[-1] if train_bn else None
+    want = {i: LR * (r if r is not None else bn_rate) for i, r in enumerate(rates)
+            if any(p.requires_grad for p in groups[i].parameters())}
     assert lrs.keys() == want.keys()
     for index, lr in want.items():
         assert math.isclose(lrs[index], lr, rel_tol=1e-12), (strategy_name, epoch, index)
     frozen_ids = {id(m) for m in plan.frozen}
-    assert frozen_ids == {id(g) for g, r in zip(groups, rates) if r is None}
+    assert frozen_ids == ({id(g) for g, r in zip(groups, rates) if r is None} if not train_bn else set())
     if not plan.param_groups or not step:
         return
     before = snapshot(model)
     real_step(model, plan)
     after = snapshot(model)
+    bn_keys = {f"{n}." for n, m in model.named_modules() if isinstance(m, BN_TYPES)}
     for index, (keys, rate) in enumerate(zip(group_keys(model), rates)):
         changed = [k for k in keys if not torch.equal(before[k], after[k])]
         if rate is None:
+            if train_bn:  # only batch-norm weights and statistics move
+                changed = [k for k in changed if not any(k.startswith(b) for b in bn_keys)]
             assert not changed, f"{strategy_name} epoch {epoch}: frozen group {index} changed: {changed}"
-            assert all(p.grad is None for p in groups[index].parameters())
+            assert all(p.grad is None for p in groups[index].parameters() if not p.requires_grad)
         else:
             assert changed, f"{strategy_name} epoch {epoch}: trained group {index} did not change"
 
@@ -255,14 +269,17 @@ def test_every_epoch_trains_exactly_the_planned_groups(arch: str, strategy_name:
         check_plan_and_step(model, strategy_name, epoch, OPTIONS)
 
 
-def test_discriminative_lr_spreads_geometrically_from_low_to_high() -> None:
+def test_discriminative_lr_spreads_over_every_group_like_fastai_even_mults() -> None:
+    """fastai's lr_range(slice(lr/1000, lr/10)) = even_mults over all groups, head included:
+    4 groups -> lr/1000, lr/1000*10^(2/3), lr/1000*10^(4/3), lr/10."""
     model = build("tiny_rnn")  # 4 groups: 3 backbone groups + head
     options = StrategyOptions(head_epochs=1, lr_low=1e-3, lr_high=1e-1)
     plan = get_strategy("discriminative_lr").plan(model, 0, 0.5, options)
-    assert [(g["group"], g["lr"]) for g in plan.param_groups] == [(3, 0.5)]
+    # head phase: the head, and group 0's batch-norm layer (train_bn), at lr
+    assert [(g["group"], g["lr"]) for g in plan.param_groups] == [(0, 0.5), (3, 0.5)]
     plan = get_strategy("discriminative_lr").plan(model, 1, 0.5, options)
     lrs = [g["lr"] for g in plan.param_groups]
-    assert lrs == pytest.approx([0.5e-3, 0.5e-2, 0.5e-1, 0.5e-1])
+    assert lrs == pytest.approx([0.5e-3, 0.5 * 10 ** (-3 + 2 / 3), 0.5 * 10 ** (-3 + 4 / 3), 0.5e-1])
     assert plan.signature == tuple((g["group"], g["lr"]) for g in plan.param_groups)
 
 

@@ -18,6 +18,7 @@ from ecgcore.errors import EcgcoreError
 from ecgcore.experiments.spec import ExperimentError, grid_points
 from ecgcore.experiments.tasks import check_task_name
 from ecgcore.models import MODELS
+from ecgcore.models.registry import layer_group_count
 from ecgcore.runs import config_hash
 from ecgcore.train import TrainConfig
 from ecgcore.transfer import STRATEGIES, StrategyOptions
@@ -157,6 +158,12 @@ def expand(config: dict[str, Any], strict: bool = True) -> list[RunSpec]:
             tag["task_from_grid"] = True
         options = _checked(layers.section("strategy_options"), "strategy_options", StrategyOptions)
         train = _checked(layers.section("train"), "train", TrainConfig)
+        if strategy.trains:
+            try:
+                strategy.check_epochs(layer_group_count(arch), train["epochs"],
+                                      StrategyOptions.from_dict(options))
+            except EcgcoreError as exc:
+                raise ExperimentError(f"{arch} {strategy_name}: {exc}") from exc
         prep = _checked(layers.section("prep", point.get("target")), "prep", PrepConfig)
         split = _checked(layers.section("split", point.get("target")), "split", SplitConfig)
 

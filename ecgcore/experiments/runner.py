@@ -29,7 +29,8 @@ from ecgcore.experiments.tasks import experiment_task, with_derived_labels
 from ecgcore.models import create_model
 from ecgcore.runs import RunFolder, RunStore
 from ecgcore.train import TrainConfig, fit, predict
-from ecgcore.transfer import StrategyOptions, class_mapping, get_strategy, leakage_report
+from ecgcore.transfer import StrategyOptions, class_mapping, get_strategy
+from ecgcore.transfer.leakage import run_fingerprints, run_leakage, seen_fingerprints
 
 Say = Callable[[str], None]
 
@@ -107,6 +108,9 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
     strategy = get_strategy(config.get("strategy") or "scratch")
     options = StrategyOptions.from_dict(config.get("strategy_options") or {})
     source = _source_checkpoint(config, store)
+    n_groups = len(model.layer_groups())
+    if strategy.trains:
+        strategy.check_epochs(n_groups, train_cfg.epochs, options)  # before any work is done
     strategy.setup(model, source, classes, options)
 
     # 3. Training (nothing to train for source_only).
@@ -115,10 +119,12 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
         (config.get("report") or {}).get("test_every_epoch")) else []
     if strategy.trains:
         fit_result = fit(model, data, train_cfg,
-                         plan_fn=lambda m, epoch, lr: strategy.plan(m, epoch, lr, options),
+                         plan_fn=lambda m, epoch, lr: strategy.plan(m, epoch, lr, options, train_cfg.epochs),
                          checkpoint_dir=folder.path / "checkpoints",
                          callbacks=[_HistoryWriter(folder), *every_epoch, *callbacks])
         model.load_state_dict(fit_result.best_state)
+    phases = [p.report(fit_result.epochs_run if fit_result else 0)
+              for p in strategy.placed_phases(n_groups, train_cfg.epochs, options)] if strategy.trains else []
 
     # 4. Evaluation on the test split (thresholds tuned on validation only).
     scored_classes, test_scores, val_scores = _scores(model, data, train_cfg, strategy.name,
@@ -136,6 +142,8 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
     seen = dict(source.seen) if source is not None else {}
     train_ids = [data.record_ids[i] for i in data.split.train]
     seen[data.name] = [*seen.get(data.name, []), *train_ids] if strategy.trains else seen.get(data.name, [])
+    prints = run_fingerprints(data, folder.log)  # signal identity of every record (cached)
+    trained_prints = prints.subset(train_ids) if prints is not None and strategy.trains else None
     folder.save_model(Checkpoint(
         state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
         model_name=config["arch"], model_config=dict(model.config), classes=classes,
@@ -144,11 +152,10 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
             "run_id": folder.run_id, "task": data.task.name,
             "layouts": {**((source.extra.get("layouts") or {}) if source else {}), data.name: data.layout},
             "standard_scaler": None if data.scaler is None else
-            {"mean": data.scaler[0].tolist(), "std": data.scaler[1].tolist()}}))
+            {"mean": data.scaler[0].tolist(), "std": data.scaler[1].tolist()}},
+        fingerprints=seen_fingerprints(source, data.name, trained_prints)))
 
-    leakage = leakage_report(source.seen, data.name, [data.record_ids[i] for i in test],
-                             target_layout=data.layout,
-                             source_layouts=source.extra.get("layouts") or {}) if source else None
+    leakage = run_leakage(source, data, [data.record_ids[i] for i in test], prints)
     if leakage is not None and leakage.overlap:
         folder.log(f"WARNING: {leakage.warning}")
     return {
@@ -166,6 +173,9 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
         "epochs_run": fit_result.epochs_run if fit_result else 0,
         "train_seconds": fit_result.train_seconds if fit_result else 0.0,
         "device": str(fit_result.device) if fit_result else "cpu",
+        "precision": fit_result.precision if fit_result else "float32",
+        "precision_asked": train_cfg.precision,
+        "phases": phases,
         "training_notes": list(fit_result.notes) if fit_result else ["no target training"],
         "split": {"method": data.split.method, "notes": data.split.notes, "sizes": data.split.sizes()},
         "dropped_counts": data.dropped_counts(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,13 @@ def create_model(name: str, n_leads: int = 12, n_classes: int = 5, n_samples: in
     model.name = name
     model.config = {"n_leads": n_leads, "n_classes": n_classes, "n_samples": n_samples, **config}
     return model
+
+
+@functools.lru_cache(maxsize=None)
+def layer_group_count(name: str) -> int:
+    """How many layer groups the architecture has (built once per process at its
+    defaults): what a strategy needs to lay out its phases before any data is read."""
+    return len(create_model(name).layer_groups())
 
 
 def list_models() -> dict[str, str]:

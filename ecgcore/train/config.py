@@ -11,8 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ecgcore.train.schedules import SCHEDULES as SCHEDULE_REGISTRY
+
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw")
-SCHEDULES: tuple[str, ...] = ("constant", "onecycle")
+SCHEDULES: tuple[str, ...] = tuple(SCHEDULE_REGISTRY)
+PRECISIONS: tuple[str, ...] = ("float32", "fp16", "bf16")
 AGGREGATES: tuple[str, ...] = ("max", "mean")
 DEVICES: tuple[str, ...] = ("auto", "cuda", "mps", "cpu")
 
@@ -30,10 +33,11 @@ class TrainConfig:
     lr                      base learning rate; a transfer strategy's plan scales it per group
     optimizer               "adam" or "adamw"; weight_decay applies to both (Adam: L2 in the
                             gradient, AdamW: decoupled)
-    schedule                "constant" or "onecycle" (as fastai's fit_one_cycle, which the PTB-XL
-                            benchmark uses: cosine warm-up over the first 25 % of steps from
-                            lr/25 to lr, then cosine down to lr/1e5; Adam's beta1 cycles
-                            0.95 -> 0.85 -> 0.95)
+    schedule                one of `ecgcore.train.schedules.SCHEDULES`: "constant", "onecycle"
+                            (this workbench's older one-cycle variant), "fastai_onecycle"
+                            (fastai 1.0.61's fit_one_cycle exactly, the PTB-XL benchmark's),
+                            "stlr" (ULMFiT's slanted triangular); a strategy phase may
+                            prescribe its own
     pos_weight              BCE positive-class weights n_neg / n_pos from training prevalence
     crop_seconds            train on random crops of this length; None = the whole window
     eval_aggregate          evaluate on sliding windows of the crop length (stride half a window)
@@ -42,7 +46,10 @@ class TrainConfig:
                             None = never
     seed                    seeds torch, numpy, random, and the generator for shuffles and crops
     device                  "auto" (cuda, then mps, then cpu) or one of them
-    amp                     mixed precision; only takes effect on CUDA
+    precision               "float32" (the default, and what paper-exact presets use), or autocast
+                            "fp16" (with gradient scaling) / "bf16"; autocast only takes effect
+                            on CUDA (elsewhere the run is float32, and results.json says so).
+                            Old configs' `amp = true` (fp16 autocast on CUDA) is read as "fp16"
     grad_clip               clip the gradient norm to this value; None = no clipping
     eval_batch_size         records per evaluation batch (each yields several windows)
     deterministic           torch deterministic algorithms during fit (bit-equal resumes on CPU)
@@ -60,7 +67,7 @@ class TrainConfig:
     early_stopping_patience: int | None = 5
     seed: int = 0
     device: str = "auto"
-    amp: bool = True
+    precision: str = "float32"
     grad_clip: float | None = None
     eval_batch_size: int = 256
     deterministic: bool = True
@@ -80,6 +87,7 @@ class TrainConfig:
         need(self.eval_aggregate in AGGREGATES,
              f"eval_aggregate must be one of {AGGREGATES}, got {self.eval_aggregate!r}")
         need(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
+        need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         need(self.crop_seconds is None or self.crop_seconds > 0,
              f"crop_seconds must be positive or None, got {self.crop_seconds}")
         need(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
@@ -92,6 +100,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        data = dict(data)
+        if "amp" in data and "precision" not in data:  # configs written before `precision`
+            amp = data.pop("amp")
+            data["precision"] = "fp16" if amp is True else "float32" if amp is False else amp
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

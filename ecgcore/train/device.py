@@ -1,7 +1,7 @@
 """Where to train: CUDA, then Apple's MPS, then the CPU — one code path for all three.
 
-Only two things differ by device: mixed precision (autocast + gradient scaling) runs on
-CUDA only (on CPU it would be bfloat16 and slower than float32 on most CPUs; MPS
+Only two things differ by device: mixed precision (autocast, with gradient scaling for
+fp16; asked for explicitly with TrainConfig.precision) runs on CUDA only (on CPU it would be bfloat16 and slower than float32 on most CPUs; MPS
 autocast support varies by torch version), and data reaches the device with
 `non_blocking` copies when the device is not the CPU.
 """
@@ -40,13 +40,17 @@ def select_device(preference: str = "auto") -> torch.device:
     return torch.device(preference)
 
 
-def amp_enabled(device: torch.device, wanted: bool) -> bool:
-    """Mixed precision only on CUDA."""
-    return wanted and device.type == "cuda"
+AUTOCAST_DTYPES: dict[str, torch.dtype] = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """float16 autocast on CUDA when enabled; a no-op context everywhere else."""
-    if not enabled:
+def effective_precision(device: torch.device, precision: str) -> str:
+    """What a run computes in: autocast precisions only on CUDA, float32 elsewhere."""
+    return precision if precision in AUTOCAST_DTYPES and device.type == "cuda" else "float32"
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast at `precision` on CUDA; a no-op context for float32 and off CUDA."""
+    effective = effective_precision(device, precision)
+    if effective == "float32":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.float16)
+    return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[effective])

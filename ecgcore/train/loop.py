@@ -5,11 +5,14 @@ Read `fit` top to bottom; everything it does is in this file or named after what
     seed everything ─ pick the device ─ (torchrun: join the process group)
     resume from last.pt when there is one
     for each epoch:
-        ask the transfer strategy what trains (plan_fn) ─ rebuild the optimizer when that changed
+        ask the transfer strategy what trains (plan_fn): its phase and cycle ─ a new optimizer
+            when a cycle starts or the plan changed (extended when it only adds groups)
         train: shuffled batches of random crops, BCE-with-logits, Adam(W), one LR step per batch
+            along the cycle's schedule
         validate: sliding windows, aggregated per record ─ val loss and macro AUC
-        keep the best weights ─ write last.pt (and best.pt) ─ tell the callbacks
-        stop early when validation has not improved for `patience` epochs
+        keep the best weights of the strategy's last phase ─ write last.pt (and best.pt) ─
+            tell the callbacks
+        stop early when validation has not improved for `patience` epochs of the last phase
 
 Epochs are numbered from 0 everywhere (plan_fn, history rows, best_epoch).
 """
@@ -42,7 +45,8 @@ from ecgcore.train.data import (
     shuffled_batches,
     training_batch,
 )
-from ecgcore.train.device import amp_enabled, autocast, select_device
+from ecgcore.train.device import autocast, effective_precision, select_device
+from ecgcore.train.schedules import SCHEDULES
 from ecgcore.train.state import (
     FORMAT,
     VERSION,
@@ -72,6 +76,7 @@ class FitResult:
     cancelled: bool = False
     early_stopping: bool = True
     notes: list[str] = field(default_factory=list)
+    precision: str = "float32"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,13 +117,12 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
     seed_everything(config.seed + ctx.rank)  # dropout differs per process; the data order does not
     generator = torch.Generator().manual_seed(config.seed)  # shuffles and crops
     model.to(device)
-    use_amp = amp_enabled(device, config.amp)
-    grad_scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    precision = effective_precision(device, config.precision)
+    grad_scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     pos_weight = positive_weights(data.y[train_index]).to(device) if config.pos_weight else None
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     steps_per_epoch = len(shuffled_batches(train_index, config.batch_size, torch.Generator(),
                                            ctx.rank, ctx.world_size))
-    total_steps = config.epochs * steps_per_epoch
 
     # --- the run's state, fresh or from last.pt ---------------------------------------------
     history: list[dict[str, Any]] = []
@@ -149,12 +153,21 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
         # --- what trains this epoch (the transfer strategy decides) --------------------------
         plan = plan_fn(model, epoch, config.lr) if plan_fn else train_everything(model, config.lr)
         set_trainable(model, plan)
-        if optimizer is None or plan.signature != signature:
-            optimizer = build_optimizer(config, plan)
-            if saved_optimizer is not None and plan.signature == saved_signature:
+        schedule = plan.schedule or config.schedule
+        cycle_steps = (plan.cycle_epochs or config.epochs - plan.cycle_start) * steps_per_epoch
+        new_cycle = epoch == plan.cycle_start
+        if optimizer is None or new_cycle or plan.signature != signature:
+            if optimizer is not None and not new_cycle and extends(signature, plan.signature):
+                extend_optimizer(optimizer, plan)  # more groups in the same cycle (ULMFiT)
+            else:
+                optimizer = build_optimizer(config, plan, schedule)
+            if saved_optimizer is not None and plan.signature == saved_signature and not new_cycle:
                 optimizer.load_state_dict(saved_optimizer)  # resumed: same plan, same Adam moments
             saved_optimizer, signature = None, plan.signature
             net = distributed.wrap(ctx, model, device)
+        if plan.final_phase and best.get("phase", plan.phase_index) != plan.phase_index:
+            # the strategy's last phase starts: the best weights and the patience are its own
+            best, bad_epochs = {"auc": -math.inf, "epoch": None, "state": None}, 0
         net.train()
         for module in plan.frozen:
             module.eval()  # frozen batch-norm statistics, no dropout
@@ -165,8 +178,9 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
         load = lambda rows: training_batch(data, rows, length, generator)
         for i, (rows, (x, y)) in enumerate(zip(batches, prefetch(batches, load)), start=1):
             x, y = to_device(x, device), to_device(y, device)
-            lr = set_learning_rate(optimizer, config, step, total_steps)
-            with autocast(device, use_amp):
+            cycle_step = (epoch - plan.cycle_start) * steps_per_epoch + i - 1
+            lr = set_learning_rate(optimizer, schedule, cycle_step, cycle_steps, config.lr)
+            with autocast(device, precision):
                 logits = net(x)
             loss = loss_fn(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
@@ -196,26 +210,26 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
             val_loss = binary_cross_entropy(data.y[val_index], scores)
             val_auc = macro_auc(data.y[val_index], scores)
 
-        # --- keep the best, stop early -------------------------------------------------------
-        improved = has_val and not math.isnan(val_auc) and val_auc > best["auc"]
-        if improved or best["epoch"] is None or not has_val:
+        # --- keep the best, stop early (both within the strategy's last phase only) -----------
+        improved = plan.final_phase and has_val and not math.isnan(val_auc) and val_auc > best["auc"]
+        if improved or best["epoch"] is None or not has_val or not plan.final_phase:
             # the best so far; the latest when there is nothing to compare (no validation
-            # set, or no validation class with both labels yet)
+            # set, no validation class with both labels yet, or an earlier phase)
             best = {"auc": val_auc if improved else best["auc"], "epoch": epoch,
-                    "state": cpu_copy(model.state_dict())}
+                    "state": cpu_copy(model.state_dict()), "phase": plan.phase_index}
             if ctx.is_main:
                 atomic_save({"epoch": epoch, "val_macro_auc": val_auc, "state_dict": best["state"]},
                             best_path)
         if improved:
             bad_epochs = 0
-        elif not math.isnan(val_auc):
+        elif not math.isnan(val_auc) and plan.final_phase:
             bad_epochs += 1
         stopped_early = patience is not None and bad_epochs >= patience
 
         # --- record the epoch ----------------------------------------------------------------
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                "val_macro_auc": val_auc, "lr": lr, "seconds": time.perf_counter() - started,
-               **group_learning_rates(model, optimizer)}
+               **group_learning_rates(model, optimizer), "phase": plan.phase}
         history.append(row)
         if ctx.is_main:
             atomic_save({
@@ -234,13 +248,14 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
             break
 
     if stopped_early:
-        notes.append(f"stopped early: no better validation macro AUC for {patience} epochs")
+        notes.append(f"stopped early: no better validation macro AUC for {patience} epochs of its "
+                     "last phase")
     if best["state"] is None:  # cancelled before the first epoch ended
         best["state"] = cpu_copy(model.state_dict())
     return FitResult(history=history, best_epoch=best["epoch"], best_state=best["state"],
                      epochs_run=len(history), train_seconds=sum(r["seconds"] for r in history),
                      device=str(device), stopped_early=stopped_early, cancelled=cancelled,
-                     early_stopping=patience is not None, notes=notes)
+                     early_stopping=patience is not None, notes=notes, precision=precision)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,13 +277,12 @@ def predict_windows(model: nn.Module, data: TaskDataset, index: np.ndarray, leng
                     config: TrainConfig, device: torch.device) -> np.ndarray:
     was_training = model.training
     model.eval()
-    use_amp = amp_enabled(device, config.amp)
     # As wide as the model's output, not the task's: a source-only model scores the
     # source's classes, and the caller maps them to the target's.
     width = model.n_classes if isinstance(model, ECGClassifier) else data.y.shape[1]
     parts = [np.zeros((0, width), dtype=np.float32)]
     for rows, windows, use in evaluation_batches(data, index, length, config.eval_batch_size):
-        with autocast(device, use_amp):
+        with autocast(device, config.precision):
             logits = model(to_device(windows, device))
         scores = torch.sigmoid(logits.float()).cpu().reshape(*use.shape, -1)  # (records, windows, C)
         parts.append(aggregate_windows(scores, use, config.eval_aggregate).numpy())
@@ -340,43 +354,46 @@ OPTIMIZER_CLASSES: dict[str, type[torch.optim.Optimizer]] = {
 }
 
 
-def build_optimizer(config: TrainConfig, plan: EpochPlan) -> torch.optim.Optimizer:
-    """One optimizer group per plan group; `base_lr` remembers the plan's LR for the schedule."""
+def build_optimizer(config: TrainConfig, plan: EpochPlan, schedule: str | None = None) -> torch.optim.Optimizer:
+    """One optimizer group per plan group; `base_lr` remembers the plan's LR for the
+    schedule. Adam betas: the plan's (a recipe's), else beta2 of the schedule's recipe
+    (fastai's 0.99), else torch's defaults."""
     groups = [{**group, "params": list(group["params"]), "base_lr": group["lr"]}
               for group in plan.param_groups]
-    return OPTIMIZER_CLASSES[config.optimizer](groups, lr=config.lr, weight_decay=config.weight_decay)
+    extra: dict[str, Any] = {}
+    beta2 = SCHEDULES[schedule].beta2 if schedule else None
+    if plan.betas is not None:
+        extra["betas"] = tuple(plan.betas)
+    elif beta2 is not None:
+        extra["betas"] = (0.9, beta2)
+    return OPTIMIZER_CLASSES[config.optimizer](groups, lr=config.lr, weight_decay=config.weight_decay,
+                                               **extra)
 
 
-ONECYCLE_WARMUP, ONECYCLE_DIV, ONECYCLE_DIV_FINAL = 0.25, 25.0, 1e5
-ONECYCLE_BETA1 = (0.95, 0.85)
+def extends(old: Any, new: Any) -> bool:
+    """True when plan signature `new` keeps every (group, LR) of `old` and adds some."""
+    return isinstance(old, tuple) and isinstance(new, tuple) and set(old) < set(new)
 
 
-def _cosine(start: float, end: float, position: float) -> float:
-    return end + (start - end) * (1 + math.cos(math.pi * position)) / 2
+def extend_optimizer(optimizer: torch.optim.Optimizer, plan: EpochPlan) -> None:
+    """Add the plan's groups the optimizer lacks; the others keep their Adam moments."""
+    present = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    for group in plan.param_groups:
+        params = [p for p in group["params"] if id(p) not in present]
+        if params:
+            optimizer.add_param_group({**group, "params": params, "base_lr": group["lr"]})
 
 
-def schedule_factors(schedule: str, step: int, total_steps: int) -> tuple[float, float | None]:
-    """(LR multiplier, Adam beta1 or None to leave it) at this optimizer step."""
-    if schedule == "constant":
-        return 1.0, None
-    position = step / max(total_steps - 1, 1)
-    if position < ONECYCLE_WARMUP:
-        phase = position / ONECYCLE_WARMUP
-        return (_cosine(1 / ONECYCLE_DIV, 1.0, phase),
-                _cosine(ONECYCLE_BETA1[0], ONECYCLE_BETA1[1], phase))
-    phase = (position - ONECYCLE_WARMUP) / (1 - ONECYCLE_WARMUP)
-    return _cosine(1.0, 1 / ONECYCLE_DIV_FINAL, phase), _cosine(ONECYCLE_BETA1[1], ONECYCLE_BETA1[0], phase)
-
-
-def set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int,
-                      total_steps: int) -> float:
-    """Scale every group's plan LR by the schedule; return the base LR at this step."""
-    factor, beta1 = schedule_factors(config.schedule, step, total_steps)
+def set_learning_rate(optimizer: torch.optim.Optimizer, schedule: str, step: int, total_steps: int,
+                      base_lr: float) -> float:
+    """Scale every group's plan LR by the schedule at 0-based `step` of a cycle of
+    `total_steps`; return the base LR at this step."""
+    factor, beta1 = SCHEDULES[schedule].factors(step, total_steps)
     for group in optimizer.param_groups:
         group["lr"] = group["base_lr"] * factor
         if beta1 is not None:
             group["betas"] = (beta1, group["betas"][1])
-    return config.lr * factor
+    return base_lr * factor
 
 
 def group_learning_rates(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, float]:

@@ -22,10 +22,14 @@ class StrategyOptionError(EcgcoreError, ValueError):
 class StrategyOptions:
     """freeze_groups     partial_freeze: the first k layer groups are frozen (k < number of groups)
     head_epochs       lp_ft: linear-probe epochs before the full fine-tune;
-                      discriminative_lr: head-only epochs first (the PTB-XL benchmark: 30)
-    lr_low, lr_high   discriminative_lr: the first group trains at lr*lr_low, the last backbone
-                      group and the head at lr*lr_high, geometric in between
-                      (the benchmark: lr/1000 .. lr/10)
+                      discriminative_lr: head-only epochs first (the PTB-XL benchmark: 30,
+                      then 30 more for all groups: epochs = 60); 0 skips that phase
+    lr_low, lr_high   discriminative_lr's last phase: the first group trains at lr*lr_low, the
+                      head at lr*lr_high, evenly on a log scale in between, as fastai's
+                      even_mults (the benchmark: slice(lr/1000, lr/10), i.e. 1e-3 .. 1e-1)
+    unfreeze_epochs   gradual_unfreeze: epochs of each unfreezing stage (ULMFiT: 1)
+    layer_lr_decay    gradual_unfreeze: each layer group trains at 1/decay of the group above
+                      (ULMFiT: 2.6)
     keep_shared_head  strategies that load a source: keep the source head's rows (weights and
                       bias) of the classes source and target share; other rows start fresh
     """
@@ -35,13 +39,17 @@ class StrategyOptions:
     lr_low: float = 1e-3
     lr_high: float = 1e-1
     keep_shared_head: bool = False
+    unfreeze_epochs: int = 1
+    layer_lr_decay: float = 2.6
 
     def __post_init__(self) -> None:
-        for name in ("freeze_groups", "head_epochs"):
+        for name in ("freeze_groups", "head_epochs", "unfreeze_epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise StrategyOptionError(f"strategy option {name} must be a whole number >= 0, got {value!r}")
-        for name in ("lr_low", "lr_high"):
+        if self.unfreeze_epochs < 1:
+            raise StrategyOptionError(f"strategy option unfreeze_epochs must be >= 1, got {self.unfreeze_epochs}")
+        for name in ("lr_low", "lr_high", "layer_lr_decay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise StrategyOptionError(f"strategy option {name} must be a number > 0, got {value!r}")

@@ -2,23 +2,31 @@
 
 Layer groups come from `model.layer_groups()` (input to output, head last); n is
 their number and "the head" is the last group. Epochs are 0-based. "lr" is the base
-learning rate the trainer passes to `plan` (its scheduler may scale it within an
-epoch; the ratios between groups stay as below).
+learning rate of the run. A strategy is a list of phases (`Phase`); a phase marked
+"new cycle" starts a fresh optimizer and LR schedule; the last phase runs to the end of
+the run, and only within it does early stopping count and the best epoch get chosen.
 
-| strategy          | loads from source       | trains (LR multiplier per group)                       |
-|-------------------|-------------------------|--------------------------------------------------------|
-| scratch           | nothing                 | every group at lr                                      |
-| finetune          | all but the final Linear| every group at lr (Nguyen & Do)                        |
-| linear_probe      | all but the final Linear| head at lr; backbone frozen incl. BN statistics        |
-| partial_freeze    | all but the final Linear| groups 0..k-1 frozen (k = freeze_groups), rest at lr   |
-| gradual_unfreeze  | all but the final Linear| epoch e: the top e+1 groups at lr (ULMFiT)             |
-| discriminative_lr | all but the final Linear| epochs < head_epochs: head at lr; then group i of the  |
-|                   |                         | n-1 backbone groups at lr*lr_low*(lr_high/lr_low)^(i/(n-2))|
-|                   |                         | (first lr*lr_low, last backbone lr*lr_high; one        |
-|                   |                         | backbone group: lr*lr_high), head at lr*lr_high        |
-| lp_ft             | all but the final Linear| epochs < head_epochs: head at lr; then every group at lr|
-| random_frozen     | nothing (random init)   | head at lr; random backbone frozen (honest baseline)   |
-| source_only       | everything incl. head   | nothing: the source model is evaluated on shared classes|
+| strategy          | loads from source        | phases (LR multiplier per group)                             |
+|-------------------|--------------------------|--------------------------------------------------------------|
+| scratch           | nothing                  | all: every group at lr                                       |
+| finetune          | all but the final Linear | all: every group at lr (Nguyen & Do)                         |
+| linear_probe      | all but the final Linear | head: head at lr; backbone frozen incl. BN statistics        |
+| partial_freeze    | all but the final Linear | groups 0..k-1 frozen (k = freeze_groups), rest at lr         |
+| gradual_unfreeze  | all but the final Linear | ULMFiT (Howard & Ruder 2018): group i at lr/2.6^(n-1-i)       |
+|                   |                          | (layer_lr_decay); stage k = 1..n-1 trains the top k groups   |
+|                   |                          | for unfreeze_epochs, then all groups for the rest; one       |
+|                   |                          | slanted triangular schedule (stlr) over the whole run; Adam  |
+|                   |                          | betas (0.7, 0.99)                                            |
+| discriminative_lr | all but the final Linear | the PTB-XL benchmark's fine-tuning (fastai 1.0.61): new head |
+|                   |                          | Kaiming-normal, zero bias; head: head_epochs epochs, head at |
+|                   |                          | lr, BN layers of frozen groups train too (train_bn); then    |
+|                   |                          | all: a new one-cycle over every group at                     |
+|                   |                          | even_mults(lr*lr_low, lr*lr_high, n), head included (the     |
+|                   |                          | benchmark: slice(lr/1000, lr/10)); both fastai_onecycle      |
+| lp_ft             | all but the final Linear | linear probe: head at lr for head_epochs (new cycle); all:   |
+|                   |                          | every group at lr (new cycle)                                |
+| random_frozen     | nothing (random init)    | head: head at lr; random backbone frozen (honest baseline)   |
+| source_only       | everything incl. head    | nothing: the source model is evaluated on shared classes     |
 
 "Head" here is the whole last group: in a model whose head is fc1 -> ReLU -> fc2, a
 linear probe trains both; `reset_head` re-initialises only the final Linear.
@@ -30,12 +38,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+from torch import nn
+
 from ecgcore.checkpoint import Checkpoint
 from ecgcore.errors import EcgcoreError
 from ecgcore.models.base import ECGClassifier
-from ecgcore.transfer.loading import copy_shared_head_rows, load_source
+from ecgcore.transfer.loading import copy_shared_head_rows, final_linear_name, load_source
 from ecgcore.transfer.options import StrategyOptions
-from ecgcore.transfer.strategy import Rates, SetupReport, Strategy, register_strategy
+from ecgcore.transfer.strategy import Phase, Rates, SetupReport, Strategy, register_strategy
 
 
 def all_at(n_groups: int, rate: float = 1.0) -> Rates:
@@ -46,14 +57,24 @@ def head_only(n_groups: int) -> Rates:
     return (None,) * (n_groups - 1) + (1.0,)
 
 
-def geometric(n_groups: int, low: float, high: float) -> Rates:
-    """Backbone groups spread geometrically from `low` (first) to `high` (last backbone
-    group); the head at `high` (fastai's slice(lr*low, lr*high) over layer groups)."""
-    backbone = n_groups - 1
-    if backbone == 1:
-        return (high, high)
-    ratio = high / low
-    return tuple(low * ratio ** (i / (backbone - 1)) for i in range(backbone)) + (high,)
+def even_mults(low: float, high: float, n_groups: int) -> Rates:
+    """fastai v1's `even_mults(start, stop, n)`, what `lr_range(slice(start, stop))` gives
+    the layer groups: n values from `low` (first group) to `high` (the head), evenly
+    spaced on a log scale, every group including the head."""
+    if n_groups == 1:
+        return (high,)
+    step = (high / low) ** (1 / (n_groups - 1))
+    return tuple(low * step ** i for i in range(n_groups))
+
+
+def layer_decay(n_groups: int, decay: float) -> Rates:
+    """ULMFiT's discriminative rates: the head at 1, each group below at 1/decay of the
+    group above (eta^{l-1} = eta^l / 2.6)."""
+    return tuple(decay ** -(n_groups - 1 - i) for i in range(n_groups))
+
+
+def one_phase(name: str, rates: Rates) -> list[Phase]:
+    return [Phase(name, rates)]
 
 
 class _RandomInit(Strategy):
@@ -85,8 +106,8 @@ class Scratch(_RandomInit):
     name = "scratch"
     description = "Random initialisation, every layer trained on the target at one learning rate"
 
-    def rates(self, n_groups: int, epoch: int, options: StrategyOptions) -> Rates:
-        return all_at(n_groups)
+    def phases(self, n_groups: int, options: StrategyOptions) -> list[Phase]:
+        return one_phase("all", all_at(n_groups))
 
 
 @register_strategy
@@ -94,8 +115,8 @@ class Finetune(_FromSource):
     name = "finetune"
     description = "Source weights, new head, every layer trained at one learning rate (Nguyen & Do)"
 
-    def rates(self, n_groups: int, epoch: int, options: StrategyOptions) -> Rates:
-        return all_at(n_groups)
+    def phases(self, n_groups: int, options: StrategyOptions) -> list[Phase]:
+        return one_phase("all", all_at(n_groups))
 
 
 @register_strategy
@@ -103,8 +124,8 @@ class LinearProbe(_FromSource):
     name = "linear_probe"
     description = "Source backbone frozen (batch-norm statistics too); only the new head trains"
 
-    def rates(self, n_groups: int, epoch: int, options: StrategyOptions) -> Rates:
-        return head_only(n_groups)
+    def phases(self, n_groups: int, options: StrategyOptions) -> list[Phase]:
+        return one_phase("head", head_only(n_groups))
 
 
 @register_strategy
@@ -112,43 +133,68 @@ class PartialFreeze(_FromSource):
     name = "partial_freeze"
     description = "Source weights; the first k layer groups frozen, the rest trained (k = freeze_groups)"
 
-    def rates(self, n_groups: int, epoch: int, options: StrategyOptions) -> Rates:
+    def phases(self, n_groups: int, options: StrategyOptions) -> list[Phase]:
         k = options.freeze_groups
         if k >= n_groups:
             raise EcgcoreError(f"partial_freeze: freeze_groups={k}, but the model has {n_groups} layer "
                                f"groups and the last (the head) always trains: use at most {n_groups - 1}")
-        return (None,) * k + all_at(n_groups - k)
+        return one_phase(f"groups {k}-{n_groups - 1}", (None,) * k + all_at(n_groups - k))
 
 
 @register_strategy
 class GradualUnfreeze(_FromSource):
     name = "gradual_unfreeze"
-    description = "Source weights; head first, then one more layer group from the top each epoch (ULMFiT)"
+    description = ("ULMFiT (Howard & Ruder 2018): head first, one more layer group from the top every "
+                   "unfreeze_epochs, each group at lr/2.6 of the one above, one slanted triangular schedule")
 
-    def rates(self, n_groups: int, epoch: int, options: StrategyOptions) -> Rates:
-        trained = min(n_groups, epoch + 1)
-        return (None,) * (n_groups - trained) + all_at(trained)
+    ADAM_BETAS = (0.7, 0.99)  # the ULMFiT paper's Adam settings
+
+    def phases(self, n_groups: int, options: StrategyOptions) -> list[Phase]:
+        rates = layer_decay(n_groups, options.layer_lr_decay)
+        stages = [Phase(f"top {k} group{'s' if k > 1 else ''}", (None,) * (n_groups - k) + rates[-k:],
+                        epochs=options.unfreeze_epochs, new_cycle=k == 1, schedule="stlr",
+                        betas=self.ADAM_BETAS) for k in range(1, n_groups)]
+        return [*stages, Phase("all", rates, new_cycle=not stages, schedule="stlr", betas=self.ADAM_BETAS)]
 
 
 @register_strategy
 class DiscriminativeLR(_FromSource):
     name = "discriminative_lr"
-    description = ("Source weights; head only for head_epochs, then all layers with learning rates "
-                   "rising geometrically from lr*lr_low to lr*lr_high (PTB-XL benchmark)")
+    description = ("The PTB-XL benchmark's fine-tuning (fastai 1.0.61): head only for head_epochs (batch-norm "
+                   "layers train too), then a new one-cycle over all layers at lr*lr_low .. lr*lr_high, head included")
 
-    def rates(self, n_groups: int, epoch: int, options: StrategyOptions) -> Rates:
-        if epoch < options.head_epochs:
-            return head_only(n_groups)
-        return geometric(n_groups, options.lr_low, options.lr_high)
+    def setup(self, model: ECGClassifier, source: Checkpoint | None, target_classes: Sequence[str],
+              options: StrategyOptions) -> SetupReport:
+        """As every source strategy, then the new output layer as the benchmark makes it:
+        `apply_init(nn.Linear(...), nn.init.kaiming_normal_)`, i.e. Kaiming-normal
+        weights and zero bias (kept source rows are copied in again after)."""
+        report = super().setup(model, source, target_classes, options)
+        layer = model.get_submodule(final_linear_name(model))
+        with torch.no_grad():
+            nn.init.kaiming_normal_(layer.weight)
+            if layer.bias is not None:
+                layer.bias.zero_()
+        if options.keep_shared_head and source is not None:
+            copy_shared_head_rows(model, source, target_classes)
+        return report
+
+    def phases(self, n_groups: int, options: StrategyOptions) -> list[Phase]:
+        head = Phase("head", head_only(n_groups), epochs=options.head_epochs, train_bn=True,
+                     schedule="fastai_onecycle")
+        final = Phase("all", even_mults(options.lr_low, options.lr_high, n_groups), schedule="fastai_onecycle")
+        return [head, final] if options.head_epochs else [final]
 
 
 @register_strategy
 class LinearProbeThenFinetune(_FromSource):
     name = "lp_ft"
-    description = "Source weights; linear probe for head_epochs epochs, then every layer at one learning rate"
+    description = ("Source weights; linear probe for head_epochs epochs, then every layer at one learning rate "
+                   "(each phase its own optimizer and schedule)")
 
-    def rates(self, n_groups: int, epoch: int, options: StrategyOptions) -> Rates:
-        return head_only(n_groups) if epoch < options.head_epochs else all_at(n_groups)
+    def phases(self, n_groups: int, options: StrategyOptions) -> list[Phase]:
+        probe = Phase("linear probe", head_only(n_groups), epochs=options.head_epochs)
+        final = Phase("all", all_at(n_groups))
+        return [probe, final] if options.head_epochs else [final]
 
 
 @register_strategy
@@ -156,8 +202,8 @@ class RandomFrozen(_RandomInit):
     name = "random_frozen"
     description = "Random frozen encoder with a trained head: the baseline that keeps pretraining claims honest"
 
-    def rates(self, n_groups: int, epoch: int, options: StrategyOptions) -> Rates:
-        return head_only(n_groups)
+    def phases(self, n_groups: int, options: StrategyOptions) -> list[Phase]:
+        return one_phase("head", head_only(n_groups))
 
 
 @register_strategy
@@ -177,5 +223,5 @@ class SourceOnly(Strategy):
         loaded = load_source(model, source, include_final=True)
         return SetupReport(loaded=loaded, n_classes=len(source.classes))
 
-    def rates(self, n_groups: int, epoch: int, options: StrategyOptions) -> Rates:
-        return (None,) * n_groups
+    def phases(self, n_groups: int, options: StrategyOptions) -> list[Phase]:
+        return one_phase("none", (None,) * n_groups)

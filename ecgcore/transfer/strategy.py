@@ -1,7 +1,15 @@
 """The strategy interface, the one place that turns a per-group schedule into an EpochPlan,
 and the registry.
 
-A strategy's schedule is a tuple of learning-rate multipliers, one per layer group
+A strategy is a list of *phases* (`Phase`): e.g. "head" for 30 epochs, then "all" for
+the rest. Each phase has its rates, its length, whether it starts a fresh optimisation
+run (optimizer and LR schedule from the start, like a separate fastai `fit_one_cycle`)
+or continues the previous one, and optional recipe settings (batch-norm layers of
+frozen groups still training, a prescribed schedule and Adam betas). `check_epochs`
+refuses a run too short to reach the last phase; the trainer counts early-stopping
+patience only within the last phase.
+
+A phase's rates are a tuple of learning-rate multipliers, one per layer group
 (input to output, head last): `None` means frozen, a number means "trains at
 base_lr * number". `plan_from_rates` is the single source of truth for what trains:
 it sets `requires_grad` on every parameter itself (frozen groups False, trained
@@ -20,6 +28,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
@@ -42,6 +51,81 @@ class SetupReport:
     n_classes: int = 0
 
 
+BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)  # fastai v1's bn_types
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One step of a strategy's recipe.
+
+    name       shown in the run's history and results ("head", "all", ...)
+    rates      LR multiplier per layer group (None = frozen), as `Strategy.rates`
+    epochs     its length; None = the rest of the run (only the last phase)
+    new_cycle  True: a fresh optimizer and the LR schedule from its start; False: the
+               previous phase's optimizer (extended by newly trained groups) and schedule go on
+    train_bn   batch-norm layers inside frozen groups still train (fastai's train_bn=True):
+               their weight and bias at the head's rate, their statistics update, and
+               frozen groups stay in train mode
+    schedule   the LR schedule the recipe prescribes (None: TrainConfig.schedule)
+    betas      the Adam betas the recipe prescribes (None: the optimizer's)
+    """
+
+    name: str
+    rates: tuple[float | None, ...]
+    epochs: int | None = None
+    new_cycle: bool = True
+    train_bn: bool = False
+    schedule: str | None = None
+    betas: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class PlacedPhase:
+    """A phase with its place in a run of known length: first epoch and epoch count
+    (None: open-ended), and the cycle (optimisation run) it belongs to."""
+
+    phase: Phase
+    index: int
+    first_epoch: int
+    epochs: int | None
+    cycle_start: int
+    cycle_epochs: int | None
+
+    def covers(self, epoch: int) -> bool:
+        return epoch >= self.first_epoch and (self.epochs is None or epoch < self.first_epoch + self.epochs)
+
+    def report(self, epochs_run: int) -> dict[str, Any]:
+        """What results.json says of this phase after `epochs_run` epochs of the run."""
+        ran = max(0, epochs_run - self.first_epoch)
+        if self.epochs is not None:
+            ran = min(ran, self.epochs)
+        return {"name": self.phase.name, "first_epoch": self.first_epoch, "epochs_planned": self.epochs,
+                "epochs_run": ran, "reached": epochs_run > self.first_epoch,
+                "schedule": self.phase.schedule, "train_bn": self.phase.train_bn}
+
+
+def place_phases(phases: Sequence[Phase], epochs: int | None) -> list[PlacedPhase]:
+    """Lay the phases out over a run of `epochs` epochs (None: open-ended). A cycle runs
+    from a phase with new_cycle (or the first) up to the next such phase."""
+    firsts: list[int] = []
+    lengths: list[int | None] = []
+    cycle_of: list[int] = []
+    first = 0
+    for index, phase in enumerate(phases):
+        length = phase.epochs if phase.epochs is not None else (None if epochs is None else epochs - first)
+        firsts.append(first)
+        lengths.append(length)
+        cycle_of.append(index if phase.new_cycle or index == 0 else cycle_of[-1])
+        first += length or 0
+    placed = []
+    for index, phase in enumerate(phases):
+        spans = [lengths[j] for j in range(len(phases)) if cycle_of[j] == cycle_of[index]]
+        cycle_epochs = None if any(n is None for n in spans) else sum(n for n in spans if n is not None)
+        placed.append(PlacedPhase(phase, index, firsts[index], lengths[index],
+                                  firsts[cycle_of[index]], cycle_epochs))
+    return placed
+
+
 class Strategy(ABC):
     """What is loaded from the source, what is re-initialised, and what trains when.
 
@@ -62,17 +146,52 @@ class Strategy(ABC):
         """Prepare `model` once before training (load source weights, new head)."""
 
     @abstractmethod
+    def phases(self, n_groups: int, options: StrategyOptions) -> list[Phase]:
+        """The recipe: phases in order; only the last may be open-ended (epochs None)."""
+
+    def placed_phases(self, n_groups: int, epochs: int | None,
+                      options: StrategyOptions | None = None) -> list[PlacedPhase]:
+        return place_phases(self.phases(n_groups, options or StrategyOptions()), epochs)
+
+    def phase_at(self, n_groups: int, epoch: int, options: StrategyOptions | None = None,
+                 epochs: int | None = None) -> PlacedPhase:
+        """The phase 0-based `epoch` belongs to (the last phase after the others)."""
+        placed = self.placed_phases(n_groups, epochs, options)
+        return next((p for p in placed if p.covers(epoch)), placed[-1])
+
     def rates(self, n_groups: int, epoch: int, options: StrategyOptions) -> Rates:
         """LR multiplier per layer group at 0-based `epoch`; None = frozen."""
+        return self.phase_at(n_groups, epoch, options).phase.rates
+
+    def min_epochs(self, n_groups: int, options: StrategyOptions) -> int:
+        """The fewest epochs that reach the last phase (one epoch of it)."""
+        return sum(p.epochs or 0 for p in self.phases(n_groups, options)[:-1]) + 1
+
+    def check_epochs(self, n_groups: int, epochs: int, options: StrategyOptions) -> None:
+        """One line refusing a run too short to reach the strategy's last phase."""
+        needed = self.min_epochs(n_groups, options)
+        if epochs < needed:
+            phases = self.phases(n_groups, options)
+            before = " + ".join(f"{p.name} {p.epochs}" for p in phases[:-1])
+            raise EcgcoreError(f"strategy {self.name}: epochs={epochs} never reaches its last phase "
+                               f"({phases[-1].name!r}), which starts after {before} epochs; "
+                               f"set train.epochs >= {needed} or shorten the earlier phases")
 
     def plan(self, model: ECGClassifier, epoch: int, base_lr: float,
-             options: StrategyOptions | None = None) -> EpochPlan:
-        """The plan of 0-based `epoch`; also sets `requires_grad` on every parameter.
-        `options` defaults to StrategyOptions(), so `plan_fn=strategy.plan` works as is."""
+             options: StrategyOptions | None = None, epochs: int | None = None) -> EpochPlan:
+        """The plan of 0-based `epoch` in a run of `epochs` epochs (None: open-ended); also
+        sets `requires_grad` on every parameter. `options` defaults to StrategyOptions(),
+        so `plan_fn=strategy.plan` works as is."""
         if epoch < 0:
             raise EcgcoreError(f"strategy {self.name}: epoch must be >= 0, got {epoch}")
         groups = checked_groups(model)
-        return plan_from_rates(groups, self.rates(len(groups), epoch, options or StrategyOptions()), base_lr)
+        placed = self.placed_phases(len(groups), epochs, options)
+        here = next((p for p in placed if p.covers(epoch)), placed[-1])
+        plan = plan_from_rates(groups, here.phase.rates, base_lr, train_bn=here.phase.train_bn)
+        plan.phase, plan.phase_index, plan.n_phases = here.phase.name, here.index, len(placed)
+        plan.cycle_start, plan.cycle_epochs = here.cycle_start, here.cycle_epochs
+        plan.schedule, plan.betas = here.phase.schedule, here.phase.betas
+        return plan
 
     def check_source(self, source: Checkpoint | None) -> None:
         """A clear error when a strategy that loads weights got no source."""
@@ -101,9 +220,12 @@ def checked_groups(model: ECGClassifier) -> list[nn.Module]:
     return groups
 
 
-def plan_from_rates(groups: Sequence[nn.Module], rates: Rates, base_lr: float) -> EpochPlan:
+def plan_from_rates(groups: Sequence[nn.Module], rates: Rates, base_lr: float,
+                    train_bn: bool = False) -> EpochPlan:
     """Turn multipliers into requires_grad flags, optimizer groups, frozen modules and a
-    signature (group index and absolute LR of every trained group)."""
+    signature (group index and absolute LR of every trained group). With `train_bn`, the
+    batch-norm layers of frozen groups train at the head's rate and frozen groups are not
+    held in eval mode (fastai's `freeze()` with train_bn=True)."""
     if len(rates) != len(groups):
         raise ValueError(f"{len(rates)} rates for {len(groups)} layer groups")
     first_trained = next((i for i, rate in enumerate(rates) if rate is not None), len(rates))
@@ -117,7 +239,16 @@ def plan_from_rates(groups: Sequence[nn.Module], rates: Rates, base_lr: float) -
         for param in params:
             param.requires_grad_(rate is not None)
         if rate is None:
-            frozen.append(group)
+            if train_bn:
+                bn_params = [q for m in group.modules() if isinstance(m, BN_TYPES) for q in m.parameters()]
+                for param in bn_params:
+                    param.requires_grad_(True)
+                if bn_params:
+                    lr = float(base_lr) * float(rates[-1] or 0.0)
+                    signature.append((f"bn{index}", lr))
+                    param_groups.append({"params": bn_params, "lr": lr, "group": index})
+            else:
+                frozen.append(group)
             continue
         lr = float(base_lr) * float(rate)
         signature.append((index, lr))
