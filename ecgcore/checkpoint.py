@@ -3,7 +3,9 @@
 A checkpoint stores the state dict, the model name and config (to rebuild it with
 `ecgcore.models.create_model`), the class list and readable names (label order is
 data), the preprocessing (`PrepConfig.to_dict()`), and provenance: which datasets
-and record ids the weights have seen, and the stage ("pretrain", "target", …).
+and record ids the weights have seen (and their signal fingerprints, so that a later run
+finds its test records in them under any name, see `ecgcore.data.identity`), and the
+stage ("pretrain", "target", …).
 Files are written atomically (temp file, then rename) and loaded with
 `torch.load(weights_only=True)`: only tensors and plain containers, nothing
 unpickled that could execute code.
@@ -36,6 +38,9 @@ class Checkpoint:
     stage: str = "target"
     seen: dict[str, list[str]] = field(default_factory=dict)  # dataset name -> record ids trained on
     extra: dict[str, Any] = field(default_factory=dict)  # JSON-like: run id, epoch, metrics, …
+    # dataset name -> signal fingerprints of the records in `seen` (`Fingerprints.to_payload()`:
+    # version, ids, int32 counts and hashes as bytes); {} in files made before fingerprints
+    fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -43,6 +48,7 @@ class Checkpoint:
             "model_name": self.model_name, "model_config": self.model_config,
             "classes": list(self.classes), "class_names": list(self.class_names),
             "prep": self.prep, "stage": self.stage, "seen": self.seen, "extra": self.extra,
+            "fingerprints": self.fingerprints,
         }
 
 
@@ -96,5 +102,5 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
         model_config=dict(payload["model_config"]), classes=list(payload["classes"]),
         class_names=list(payload["class_names"]), prep=dict(payload["prep"]),
         stage=payload.get("stage", "target"), seen=dict(payload.get("seen", {})),
-        extra=dict(payload.get("extra", {})),
+        extra=dict(payload.get("extra", {})), fingerprints=dict(payload.get("fingerprints", {})),
     )

@@ -42,6 +42,9 @@ TABLE_CONFIG = {
     "f1_weighted": st.column_config.NumberColumn("F1 (weighted)", format="%.3f"),
     "train_fraction": st.column_config.NumberColumn("fraction", format="%g"),
     "train_seconds": st.column_config.NumberColumn("train s", format="%.1f"),
+    "n_leaked": st.column_config.NumberColumn(
+        "leaked", help="Test records the source model was trained on (same recording by name or by "
+        "signal, results.json 'leakage'); empty without a source. Above 0, the test score is optimistic."),
 }
 
 

@@ -19,17 +19,21 @@ from ecgcore.errors import EcgcoreError
 from ecgcore.launch import (
     EXPERIMENT_TASKS,
     ClassPlan,
+    DatasetOverlap,
     LaunchChoices,
     LaunchError,
     LaunchPlan,
     Throughput,
     best_throughput,
     class_plan,
+    dataset_overlap,
     format_seconds,
     launch_problems,
     plan_launch,
+    records_to_fingerprint,
     submit_launch,
 )
+from ecgcore.launch.overlap import READ_WITHOUT_ASKING, SCOPE
 from ecgcore.models import list_models
 from ecgcore.runs import RunStore
 from ecgcore.train.config import DEVICES
@@ -61,6 +65,36 @@ def _classes(target: str, t_stamp: float, target_task: str, source: str | None, 
 def _throughput(arch: str, device_type: str, input_samples: int, n_classes: int, n_done: int) -> Throughput:
     """Cached per architecture and input; `n_done` (finished runs) refreshes it."""
     return best_throughput(arch, device_type, input_samples, n_classes)
+
+
+@st.cache_data(show_spinner="Looking for the target's recordings in the source…", max_entries=32)
+def _overlap(source: str, s_stamp: float, target: str, t_stamp: float, signals: bool) -> DatasetOverlap:
+    return dataset_overlap(_recordset(source, s_stamp), _recordset(target, t_stamp), signals)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _to_fingerprint(source: str, s_stamp: float, target: str, t_stamp: float) -> int:
+    return records_to_fingerprint(_recordset(source, s_stamp), _recordset(target, t_stamp))
+
+
+def _show_overlap(source: str, target: str) -> None:
+    """The target's records the source holds (by name, and by signal unless that means
+    reading many records not yet fingerprinted: then a button asks first)."""
+    s_stamp, t_stamp = dataset_stamp(source), dataset_stamp(target)
+    asked = f"signals:{source}:{target}"
+    try:
+        pending = _to_fingerprint(source, s_stamp, target, t_stamp)
+        signals = pending <= READ_WITHOUT_ASKING or bool(st.session_state.get(asked))
+        overlap = _overlap(source, s_stamp, target, t_stamp, signals)
+    except (EcgcoreError, OSError, ValueError) as err:
+        st.error(f"Cannot compare the source's records with the target's: {err}")
+        return
+    st.metric("Target records in the source", overlap.n_overlap)
+    (st.warning if overlap.n_overlap else st.caption)(overlap.summary())
+    st.caption(f"Checked: {SCOPE}.")
+    if not signals:
+        st.button(f"Compare signals too (reads {pending} records once)", key="compare_signals",
+                  on_click=lambda: st.session_state.__setitem__(asked, True))
 
 
 def _descriptions(what: str, chosen: list[str], all_items: dict[str, str]) -> None:
@@ -197,6 +231,9 @@ st.caption("Estimate for the new runs one after another (one worker slot) with e
            + "; ".join(plan.basis) + ".")
 with st.expander(f"The {plan.count()} runs", expanded=plan.count() <= 12):
     st.dataframe(plan.rows(), hide_index=True, width="stretch", key="launch-runs")
+
+if source:
+    _show_overlap(str(entries[source]), str(entries[target]))
 
 new = plan.count("new")
 label = f"Submit {new} new run{'s' if new != 1 else ''}" if new else "Submit (everything is reused)"

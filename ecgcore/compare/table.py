@@ -1,8 +1,8 @@
 """The runs table: one row per run in the store, with the columns people compare runs by.
 
 The SQLite index (`RunStore.list`) gives identity, status and macro AUC; results.json adds
-what the index does not hold (n_train, n_test, AUPRC, F1). results.json is read through the
-stamp cache, so with hundreds of runs a rerun only re-reads the runs that changed.
+what the index does not hold (n_train, n_test, AUPRC, F1, test records the source saw). results.json
+is read through the stamp cache, so with hundreds of runs a rerun only re-reads the runs that changed.
 Filters are data (`RunFilters`); an empty field means "any".
 """
 
@@ -28,16 +28,18 @@ NO_SOURCE = "none"
 TABLE_COLUMNS: tuple[str, ...] = (
     "run_id", "kind", "status", "protocol", "source", "target", "task", "arch", "strategy", "train_fraction",
     "n_train", "n_test", "seed", "macro_auc", "macro_auc_low", "macro_auc_high", "macro_auprc",
-    "f1_weighted", "best_epoch", "epochs_run", "train_seconds", "device", "experiment", "created",
+    "f1_weighted", "n_leaked", "best_epoch", "epochs_run", "train_seconds", "device", "experiment", "created",
     "error",
 )
 _FROM_RESULTS: dict[str, tuple[str, ...]] = {
     "n_train": ("n_train",), "n_test": ("n_test",), "experiment": ("experiment",),
     "protocol": ("protocol",),
     "macro_auprc": ("test", "macro_auprc"), "f1_weighted": ("test", "f1_weighted"),
+    # test records the source model was trained on (results.json "leakage"; none without a source)
+    "n_leaked": ("leakage", "n_overlap"),
 }
 _DTYPES: dict[str, str] = {"n_train": "Int64", "n_test": "Int64", "macro_auprc": "float64",
-                           "f1_weighted": "float64"}
+                           "f1_weighted": "float64", "n_leaked": "Int64"}
 
 
 def results_path(store: RunStore, run_id: str) -> Path:

@@ -5,6 +5,7 @@
     problems = launch_problems(choices, datasets, classes)   # [] when launchable
     classes = class_plan(target_rs, "dataset_labels", source_rs, "shared")  # shared/target/source-only
     plan = plan_launch(choices, classes)      # runs, reused by hash, in queue, seconds + basis
+    overlap = dataset_overlap(source_rs, target_rs)  # target records the source holds (leakage)
     job_ids = submit_launch(choices, datasets, classes, plan)
     rows = [job_row(job, time.time()) for job in ecgcore.jobs.list_jobs()]   # the Jobs page
     retry_job(job_id), job_log(job)
@@ -32,6 +33,7 @@ from ecgcore.launch.estimate import (
     run_seconds,
     store_throughput,
 )
+from ecgcore.launch.overlap import DatasetOverlap, dataset_overlap, records_to_fingerprint
 from ecgcore.launch.plan import (
     LaunchPlan,
     PlannedRun,
@@ -52,6 +54,7 @@ __all__ = [
     "EXPERIMENT_TASKS",
     "JOB_COLUMNS",
     "ClassPlan",
+    "DatasetOverlap",
     "LaunchChoices",
     "LaunchError",
     "LaunchPlan",
@@ -62,6 +65,7 @@ __all__ = [
     "best_val_auc",
     "choice_problems",
     "class_plan",
+    "dataset_overlap",
     "experiment_config",
     "format_seconds",
     "fraction_done",
@@ -71,6 +75,7 @@ __all__ = [
     "launch_problems",
     "measure_throughput",
     "plan_launch",
+    "records_to_fingerprint",
     "retry_job",
     "run_seconds",
     "spec_of",
