@@ -8,6 +8,11 @@ from ecgcore.compare import runs_table, RunFilters, apply_filters, per_class_auc
 table = apply_filters(runs_table(store), RunFilters(strategies=("finetune", "scratch")))
 curve = data_efficiency(table)             # macro AUC vs fraction, one line per strategy
 ```
+
+Statistics: `stats` (CI of a seed mean, Holm / Benjamini-Hochberg, p at the bootstrap floor),
+`seeded` (two-level bootstrap over seeds and test records), `grid` (each strategy against
+scratch per fraction, Holm over the grid), `efficiency` (label efficiency), `answer` (the
+answer panel's sentences with their run ids).
 """
 
 from ecgcore.compare.aggregate import (
@@ -19,7 +24,9 @@ from ecgcore.compare.aggregate import (
     finished,
     seed_summary,
 )
+from ecgcore.compare.answer import Sentence, answer
 from ecgcore.compare.cache import clear_caches, file_stamp
+from ecgcore.compare.efficiency import LabelEfficiency, crossing_fraction, label_efficiency
 from ecgcore.compare.figures import (
     auc_heatmap,
     data_efficiency_figure,
@@ -30,6 +37,7 @@ from ecgcore.compare.figures import (
     roc_figure,
 )
 from ecgcore.compare.load import histories, per_class_auc, predictions, run_roc_curves
+from ecgcore.compare.grid import COMPARISON_COLUMNS, GridStatistics, grid_statistics, run_ids_needed
 from ecgcore.compare.paired import HeadToHead, RocCurve, head_to_head, head_to_head_arms, roc_curves
 from ecgcore.compare.seeded import Arm, SharedDraws, arms_of, compare_arms, shared_draws
 from ecgcore.compare.stats import (
@@ -61,6 +69,8 @@ __all__ = [
     "head_to_head_figure", "histories", "learning_curves_figure", "macro_auc_figure", "per_class_auc",
     "per_class_auc_figure", "predictions", "read_results", "roc_curves", "roc_figure", "run_label",
     "run_labels", "run_roc_curves", "runs_table", "seed_summary",
+    "COMPARISON_COLUMNS", "GridStatistics", "LabelEfficiency", "Sentence", "answer", "crossing_fraction",
+    "grid_statistics", "label_efficiency", "run_ids_needed",
     "Arm", "SharedDraws", "arms_of", "compare_arms", "head_to_head_arms", "shared_draws",
     "benjamini_hochberg", "format_adjusted", "format_p", "holm", "holm_bounded", "seed_mean_ci",
 ]

@@ -1,0 +1,148 @@
+"""The statistics of a grid: every strategy against the baseline (scratch) at each target
+fraction, with their seeds, Holm-adjusted over the grid, and label efficiency.
+
+Input: the data-efficiency frame (`aggregate.data_efficiency`: one row per setting with its
+line, run ids and seeds) and the predictions of the runs involved. A treated setting is
+paired with the baseline setting of the same protocol, target, task, architecture and
+fraction. Runs of one (protocol, target, task) are aligned on their shared test records
+(`seeded.shared_draws`); a family whose runs share no record is skipped with a note.
+Differences are the two-level bootstrap of `seeded.compare_arms`; the Holm adjustment runs
+over every comparison of the table (one family: what the answer panel states at once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ecgcore.compare.efficiency import LabelEfficiency, label_efficiency
+from ecgcore.compare.seeded import Arm, Predictions, arms_of, compare_arms, shared_draws
+from ecgcore.compare.stats import format_adjusted, format_p, holm_bounded
+from ecgcore.errors import EcgcoreError
+from ecgcore.evaluate.bootstrap import DEFAULT_N_BOOT
+
+BASELINE = "scratch"
+FAMILY_KEYS: tuple[str, ...] = ("protocol", "target", "task")
+PAIR_KEYS: tuple[str, ...] = FAMILY_KEYS + ("arch",)
+COMPARISON_COLUMNS: tuple[str, ...] = (
+    "line", "baseline", "train_fraction", "n_train", "macro_auc", "macro_auc_baseline", "diff", "low", "high",
+    "p_value", "p_holm", "p", "p Holm", "n_seeds", "n_seeds_baseline", "n_boot", "method", "run_ids",
+    "baseline_run_ids",
+)
+
+
+@dataclass(frozen=True)
+class GridStatistics:
+    """`comparisons` (COMPARISON_COLUMNS, one row per treated setting), label efficiency at each
+    treated line's smallest fraction, and notes on what could not be compared."""
+
+    comparisons: pd.DataFrame
+    efficiency: list[LabelEfficiency] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    adjustment: str = ""
+
+
+def _key(row: Mapping[str, object], keys: Sequence[str]) -> tuple[str, ...]:
+    return tuple("" if row[k] is None or (isinstance(row[k], float) and np.isnan(row[k])) else str(row[k])
+                 for k in keys)
+
+
+def pairs(curve: pd.DataFrame, baseline: str = BASELINE) -> list[tuple[dict, dict]]:
+    """(treated row, baseline row) of `curve` at the same protocol, target, task, architecture
+    and fraction; treated rows are every strategy but `baseline`."""
+    rows = curve.to_dict("records")
+    base = {(_key(r, PAIR_KEYS), round(float(r["train_fraction"]), 9)): r for r in rows if r["strategy"] == baseline}
+    out = []
+    for row in rows:
+        if row["strategy"] == baseline:
+            continue
+        match = base.get((_key(row, PAIR_KEYS), round(float(row["train_fraction"]), 9)))
+        if match is not None:
+            out.append((row, match))
+    return out
+
+
+def run_ids_needed(curve: pd.DataFrame, baseline: str = BASELINE) -> list[str]:
+    """Every run whose predictions `grid_statistics` reads: the paired settings and every
+    fraction of the baselines they are paired with (for label efficiency)."""
+    found = pairs(curve, baseline)
+    wanted = {_key(b, PAIR_KEYS) for _, b in found}
+    ids: list[str] = []
+    for row, _ in found:
+        ids += row["run_ids"]
+    for row in curve.to_dict("records"):
+        if row["strategy"] == baseline and _key(row, PAIR_KEYS) in wanted:
+            ids += row["run_ids"]
+    return list(dict.fromkeys(ids))
+
+
+def _arm(row: Mapping[str, object]) -> Arm:
+    return arms_of(row["run_ids"], row.get("seeds") or [None] * len(row["run_ids"]))  # type: ignore[arg-type]
+
+
+def grid_statistics(curve: pd.DataFrame, preds: Mapping[str, Predictions], *, baseline: str = BASELINE,
+                    n_boot: int = DEFAULT_N_BOOT, seed: int = 0, ci: float = 0.95) -> GridStatistics:
+    """Each treated setting minus its baseline (module docstring), Holm-adjusted over the grid,
+    and label efficiency of each treated line at its smallest fraction."""
+    found = pairs(curve, baseline)
+    notes: list[str] = []
+    if not found:
+        notes.append(f"no {baseline} runs at the same fraction, architecture and target as the other strategies "
+                     "in this selection: nothing to compare against")
+    families: dict[tuple[str, ...], list[tuple[dict, dict]]] = {}
+    for treated, base in found:
+        families.setdefault(_key(treated, FAMILY_KEYS), []).append((treated, base))
+    records: list[dict[str, object]] = []
+    efficiency: list[LabelEfficiency] = []
+    baselines = [r for r in curve.to_dict("records") if r["strategy"] == baseline]
+    for family, members in families.items():
+        ids = [r for t, b in members for r in (*t["run_ids"], *b["run_ids"])]
+        ids += [r for b in baselines if _key(b, FAMILY_KEYS) == family for r in b["run_ids"]]
+        ids = list(dict.fromkeys(ids))
+        missing = [r for r in ids if r not in preds]
+        try:
+            if missing:
+                raise EcgcoreError(f"{len(missing)} run(s) have no predictions.npz (e.g. {missing[0]})")
+            shared = shared_draws({r: preds[r] for r in ids}, n_boot=n_boot, seed=seed)
+        except EcgcoreError as err:
+            notes.append(f"{' · '.join(v for v in family if v)}: not compared ({err})")
+            continue
+        for treated, base in members:
+            result = compare_arms(shared, _arm(treated), _arm(base), seed=seed, ci=ci)
+            low, high = result["macro_auc_diff_ci"]
+            records.append({
+                "line": treated["line"], "baseline": base["line"], "train_fraction": float(treated["train_fraction"]),
+                "n_train": treated.get("n_train"), "macro_auc": result["macro_auc_a"],
+                "macro_auc_baseline": result["macro_auc_b"], "diff": result["macro_auc_diff"], "low": low,
+                "high": high, "p_value": result["p_value"], "n_seeds": result["n_seeds_a"],
+                "n_seeds_baseline": result["n_seeds_b"], "n_boot": shared.n_boot, "method": result["method"],
+                "run_ids": list(treated["run_ids"]), "baseline_run_ids": list(base["run_ids"])})
+        efficiency += _efficiency(shared, members, baselines, family, seed, ci)
+    frame = pd.DataFrame(records, columns=list(COMPARISON_COLUMNS))
+    n_boot_used = int(frame["n_boot"].iloc[0]) if len(frame) else n_boot
+    adjusted, bound = holm_bounded(frame["p_value"].to_numpy(dtype=float), n_boot_used)
+    frame["p_holm"] = adjusted
+    frame["p"] = [format_p(p, n_boot_used) for p in frame["p_value"].to_numpy(dtype=float)]
+    frame["p Holm"] = [format_adjusted(p, b) for p, b in zip(adjusted, bound)]
+    frame = frame.sort_values(["line", "train_fraction"], kind="mergesort").reset_index(drop=True)
+    adjustment = f"Holm over the {len(frame)} comparison{'s' if len(frame) != 1 else ''} of this grid"
+    return GridStatistics(comparisons=frame, efficiency=efficiency, notes=notes, adjustment=adjustment)
+
+
+def _efficiency(shared, members, baselines, family, seed: int, ci: float) -> list[LabelEfficiency]:  # type: ignore[no-untyped-def]
+    """Label efficiency of each treated line (in this family) at its smallest paired fraction."""
+    out = []
+    smallest: dict[str, tuple[dict, dict]] = {}
+    for treated, base in members:
+        held = smallest.get(treated["line"])
+        if held is None or treated["train_fraction"] < held[0]["train_fraction"]:
+            smallest[treated["line"]] = (treated, base)
+    for line, (treated, base) in smallest.items():
+        reference = {float(b["train_fraction"]): _arm(b) for b in baselines
+                     if _key(b, PAIR_KEYS) == _key(base, PAIR_KEYS)}
+        out.append(label_efficiency(shared, line, _arm(treated), float(treated["train_fraction"]), base["line"],
+                                    reference, seed=seed, ci=ci))
+    return out
