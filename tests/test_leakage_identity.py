@@ -62,6 +62,22 @@ def _report(source: Recordset, seen: list[str], target: Recordset, test: list[st
                           target_fingerprints=dataset_fingerprints(target, cache, n_jobs=1).subset(test))
 
 
+@pytest.mark.parametrize(("record", "dataset", "layout", "expected"), [
+    ("A0001", "CPSC_CPSC-Extra", "challenge", "CPSC2018:1"), ("A0001", "cpsc2018", "wfdb_folder", "CPSC2018:1"),
+    ("Q0012", "cinc2021", "", "CPSC-Extra:12"), ("I0001", "WFDB_StPetersburg", "challenge", "INCART:1"),
+    ("I01", "incartdb", "wfdb_folder", "INCART:1"), ("S0001", "PTB_PTBXL", "challenge", "PTB:1"),
+    ("E00001", "g12ec", "challenge", "Georgia:1"), ("JS00001", "ecg-arrhythmia", "wfdb_folder",
+                                                     "Chapman-Shaoxing/Ningbo:1"),
+    ("HR00001", "anything", "wfdb_folder", "PTB-XL:1"), ("1", "mine", "ptbxl", "PTB-XL:1"),
+    ("00001_hr", "ptbxl_500", "", "PTB-XL:1"), ("sub/A0001", "challenge2021", "", "CPSC2018:1"),
+    # names that say nothing: no identity by name (fingerprints still apply)
+    ("A0001", "mydata", "wfdb_folder", None), ("1", "ludb", "ludb", None), ("1", "ptbxl_like", "ludb", None),
+    ("S0001", "ptbxl", "", None), ("patient001/s0010_re", "ptb", "ptb", None), ("T00001", "target", "challenge", None),
+])
+def test_public_ids(record: str, dataset: str, layout: str, expected: str | None):
+    assert public_id(record, dataset, layout) == expected
+
+
 def test_cpsc_records_in_a_cpsc2018_folder_are_caught_by_prefix_and_signal(shared_data: Path, tmp_path: Path):
     challenge = shared_data / CINC / "CPSC_CPSC-Extra"
     source = open_dataset(challenge)
