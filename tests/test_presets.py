@@ -117,7 +117,7 @@ def test_size_sweep_lists_sizes_first_n_and_stratified(workspace: Path, capsys: 
 
 def test_avetisyan_lists_conditions_strategies_without_ptbxl_in_source(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     listing = dry_run("avetisyan2024.toml", capsys)
-    tasks, archs = 8, 2
+    tasks, archs = 8, 3
     assert kinds(listing) == Counter({
         ("pretrain", "avetisyan2024", None): tasks * archs,
         ("target", "avetisyan2024", "scratch"): tasks * archs,
@@ -127,6 +127,11 @@ def test_avetisyan_lists_conditions_strategies_without_ptbxl_in_source(workspace
     assert all(c["data"]["exclude_sources"] == ["PTB-XL"] for c in pretrain)
     binary = [c for c in pretrain if "," not in c["data"]["task"]]
     assert len(binary) == 7 * archs
+    assert {s["config"]["arch"] for s in listing} == {
+        "ecglib_resnet1d18", "ecglib_resnet1d50", "ecglib_densenet1d121"}, "ecglib's own models"
+    # ecglib's preprocessing order (z-score the whole record, then cut/pad), upstream too
+    assert all(s["config"]["prep"]["normalize_before_crop"] is True
+               and s["config"]["prep"]["normalize"] == "zscore" for s in listing)
     for config in (s["config"] for s in listing if s["kind"] == "target"):
         assert config["data"]["options"] == {"fs": 500} and config["prep"]["fs"] == 500.0
         if config["source"]:

@@ -15,6 +15,7 @@ from ecgcore.data.recordset import STANDARD_LEADS
 CROP_MODES: tuple[str, ...] = ("first", "centre", "pad")
 RESAMPLE_METHODS: tuple[str, ...] = ("polyphase", "decimate")
 NORMALIZATIONS: tuple[str, ...] = ("none", "zscore", "minmax", "standard")
+PER_RECORD_NORMALIZATIONS: tuple[str, ...] = ("zscore", "minmax")
 MISSING_LEAD_POLICIES: tuple[str, ...] = ("zero", "drop")
 
 
@@ -40,6 +41,12 @@ class PrepConfig:
     notch_hz      None or the powerline frequency to remove (zero-phase IIR notch)
     leads         output lead order; names matched case-insensitively with aliases
     missing_leads "zero": zero-fill and record it in the lead mask; "drop": drop the record
+    normalize_before_crop
+                  False (default): "zscore"/"minmax" statistics come from the final window
+                  (padding excluded). True: from the whole resampled record, which is then
+                  cut or padded -- ecglib's order (Normalization, then Padding to 10 s;
+                  Avetisyan et al. 2024). The two differ for records longer than the
+                  window; shorter ones come out the same (the padding stays 0 either way).
     """
 
     fs: float = 100.0
@@ -54,6 +61,7 @@ class PrepConfig:
     notch_hz: float | None = None
     leads: tuple[str, ...] = STANDARD_LEADS
     missing_leads: str = "zero"
+    normalize_before_crop: bool = False
 
     def __post_init__(self) -> None:
         # JSON gives lists and ints: store one canonical form so equal configs hash equally.
@@ -92,6 +100,11 @@ class PrepConfig:
         need(len({lead.lower() for lead in self.leads}) == len(self.leads),
              f"leads must be unique, got {self.leads}")
         need(self.filter_order >= 1, f"filter_order must be >= 1, got {self.filter_order}")
+        need(isinstance(self.normalize_before_crop, bool),
+             f"normalize_before_crop must be true or false, got {self.normalize_before_crop!r}")
+        need(not self.normalize_before_crop or self.normalize in PER_RECORD_NORMALIZATIONS,
+             f"normalize_before_crop needs a per-record normalize {PER_RECORD_NORMALIZATIONS}, "
+             f"got {self.normalize!r}")
         if self.bandpass is not None:
             need(len(self.bandpass) == 2, f"bandpass must be (low_hz, high_hz), got {self.bandpass}")
             low, high = self.bandpass
@@ -113,6 +126,10 @@ class PrepConfig:
         data = asdict(self)
         data["leads"] = list(self.leads)
         data["bandpass"] = list(self.bandpass) if self.bandpass is not None else None
+        if not self.normalize_before_crop:
+            # Written only when set: configs, run hashes and cache keys made before the
+            # setting existed stay what they were.
+            del data["normalize_before_crop"]
         return data
 
     @classmethod

@@ -3,7 +3,9 @@
 The order matters: NaNs are repaired before any filter (a filter would smear
 them over the whole lead), filters run at the record's own rate (a 50 Hz
 powerline notch is impossible after resampling to 100 Hz), and per-record
-scaling is computed on the final window, padding excluded.
+scaling is computed on the final window, padding excluded (or, with
+`normalize_before_crop`, on the whole resampled record before the window is cut,
+as ecglib does).
 """
 
 from __future__ import annotations
@@ -78,9 +80,13 @@ def preprocess_signal(signal: Signal, config: PrepConfig, length: int,
     except ValueError as exc:
         raise RecordError(record_id, str(exc)) from exc
 
-    window, valid = ops.crop_or_pad(data, length, config.crop)
     scaler = ops.PER_RECORD_SCALERS.get(config.normalize)
-    if scaler is not None:
+    if scaler is not None and config.normalize_before_crop:
+        # ecglib's order: statistics of the whole record, then the window (a copy: `data`
+        # may still be the caller's array)
+        data = scaler(np.array(data, dtype=np.float32), data.shape[1])
+    window, valid = ops.crop_or_pad(data, length, config.crop)
+    if scaler is not None and not config.normalize_before_crop:
         window = scaler(window, valid)
 
     mask = present & ~dead
