@@ -57,10 +57,13 @@ def test_ptbxl_benchmark_lists_six_tasks_by_six_models(workspace: Path, capsys: 
     assert (config["split"]["method"], config["split"]["train_folds"], config["split"]["val_folds"],
             config["split"]["test_folds"]) == ("official", [1, 2, 3, 4, 5, 6, 7, 8], [9], [10])
     assert (config["train"]["crop_seconds"], config["train"]["eval_aggregate"]) == (2.5, "max")
-    assert (config["train"]["batch_size"], config["train"]["lr"], config["train"]["epochs"],
-            config["train"]["schedule"]) == (128, 0.01, 50, "onecycle")
+    assert (config["train"]["batch_size"], config["train"]["epochs"], config["train"]["schedule"],
+            config["train"]["precision"]) == (128, 50, "fastai_onecycle", "float32")
     clip = {s["config"]["arch"]: s["config"]["train"]["grad_clip"] for s in listing}
     assert clip["lstm"] == clip["lstm_bidir"] == 0.25 and clip["xresnet1d101"] is None
+    lr = {s["config"]["arch"]: s["config"]["train"]["lr"] for s in listing}
+    assert lr == {"xresnet1d101": 0.01, "inception1d": 0.01, "resnet1d_wang": 0.01, "fcn_wang": 0.01,
+                  "lstm": 0.001, "lstm_bidir": 0.001}, "the benchmark's configs: 1e-3 for recurrent models"
     assert {s["config"]["data"]["task"] for s in listing} == {
         f"ptbxl_{t}" for t in ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")}
 
@@ -275,3 +278,13 @@ def test_protocols_run_end_to_end_and_results_name_them(workspace: Path) -> None
     assert "test_by_epoch" not in ours
     assert ours["patients_may_leak"] is False and ours["n_val"] > 0
     assert ours["test"]["macro_auc_ci"] is not None
+
+
+@pytest.mark.parametrize("preset", ["ptbxl_benchmark.toml", "nguyen2025_grid.toml", "nguyen2025_size_sweep.toml",
+                                    "avetisyan2024.toml"])
+def test_paper_presets_train_in_float32_written_out(preset: str) -> None:
+    """Precision is an explicit setting of every paper preset, not a default that a GPU
+    could change: float32 in the file itself."""
+    from ecgcore.experiments.spec import load_experiment
+
+    assert load_experiment(PRESETS / preset)["train"]["precision"] == "float32"

@@ -36,7 +36,7 @@ from ecgcore.train.data import (
     training_batch,
     window_starts,
 )
-from ecgcore.train.loop import schedule_factors
+from ecgcore.train.schedules import schedule_factors
 from ecgcore.transfer.base import EpochPlan
 
 
@@ -339,11 +339,11 @@ def test_history_rows_and_checkpoint_files_are_complete(ds: TaskDataset, tmp_pat
     result = fit(tiny(), ds, config, checkpoint_dir=tmp_path,
                  callbacks=[watcher, ProgressBar(config.epochs, stream=stream, min_interval=0)])
     expected = {"epoch", "train_loss", "val_loss", "val_macro_auc", "lr", "seconds",
-                "lr_group0", "lr_group1", "lr_group2"}
+                "lr_group0", "lr_group1", "lr_group2", "phase"}
     assert [row["epoch"] for row in result.history] == [0, 1]
     for row in result.history:
-        assert set(row) == expected
-        assert all(isinstance(row[k], float) and math.isfinite(row[k]) for k in expected - {"epoch"})
+        assert set(row) == expected and row["phase"] == "train"  # no strategy: one phase
+        assert all(isinstance(row[k], float) and math.isfinite(row[k]) for k in expected - {"epoch", "phase"})
         assert 0.0 <= row["val_macro_auc"] <= 1.0
     assert watcher.rows == result.history
     steps = len(shuffled_batches(ds.split.train, 16, torch.Generator()))
@@ -395,8 +395,8 @@ def test_device_selection_prefers_cuda_then_mps_then_cpu(monkeypatch: pytest.Mon
         select_device("cuda")
     with pytest.raises(EcgcoreError, match="unknown device 'tpu'"):
         select_device("tpu")
-    assert device_module.amp_enabled(torch.device("cuda"), True)
-    assert not device_module.amp_enabled(torch.device("cpu"), True)
+    assert device_module.effective_precision(torch.device("cuda"), "fp16") == "fp16"
+    assert device_module.effective_precision(torch.device("cpu"), "fp16") == "float32"
 
 
 def test_train_config_round_trips_and_refuses_bad_settings():
