@@ -20,8 +20,9 @@ from ecgcore.runs import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = "pages/compare.py"
-CONTAINERS = ("compare-per-class-auc", "compare-heatmap", "compare-macro", "compare-learning-curves",
-              "compare-data-efficiency", "compare-convergence", "compare-head-to-head", "compare-roc")
+CONTAINERS = ("compare-answer", "compare-per-class-auc", "compare-heatmap", "compare-macro", "compare-learning-curves",
+              "compare-data-efficiency", "compare-convergence", "compare-head-to-head", "compare-calibration",
+              "compare-roc")
 FILTER_KEYS = ("source", "target", "arch", "strategy", "fraction", "seed", "state", "kind", "protocol")
 
 
@@ -96,7 +97,7 @@ def test_populated_workspace_draws_every_chart(populated: pd.DataFrame) -> None:
     assert _block_keys(at._tree) == set(CONTAINERS)
     charts = _charts(at)
     assert set(charts) == {"per-class-auc-chart", "heatmap-chart", "macro-auc-chart", "learning-curves-chart",
-                           "data-efficiency-chart", "head-to-head-chart", "roc-chart"}
+                           "data-efficiency-chart", "head-to-head-chart", "reliability-chart", "roc-chart"}
     done = compare.finished(populated)
     bars = charts["per-class-auc-chart"]["data"]
     assert len(bars) == len(done), "one bar series per finished target run"
@@ -144,3 +145,59 @@ def test_head_to_head_asks_for_two_different_runs(populated: pd.DataFrame) -> No
     assert not at.exception
     at.selectbox(key="b").select(at.selectbox(key="a").value).run()
     assert "Pick two different runs." in [i.value for i in at.info]
+
+
+def test_answer_panel_holm_column_and_reliability_diagram(populated: pd.DataFrame, home: Path) -> None:
+    at = _app()
+    assert not at.exception
+    store = RunStore(home)
+    curve = compare.data_efficiency(populated)
+    ids = compare.run_ids_needed(curve)
+    expected = compare.answer(compare.grid_statistics(curve, {r: compare.predictions(store, r) for r in ids}))
+    panel = _container(at._tree, "compare-answer")
+    texts = [m.value for m in panel.markdown]
+    assert texts == [s.text for s in expected], "the page shows the engine's sentences, nothing of its own"
+    assert texts[0].startswith("At 50 % of the target (")
+    assert any(verdict in texts[0] for verdict in ("finetune beats scratch", "finetune trails scratch",
+                                                   "no detectable difference between finetune and scratch"))
+    assert "1 seed each, so seed-to-seed variance is not included" in texts[0]
+    runs = [c.value for c in panel.caption if c.value.startswith("runs: ")]
+    assert runs == ["runs: " + ", ".join(s.run_ids) for s in expected if s.run_ids]
+    assert set(", ".join(runs).replace("runs: ", "").split(", ")) <= set(populated.run_id)
+    table = panel.dataframe[0].value
+    assert {"p", "p Holm", "n_seeds", "method"} <= set(table.columns) and len(table) == 2, "0.5 and 1.0"
+    assert any("Holm over the 2 comparisons of this grid" in c.value for c in panel.caption)
+
+    pair = _container(at._tree, "compare-head-to-head")
+    assert {"p", "p Holm"} <= set(pair.dataframe[0].value.columns)
+    assert any("Method: " in c.value and "bootstrap" in c.value for c in pair.caption)
+
+    calibration = _container(at._tree, "compare-calibration").dataframe[0].value
+    assert calibration.brier.notna().all() and set(calibration.source) == {"results.json"}
+    reliability = _charts(at)["reliability-chart"]["data"]
+    assert reliability[0]["name"] == "perfectly calibrated" and len(reliability) == 1 + len(calibration)
+
+
+def test_old_run_folders_without_new_keys(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs evaluated before calibration existed (no brier/ece) and a run without predictions.npz."""
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(home, copy)
+    monkeypatch.setenv("ECGCORE_HOME", str(copy))
+    done = compare.finished(compare.runs_table(RunStore(copy)))
+    for run_id in done.run_id:
+        path = copy / "runs" / run_id / "results.json"
+        results = json.loads(path.read_text())
+        for key in ("brier", "per_class_brier", "ece", "ece_bins", "calibration_note"):
+            results["test"].pop(key, None)
+        path.write_text(json.dumps(results))
+    lost = str(done.run_id.iloc[-1])
+    (copy / "runs" / lost / "predictions.npz").unlink()
+    at = _app()
+    assert not at.exception
+    calibration = _container(at._tree, "compare-calibration").dataframe[0].value.set_index("run_id")
+    assert calibration.loc[lost, "source"] == "no predictions.npz"
+    others = calibration.drop(index=lost)
+    assert (others.source == "computed from predictions.npz").all() and others.brier.notna().all()
+    assert _block_keys(at._tree) >= {"compare-answer", "compare-calibration"}

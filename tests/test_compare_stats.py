@@ -75,7 +75,7 @@ def test_a_p_value_at_the_bootstrap_floor_is_written_as_a_bound() -> None:
     adjusted, bound = compare.holm_bounded([1 / 200, 0.2, 0.04], 200)
     np.testing.assert_allclose(adjusted, [0.015, 0.2, 0.08])
     assert bound.tolist() == [True, False, False]
-    assert compare.format_adjusted(adjusted[0], bound[0]) == "≤ 0.015"
+    assert compare.format_adjusted(adjusted[0], bound[0]) == "< 0.015"
 
 
 CLASSES = ["164889003", "426783006", "270492004"]
@@ -275,7 +275,7 @@ def test_answer_sentences_come_from_the_tables_and_name_their_runs() -> None:
     sentences = answer(stats)
     assert [s.text for s in sentences] == [
         "At 10 % of the target (54 training records) finetune beats scratch by 0.19 macro AUC (95 % CI +0.12 to "
-        "+0.25; 3 seeds each; Holm-adjusted p ≤ 0.02 over 4 comparisons; 200 bootstrap draws).",
+        "+0.25; 3 seeds each; Holm-adjusted p < 0.02 over 4 comparisons; 200 bootstrap draws).",
         "In between, finetune against scratch: detectably better at 25 %; no detectable difference at 50 % "
         "(Holm-adjusted).",
         "At 100 % (540 training records) the gap closes to +0.01 macro AUC (95 % CI -0.02 to +0.04; 3 seeds each; "
@@ -295,6 +295,11 @@ def test_answer_sentences_come_from_the_tables_and_name_their_runs() -> None:
         "At 50 % of the target (270 training records) there is no detectable difference between finetune and "
         "scratch: -0.02 macro AUC (95 % CI -0.06 to +0.03; 1 seed each, so seed-to-seed variance is not included; "
         "Holm-adjusted p = 0.40 over 1 comparison; 200 bootstrap draws)."]
+    mixed = answer(GridStatistics(pd.DataFrame([comparison_row(0.5, 0.1, 0.05, 0.15, 1 / 200, 1 / 200,
+                                                               n_seeds_baseline=1)],
+                                               columns=list(COMPARISON_COLUMNS))))
+    assert ("(95 % CI +0.05 to +0.15; 3 and 1 seeds; scratch's seed variance not included; "
+            "Holm-adjusted p < 0.005 over 1 comparison") in mixed[0].text
 
 
 def test_grid_statistics_pair_settings_adjust_over_the_grid_and_answer() -> None:
@@ -325,7 +330,7 @@ def test_grid_statistics_pair_settings_adjust_over_the_grid_and_answer() -> None
     assert stats.adjustment == "Holm over the 3 comparisons of this grid"
     assert table.method.str.startswith("two-level bootstrap, 100 draws: 3 seeds paired by seed number").all()
     first, last = table.iloc[0], table.iloc[-1]
-    assert first["diff"] > 0.1 and first.p == "< 0.01 (1/100)" and first["p Holm"] == "≤ 0.03"
+    assert first["diff"] > 0.1 and first.p == "< 0.01 (1/100)" and first["p Holm"] == "< 0.03"
     sentences = answer(stats)
     assert sentences[0].text.startswith("At 10 % of the target (54 training records) finetune · small_cnn beats "
                                         "scratch · small_cnn by ")

@@ -26,6 +26,7 @@ from ecgcore.compare.aggregate import (
 )
 from ecgcore.compare.answer import Sentence, answer
 from ecgcore.compare.cache import clear_caches, file_stamp
+from ecgcore.compare.calibration import calibration_table, reliability
 from ecgcore.compare.efficiency import LabelEfficiency, crossing_fraction, label_efficiency
 from ecgcore.compare.figures import (
     auc_heatmap,
@@ -34,10 +35,17 @@ from ecgcore.compare.figures import (
     learning_curves_figure,
     macro_auc_figure,
     per_class_auc_figure,
+    reliability_figure,
     roc_figure,
 )
 from ecgcore.compare.load import histories, per_class_auc, predictions, run_roc_curves
-from ecgcore.compare.grid import COMPARISON_COLUMNS, GridStatistics, grid_statistics, run_ids_needed
+from ecgcore.compare.grid import (
+    COMPARISON_COLUMNS,
+    GridStatistics,
+    grid_statistics,
+    run_ids_needed,
+    setting_arm,
+)
 from ecgcore.compare.paired import HeadToHead, RocCurve, head_to_head, head_to_head_arms, roc_curves
 from ecgcore.compare.seeded import Arm, SharedDraws, arms_of, compare_arms, shared_draws
 from ecgcore.compare.stats import (
@@ -69,8 +77,9 @@ __all__ = [
     "head_to_head_figure", "histories", "learning_curves_figure", "macro_auc_figure", "per_class_auc",
     "per_class_auc_figure", "predictions", "read_results", "roc_curves", "roc_figure", "run_label",
     "run_labels", "run_roc_curves", "runs_table", "seed_summary",
+    "calibration_table", "reliability", "reliability_figure",
     "COMPARISON_COLUMNS", "GridStatistics", "LabelEfficiency", "Sentence", "answer", "crossing_fraction",
-    "grid_statistics", "label_efficiency", "run_ids_needed",
+    "grid_statistics", "label_efficiency", "run_ids_needed", "setting_arm",
     "Arm", "SharedDraws", "arms_of", "compare_arms", "head_to_head_arms", "shared_draws",
     "benjamini_hochberg", "format_adjusted", "format_p", "holm", "holm_bounded", "seed_mean_ci",
 ]

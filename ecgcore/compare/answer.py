@@ -45,13 +45,13 @@ def _seeds(row: dict) -> str:
     if a == 1 and b == 1:
         text += ", so seed-to-seed variance is not included"
     elif min(a, b) == 1:
-        text += ", one side's seed variance not included"
+        text += f"; {row['line'] if a == 1 else row['baseline']}'s seed variance not included"
     return text
 
 
 def _p(row: dict, m: int) -> str:
     text = str(row["p Holm"])
-    shown = f"p {text}" if text.startswith(("≤", "<")) else f"p = {text}"
+    shown = f"p {text}" if text.startswith("<") else f"p = {text}"
     return f"Holm-adjusted {shown} over {m} comparison{'s' if m != 1 else ''}"
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ecgcore.compare.seeded import Arm, SharedDraws, _weights
+from ecgcore.compare.seeded import Arm, SharedDraws, seed_weights
 
 
 def crossing_fraction(fractions: np.ndarray, curves: np.ndarray, targets: np.ndarray | float) -> np.ndarray:
@@ -99,7 +99,7 @@ def label_efficiency(shared: SharedDraws, line: str, treated: Arm, at_fraction: 
 
     def seed_means(arm: Arm) -> tuple[float, np.ndarray]:
         rows = [shared.index(r) for r in arm.run_ids]
-        weights = _weights(rng.integers(0, arm.n, size=(shared.n_boot, arm.n)), arm.n)
+        weights = seed_weights(rng.integers(0, arm.n, size=(shared.n_boot, arm.n)), arm.n)
         return float(observed[rows].mean()), np.einsum("bs,sb->b", weights, boot[rows])
 
     target, target_boot = seed_means(treated)

@@ -184,7 +184,8 @@ def head_to_head_figure(h2h: HeadToHead, label_a: str, label_b: str) -> go.Figur
     names = ["macro"] + list(frame["name"])
     diffs = np.r_[_num(macro["macro_auc_diff"]), frame["diff"]]
     lows, highs = np.r_[low, frame["low"]], np.r_[high, frame["high"]]
-    pvals = np.r_[_num(macro["p_value"]), frame["p_value"]]
+    # p as text: '< 0.005 (1/200)' at the bootstrap floor; per class with its Holm adjustment.
+    pvals = [h2h.p_text] + [f"{p}, Holm {q}" for p, q in zip(frame["p"], frame["p Holm"])]
     codes = ["macro"] + list(frame["code"])
     points = go.Scatter(
         x=diffs, y=names, mode="markers", marker={"size": 10, "color": [colour(1)] + [colour(0)] * len(frame)},
@@ -192,14 +193,16 @@ def head_to_head_figure(h2h: HeadToHead, label_a: str, label_b: str) -> go.Figur
                      "arrayminus": np.clip(diffs - lows, 0, None)},
         customdata=list(zip(lows, highs, pvals, codes)),
         hovertemplate="%{y} (%{customdata[3]})<br>ΔAUC %{x:+.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]"
-                      "<br>p = %{customdata[2]:.3g}<extra></extra>",
+                      "<br>p %{customdata[2]}<extra></extra>",
     )
     layout = {"shapes": [{"type": "line", "x0": 0, "x1": 0, "y0": 0, "y1": 1, "yref": "paper",
                           "line": {"dash": "dash", "color": "grey"}}],
               "yaxis": {"autorange": "reversed", "automargin": True},
               "xaxis": {"title": {"text": f"AUC difference: {label_a} minus {label_b}"}}}
-    return _figure([points], layout, f"Head to head on {h2h.n_records} shared test records",
-                   max(240, 30 * len(names) + 140))
+    seeds = h2h.result.get("n_seeds_a", 1), h2h.result.get("n_seeds_b", 1)
+    title = f"Head to head on {h2h.n_records} shared test records" + (
+        f", {seeds[0]} vs {seeds[1]} seeds" if max(seeds) > 1 else "")
+    return _figure([points], layout, title, max(240, 30 * len(names) + 140))
 
 
 def _num(value: object) -> float:
@@ -241,3 +244,28 @@ def roc_figure(curves: Mapping[str, Sequence[RocCurve]], max_cols: int = 3) -> g
                                      "<br>FPR %{x:.2f}, TPR %{y:.2f}<extra></extra>"})
                 shown.add(label)
     return _figure(traces, layout, "ROC curves per class", 300 * n_rows + 120)
+
+
+def reliability_figure(table: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure:
+    """Reliability diagram: per run, the fraction of positives against the mean score of each
+    equal-width score bin (every record-class pair pooled; `compare.calibration.reliability`),
+    marker area by the bin's count; the diagonal is perfect calibration."""
+    traces: list[dict[str, Any]] = [{"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines",
+                                     "line": {"dash": "dash", "color": "lightgrey"}, "name": "perfectly calibrated",
+                                     "hoverinfo": "skip"}]
+    largest = float(table["count"].max()) if len(table) else 1.0
+    for i, (run_id, part) in enumerate(table.groupby("run_id", sort=False)):
+        count = part["count"].to_numpy(dtype=float)
+        traces.append({
+            "type": "scatter", "x": part["mean_score"].to_numpy(dtype=float),
+            "y": part["fraction_positive"].to_numpy(dtype=float), "mode": "lines+markers",
+            "name": labels.get(str(run_id), str(run_id)), "line": {"color": colour(i)},
+            "marker": {"size": 6 + 14 * np.sqrt(count / largest), "color": colour(i)},
+            "customdata": np.stack([part["bin_low"].to_numpy(dtype=float), part["bin_high"].to_numpy(dtype=float),
+                                    count], axis=1),
+            "hovertemplate": "scores in (%{customdata[0]:.1f}, %{customdata[1]:.1f}]: %{customdata[2]:.0f} pairs"
+                             "<br>mean score %{x:.3f}, fraction positive %{y:.3f}<extra>%{fullData.name}</extra>",
+        })
+    layout = {"xaxis": {"title": {"text": "mean predicted probability in the bin"}, "range": [0, 1]},
+              "yaxis": {"title": {"text": "fraction of positives"}, "range": [0, 1.02]}}
+    return _figure(traces, layout, "Reliability diagram (all record-class pairs, equal-width bins)", 460)

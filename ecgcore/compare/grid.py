@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ecgcore.compare.efficiency import LabelEfficiency, label_efficiency
-from ecgcore.compare.seeded import Arm, Predictions, arms_of, compare_arms, shared_draws
+from ecgcore.compare.seeded import Arm, Predictions, SharedDraws, arms_of, compare_arms, shared_draws
 from ecgcore.compare.stats import format_adjusted, format_p, holm_bounded
 from ecgcore.errors import EcgcoreError
 from ecgcore.evaluate.bootstrap import DEFAULT_N_BOOT
@@ -83,6 +83,15 @@ def _arm(row: Mapping[str, object]) -> Arm:
     return arms_of(row["run_ids"], row.get("seeds") or [None] * len(row["run_ids"]))  # type: ignore[arg-type]
 
 
+def setting_arm(summary: pd.DataFrame, run_id: str) -> Arm:
+    """The seeds of `run_id`'s setting (a `seed_summary` row holding it) as an Arm; the run alone
+    when no row holds it."""
+    for row in summary.to_dict("records"):
+        if run_id in row["run_ids"]:
+            return _arm(row)
+    return Arm((run_id,), (None,))
+
+
 def grid_statistics(curve: pd.DataFrame, preds: Mapping[str, Predictions], *, baseline: str = BASELINE,
                     n_boot: int = DEFAULT_N_BOOT, seed: int = 0, ci: float = 0.95) -> GridStatistics:
     """Each treated setting minus its baseline (module docstring), Holm-adjusted over the grid,
@@ -120,7 +129,7 @@ def grid_statistics(curve: pd.DataFrame, preds: Mapping[str, Predictions], *, ba
                 "high": high, "p_value": result["p_value"], "n_seeds": result["n_seeds_a"],
                 "n_seeds_baseline": result["n_seeds_b"], "n_boot": shared.n_boot, "method": result["method"],
                 "run_ids": list(treated["run_ids"]), "baseline_run_ids": list(base["run_ids"])})
-        efficiency += _efficiency(shared, members, baselines, family, seed, ci)
+        efficiency += _efficiency(shared, members, baselines, seed, ci)
     frame = pd.DataFrame(records, columns=list(COMPARISON_COLUMNS))
     n_boot_used = int(frame["n_boot"].iloc[0]) if len(frame) else n_boot
     adjusted, bound = holm_bounded(frame["p_value"].to_numpy(dtype=float), n_boot_used)
@@ -132,7 +141,8 @@ def grid_statistics(curve: pd.DataFrame, preds: Mapping[str, Predictions], *, ba
     return GridStatistics(comparisons=frame, efficiency=efficiency, notes=notes, adjustment=adjustment)
 
 
-def _efficiency(shared, members, baselines, family, seed: int, ci: float) -> list[LabelEfficiency]:  # type: ignore[no-untyped-def]
+def _efficiency(shared: SharedDraws, members: list[tuple[dict, dict]], baselines: list[dict],
+                seed: int, ci: float) -> list[LabelEfficiency]:
     """Label efficiency of each treated line (in this family) at its smallest paired fraction."""
     out = []
     smallest: dict[str, tuple[dict, dict]] = {}

@@ -72,7 +72,9 @@ class SharedDraws:
 
     def macro_observed(self) -> np.ndarray:
         """(R,) macro AUC of each run: mean over the classes defined on the shared records."""
-        return self.observed[:, self.defined].mean(axis=1) if self.defined.any() else np.full(len(self.run_ids), np.nan)
+        if not self.defined.any():
+            return np.full(len(self.run_ids), np.nan)
+        return self.observed[:, self.defined].mean(axis=1)
 
     def macro_boot(self) -> np.ndarray:
         """(R, B) macro AUC of each run in each draw (the same classes as `macro_observed`)."""
@@ -130,9 +132,9 @@ def shared_draws(preds: Mapping[str, Predictions], *, n_boot: int = DEFAULT_N_BO
     observed = np.stack([per_class_auc(truth, s) for s in scores])
     boot = np.stack([bootstrap_auc(truth, np.asarray(s, dtype=np.float64), draws) for s in scores])
     dropped = sorted(set().union(*(set(c) for c in class_lists)) - common)
+    only = {r: len(i) - len(records) for r, i in zip(run_ids, id_lists)}
     return SharedDraws(run_ids=run_ids, classes=classes, record_ids=records, truth=truth, observed=observed,
-                       boot=boot, draws=draws, only_records={r: len(i) - len(records) for r, i in zip(run_ids, id_lists)},
-                       dropped_classes=dropped)
+                       boot=boot, draws=draws, only_records=only, dropped_classes=dropped)
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ def seeds_paired(a: Arm, b: Arm) -> bool:
             and set(a.seeds) == set(b.seeds))
 
 
-def _weights(idx: np.ndarray, n: int) -> np.ndarray:
+def seed_weights(idx: np.ndarray, n: int) -> np.ndarray:
     """(B, n) share of each seed in each seed resample (rows sum to 1)."""
     return (idx[:, :, None] == np.arange(n)).sum(axis=1) / n
 
@@ -170,7 +172,7 @@ def describe_method(a: Arm, b: Arm, n_boot: int, n_records: int, paired: bool) -
         return (f"paired bootstrap over {records}, {n_boot} draws; one seed per arm: "
                 "seed-to-seed variance is not included")
     seeds = (f"{a.n} seeds paired by seed number" if paired
-             else f"{a.n} seeds of A and {b.n} of B resampled independently")
+             else f"{a.n} seed{'s' if a.n != 1 else ''} of A and {b.n} of B resampled independently")
     text = f"two-level bootstrap, {n_boot} draws: {seeds} × {records}"
     single = [name for name, arm in (("A", a), ("B", b)) if arm.n == 1]
     if single:
@@ -194,7 +196,7 @@ def compare_arms(shared: SharedDraws, a: Arm, b: Arm, *, seed: int = 0, ci: floa
     rng = np.random.default_rng([seed, 1])
     idx_a = rng.integers(0, a.n, size=(n_boot, a.n))
     idx_b = idx_a if paired else rng.integers(0, b.n, size=(n_boot, b.n))
-    w_a, w_b = _weights(idx_a, a.n), _weights(idx_b, b.n)
+    w_a, w_b = seed_weights(idx_a, a.n), seed_weights(idx_b, b.n)
     # diff[b, c] = Σ_s w_a[b, s] AUC_a,s[b, c] − Σ_s w_b[b, s] AUC_b,s[b, c]
     boot_diff = (np.einsum("bs,sbc->bc", w_a, shared.boot[rows_a])
                  - np.einsum("bs,sbc->bc", w_b, shared.boot[rows_b]))

@@ -102,9 +102,9 @@ def format_p(p: float | None, n_boot: int | None = None) -> str:
 
 
 def holm_bounded(p_values: Sequence[float], n_boot: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """(Holm-adjusted p, whether each is only an upper bound). A p at the bootstrap floor is an
-    upper bound of the true p; an adjusted value is then a bound too when it changes with that
-    p (Holm with the floored p set to 0 gives a smaller value)."""
+    """(Holm-adjusted p, whether each is only a strict upper bound). A p at the bootstrap floor
+    stands for "< 1/B"; an adjusted value is then a bound too when it depends on that p (Holm
+    with the floored p set to 0 gives a smaller value): the adjusted p lies below it."""
     p = np.asarray(p_values, dtype=float)
     adjusted = holm(p)
     floored = np.array([at_floor(v, n_boot) for v in p], dtype=bool)
@@ -115,7 +115,7 @@ def holm_bounded(p_values: Sequence[float], n_boot: int | None) -> tuple[np.ndar
 
 
 def format_adjusted(adjusted: float | None, bound: bool) -> str:
-    """An adjusted p as text; '≤ x' when it is only an upper bound (see `holm_bounded`)."""
+    """An adjusted p as text; '< x' when it is only an upper bound (see `holm_bounded`)."""
     if adjusted is None or not math.isfinite(adjusted):
         return "—"
-    return ("≤ " if bound else "") + _number(adjusted)
+    return ("< " if bound else "") + _number(adjusted)
