@@ -295,6 +295,9 @@ def test_answer_sentences_come_from_the_tables_and_name_their_runs() -> None:
         "At 50 % of the target (270 training records) there is no detectable difference between finetune and "
         "scratch: -0.02 macro AUC (95 % CI -0.06 to +0.03; 1 seed each, so seed-to-seed variance is not included; "
         "Holm-adjusted p = 0.40 over 1 comparison; 200 bootstrap draws)."]
+    tiny = answer(GridStatistics(pd.DataFrame([comparison_row(1.0, -0.001, -0.004, 0.003, 0.7, 0.7)],
+                                              columns=list(COMPARISON_COLUMNS))))
+    assert "no detectable difference between finetune and scratch: +0.00 macro AUC (95 % CI +0.00 to +0.00;" in tiny[0].text
     mixed = answer(GridStatistics(pd.DataFrame([comparison_row(0.5, 0.1, 0.05, 0.15, 1 / 200, 1 / 200,
                                                                n_seeds_baseline=1)],
                                                columns=list(COMPARISON_COLUMNS))))

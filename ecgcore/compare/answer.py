@@ -55,8 +55,13 @@ def _p(row: dict, m: int) -> str:
     return f"Holm-adjusted {shown} over {m} comparison{'s' if m != 1 else ''}"
 
 
+def _signed(value: float) -> str:
+    """+0.12 / -0.03; a value that rounds to zero reads +0.00, never -0.00."""
+    return f"{round(float(value), 2) + 0.0:+.2f}"
+
+
 def _detail(row: dict, m: int) -> str:
-    return (f"95 % CI {row['low']:+.2f} to {row['high']:+.2f}; {_seeds(row)}; {_p(row, m)}; "
+    return (f"95 % CI {_signed(row['low'])} to {_signed(row['high'])}; {_seeds(row)}; {_p(row, m)}; "
             f"{int(row['n_boot'])} bootstrap draws")
 
 
@@ -68,7 +73,7 @@ def _first(row: dict, m: int) -> str:
     where = f"At {percent(row['train_fraction'])} of the target{_records(row['n_train'])}"
     if not _detected(row):
         return (f"{where} there is no detectable difference between {row['line']} and {row['baseline']}: "
-                f"{row['diff']:+.2f} macro AUC ({_detail(row, m)}).")
+                f"{_signed(row['diff'])} macro AUC ({_detail(row, m)}).")
     verb = "beats" if row["diff"] > 0 else "trails"
     return f"{where} {row['line']} {verb} {row['baseline']} by {abs(row['diff']):.2f} macro AUC ({_detail(row, m)})."
 
@@ -78,11 +83,11 @@ def _last(row: dict, first: dict, m: int) -> str:
     same_sign = np.sign(row["diff"]) == np.sign(first["diff"])
     if not _detected(row):
         gap = "the gap closes to" if _detected(first) else "the difference is"
-        return f"{where} {gap} {row['diff']:+.2f} macro AUC ({_detail(row, m)}): no detectable difference."
+        return f"{where} {gap} {_signed(row['diff'])} macro AUC ({_detail(row, m)}): no detectable difference."
     verb = "beats" if row["diff"] > 0 else "trails"
     if _detected(first) and same_sign:
         change = "narrows" if abs(row["diff"]) < abs(first["diff"]) else "widens"
-        return (f"{where} the gap {change} to {row['diff']:+.2f}: {row['line']} still {verb} {row['baseline']} "
+        return (f"{where} the gap {change} to {_signed(row['diff'])}: {row['line']} still {verb} {row['baseline']} "
                 f"({_detail(row, m)}).")
     return f"{where} {row['line']} {verb} {row['baseline']} by {abs(row['diff']):.2f} macro AUC ({_detail(row, m)})."
 
