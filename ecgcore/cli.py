@@ -320,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
 # The background queue's commands (submit, jobs, cancel, logs, worker, job-run) live in their
 # own module; importing it here registers them in this order.
 from ecgcore import cli_queue  # noqa: E402,F401
+from ecgcore import cli_compare  # noqa: E402,F401  (answer)
 
 
 # -- dataset downloads (ecgcore.download) ---------------------------------------------------------

@@ -123,14 +123,23 @@ def test_one_failed_run_does_not_stop_the_grid(tiny_workspace: Path) -> None:
         return sum(r["kind"] == "target" and r["strategy"] == "scratch" and r["status"] == "done"
                    for r in runs)
 
+    # A setting the model cannot take is refused when the grid is planned, before any training.
+    refused = _cli(tiny_workspace, "run", str(ROOT / "experiments" / "smoke.toml"), *TINY, "--dry-run",
+                   "--set", 'grid.strategy=["partial_freeze", "scratch"]', "--set", "strategy_options.freeze_groups=99")
+    assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
+    assert "freeze_groups=99" in refused.stderr
+
+    # A run that fails only once it reads its data (a crop longer than the prepared window):
+    # its folder keeps the error and the next run still runs.
     before = done_scratch_runs()
     args = ["run", str(ROOT / "experiments" / "smoke.toml"), *TINY, "--set", "train.epochs=1",
-            "--set", 'grid.strategy=["partial_freeze", "scratch"]', "--set", "strategy_options.freeze_groups=99"]
+            "--set", 'grid.strategy=["scratch"]', "--set", 'grid.arch=["fcn_wang", "small_cnn"]',
+            "--set", "archs.fcn_wang.train.crop_seconds=60"]
     failed = _cli(tiny_workspace, *args)
     assert failed.returncode != 0
     last = failed.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: 1 of 3 runs failed; first: small_cnn partial_freeze")
+    assert last.startswith("error: 1 of 2 runs failed; first: fcn_wang scratch")
     runs = json.loads(_cli(tiny_workspace, "runs", "--json").stdout)
-    (broken,) = [r for r in runs if r["strategy"] == "partial_freeze"]
-    assert broken["status"] == "failed" and "99" in broken["error"]
+    (broken,) = [r for r in runs if r["arch"] == "fcn_wang"]
+    assert broken["status"] == "failed" and "crop of 60" in broken["error"]
     assert done_scratch_runs() == before + 1, "the run after the failed one still ran"

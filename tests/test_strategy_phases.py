@@ -214,17 +214,32 @@ def test_dry_run_refuses_unreachable_phases_with_one_line(demo_home: Path) -> No
     assert "\n" not in message and "small_cnn discriminative_lr" in message and "never reaches" in message
 
 
-def test_results_record_phases_and_precision(demo_home: Path) -> None:
+def test_results_record_phases_and_precision_and_answer_reads_them(
+        demo_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """results.json lists the phases reached; `python -m ecgcore answer --json` then compares
+    lp_ft with scratch from the store, each sentence naming runs that exist."""
+    from ecgcore.cli import main
     from ecgcore.experiments import run_experiment
 
     run_ids = run_experiment(ROOT / "experiments" / "smoke.toml",
-                             ["grid.strategy=[\"lp_ft\"]", "train.epochs=3", "pretrain.epochs=1",
+                             ["grid.strategy=[\"scratch\", \"lp_ft\"]", "train.epochs=3", "pretrain.epochs=1",
                               "strategy_options.head_epochs=2"], say=lambda m: None)
     results = json.loads((demo_home / "runs" / run_ids[-1] / "results.json").read_text())
+    assert results["strategy"] == "lp_ft"
     assert [p["name"] for p in results["phases"]] == ["linear probe", "all"]
     assert results["phases"][0] | {"epochs_planned": 2, "epochs_run": 2, "reached": True} == results["phases"][0]
     assert results["phases"][1]["reached"] and results["phases"][1]["first_epoch"] == 2
     assert results["precision"] == "float32" and results["precision_asked"] == "float32"
+
+    capsys.readouterr()
+    assert main(["answer", "--experiment", "smoke", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    [comparison] = out["comparisons"]
+    assert (comparison["line"], comparison["baseline"], comparison["train_fraction"]) == ("lp_ft", "scratch", 0.4)
+    assert comparison["low"] <= comparison["diff"] <= comparison["high"]
+    assert out["answer"] and all(set(s["run_ids"]) <= set(run_ids) and s["run_ids"] for s in out["answer"])
+    assert "seed-to-seed variance is not included" in out["answer"][0]["text"]
+    assert main(["answer", "--experiment", "nothing-here"]) == 2  # one line on stderr
 
 
 # ----------------------------------------------------------------------------- precision
