@@ -305,6 +305,25 @@ def test_answer_sentences_come_from_the_tables_and_name_their_runs() -> None:
             "Holm-adjusted p < 0.005 over 1 comparison") in mixed[0].text
 
 
+def test_a_bound_at_the_bootstrap_floor_is_never_called_no_difference() -> None:
+    """12 comparisons, every draw on one side, 200 draws: Holm can only say p < 0.06. The
+    quickstart rerun printed "no detectable difference" for a +0.19 (CI +0.16 to +0.22) gap;
+    the answer now says the draws are too few, and the grid asks for enough draws."""
+    from ecgcore.compare.answer import answer
+    from ecgcore.compare.grid import COMPARISON_COLUMNS, GridStatistics, draws_to_resolve
+
+    rows = [comparison_row(f, 0.19, 0.16, 0.22, 1 / 200, 0.06, p_holm_bound=True) for f in (0.1, 0.25, 0.5, 1.0)]
+    sentences = [s.text for s in answer(GridStatistics(pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))))]
+    assert not any("no detectable difference" in text for text in sentences)
+    assert sentences[0].startswith("At 10 % of the target (54 training records) finetune against scratch: +0.19 macro "
+                                   "AUC (95 % CI +0.16 to +0.22;")
+    assert sentences[0].endswith("200 bootstrap draws are too few to decide after the Holm adjustment (its p is "
+                                 "only known to be below 0.06); rerun with more draws.")
+    assert "undecided (too few bootstrap draws) at 25 %, 50 %" in sentences[1]
+    assert draws_to_resolve(1) == 200 and draws_to_resolve(12) == 960 and draws_to_resolve(10_000) == 5_000
+    assert 12 / draws_to_resolve(12) <= 0.05 / 4
+
+
 def test_grid_statistics_pair_settings_adjust_over_the_grid_and_answer() -> None:
     from ecgcore.compare.answer import answer
     from ecgcore.compare.grid import grid_statistics, run_ids_needed

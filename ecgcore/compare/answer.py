@@ -10,7 +10,10 @@ rules, per treated line against its baseline:
   difference;
 - label efficiency at the smallest fraction ("… ≈ scratch at X %").
 "No detectable difference" is said whenever the Holm-adjusted p is not below 0.05 (the
-interval shown is the unadjusted 95 % CI of that comparison).
+interval shown is the unadjusted 95 % CI of that comparison), except when that p is only a
+bound set by the bootstrap's floor (every draw on one side, but 1/B times the number of
+comparisons is not below 0.05): then the sentence says the draws are too few to decide,
+never "no detectable difference".
 """
 
 from __future__ import annotations
@@ -69,8 +72,22 @@ def _detected(row: dict) -> bool:
     return bool(np.isfinite(row["p_holm"]) and row["p_holm"] < ALPHA and row["diff"] != 0)
 
 
+def _undecided(row: dict) -> bool:
+    """Not detected only because the bootstrap's floor bounds the adjusted p at or above alpha."""
+    bound = row.get("p_holm_bound")
+    return isinstance(bound, (bool, np.bool_)) and bool(bound) and not _detected(row)
+
+
+def _too_few(row: dict) -> str:
+    return (f"{int(row['n_boot'])} bootstrap draws are too few to decide after the Holm adjustment "
+            f"(its p is only known to be below {float(row['p_holm']):.2g}); rerun with more draws")
+
+
 def _first(row: dict, m: int) -> str:
     where = f"At {percent(row['train_fraction'])} of the target{_records(row['n_train'])}"
+    if _undecided(row):
+        return (f"{where} {row['line']} against {row['baseline']}: {_signed(row['diff'])} macro AUC "
+                f"({_detail(row, m)}); {_too_few(row)}.")
     if not _detected(row):
         return (f"{where} there is no detectable difference between {row['line']} and {row['baseline']}: "
                 f"{_signed(row['diff'])} macro AUC ({_detail(row, m)}).")
@@ -81,6 +98,8 @@ def _first(row: dict, m: int) -> str:
 def _last(row: dict, first: dict, m: int) -> str:
     where = f"At {percent(row['train_fraction'])}{_records(row['n_train'])}"
     same_sign = np.sign(row["diff"]) == np.sign(first["diff"])
+    if _undecided(row):
+        return f"{where} the difference is {_signed(row['diff'])} macro AUC ({_detail(row, m)}); {_too_few(row)}."
     if not _detected(row):
         gap = "the gap closes to" if _detected(first) else "the difference is"
         return f"{where} {gap} {_signed(row['diff'])} macro AUC ({_detail(row, m)}): no detectable difference."
@@ -93,10 +112,11 @@ def _last(row: dict, first: dict, m: int) -> str:
 
 
 def _between(rows: list[dict]) -> str:
-    groups: dict[str, list[str]] = {"detectably better": [], "detectably worse": [], "no detectable difference": []}
+    groups: dict[str, list[str]] = {"detectably better": [], "detectably worse": [], "no detectable difference": [],
+                                    "undecided (too few bootstrap draws)": []}
     for row in rows:
         key = ("detectably better" if row["diff"] > 0 else "detectably worse") if _detected(row) \
-            else "no detectable difference"
+            else "undecided (too few bootstrap draws)" if _undecided(row) else "no detectable difference"
         groups[key].append(percent(row["train_fraction"]))
     parts = [f"{name} at {', '.join(where)}" for name, where in groups.items() if where]
     return (f"In between, {rows[0]['line']} against {rows[0]['baseline']}: " + "; ".join(parts)

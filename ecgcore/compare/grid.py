@@ -12,6 +12,7 @@ over every comparison of the table (one family: what the answer panel states at 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ import pandas as pd
 
 from ecgcore.compare.efficiency import LabelEfficiency, label_efficiency
 from ecgcore.compare.seeded import Arm, Predictions, SharedDraws, arms_of, compare_arms, shared_draws
-from ecgcore.compare.stats import format_adjusted, format_p, holm_bounded
+from ecgcore.compare.stats import ALPHA, format_adjusted, format_p, holm_bounded
 from ecgcore.errors import EcgcoreError
 from ecgcore.evaluate.bootstrap import DEFAULT_N_BOOT
 
@@ -29,7 +30,7 @@ FAMILY_KEYS: tuple[str, ...] = ("protocol", "target", "task")
 PAIR_KEYS: tuple[str, ...] = FAMILY_KEYS + ("arch",)
 COMPARISON_COLUMNS: tuple[str, ...] = (
     "line", "baseline", "train_fraction", "n_train", "macro_auc", "macro_auc_baseline", "diff", "low", "high",
-    "p_value", "p_holm", "p", "p Holm", "n_seeds", "n_seeds_baseline", "n_boot", "method", "run_ids",
+    "p_value", "p_holm", "p_holm_bound", "p", "p Holm", "n_seeds", "n_seeds_baseline", "n_boot", "method", "run_ids",
     "baseline_run_ids",
 )
 
@@ -92,11 +93,25 @@ def setting_arm(summary: pd.DataFrame, run_id: str) -> Arm:
     return Arm((run_id,), (None,))
 
 
+#: Most bootstrap draws `draws_to_resolve` asks for (a grid of hundreds of comparisons would
+#: otherwise cost minutes); past it the answer says when its draws are too few to decide.
+MAX_DRAWS = 5_000
+
+
+def draws_to_resolve(n_comparisons: int, alpha: float = ALPHA) -> int:
+    """Bootstrap draws B such that a p at the bootstrap's floor (1/B) stays well below alpha
+    after Holm over `n_comparisons` (m/B <= alpha/4): with 200 draws and 12 comparisons the
+    smallest Holm-adjusted p the bootstrap can show is 0.06, which cannot call anything."""
+    return int(min(MAX_DRAWS, max(DEFAULT_N_BOOT, math.ceil(4 * n_comparisons / alpha))))
+
+
 def grid_statistics(curve: pd.DataFrame, preds: Mapping[str, Predictions], *, baseline: str = BASELINE,
-                    n_boot: int = DEFAULT_N_BOOT, seed: int = 0, ci: float = 0.95) -> GridStatistics:
+                    n_boot: int | None = None, seed: int = 0, ci: float = 0.95) -> GridStatistics:
     """Each treated setting minus its baseline (module docstring), Holm-adjusted over the grid,
-    and label efficiency of each treated line at its smallest fraction."""
+    and label efficiency of each treated line at its smallest fraction. `n_boot` None: as many
+    draws as `draws_to_resolve` asks for the grid's number of comparisons."""
     found = pairs(curve, baseline)
+    n_boot = draws_to_resolve(len(found)) if n_boot is None else n_boot
     notes: list[str] = []
     if not found:
         notes.append(f"no {baseline} runs at the same fraction, architecture and target as the other strategies "
@@ -134,6 +149,7 @@ def grid_statistics(curve: pd.DataFrame, preds: Mapping[str, Predictions], *, ba
     n_boot_used = int(frame["n_boot"].iloc[0]) if len(frame) else n_boot
     adjusted, bound = holm_bounded(frame["p_value"].to_numpy(dtype=float), n_boot_used)
     frame["p_holm"] = adjusted
+    frame["p_holm_bound"] = bound
     frame["p"] = [format_p(p, n_boot_used) for p in frame["p_value"].to_numpy(dtype=float)]
     frame["p Holm"] = [format_adjusted(p, b) for p, b in zip(adjusted, bound)]
     frame = frame.sort_values(["line", "train_fraction"], kind="mergesort").reset_index(drop=True)
