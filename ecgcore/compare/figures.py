@@ -171,9 +171,14 @@ def data_efficiency_figure(curve: pd.DataFrame) -> go.Figure:
                              "<extra>%{fullData.name}</extra>",
         })
     layout = {"xaxis": {"title": {"text": "fraction of the target's training records"}, "type": "log"},
-              "yaxis": {"title": {"text": "test macro ROC-AUC, mean over seeds<br>band: 95 % CI, t-interval "
-                                          "of the seed mean (one seed: the run's bootstrap CI)"}}}
-    return _figure(traces, layout, "Data efficiency", 460)
+              "yaxis": {"title": {"text": "test macro ROC-AUC, mean over seeds"}},
+              # the band's method under the plot: a two-line axis title is clipped at the left edge
+              "annotations": [{"text": "band: 95 % CI, t-interval of the seed mean (one seed: the run's "
+                                       "bootstrap CI over test records)", "xref": "paper", "yref": "paper",
+                               "x": 0, "y": -0.22, "showarrow": False, "xanchor": "left",
+                               "font": {"size": 11}}],
+              "margin": {**_MARGIN, "b": 90}}
+    return _figure(traces, layout, "Data efficiency", 480)
 
 
 def head_to_head_figure(h2h: HeadToHead, label_a: str, label_b: str) -> go.Figure:
