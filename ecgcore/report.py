@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import TextToPath
 
 from ecgcore.data.labels import class_name
 from ecgcore.data.prepare import PrepConfig
@@ -28,14 +30,22 @@ from ecgcore.data.recordset import Signal
 from ecgcore.errors import EcgcoreError
 from ecgcore.figures import ecg_paper_figure
 from ecgcore.figures.ecg_paper import MAJOR_MM, MINOR_MM, PAGE_HEIGHT_MM, PAGE_WIDTH_MM
+from ecgcore.provenance import RESEARCH_USE
 
 MM_PER_INCH = 25.4
 PAGE_MM = (297.0, 210.0)  # A4 landscape
 PAPER_LEFT_MM = (PAGE_MM[0] - PAGE_WIDTH_MM) / 2
-PAPER_BOTTOM_MM = 6.0
 FORMATS = ("pdf", "png")
 PNG_DPI = 150
-MAX_PREDICTION_ROWS = 8
+# The header: four columns over the paper's width (what the model rests on, the record,
+# the calls, lead importance), from HEADER_TOP_MM below the page's top edge down to
+# HEADER_BOTTOM_MM, which stays clear of the paper; all in mm.
+PAPER_BOTTOM_MM = 5.0
+HEADER_TOP_MM = 5.0
+HEADER_BOTTOM_MM = PAGE_MM[1] - PAPER_BOTTOM_MM - PAGE_HEIGHT_MM - 2.0
+COLUMN_GAP_MM = 3.0
+COLUMN_WIDTHS_MM = (80.0, 64.0, 70.0, 37.0)
+WARNING_BOX = "#b03a2e"
 METHOD_NAMES = {"gradcam": "Grad-CAM", "ig": "Integrated Gradients", "occlusion": "Occlusion"}
 
 
@@ -47,6 +57,10 @@ class Prediction:
     probability: float
     threshold: float = 0.5
     true: bool | None = None
+
+    @property
+    def called(self) -> bool:
+        return self.probability >= self.threshold
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,9 @@ class ReportContent:
     lead_importance: Mapping[str, float] | None = None
     facts: Mapping[str, str] = field(default_factory=dict)
     start: float = 0.0
+    provenance: Sequence[str] = ()   # what the model rests on, one sentence a line
+    warning: str = ""                # drawn white on red under the title (e.g. synthetic training data)
+    calls_note: str = ""             # how probabilities became calls (which thresholds)
 
 
 def saliency_on_signal(attribution: np.ndarray, attribution_leads: Sequence[str],
@@ -134,48 +151,164 @@ def _draw_paper(ax: object, content: ReportContent) -> None:
         spine.set_color(fig.layout.xaxis.gridcolor)
 
 
-def _prediction_lines(predictions: Sequence[Prediction]) -> list[str]:
-    """Highest probabilities first (true labels always listed), as fixed-width lines."""
+@dataclass(frozen=True)
+class _Style:
+    size: float
+    weight: str = "normal"
+    family: str = "sans-serif"
+    colour: str = "#111111"
+
+    def font(self) -> FontProperties:
+        return FontProperties(size=self.size, weight=self.weight, family=self.family)
+
+    @property
+    def pitch_mm(self) -> float:
+        """Distance between baselines of two lines (1.3 x the font size)."""
+        return self.size * 1.3 / 72 * MM_PER_INCH
+
+
+TITLE = _Style(9.5, "bold")
+BODY = _Style(6.0)
+STRONG = _Style(6.0, "bold")
+WARNING = _Style(6.5, "bold", colour="#ffffff")
+MONO = _Style(5.5, family="monospace")
+_TEXT_PATH = TextToPath()
+
+
+def _text_width_mm(text: str, style: _Style) -> float:
+    """Printed width of one line of text (matplotlib's own font metrics, no renderer)."""
+    width, _, _ = _TEXT_PATH.get_text_width_height_descent(text, style.font(), ismath=False)
+    return width / 72 * MM_PER_INCH
+
+
+def _clip(text: str, width_mm: float, style: _Style) -> str:
+    """The line cut with "…" so that it fits `width_mm`."""
+    if _text_width_mm(text, style) <= width_mm:
+        return text
+    while text and _text_width_mm(text + "…", style) > width_mm:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
+def _wrap(text: str, width_mm: float, style: _Style, max_lines: int) -> list[str]:
+    """Words filled into lines of `width_mm`; past `max_lines` the last line ends in "…"."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and _text_width_mm(f"{lines[-1]} {word}", style) <= width_mm:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = _clip(lines[-1] + " …", width_mm, style)
+    return [_clip(line, width_mm, style) for line in lines]
+
+
+
+
+@dataclass
+class _Column:
+    """One header column: lines placed top-down from `top_mm` (measured from the page's
+    top edge) within `width_mm`, never below `bottom_mm` (just above the ECG paper)."""
+
+    fig: Figure
+    left_mm: float
+    width_mm: float
+    y_mm: float = HEADER_TOP_MM
+
+    @property
+    def room_mm(self) -> float:
+        return HEADER_BOTTOM_MM - self.y_mm
+
+    def lines_left(self, style: _Style) -> int:
+        return max(0, int((self.room_mm - style.size / 72 * MM_PER_INCH) // style.pitch_mm) + 1)
+
+    def put(self, line: str, style: _Style, box: str | None = None) -> None:
+        if self.lines_left(style) < 1:
+            raise EcgcoreError(f"report header: no room left for {line!r}")
+        self.fig.text(self.left_mm / PAGE_MM[0], 1 - self.y_mm / PAGE_MM[1], line, va="top",
+                      fontproperties=style.font(), color=style.colour, parse_math=False,
+                      bbox=None if box is None else dict(boxstyle="square,pad=0.25", fc=box, ec=box))
+        self.y_mm += style.pitch_mm * (1.25 if box else 1.0)
+
+    def paragraph(self, text: str, style: _Style, max_lines: int = 2, reserve: int = 0) -> None:
+        """Wrapped text; `reserve` lines of `style` are kept free below it."""
+        room = min(max_lines, self.lines_left(style) - reserve)
+        for line in _wrap(text, self.width_mm, style, max(room, 0)) if room > 0 else []:
+            self.put(line, style)
+
+
+def _prediction_lines(predictions: Sequence[Prediction], capacity: int, chars: int) -> list[str]:
+    """The calls table in `capacity` fixed-width lines of at most `chars` characters, in
+    order of probability: the true labels first get a row, then the called classes, then
+    the most probable others; what does not fit is counted on the last line."""
     ordered = sorted(predictions, key=lambda p: -p.probability)
-    shown = ordered[:MAX_PREDICTION_ROWS]
-    shown += [p for p in ordered[MAX_PREDICTION_ROWS:] if p.true][: MAX_PREDICTION_ROWS]
     known = any(p.true is not None for p in predictions)
-    lines = ["prob.  call  " + ("true  " if known else "") + "class"]
+    rows = capacity - 1
+    if len(ordered) > rows:
+        rows -= 1  # one line says how many are not shown
+    shown = [p for p in ordered if p.true][:rows]
+    for group in ([p for p in ordered if p.called], ordered):
+        shown += [p for p in group if p not in shown][: rows - len(shown)]
+    shown.sort(key=lambda p: -p.probability)
+    lines = ["prob.  cut    call  " + ("true  " if known else "") + "class"]
     for p in shown:
-        call = "yes " if p.probability >= p.threshold else "no  "
         truth = ("yes   " if p.true else "no    ") if known else ""
-        lines.append(f"{p.probability:5.3f}  {call}  {truth}{class_name(p.code)[:60]}")
-    hidden = len(ordered) - len(shown)
+        line = f"{p.probability:5.3f}  {p.threshold:5.3f}  {'yes ' if p.called else 'no  '}  {truth}"
+        lines.append(line + class_name(p.code))
+    hidden = [p for p in ordered if p not in shown]
     if hidden:
-        lines.append(f"… {hidden} more classes with lower probabilities")
-    return lines
+        called = sum(p.called for p in hidden)
+        lines.append(f"… {len(hidden)} more classes with lower probabilities"
+                     + (f" ({called} called)" if called else ""))
+    return [line if len(line) <= chars else line[: chars - 1] + "…" for line in lines]
 
 
 def _draw_header(fig: Figure, content: ReportContent) -> None:
-    top = 1 - 5.0 / PAGE_MM[1]
-    left = PAPER_LEFT_MM / PAGE_MM[0]
-    fig.text(left, top, content.title, fontsize=12, fontweight="bold", va="top")
-    facts = [f"{k}: {v}" for k, v in content.facts.items()]
-    if content.saliency_caption:
-        facts.append(content.saliency_caption)
-    fig.text(left, top - 0.035, "\n".join(facts), fontsize=7, va="top", linespacing=1.4)
-    fig.text(left + 0.30, top, "\n".join(_prediction_lines(content.predictions)), fontsize=7,
-             va="top", family="monospace", linespacing=1.35)
+    """Four columns above the paper, none reaching it: what the model rests on; the record;
+    the calls; lead importance. Every line is fitted to its column (cut with "…")."""
+    left = PAPER_LEFT_MM
+    about = _Column(fig, left, COLUMN_WIDTHS_MM[0])
+    about.put(_clip(content.title, about.width_mm, TITLE), TITLE)
+    if content.warning:
+        for line in _wrap(content.warning, about.width_mm - 2, WARNING, 2):
+            about.put(line, WARNING, box=WARNING_BOX)
+    for line in content.provenance:
+        about.paragraph(line, BODY, reserve=1)
+    about.paragraph(RESEARCH_USE, STRONG, max_lines=1)
+
+    left += COLUMN_WIDTHS_MM[0] + COLUMN_GAP_MM
+    record = _Column(fig, left, COLUMN_WIDTHS_MM[1])
+    notes = [f"{k}: {v}" for k, v in content.facts.items()]
+    notes += [n for n in (content.calls_note, content.saliency_caption) if n]
+    for note in notes:
+        record.paragraph(note, BODY)
+
+    left += COLUMN_WIDTHS_MM[1] + COLUMN_GAP_MM
+    calls = _Column(fig, left, COLUMN_WIDTHS_MM[2])
+    chars = int(calls.width_mm // _text_width_mm("0", MONO))
+    for line in _prediction_lines(content.predictions, calls.lines_left(MONO), chars):
+        calls.put(line, MONO)
     if content.lead_importance:
-        _draw_importance(fig, content.lead_importance)
+        left += COLUMN_WIDTHS_MM[2] + COLUMN_GAP_MM
+        _draw_importance(fig, content.lead_importance, left, COLUMN_WIDTHS_MM[3])
 
 
-def _draw_importance(fig: Figure, importance: Mapping[str, float]) -> None:
-    """A small bar chart of per-lead importance in the header's right corner."""
-    width, height = 62.0, 22.0
-    right = PAPER_LEFT_MM + PAGE_WIDTH_MM
-    ax = fig.add_axes(((right - width) / PAGE_MM[0], (PAGE_MM[1] - 6.0 - height) / PAGE_MM[1],
-                       width / PAGE_MM[0], height / PAGE_MM[1]))
+def _draw_importance(fig: Figure, importance: Mapping[str, float], left_mm: float,
+                     width_mm: float) -> None:
+    """A small bar chart of per-lead importance in the header's right column: title above,
+    lead names below the bars, all of it above the paper."""
+    label_mm, title_mm = 4.5, 3.0
+    bottom = PAGE_MM[1] - HEADER_BOTTOM_MM + label_mm
+    height = HEADER_BOTTOM_MM - HEADER_TOP_MM - label_mm - title_mm
+    ax = fig.add_axes((left_mm / PAGE_MM[0], bottom / PAGE_MM[1], width_mm / PAGE_MM[0],
+                       height / PAGE_MM[1]))
     leads = list(importance)
     ax.bar(range(len(leads)), [float(importance[k]) for k in leads], color="#c0392b")
-    ax.set_xticks(range(len(leads)), leads, fontsize=5)
-    ax.tick_params(axis="y", labelsize=5)
-    ax.set_title("lead importance", fontsize=6, pad=2)
+    ax.set_xticks(range(len(leads)), leads, fontsize=4.5, rotation=90)
+    ax.set_yticks([])
+    ax.tick_params(axis="x", length=1.5, pad=1)
+    ax.set_title("lead importance (relative)", fontsize=5.5, pad=2)
 
 
 def report_figure(content: ReportContent) -> Figure:

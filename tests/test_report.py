@@ -96,3 +96,109 @@ def test_lead_importance_figure_orders_leads() -> None:
     fig = lead_importance_figure({"V1": 0.2, "I": 0.5, "II": 0.3})
     assert list(fig.data[0].x) == ["I", "II", "V1"]
     assert list(fig.data[0].y) == [0.5, 0.3, 0.2]
+
+
+# ----------------------------------------------------------------------------- layout
+# The PDF is rendered to PNG with PDFium (pypdfium2, a test dependency with no further
+# dependencies); the ECG grid is found in the pixels by its paper colour, and the text
+# boxes are read from the PDF's own text objects.
+
+PAPER_RGB = (0xFF, 0xF7, 0xF5)
+RENDER_DPI = 100
+LONG_NAMES = ["698252002", "164930006", "713427006|59118001", "733534002|164909002",
+              "251146004", "428750005", "67741000119109", "445118002", "426783006", "426177001",
+              "427084000", "164889003", "270492004", "39732003"]
+
+
+def _crowded(shared_data: Path, **extra) -> ReportContent:
+    """A report with the longest class names the label space has, more classes than fit,
+    true labels among the low ones, and long facts."""
+    signal = read_record_file(shared_data / "ecg" / "cinc2021" / "G12EC" / "E00005.hea")
+    predictions = [Prediction(code, 0.9 - 0.06 * i, 0.3, i % 5 == 4) for i, code in enumerate(LONG_NAMES)]
+    return ReportContent(title="Uploaded record E00005 from a long file name", signal=signal,
+                         predictions=predictions, saliency=None,
+                         saliency_caption="saliency: Integrated Gradients for NSIVCB — nonspecific "
+                                          "intraventricular conduction disorder",
+                         lead_importance={lead: 1 / 12 for lead in STANDARD_LEADS},
+                         facts={"run": "20261206-1342-59289e0a-d98f", "files": "E00005.hea, E00005.mat",
+                                "format": "challenge"}, **extra)
+
+
+def _render(pdf: bytes) -> tuple[np.ndarray, list[tuple[str, tuple[float, float, float, float]]], float]:
+    """(page pixels as RGB, [(text, (left, bottom, right, top) in PDF points)], page height pt)."""
+    import pypdfium2 as pdfium
+    document = pdfium.PdfDocument(pdf)
+    try:
+        assert len(document) == 1
+        page = document[0]
+        pixels = np.asarray(page.render(scale=RENDER_DPI / 72).to_pil().convert("RGB"))
+        textpage = page.get_textpage()
+        texts = []
+        for obj in page.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_TEXT], max_depth=8):
+            box = obj.get_bounds()
+            text = textpage.get_text_bounded(*box).strip()
+            if text:
+                texts.append((text, tuple(float(v) for v in box)))
+        height = page.get_height()
+    finally:
+        document.close()
+    return pixels, texts, height
+
+
+def _grid_box(pixels: np.ndarray, page_height_pt: float) -> tuple[float, float, float, float]:
+    """The ECG paper's (left, bottom, right, top) in PDF points, found by its colour."""
+    paper = np.all(np.abs(pixels.astype(int) - PAPER_RGB) <= 2, axis=2)
+    rows, cols = np.flatnonzero(paper.any(axis=1)), np.flatnonzero(paper.any(axis=0))
+    to_pt = 72 / RENDER_DPI
+    return (cols[0] * to_pt, page_height_pt - (rows[-1] + 1) * to_pt,
+            (cols[-1] + 1) * to_pt, page_height_pt - rows[0] * to_pt)
+
+
+def _intersect(a, b, slack: float = 0.3) -> bool:
+    return (min(a[2], b[2]) - max(a[0], b[0]) > slack) and (min(a[3], b[3]) - max(a[1], b[1]) > slack)
+
+
+def _overlaps(pdf: bytes, paper_labels: set[str], charts: list[tuple[float, ...]] = ()) -> list[str]:
+    """Text on the grid that is not the paper's own label, text on text, and text on a
+    chart drawn in the header (`charts`: boxes in PDF points)."""
+    pixels, texts, page_h = _render(pdf)
+    grid = _grid_box(pixels, page_h)
+    mm = 72 / 25.4
+    assert (grid[2] - grid[0]) / mm == pytest.approx(PAGE_WIDTH_MM, abs=1.0)   # true scale
+    assert (grid[3] - grid[1]) / mm == pytest.approx(PAGE_HEIGHT_MM, abs=1.0)
+    pixel = 72 / RENDER_DPI  # the grid's edges are known to one pixel
+
+    def inside(box) -> bool:
+        return (box[0] >= grid[0] - pixel and box[2] <= grid[2] + pixel and box[1] >= grid[1] - pixel
+                and box[3] <= grid[3] + pixel)
+
+    problems = [f"{text!r} lies on the ECG grid" for text, box in texts
+                if _intersect(box, grid, 0.0) and not (inside(box) and text in paper_labels)]
+    header = [(t, b) for t, b in texts if not _intersect(b, grid, 0.0)]
+    problems += [f"{text!r} runs into the lead-importance chart" for text, box in header
+                 if any(_intersect(box, chart) for chart in charts)]
+    for i, (text, box) in enumerate(header):
+        problems += [f"{text!r} overlaps {other!r}" for other, box2 in header[i + 1:] if _intersect(box, box2)]
+    return problems
+
+
+def _paper_labels(content: ReportContent) -> set[str]:
+    from ecgcore.figures import ecg_paper_figure
+
+    fig = ecg_paper_figure(content.signal.data, content.signal.fs, content.signal.leads)
+    return {note.text for note in fig.layout.annotations}
+
+
+def _chart_boxes(content: ReportContent) -> list[tuple[float, ...]]:
+    """The header's chart axes in PDF points (the paper is axes 0)."""
+    fig = report_figure(content)
+    width, height = (v * 72 for v in fig.get_size_inches())
+    return [(a.get_position().x0 * width, a.get_position().y0 * height,
+             a.get_position().x1 * width, a.get_position().y1 * height) for a in fig.axes[1:]]
+
+
+def test_report_text_never_lies_on_the_grid_or_on_other_text(shared_data: Path) -> None:
+    content = _crowded(shared_data)
+    charts = _chart_boxes(content)
+    assert len(charts) == 1
+    assert _overlaps(report_bytes(content, "pdf"), _paper_labels(content), charts) == []
