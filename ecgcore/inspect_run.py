@@ -24,6 +24,7 @@ import pandas as pd
 from ecgcore.data.labels import class_name
 from ecgcore.data.recordset import Recordset, Signal
 from ecgcore.data.sources import open_dataset
+from ecgcore.display import full_labels
 from ecgcore.errors import EcgcoreError
 from ecgcore.runs import RunStore
 
@@ -192,22 +193,10 @@ def read_test_record(recordset: Recordset, record_id: str) -> TestRecord:
     return TestRecord(record_id, recordset.read(record_id, allow_nonfinite=True), age, sex)
 
 
-def run_label(row: pd.Series) -> str:
-    """A run as a person picks it: what was trained on what, and how well."""
-    target = str(row.get("target") or "?").rstrip("/").rsplit("/", 1)[-1]
-    auc = row.get("macro_auc")
-    parts = [f"{row.get('arch') or '?'} {row.get('strategy') or row.get('kind') or ''}".strip(),
-             f"on {target}"]
-    if row.get("train_fraction") is not None and not pd.isna(row.get("train_fraction")):
-        parts.append(f"fraction {float(row['train_fraction']):g}")
-    if auc is not None and not pd.isna(auc):
-        parts.append(f"AUC {float(auc):.3f}")
-    return f"{' · '.join(parts)} ({row['run_id']})"
-
-
 def run_choices(store: RunStore | None = None, need: str = "predictions.npz") -> dict[str, str]:
     """{run_id: label} of finished runs whose folder holds `need` (predictions.npz for
     browsing test records, model.pt for scoring new ones), newest first."""
     frame = (store or RunStore()).list(status="done")
-    return {str(row["run_id"]): run_label(row) for _, row in frame.iterrows()
-            if (Path(row["path"]) / need).is_file()}
+    labels = full_labels(frame)  # the one run label of every page, as Compare's pickers show it
+    return {str(run_id): labels[str(run_id)] for run_id, path in zip(frame["run_id"], frame["path"])
+            if (Path(path) / need).is_file()}

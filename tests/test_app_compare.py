@@ -201,3 +201,16 @@ def test_old_run_folders_without_new_keys(home: Path, tmp_path: Path, monkeypatc
     others = calibration.drop(index=lost)
     assert (others.source == "computed from predictions.npz").all() and others.brier.notna().all()
     assert _block_keys(at._tree) >= {"compare-answer", "compare-calibration"}
+
+
+def test_one_run_label_on_compare_inspect_and_predict(populated: pd.DataFrame, home: Path) -> None:
+    """Inspect's and Predict's run pickers name a run exactly as Compare's pickers do."""
+    from ecgcore.inspect_run import run_choices
+
+    full = compare.full_labels(populated)
+    for need in ("predictions.npz", "model.pt"):
+        choices = run_choices(RunStore(home), need=need)
+        assert len(choices) == len(compare.finished(populated)) + 1, "the target runs and the pretraining"
+        assert {r: full[r] for r in choices} == choices
+    pretrain = populated[populated.kind == "pretrain"].iloc[0]
+    assert full[pretrain.run_id].startswith(f"pretrain · small_cnn · {pretrain.target} · s0 · ")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ecgcore.compare.cache import RESULTS
+from ecgcore.display import full_labels, run_label, run_labels  # noqa: F401 (re-exported: one run label)
 from ecgcore.errors import EcgcoreError
 from ecgcore.runs import RunStore
 
@@ -132,35 +133,3 @@ def apply_filters(table: pd.DataFrame, filters: RunFilters) -> pd.DataFrame:
         else:
             keep &= column.isin(list(wanted)).fillna(False).to_numpy(dtype=bool)
     return table[keep].reset_index(drop=True)
-
-
-def run_label(row: Mapping[str, Any], full: bool = False) -> str:
-    """A readable name for a run: strategy, architecture, fraction, seed and the id's last four
-    characters, or (`full`) the whole id: unique and stable, so fit for links."""
-    fraction = row.get("train_fraction")
-    seed = row.get("seed")
-    parts = [str(row.get("strategy") or "?"), str(row.get("arch") or "?")]
-    if fraction is not None and not pd.isna(fraction):
-        parts.append(f"{float(fraction):g}")
-    if seed is not None and not pd.isna(seed):
-        parts.append(f"s{int(seed)}")
-    run_id = str(row.get("run_id", ""))
-    return " · ".join(parts) + (f" · {run_id}" if full else f" ({run_id[-4:]})")
-
-
-def full_labels(table: pd.DataFrame) -> dict[str, str]:
-    """run_id -> run_label(full=True) for every row: what selection widgets show and links hold."""
-    columns = ("run_id", "strategy", "arch", "train_fraction", "seed")
-    rows = zip(*(table[c].tolist() for c in columns))
-    return {values[0]: run_label(dict(zip(columns, values)), full=True) for values in rows}
-
-
-def run_labels(table: pd.DataFrame) -> dict[str, str]:
-    """run_id -> run_label for every row; ids are appended when two labels would collide."""
-    columns = ("run_id", "strategy", "arch", "train_fraction", "seed")
-    rows = zip(*(table[c].tolist() for c in columns))  # to_dict("records") is ~50 ms for 500 runs
-    labels = {values[0]: run_label(dict(zip(columns, values))) for values in rows}
-    seen: dict[str, int] = {}
-    for label in labels.values():
-        seen[label] = seen.get(label, 0) + 1
-    return {rid: (label if seen[label] == 1 else f"{label} {rid}") for rid, label in labels.items()}
