@@ -13,7 +13,6 @@ the class being looked at.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ecgcore.calls import Call, run_thresholds
 from ecgcore.data.labels import class_name
 from ecgcore.data.recordset import Recordset, Signal
 from ecgcore.data.sources import open_dataset
 from ecgcore.display import full_labels
 from ecgcore.errors import EcgcoreError
+from ecgcore.record_facts import RecordFacts
 from ecgcore.runs import RunStore
 
-DEFAULT_THRESHOLD = 0.5
 OUTCOMES: dict[str, str] = {
     "TP": "true positive", "FP": "false positive", "FN": "false negative", "TN": "true negative",
 }
@@ -66,29 +66,20 @@ class RunPredictions:
                                f"{len(self.record_ids)} test records") from exc
 
 
-def _thresholds(results: dict[str, Any] | None, classes: tuple[str, ...]) -> tuple[np.ndarray, str]:
-    """Tuned thresholds from results.json when it has one for every class, else 0.5."""
-    tuned = ((results or {}).get("test") or {}).get("thresholds") or {}
-    values = [tuned.get(c) for c in classes]
-    if classes and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-        return np.asarray(values, dtype=np.float64), "tuned on validation"
-    return (np.full(len(classes), DEFAULT_THRESHOLD),
-            f"{DEFAULT_THRESHOLD:g} (no tuned thresholds in results.json)")
-
-
 def load_run_predictions(run_id: str, store: RunStore | None = None) -> RunPredictions:
     """The run's test predictions; a clear error when the run has none."""
     folder = (store or RunStore()).get(run_id)
     arrays = folder.predictions()
     classes = tuple(str(c) for c in arrays["classes"])
-    thresholds, source = _thresholds(folder.results(), classes)
+    tuned = run_thresholds(folder.results(), classes)
     data = folder.config.get("data") or {}
     return RunPredictions(
         run_id=folder.run_id, classes=classes,
         record_ids=tuple(str(r) for r in arrays["record_ids"]),
         y_true=np.asarray(arrays["y_true"]).astype(np.int8),
         y_score=np.asarray(arrays["y_score"], dtype=np.float64),
-        thresholds=thresholds, threshold_source=source,
+        thresholds=np.asarray([tuned[c] for c in classes], dtype=np.float64),
+        threshold_source=tuned.source,
         dataset=str(data.get("dataset") or ""), dataset_options=dict(data.get("options") or {}),
     )
 
@@ -135,6 +126,14 @@ def true_labels(preds: RunPredictions, record_id: str) -> list[str]:
     return [c for c, t in zip(preds.classes, row) if t > 0]
 
 
+def record_calls(preds: RunPredictions, record_id: str) -> list[Call]:
+    """The record's calls at the run's thresholds, with its true labels, most probable first."""
+    i = preds.row(record_id)
+    calls = [Call(c, float(p), float(t), bool(y)) for c, p, t, y in
+             zip(preds.classes, preds.y_score[i], preds.thresholds, preds.y_true[i])]
+    return sorted(calls, key=lambda c: -c.probability)
+
+
 def record_summary(preds: RunPredictions, record_id: str) -> pd.DataFrame:
     """One row per class for one record: readable name, probability, threshold, predicted,
     true label and outcome (sorted by probability, highest first)."""
@@ -171,6 +170,11 @@ class TestRecord:
     signal: Signal
     age: float | None
     sex: str
+    diagnoses: tuple[str, ...] = ()  # every label the dataset records (SNOMED), not only the run's
+
+    @property
+    def facts(self) -> RecordFacts:
+        return RecordFacts(self.age, self.sex, self.diagnoses, where="the dataset's table")
 
 
 def open_target(preds: RunPredictions) -> Recordset:
@@ -190,7 +194,9 @@ def read_test_record(recordset: Recordset, record_id: str) -> TestRecord:
     age = row.get("age")
     age = float(age) if age is not None and not pd.isna(age) else None
     sex = str(row.get("sex") or "")
-    return TestRecord(record_id, recordset.read(record_id, allow_nonfinite=True), age, sex)
+    labels = row.get("labels")
+    diagnoses = tuple(str(c) for c in labels) if isinstance(labels, (tuple, list)) else ()
+    return TestRecord(record_id, recordset.read(record_id, allow_nonfinite=True), age, sex, diagnoses)
 
 
 def run_choices(store: RunStore | None = None, need: str = "predictions.npz") -> dict[str, str]:

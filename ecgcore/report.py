@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextToPath
 
+from ecgcore.calls import Call, rhythm_conflict
 from ecgcore.data.labels import class_name
 from ecgcore.data.prepare import PrepConfig
 from ecgcore.data.prepare.signal_ops import lead_indices, resampled_length
@@ -49,18 +50,8 @@ WARNING_BOX = "#b03a2e"
 METHOD_NAMES = {"gradcam": "Grad-CAM", "ig": "Integrated Gradients", "occlusion": "Occlusion"}
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """One class on the report: code, probability, the run's threshold, true label if known."""
-
-    code: str
-    probability: float
-    threshold: float = 0.5
-    true: bool | None = None
-
-    @property
-    def called(self) -> bool:
-        return self.probability >= self.threshold
+# One class on the report: code, probability, the run's threshold, true label if known.
+Prediction = Call
 
 
 @dataclass(frozen=True)
@@ -241,26 +232,31 @@ class _Column:
 def _prediction_lines(predictions: Sequence[Prediction], capacity: int, chars: int) -> list[str]:
     """The calls table in `capacity` fixed-width lines of at most `chars` characters, in
     order of probability: the true labels first get a row, then the called classes, then
-    the most probable others; what does not fit is counted on the last line."""
+    the most probable others; what does not fit is counted. Called rhythms that exclude
+    each other are marked "yes*" with a footnote naming the most probable."""
     ordered = sorted(predictions, key=lambda p: -p.probability)
     known = any(p.true is not None for p in predictions)
-    rows = capacity - 1
+    rows = capacity - 1 - (rhythm_conflict(predictions) is not None)  # the header, the footnote
     if len(ordered) > rows:
         rows -= 1  # one line says how many are not shown
     shown = [p for p in ordered if p.true][:rows]
     for group in ([p for p in ordered if p.called], ordered):
         shown += [p for p in group if p not in shown][: rows - len(shown)]
     shown.sort(key=lambda p: -p.probability)
+    conflict = rhythm_conflict(predictions)
+    clash = set(conflict.codes) if conflict else set()
     lines = ["prob.  cut    call  " + ("true  " if known else "") + "class"]
     for p in shown:
         truth = ("yes   " if p.true else "no    ") if known else ""
-        line = f"{p.probability:5.3f}  {p.threshold:5.3f}  {'yes ' if p.called else 'no  '}  {truth}"
-        lines.append(line + class_name(p.code))
+        call = ("yes*" if p.code in clash else "yes ") if p.called else "no  "
+        lines.append(f"{p.probability:5.3f}  {p.threshold:5.3f}  {call}  {truth}{class_name(p.code)}")
     hidden = [p for p in ordered if p not in shown]
     if hidden:
         called = sum(p.called for p in hidden)
         lines.append(f"… {len(hidden)} more classes with lower probabilities"
                      + (f" ({called} called)" if called else ""))
+    if conflict:
+        lines.append(conflict.short())
     return [line if len(line) <= chars else line[: chars - 1] + "…" for line in lines]
 
 

@@ -202,3 +202,21 @@ def test_report_text_never_lies_on_the_grid_or_on_other_text(shared_data: Path) 
     charts = _chart_boxes(content)
     assert len(charts) == 1
     assert _overlaps(report_bytes(content, "pdf"), _paper_labels(content), charts) == []
+
+
+def test_report_flags_rhythms_that_exclude_each_other_and_says_how_calls_were_made(shared_data: Path) -> None:
+    from dataclasses import replace
+
+    from ecgcore.calls import make_calls, run_thresholds
+
+    classes = ["426783006", "426177001", "59118001", "427084000"]
+    thresholds = run_thresholds({"test": {"thresholds": dict.fromkeys(classes, 0.4)}}, classes)
+    calls = make_calls(dict(zip(classes, (0.55, 0.81, 0.7, 0.1))), thresholds)
+    content = replace(_content(shared_data), predictions=calls, calls_note=thresholds.note)
+    header = "\n".join(t.get_text() for t in report_figure(content).texts)
+    assert "0.810  0.400  yes*" in header and "0.550  0.400  yes*" in header
+    assert "0.700  0.400  yes " in header  # RBBB is no rhythm
+    assert "* rhythms exclude each other; most probable: SB (0.810)" in header
+    words = " ".join(header.split())  # wrapped lines joined
+    assert "threshold per class, tuned on validation" in words and "at 0.5" not in words
+    assert "Research use only, not for diagnosis." in header

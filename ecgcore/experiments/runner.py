@@ -27,8 +27,10 @@ from ecgcore.evaluate.metrics import binarize, f1_prevalence_weighted
 from ecgcore.experiments.plan import RunSpec
 from ecgcore.experiments.tasks import experiment_task, with_derived_labels
 from ecgcore.models import create_model
+from ecgcore.provenance import data_origin
 from ecgcore.runs import RunFolder, RunStore
 from ecgcore.train import TrainConfig, fit, predict
+from ecgcore.cpu import governor_for
 from ecgcore.transfer import StrategyOptions, class_mapping, get_strategy
 from ecgcore.transfer.leakage import run_fingerprints, run_leakage, seen_fingerprints
 
@@ -83,6 +85,9 @@ class _HistoryWriter:
 def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequence[Any]) -> dict:
     config = spec.config
     data_cfg = config["data"]
+    # CPU runs: torch threads from the cores other programs leave free (chosen before
+    # training, over the data preparation, and again after every epoch; logged).
+    governor = governor_for((config.get("train") or {}).get("device", "auto"), folder.log)
 
     # 1. Data: the task's labels, the cached preprocessed array, the split.
     recordset = without_sources(open_dataset(data_cfg["dataset"], **data_cfg["options"]),
@@ -118,10 +123,13 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
     every_epoch = [_TestEveryEpoch(model, data, train_cfg, folder)] if (
         (config.get("report") or {}).get("test_every_epoch")) else []
     if strategy.trains:
+        if governor is not None:
+            governor.start()
         fit_result = fit(model, data, train_cfg,
                          plan_fn=lambda m, epoch, lr: strategy.plan(m, epoch, lr, options, train_cfg.epochs),
                          checkpoint_dir=folder.path / "checkpoints",
-                         callbacks=[_HistoryWriter(folder), *every_epoch, *callbacks])
+                         callbacks=[_HistoryWriter(folder), *every_epoch, *callbacks,
+                                    *([governor] if governor is not None else [])])
         model.load_state_dict(fit_result.best_state)
     phases = [p.report(fit_result.epochs_run if fit_result else 0)
               for p in strategy.placed_phases(n_groups, train_cfg.epochs, options)] if strategy.trains else []
@@ -174,12 +182,14 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
         "train_seconds": fit_result.train_seconds if fit_result else 0.0,
         "device": str(fit_result.device) if fit_result else "cpu",
         "precision": fit_result.precision if fit_result else "float32",
+        "threads": governor.summary() if governor is not None and fit_result else None,
         "precision_asked": train_cfg.precision,
         "phases": phases,
         "training_notes": list(fit_result.notes) if fit_result else ["no target training"],
         "split": {"method": data.split.method, "notes": data.split.notes, "sizes": data.split.sizes()},
         "dropped_counts": data.dropped_counts(),
         "leakage": leakage.to_dict() if leakage is not None else None,
+        "data_origin": data_origin(config),  # real or synthetic, as every prediction view says
         **protocol_facts(config, data.split.method),
         **({"test_by_epoch": _TestEveryEpoch.summary(folder)} if every_epoch else {}),
         "finished": time.time(),

@@ -16,10 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ecgcore.data.synthetic.marker import MARKER_FILE, synthetic_marker, write_marker
 from ecgcore.data.synthetic.sites import SITES, Site
 from ecgcore.data.synthetic.writers import WRITERS, Job
 
-__all__ = ["SITES", "Site", "default_workers", "write_demo_data", "write_site"]
+__all__ = ["MARKER_FILE", "SITES", "Site", "default_workers", "synthetic_marker", "write_demo_data",
+           "write_site"]
 
 
 def default_workers() -> int:
@@ -33,6 +35,8 @@ def write_site(site: Site, out: Path, seed: int = 0, scale: float = 1.0, site_in
 
     `noise=False` writes the clean projected signal (for tests of the limb-lead
     identities and condition signatures); `workers` processes write in parallel.
+    The folder gets `SYNTHETIC.json` (`marker.py`), so every run on it knows it is
+    synthetic.
     """
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
@@ -45,6 +49,7 @@ def write_site(site: Site, out: Path, seed: int = 0, scale: float = 1.0, site_in
                                              n_records=n_records, noise=noise,
                                              workers=workers or default_workers()))
     seconds = time.perf_counter() - start
+    write_marker(out, site.name, site.layout, seed, scale, noise, site.description)
     return {"name": site.name, "layout": site.layout, "path": str(out),
             "description": site.description, **written,
             "seconds": round(seconds, 3),
