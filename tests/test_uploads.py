@@ -184,3 +184,14 @@ def test_names_are_sanitised_and_nothing_is_written_outside(run_workspace, tmp_p
 def test_size_limit_matches_the_streamlit_upload_limit() -> None:
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] * MB == MAX_UPLOAD_BYTES
+
+
+def test_a_wfdb_upload_carries_its_header_facts(shared_data: Path, tmp_path: Path) -> None:
+    from ecgcore.record_facts import RecordFacts
+
+    g12ec = shared_data / "ecg" / "cinc2021" / "G12EC"
+    (record,) = read_uploads(_files(g12ec / "E00005.hea", g12ec / "E00005.mat"))
+    assert record.facts == RecordFacts(83.0, "M", ("59118001", "164889003"), "the record's header")
+    signal = read_record_file(g12ec / "E00005.hea")
+    (csv,) = read_uploads([("mine.csv", _csv(signal))], fs=signal.fs)
+    assert csv.facts is None  # a CSV has no header comments

@@ -25,6 +25,7 @@ import numpy as np
 
 from ecgcore.data.recordset import Signal
 from ecgcore.predict import LoadedRun, prepare_input, score
+from ecgcore.record_facts import RecordFacts
 from ecgcore.uploads.formats import READERS, SIGNAL_SUFFIXES, StagedRecord, check_signal
 from ecgcore.uploads.safety import (
     MAX_UNPACKED_BYTES, MAX_UPLOAD_BYTES, UploadedFile, UploadError, check_upload_size,
@@ -44,13 +45,15 @@ SUPPORTED = ("a WFDB record (.hea with its .dat or .mat), a zip of them, an SPH 
 class UploadedRecord:
     """One record read from an upload: its name (the main file's stem), the signal in mV,
     the format ("wfdb", "challenge", "sph-h5", "csv"), the uploaded files that made it,
-    and a note on any assumption made while reading (e.g. a default sampling rate)."""
+    a note on any assumption made while reading (e.g. a default sampling rate), and what
+    the record's own header says of the patient (WFDB uploads with `# Age:`/`# Sex:`/`# Dx:`)."""
 
     record: str
     signal: Signal
     format: str
     files: tuple[str, ...]
     note: str = ""
+    facts: RecordFacts | None = None
 
 
 def _suffix(name: str) -> str:
@@ -117,7 +120,7 @@ def read_uploads(files: Sequence[tuple[str, bytes] | UploadedFile],
             check_signal(result, name)
             used.update(result.files)
             records.append(UploadedRecord(Path(name).stem, result.signal, result.format,
-                                          result.files, result.note))
+                                          result.files, result.note, result.facts))
     orphans = sorted(set(staged) - used)
     if orphans:
         raise UploadError(orphans[0], "no uploaded header (.hea) names this signal file; upload "

@@ -25,6 +25,7 @@ from ecgcore.data.recordset import STANDARD_LEADS, Signal
 from ecgcore.data.sources import sph
 from ecgcore.errors import RecordError
 from ecgcore.predict import read_record_file
+from ecgcore.record_facts import RecordFacts, facts_from_comments
 from ecgcore.uploads.safety import MAX_UNPACKED_BYTES, UploadError, safe_name
 
 # Signal files a WFDB header names; they are read through their header, never alone.
@@ -48,6 +49,7 @@ class ReadResult:
     format: str
     files: tuple[str, ...]
     note: str = ""
+    facts: RecordFacts | None = None  # age, sex, Dx from a WFDB header's comments
 
 
 def _wrap(name: str, exc: RecordError) -> UploadError:
@@ -81,7 +83,7 @@ def read_wfdb(staged: StagedRecord) -> ReadResult:
     except RecordError as exc:
         raise _wrap(path.name, exc) from exc
     kind = "challenge" if any(f.lower().endswith(".mat") for f in files) else "wfdb"
-    return ReadResult(signal, kind, tuple(files))
+    return ReadResult(signal, kind, tuple(files), facts=facts_from_comments(header.comments))
 
 
 def read_h5(staged: StagedRecord) -> ReadResult:
