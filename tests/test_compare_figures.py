@@ -3,6 +3,8 @@ codes in the hover, one trace per run/line, CI whiskers and bands from the data.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,7 +57,7 @@ def test_macro_learning_curves_and_data_efficiency(store: RunStore, done: pd.Dat
 
     history = compare.histories(store, list(done.run_id))
     by_epoch = compare.learning_curves_figure(history, labels)
-    assert len(by_epoch.data) == 3 * len(done), "val AUC, val loss and train loss per run"
+    assert len(by_epoch.data) == 3 * len(done) + 2, "val AUC, val loss and train loss per run; 2 line styles"
     assert by_epoch.layout.xaxis2.title.text == "epoch"
     by_time = compare.learning_curves_figure(history, labels, x="wall_seconds")
     first = history[history.run_id == done.run_id.iloc[0]]
@@ -80,8 +82,99 @@ def test_head_to_head_and_roc_figures(store: RunStore, done: pd.DataFrame, label
 
     curves = {labels[r]: compare.roc_curves(compare.predictions(store, r)) for r in done.run_id[:3]}
     roc = compare.roc_figure(curves)
-    titles = [a.text for a in roc.layout.annotations]
-    assert titles == [c.name for c in curves[labels[done.run_id.iloc[0]]]]
+    titles = [a.hovertext for a in roc.layout.annotations if not a.text.startswith("AUC")]
+    assert titles == [f"{c.name} ({c.code})" for c in curves[labels[done.run_id.iloc[0]]]], "full names on hover"
     named = [t for t in roc.data if t.showlegend]
-    assert [t.name for t in named] == list(curves), "each run once in the legend"
-    assert len([t for t in roc.data if t.name in curves]) == sum(len(c) for c in curves.values())
+    assert [t.legendgroup for t in named] == list(curves), "each run once in the legend"
+    assert len([t for t in roc.data if t.legendgroup in curves]) == sum(len(c) for c in curves.values())
+
+
+# The Compare page's chart width at a 1400 px window with the sidebar open (the main column is
+# ~940 px); text widths are estimated at 0.6 em per character (sans-serif averages ~0.5).
+WIDTH_PX = 900
+CHAR_EM = 0.6
+
+
+def _plot_area(fig) -> tuple[float, float, float, float]:
+    """(left, top, width, height) of the plotting area in pixels at WIDTH_PX."""
+    m = fig.layout.margin
+    return m.l, m.t, WIDTH_PX - m.l - m.r, fig.layout.height - m.t - m.b
+
+
+def _text_box(ann, fig) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of a paper-referenced annotation's text in pixels from the top left."""
+    left, top, width, height = _plot_area(fig)
+    lines = [re.sub(r"<[^>]+>", "", line) for line in ann.text.split("<br>")]
+    size = ann.font.size or 12
+    w, h = max(len(line) for line in lines) * size * CHAR_EM, len(lines) * size * 1.25
+    x, y = left + ann.x * width, top + (1 - ann.y) * height
+    x0 = {"left": x, "center": x - w / 2, "right": x - w}[ann.xanchor or "center"]
+    y0 = {"top": y, "middle": y - h / 2, "bottom": y - h}[ann.yanchor or "middle"]
+    return x0, y0, x0 + w, y0 + h
+
+
+def _panel_box(fig, axis: str) -> tuple[float, float, float, float]:
+    """A panel's pixel box grown by its tick labels and axis titles (left 45 px, below 40 px)."""
+    left, top, width, height = _plot_area(fig)
+    xd, yd = fig.layout[f"xaxis{axis}"].domain, fig.layout[f"yaxis{axis}"].domain
+    return (left + xd[0] * width - 45, top + (1 - yd[1]) * height, left + xd[1] * width,
+            top + (1 - yd[0]) * height + 40)
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_roc_grid_layout_titles_axes_gaps_and_legend(store: RunStore, done: pd.DataFrame,
+                                                     labels: dict[str, str]) -> None:
+    curves = {labels[r]: compare.roc_curves(compare.predictions(store, r)) for r in done.run_id}
+    roc = compare.roc_figure(curves)
+    axes = [k[5:] for k in roc.layout.to_plotly_json() if re.fullmatch(r"xaxis\d*", k)]
+    panels = [a for a in axes if any(t.xaxis == f"x{a}" and t.legendgroup in curves for t in roc.data)]
+    n_classes = len({c.code for run in curves.values() for c in run})
+    assert len(panels) == n_classes
+    for a in panels:  # every panel says what its axes are
+        assert roc.layout[f"xaxis{a}"].title.text and roc.layout[f"yaxis{a}"].title.text, a
+
+    titles = [ann for ann in roc.layout.annotations if not ann.text.startswith("AUC")]
+    assert len(titles) == n_classes
+    boxes = [_text_box(ann, roc) for ann in titles]
+    for ann, box in zip(titles, boxes):  # inside the figure, clear of every other title and panel
+        assert box[0] >= 0 and box[2] <= WIDTH_PX, f"clipped: {ann.text!r}"
+        assert box[1] >= 0, f"clipped at the top: {ann.text!r}"
+        assert not any(_overlap(box, other) for other in boxes if other is not box), ann.text
+        own = panels[titles.index(ann)]
+        assert not any(_overlap(box, _panel_box(roc, a)) for a in panels if a != own), ann.text
+    # no large blank gaps: panels about square at WIDTH_PX, rows close together
+    left, top, width, height = _plot_area(roc)
+    x0, x1 = roc.layout.xaxis.domain
+    y0, y1 = roc.layout.yaxis.domain
+    w_px, h_px = (x1 - x0) * width, (y1 - y0) * height
+    assert 0.7 <= h_px / w_px <= 1.3, (w_px, h_px)
+    rows = sorted({tuple(roc.layout[f"yaxis{a}"].domain) for a in panels}, reverse=True)
+    for upper, lower in zip(rows, rows[1:]):
+        assert (upper[0] - lower[1]) * height <= 110, "blank gap between rows"
+    # the legend carries each run's AUC
+    named = [t for t in roc.data if t.showlegend]
+    assert len(named) == len(curves) and all("AUC" in t.name for t in named), [t.name for t in named]
+
+
+def test_learning_curves_explain_line_styles_and_axes(store: RunStore, done: pd.DataFrame,
+                                                      labels: dict[str, str]) -> None:
+    fig = compare.learning_curves_figure(compare.histories(store, list(done.run_id)), labels)
+    styles = {t.name: (t.line.dash or "solid") for t in fig.data
+              if t.showlegend is not False and t.legendgroup == "line style"}
+    assert set(styles.values()) == {"solid", "dot"}, "a legend entry for each line style"
+    assert any("training" in name for name, dash in styles.items() if dash == "dot")
+    assert any("validation" in name for name, dash in styles.items() if dash == "solid")
+    assert fig.layout.yaxis.title.text and fig.layout.yaxis2.title.text
+
+
+def test_heatmap_is_colour_blind_safe(store: RunStore, done: pd.DataFrame, labels: dict[str, str]) -> None:
+    from plotly.colors import sequential
+
+    heat = compare.auc_heatmap(compare.per_class_auc(store, list(done.run_id)), labels).data[0]
+    colours = [c for _, c in heat.colorscale]
+    safe = {name: [c for _, c in __import__("plotly.colors", fromlist=["make_colorscale"]).make_colorscale(
+        getattr(sequential, name))] for name in ("Cividis", "Viridis")}
+    assert any(colours == scale for scale in safe.values()), "not red-green: cividis or viridis"

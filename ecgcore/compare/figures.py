@@ -59,7 +59,8 @@ def per_class_auc_figure(per_class: pd.DataFrame, labels: Mapping[str, str]) -> 
 
 
 def auc_heatmap(per_class: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure:
-    """Class x run heatmap of test AUC (NaN for classes a run does not score)."""
+    """Class x run heatmap of test AUC (NaN for classes a run does not score), on cividis: a
+    scale that reads the same to red-green colour-blind eyes (no red against green)."""
     grid = per_class.pivot_table(index="name", columns="run_id", values="auc", aggfunc="first", sort=False)
     codes = per_class.drop_duplicates("name").set_index("name")["code"]
     run_ids = list(dict.fromkeys(per_class["run_id"]))
@@ -67,7 +68,7 @@ def auc_heatmap(per_class: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure
     text = [[("" if math.isnan(v) else f"{v:.2f}") for v in row] for row in grid.to_numpy(dtype=float)]
     heat = go.Heatmap(
         z=grid.to_numpy(dtype=float), x=[labels.get(r, r) for r in run_ids], y=list(grid.index),
-        text=text, texttemplate="%{text}", colorscale="RdYlGn", zmin=0.5, zmax=1.0,
+        text=text, texttemplate="%{text}", colorscale="Cividis", zmin=0.5, zmax=1.0,
         customdata=[[codes[name]] * len(run_ids) for name in grid.index],
         colorbar={"title": "AUC"}, hovertemplate="%{y} (%{customdata})<br>%{x}<br>AUC %{z:.3f}<extra></extra>",
     )
@@ -122,11 +123,15 @@ def _panels(n_rows: int, n_cols: int, titles: Sequence[str], gap_x: float = 0.06
 
 
 def learning_curves_figure(history: pd.DataFrame, labels: Mapping[str, str], x: str = "epochs_done") -> go.Figure:
-    """Validation macro AUC (top) and loss (bottom; validation solid, training dotted) per run,
-    against epochs (`epochs_done`) or training time (`wall_seconds`)."""
-    layout, ((x1, y1), (x2, y2)) = _panels(2, 1, ("validation macro AUC", "loss"), gap_y=0.08)
+    """Validation macro AUC (top) and loss (bottom; validation solid, training dotted: two grey
+    legend entries say so) per run, against epochs (`epochs_done`) or training time (`wall_seconds`)."""
+    layout, ((x1, y1), (x2, y2)) = _panels(2, 1, ("validation macro AUC", "loss: validation solid, training dotted"),
+                                           gap_y=0.08)
     layout["xaxis"].update(matches="x2", showticklabels=False)
     layout["xaxis2"]["title"] = {"text": "epoch" if x == "epochs_done" else "training time (s)"}
+    layout["yaxis"]["title"] = {"text": "val macro AUC"}
+    layout["yaxis2"]["title"] = {"text": "loss"}
+    layout["margin"] = {**_MARGIN, "l": 64}
     traces: list[dict[str, Any]] = []
     for i, (run_id, part) in enumerate(history.groupby("run_id", sort=False)):
         name = labels.get(str(run_id), str(run_id))
@@ -136,11 +141,16 @@ def learning_curves_figure(history: pd.DataFrame, labels: Mapping[str, str], x: 
         traces += [
             {**common, "y": part["val_macro_auc"].to_numpy(dtype=float), "name": name, "mode": "lines+markers",
              "line": line, "xaxis": x1, "yaxis": y1},
-            {**common, "y": part["val_loss"].to_numpy(dtype=float), "name": name, "showlegend": False,
-             "mode": "lines", "line": line, "xaxis": x2, "yaxis": y2},
-            {**common, "y": part["train_loss"].to_numpy(dtype=float), "name": f"{name} (train)",
+            {**common, "y": part["val_loss"].to_numpy(dtype=float), "name": f"{name} (validation loss)",
+             "showlegend": False, "mode": "lines", "line": line, "xaxis": x2, "yaxis": y2},
+            {**common, "y": part["train_loss"].to_numpy(dtype=float), "name": f"{name} (training loss)",
              "showlegend": False, "mode": "lines", "line": {**line, "dash": "dot"}, "xaxis": x2, "yaxis": y2},
         ]
+    # what the two line styles of the loss panel mean: legend entries only (no data)
+    for style, dash in (("validation loss (solid)", "solid"), ("training loss (dotted)", "dot")):
+        traces.append({"type": "scatter", "x": [None], "y": [None], "mode": "lines", "name": style,
+                       "legendgroup": "line style", "legendgrouptitle": {"text": "line style"},
+                       "line": {"color": "grey", "dash": dash}, "xaxis": x2, "yaxis": y2, "hoverinfo": "skip"})
     return _figure(traces, layout, "Learning curves", 560)
 
 
@@ -214,8 +224,52 @@ def _num(value: object) -> float:
     return float("nan") if value is None else float(value)  # type: ignore[arg-type]
 
 
+#: The width the Compare page's charts are laid out for: the main column at a 1400 px window with
+#: the sidebar open (~940 px). Text that must fit (panel titles, the legend) is sized for it.
+NOMINAL_WIDTH = 900
+_CHAR_EM = 0.6  # a conservative average character width of the sans-serif font, in em
+
+
+def _wrap(text: str, max_chars: int, max_lines: int = 2) -> str:
+    """`text` on at most `max_lines` lines of at most `max_chars` characters ("<br>" between
+    them), cut with "…" when longer."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        candidate = f"{line} {word}".strip()
+        if len(candidate) <= max_chars:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        line = word if len(word) <= max_chars else word[:max_chars - 1] + "…"
+    if line:
+        lines.append(line)
+    if len(lines) > max_lines:
+        last = lines[max_lines - 1]
+        lines = lines[:max_lines - 1] + [(last if len(last) < max_chars else last[:max_chars - 1]) + "…"]
+    return "<br>".join(lines)
+
+
+def _legend_rows(names: Sequence[str], width: float, size: int) -> int:
+    """Rows a horizontal legend of `names` takes at `width` px (plotly: ~40 px of symbol and gap each)."""
+    rows, used = 1, 0.0
+    for name in names:
+        item = len(name) * size * _CHAR_EM + 40
+        if used and used + item > width:
+            rows, used = rows + 1, 0.0
+        used += item
+    return rows
+
+
 def roc_figure(curves: Mapping[str, Sequence[RocCurve]], max_cols: int = 3) -> go.Figure:
-    """One panel per class, one ROC line per run ({run label: curves}), chance diagonal dashed."""
+    """One panel per class, one ROC line per run ({run label: curves}), chance diagonal dashed.
+
+    Laid out in pixels for NOMINAL_WIDTH: panels about square, every panel with both axis titles,
+    class names wrapped to two lines that fit over their panel (the full name in the title's
+    hover), rows as close as their titles allow. The legend (above the grid) names each run with
+    its AUC (the mean over the classes drawn; one class: that class's AUC); each panel lists the
+    runs' AUCs for its class in the runs' colours (up to 8 runs)."""
     names: dict[str, str] = {}
     for run_curves in curves.values():
         for curve in run_curves:
@@ -223,20 +277,61 @@ def roc_figure(curves: Mapping[str, Sequence[RocCurve]], max_cols: int = 3) -> g
     codes = list(names)
     n_cols = max(1, min(max_cols, len(codes)))
     n_rows = max(1, math.ceil(len(codes) / n_cols))
-    layout, refs = _panels(n_rows, n_cols, [names[c] for c in codes] or ["no curve"],
-                           gap_y=0.12 if n_rows > 1 else 0.1)
-    for panel, (xref, yref) in enumerate(refs):
-        suffix = xref[1:]
-        layout[f"xaxis{suffix}"]["range"] = [0, 1]
-        layout[f"yaxis{suffix}"]["range"] = [0, 1.02]
-        if panel // n_cols == n_rows - 1:
-            layout[f"xaxis{suffix}"]["title"] = {"text": "false positive rate"}
+    title_size, small = 12, 10
+    margin = {"l": 56, "r": 12, "b": 52}
+    gap_x_px = 62  # the next panel's tick labels and y-axis title
+    plot_w = NOMINAL_WIDTH - margin["l"] - margin["r"]
+    panel_w = (plot_w - gap_x_px * (n_cols - 1)) / n_cols
+    panel_h = min(max(panel_w, 200.0), 320.0)
+    max_chars = max(8, int(panel_w / (title_size * _CHAR_EM)))
+    titles = {code: _wrap(names[code], max_chars) for code in codes} or {"": "no curve"}
+    title_lines = max(t.count("<br>") + 1 for t in titles.values())
+    title_px = title_lines * title_size * 1.3 + 6
+    gap_y_px = 46 + title_px  # x tick labels and axis title, then the next row's title
+    means = {label: float(np.mean([c.auc for c in run_curves])) if run_curves else float("nan")
+             for label, run_curves in curves.items()}
+    legend_names = {label: f"{label} — AUC {means[label]:.3f}" for label in curves}
+    legend_title = (f"{names[codes[0]]}:" if len(codes) == 1 else
+                    f"AUC: the mean over the {len(codes)} classes; each panel lists its class's")
+    legend_px = 24 * _legend_rows(list(legend_names.values()), plot_w, small + 1) + 20
+    margin["t"] = round(36 + legend_px + title_px)
+    plot_h = n_rows * panel_h + (n_rows - 1) * gap_y_px
+    height = round(plot_h + margin["t"] + margin["b"])
+    layout: dict[str, Any] = {"annotations": [], "margin": margin,
+                              "title": {"text": "ROC curves per class", "x": 0.01, "xanchor": "left",
+                                        "yref": "container", "y": 1 - 8 / height, "yanchor": "top"},
+                              "legend": {"orientation": "h", "yref": "container", "y": 1 - 34 / height,
+                                         "yanchor": "top", "x": 0, "xanchor": "left", "font": {"size": small + 1},
+                                         "title": {"text": legend_title, "side": "top"}}}
+    refs: list[tuple[str, str]] = []
+    width_f, gap_x = panel_w / plot_w, gap_x_px / plot_w
+    height_f, gap_y = panel_h / plot_h, gap_y_px / plot_h
+    axis_title = {"font": {"size": small + 1}, "standoff": 4}
+    for panel in range(n_rows * n_cols):
+        row, col = divmod(panel, n_cols)
+        suffix = "" if panel == 0 else str(panel + 1)
+        x0, y1 = col * (width_f + gap_x), 1 - row * (height_f + gap_y)
+        drawn = panel < len(titles)
+        layout[f"xaxis{suffix}"] = {"domain": [_unit(x0), _unit(x0 + width_f)], "anchor": f"y{suffix}",
+                                    "range": [0, 1], "visible": drawn, "tickfont": {"size": small},
+                                    "title": {"text": "false positive rate", **axis_title}}
+        layout[f"yaxis{suffix}"] = {"domain": [_unit(y1 - height_f), _unit(y1)], "anchor": f"x{suffix}",
+                                    "range": [0, 1.02], "visible": drawn, "tickfont": {"size": small},
+                                    "title": {"text": "true positive rate", **axis_title}}
+        refs.append((f"x{suffix}", f"y{suffix}"))
+        if drawn:
+            code = list(titles)[panel]
+            layout["annotations"].append({
+                "text": titles[code], "hovertext": f"{names.get(code, code)} ({code})" if code else "",
+                "x": x0 + width_f / 2, "y": y1, "xref": "paper", "yref": "paper", "xanchor": "center",
+                "yanchor": "bottom", "yshift": 2, "showarrow": False, "font": {"size": title_size}})
     shown: set[str] = set()
     traces: list[dict[str, Any]] = []
     for panel, code in enumerate(codes):
         xref, yref = refs[panel]
         traces.append({"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines", "xaxis": xref, "yaxis": yref,
                        "line": {"dash": "dash", "color": "lightgrey"}, "showlegend": False, "hoverinfo": "skip"})
+        listed: list[str] = []
         for i, (label, run_curves) in enumerate(curves.items()):
             for curve in run_curves:
                 if curve.code != code:
@@ -247,8 +342,18 @@ def roc_figure(curves: Mapping[str, Sequence[RocCurve]], max_cols: int = 3) -> g
                     "xaxis": xref, "yaxis": yref,
                     "hovertemplate": f"{curve.name} ({code})<br>{label}: AUC {curve.auc:.3f}"
                                      "<br>FPR %{x:.2f}, TPR %{y:.2f}<extra></extra>"})
+                if label not in shown:
+                    traces[-1]["name"] = legend_names[label]
                 shown.add(label)
-    return _figure(traces, layout, "ROC curves per class", 300 * n_rows + 120)
+                listed.append(f"<span style='color:{colour(i)}'>{curve.auc:.3f}</span>")
+        if listed and len(curves) <= 8:
+            x_dom, y_dom = layout[f"xaxis{xref[1:]}"]["domain"], layout[f"yaxis{yref[1:]}"]["domain"]
+            layout["annotations"].append({
+                "text": "AUC<br>" + "<br>".join(listed), "x": x_dom[1], "y": y_dom[0], "xref": "paper",
+                "yref": "paper", "xanchor": "right", "yanchor": "bottom", "xshift": -4, "yshift": 4,
+                "align": "right", "showarrow": False, "font": {"size": small},
+                "bgcolor": "rgba(255,255,255,0.75)"})
+    return _figure(traces, layout, "ROC curves per class", height)
 
 
 def reliability_figure(table: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure:
