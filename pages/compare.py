@@ -202,8 +202,12 @@ def _pair(store: RunStore, done: list[str], group_rows: pd.DataFrame, labels: di
         name = lambda run_id: labels.get(run_id, run_id)
         left, right = st.columns(2)
         long_name = lambda run_id: full.get(run_id, run_id)
-        run_a = left.selectbox("Run A", done, index=0, format_func=long_name, key="a", bind="query-params")
-        run_b = right.selectbox("Run B", done, index=1, format_func=long_name, key="b", bind="query-params")
+        default = compare.default_pair(group_rows[group_rows.run_id.isin(done)])
+        first, second = (done.index(default.run_a), done.index(default.run_b)) if default else (0, 1)
+        run_a = left.selectbox("Run A", done, index=first, format_func=long_name, key="a", bind="query-params")
+        run_b = right.selectbox("Run B", done, index=second, format_func=long_name, key="b", bind="query-params")
+        st.caption(f"Opens with {default.reason}; pick any two runs." if default else
+                   "No transferred run has a scratch twin (same fraction and seed) here; pick any two runs.")
         if run_a == run_b:
             st.info("Pick two different runs.")
             return

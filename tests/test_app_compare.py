@@ -214,3 +214,17 @@ def test_one_run_label_on_compare_inspect_and_predict(populated: pd.DataFrame, h
         assert {r: full[r] for r in choices} == choices
     pretrain = populated[populated.kind == "pretrain"].iloc[0]
     assert full[pretrain.run_id].startswith(f"pretrain · small_cnn · {pretrain.target} · s0 · ")
+
+
+def test_head_to_head_defaults_to_the_transfer_question(populated: pd.DataFrame) -> None:
+    """Without a pair in the URL: finetune against scratch at the same fraction (and seed), not two
+    fractions of one strategy."""
+    at = _app()
+    assert not at.exception
+    rows = populated.set_index("run_id")
+    a, b = (rows.loc[at.selectbox(key=k).value] for k in ("a", "b"))
+    assert (a.strategy, b.strategy) == ("finetune", "scratch")
+    assert a.train_fraction == b.train_fraction == 0.5, "the smallest fraction both have"
+    assert a.seed == b.seed and a.arch == b.arch and a.target == b.target
+    pair = _container(at._tree, "compare-head-to-head")
+    assert any("finetune against scratch" in c.value for c in pair.caption)

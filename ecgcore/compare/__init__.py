@@ -41,7 +41,9 @@ from ecgcore.compare.figures import (
 from ecgcore.compare.load import histories, per_class_auc, predictions, run_roc_curves
 from ecgcore.compare.grid import (
     COMPARISON_COLUMNS,
+    DefaultPair,
     GridStatistics,
+    default_pair,
     grid_statistics,
     run_ids_needed,
     setting_arm,
@@ -78,7 +80,8 @@ __all__ = [
     "per_class_auc_figure", "predictions", "read_results", "roc_curves", "roc_figure", "run_label",
     "run_labels", "run_roc_curves", "runs_table", "seed_summary",
     "calibration_table", "reliability", "reliability_figure",
-    "COMPARISON_COLUMNS", "GridStatistics", "LabelEfficiency", "Sentence", "answer", "crossing_fraction",
+    "COMPARISON_COLUMNS", "DefaultPair", "GridStatistics", "default_pair", "LabelEfficiency", "Sentence", "answer",
+    "crossing_fraction",
     "grid_statistics", "label_efficiency", "run_ids_needed", "setting_arm",
     "Arm", "SharedDraws", "arms_of", "compare_arms", "head_to_head_arms", "shared_draws",
     "benjamini_hochberg", "format_adjusted", "format_p", "holm", "holm_bounded", "seed_mean_ci",

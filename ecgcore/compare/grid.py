@@ -93,6 +93,47 @@ def setting_arm(summary: pd.DataFrame, run_id: str) -> Arm:
     return Arm((run_id,), (None,))
 
 
+#: Which transferred strategy answers "does pretraining help?" first, when several ran.
+TRANSFER_ORDER: tuple[str, ...] = ("finetune", "lp_ft", "discriminative_lr", "gradual_unfreeze", "partial_freeze",
+                                   "linear_probe")
+
+
+@dataclass(frozen=True)
+class DefaultPair:
+    """The head to head a page opens with, and why."""
+
+    run_a: str
+    run_b: str
+    reason: str
+
+
+def default_pair(runs: pd.DataFrame, baseline: str = BASELINE) -> DefaultPair | None:
+    """The transfer question among `runs` (finished runs, runs_table columns): a transferred
+    strategy (TRANSFER_ORDER first) against `baseline` at the same protocol, target, task,
+    architecture, fraction and seed; the smallest such fraction (where pretraining is said to
+    matter most), then the smallest seed. None when no run has its baseline twin."""
+    keys = (*PAIR_KEYS, "seed")
+    rows = runs.to_dict("records")
+    base = {(_key(r, keys), round(float(r["train_fraction"]), 9)): r for r in rows if r["strategy"] == baseline}
+    rank = {name: i for i, name in enumerate(TRANSFER_ORDER)}
+    found = []
+    for row in rows:
+        if row["strategy"] == baseline or row.get("kind", "target") != "target":
+            continue
+        fraction = round(float(row["train_fraction"]), 9)
+        twin = base.get((_key(row, keys), fraction))
+        if twin is not None:
+            seed = -1 if pd.isna(row["seed"]) else int(row["seed"])
+            found.append(((rank.get(row["strategy"], len(rank)), row["strategy"], fraction, seed), row, twin))
+    if not found:
+        return None
+    _, treated, twin = min(found, key=lambda item: item[0])
+    seed = "" if pd.isna(treated["seed"]) else f", seed {int(treated['seed'])}"
+    return DefaultPair(str(treated["run_id"]), str(twin["run_id"]),
+                       f"{treated['strategy']} against {baseline} at {float(treated['train_fraction']):g} of the "
+                       f"target, {treated['arch']}{seed}: the transfer question")
+
+
 #: Most bootstrap draws `draws_to_resolve` asks for (a grid of hundreds of comparisons would
 #: otherwise cost minutes); past it the answer says when its draws are too few to decide.
 MAX_DRAWS = 5_000
