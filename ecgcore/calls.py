@@ -36,8 +36,12 @@ class Thresholds:
 
     @property
     def note(self) -> str:
-        """One line for a page or report: how probabilities became calls."""
-        return f"called where p ≥ the run's threshold per class, {self.source}"
+        return calls_note(self.source)
+
+
+def calls_note(source: str) -> str:
+    """One line for a page or report: how probabilities became calls."""
+    return f"called where p ≥ the run's threshold per class, {source}"
 
 
 def run_thresholds(results: Mapping[str, Any] | None, classes: Sequence[str]) -> Thresholds:

@@ -125,13 +125,22 @@ class Provenance:
         lines = [f"Model: run {self.run_id}, {self.arch}, {self._trained()}",
                  f"Task {self.task}; {self._score()}"]
         if not self.recorded:
-            lines.append("Real or synthetic checked now from the run's dataset folders "
-                         "(the run predates recording it)")
+            lines.append("Real or synthetic: checked now (the run predates recording it)")
         return lines
 
     def line(self) -> str:
         """The provenance in one line (pages)."""
         return ". ".join(self.lines()) + "."
+
+    @property
+    def headline(self) -> str:
+        """The warning in a few words, for the report's red box (empty when no warning)."""
+        if any(d.synthetic for d in self.datasets):
+            how = "only" if all(d.synthetic for d in self.datasets) else "partly"
+            return f"Trained {how} on synthetic data: its calls mean nothing for a real patient."
+        if self.unknown:
+            return "Training data not checked to be real: read its calls with care."
+        return ""
 
     @property
     def warning(self) -> str:

@@ -47,6 +47,7 @@ HEADER_BOTTOM_MM = PAGE_MM[1] - PAPER_BOTTOM_MM - PAGE_HEIGHT_MM - 2.0
 COLUMN_GAP_MM = 3.0
 COLUMN_WIDTHS_MM = (80.0, 64.0, 70.0, 37.0)
 WARNING_BOX = "#b03a2e"
+TOP_ROWS = 3  # the calls table always shows the most probable classes
 METHOD_NAMES = {"gradcam": "Grad-CAM", "ig": "Integrated Gradients", "occlusion": "Occlusion"}
 
 
@@ -231,20 +232,22 @@ class _Column:
 
 def _prediction_lines(predictions: Sequence[Prediction], capacity: int, chars: int) -> list[str]:
     """The calls table in `capacity` fixed-width lines of at most `chars` characters, in
-    order of probability: the true labels first get a row, then the called classes, then
-    the most probable others; what does not fit is counted. Called rhythms that exclude
+    order of probability: the TOP_ROWS most probable classes get a row, then the true
+    labels, the conflicting rhythms, the other called classes, and the next most probable;
+    the rest are counted. Called rhythms that exclude
     each other are marked "yes*" with a footnote naming the most probable."""
     ordered = sorted(predictions, key=lambda p: -p.probability)
     known = any(p.true is not None for p in predictions)
-    rows = capacity - 1 - (rhythm_conflict(predictions) is not None)  # the header, the footnote
-    if len(ordered) > rows:
-        rows -= 1  # one line says how many are not shown
-    shown = [p for p in ordered if p.true][:rows]
-    for group in ([p for p in ordered if p.called], ordered):
-        shown += [p for p in group if p not in shown][: rows - len(shown)]
-    shown.sort(key=lambda p: -p.probability)
     conflict = rhythm_conflict(predictions)
     clash = set(conflict.codes) if conflict else set()
+    rows = capacity - 1 - (conflict is not None)  # the column header, the footnote
+    if len(ordered) > rows:
+        rows -= 1  # one line says how many are not shown
+    shown = ordered[:min(TOP_ROWS, rows)]
+    for group in ([p for p in ordered if p.true], [p for p in ordered if p.code in clash],
+                  [p for p in ordered if p.called], ordered):
+        shown += [p for p in group if p not in shown][: rows - len(shown)]
+    shown.sort(key=lambda p: -p.probability)
     lines = ["prob.  cut    call  " + ("true  " if known else "") + "class"]
     for p in shown:
         truth = ("yes   " if p.true else "no    ") if known else ""
@@ -253,8 +256,8 @@ def _prediction_lines(predictions: Sequence[Prediction], capacity: int, chars: i
     hidden = [p for p in ordered if p not in shown]
     if hidden:
         called = sum(p.called for p in hidden)
-        lines.append(f"… {len(hidden)} more classes with lower probabilities"
-                     + (f" ({called} called)" if called else ""))
+        lower = " with lower probabilities" if hidden[0].probability <= shown[-1].probability else ""
+        lines.append(f"… {len(hidden)} more classes{lower}" + (f" ({called} called)" if called else ""))
     if conflict:
         lines.append(conflict.short())
     return [line if len(line) <= chars else line[: chars - 1] + "…" for line in lines]

@@ -40,3 +40,17 @@ def report_downloads(container: Any, stem: str, make: Callable[[str], bytes]) ->
             f"Report ({fmt.upper()})", key=f"report_{fmt}", on_click="ignore",
             data=lambda fmt=fmt: make(fmt), file_name=f"{stem}.{fmt}",
             mime="application/pdf" if fmt == "pdf" else "image/png")
+
+
+def show_provenance(container: Any, provenance: Any) -> None:
+    """What a model's predictions rest on (an `ecgcore.provenance.Provenance`), the same on
+    Inspect and Predict: its one-line provenance, the research-use line, and its warning
+    (red when the training data is synthetic, yellow when that could not be checked)."""
+    from ecgcore.display import escape_markdown
+    from ecgcore.provenance import RESEARCH_USE
+
+    if provenance.warning:
+        alert = container.error if provenance.synthetic else container.warning
+        alert(escape_markdown(provenance.warning), icon="⚠️")
+    container.markdown(escape_markdown(provenance.line()))
+    container.markdown(f"**{RESEARCH_USE}**")

@@ -6,7 +6,8 @@ threshold) and confidence, and step through them. Each record is drawn at 25 mm/
 predicted probabilities and the true labels. The view lives in the URL
 (`?run=…&cls=…&record=…&method=…`), so a link reopens it. Everything shown comes
 from the run folder (predictions.npz, results.json, config.json) and the target
-dataset it names.
+dataset it names. The run's provenance, the research-use line and (synthetic training
+data) a warning come first; a record whose called rhythms exclude each other says so.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ from ecgcore.data.sources import open_dataset
 from ecgcore.errors import EcgcoreError
 from ecgcore.explain import Explanation, explain_signal, list_methods
 from ecgcore.figures.ecg_paper import ecg_paper_figure, lead_importance_figure
+from ecgcore.calls import calls_note, rhythm_conflict
+from ecgcore.display import escape_markdown
 from ecgcore.inspect_run import (
     OUTCOMES, RunPredictions, TestRecord, filter_records, load_run_predictions, neighbour,
-    read_test_record, record_summary, run_choices, true_labels,
+    read_test_record, record_calls, record_summary, run_choices, true_labels,
 )
 from ecgcore.predict import LoadedRun, load_run
-from ecgcore.report import METHOD_NAMES, Prediction, ReportContent, report_bytes, saliency_on_signal
+from ecgcore.provenance import Provenance, run_provenance
+from ecgcore.report import METHOD_NAMES, ReportContent, report_bytes, saliency_on_signal
 from ecgcore.runs import RunStore
-from pages import report_downloads, require_router
+from pages import report_downloads, require_router, show_provenance
 
 require_router()
 
@@ -46,6 +50,11 @@ def _stamp(*paths: Path) -> str:
 @st.cache_data(show_spinner="Reading the run's predictions…", max_entries=16)
 def _predictions(run_id: str, stamp: str) -> RunPredictions:
     return load_run_predictions(run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _provenance(run_id: str, stamp: str) -> Provenance:
+    return run_provenance(run_id)
 
 
 @st.cache_resource(show_spinner="Reading the target dataset…", max_entries=4)
@@ -104,29 +113,33 @@ def _facts(preds: RunPredictions, record: TestRecord) -> str:
     age = "unknown" if record.age is None else f"{record.age:g}"
     sex = {"M": "male", "F": "female"}.get(record.sex, "unknown")
     signal = record.signal
-    return (f"**True labels:** {', '.join(labels) or 'none of the run’s classes'}  \n"
+    recorded = "; ".join(record.facts.diagnosis_names) or "none"
+    return (f"**True labels:** {escape_markdown(', '.join(labels) or 'none of the run’s classes')}  \n"
             f"**Age:** {age} · **Sex:** {sex} · {signal.fs:g} Hz · {signal.seconds:.1f} s · "
-            f"{len(signal.leads)} leads")
+            f"{len(signal.leads)} leads  \n"
+            f"**Recorded diagnoses** (the dataset's labels, all of them): {escape_markdown(recorded)}")
 
 
-def _report(preds: RunPredictions, record: TestRecord, explanation: Explanation, saliency,
-            start: float, fmt: str) -> bytes:
-    row = preds.row(record.record_id)
-    predictions = [Prediction(c, float(p), float(t), bool(y)) for c, p, t, y in
-                   zip(preds.classes, preds.y_score[row], preds.thresholds, preds.y_true[row])]
-    facts = {"run": preds.run_id, "thresholds": preds.threshold_source,
-             "age": "unknown" if record.age is None else f"{record.age:g}",
-             "sex": record.sex or "unknown"}
+def _report(preds: RunPredictions, record: TestRecord, provenance: Provenance,
+            explanation: Explanation, saliency, start: float, fmt: str) -> bytes:
     content = ReportContent(
-        title=f"Test record {record.record_id}", signal=record.signal, predictions=predictions,
-        saliency=saliency, lead_importance=explanation.lead_importance, facts=facts, start=start,
+        title=f"Test record {record.record_id}", signal=record.signal,
+        predictions=record_calls(preds, record.record_id), saliency=saliency,
+        lead_importance=explanation.lead_importance, start=start,
+        facts={"dataset": preds.dataset.rstrip("/").rsplit("/", 1)[-1], **record.facts.facts()},
+        provenance=provenance.lines(), warning=provenance.headline,
+        calls_note=calls_note(preds.threshold_source),
         saliency_caption=f"saliency: {METHOD_NAMES.get(explanation.method, explanation.method)} "
                          f"for {explanation.class_name}")
     return report_bytes(content, fmt)
 
 
-def _record_view(run_id: str, preds: RunPredictions, code: str, record: TestRecord) -> None:
+def _record_view(run_id: str, preds: RunPredictions, provenance: Provenance, code: str,
+                 record: TestRecord) -> None:
     st.markdown(_facts(preds, record))
+    conflict = rhythm_conflict(record_calls(preds, record.record_id))
+    if conflict:
+        st.warning(escape_markdown(conflict.sentence()))
     method = _url_choice(st, "radio", "Attribution method", list_methods(), "method",
                          default=DEFAULT_METHOD, horizontal=True,
                          format_func=lambda m: METHOD_NAMES.get(m, m))
@@ -161,7 +174,7 @@ def _record_view(run_id: str, preds: RunPredictions, code: str, record: TestReco
     right.plotly_chart(lead_importance_figure(explanation.lead_importance, "Lead importance"),
                        width="stretch", key="importance")
     report_downloads(right, f"{record.record_id}_{code.replace('|', '-')}",
-                     lambda fmt: _report(preds, record, explanation, saliency, start, fmt))
+                     lambda fmt: _report(preds, record, provenance, explanation, saliency, start, fmt))
 
 
 st.title("Inspect")
@@ -178,8 +191,10 @@ try:
 except EcgcoreError as err:
     st.error(f"{run_id}: {err}")
     st.stop()
+provenance = _provenance(run_id, _stamp(folder.results_path, folder.config_path))
+show_provenance(st, provenance)
 st.caption(f"{len(preds.record_ids)} test records · {len(preds.classes)} classes · thresholds "
-           f"{preds.threshold_source} · signals from {preds.dataset}")
+           f"{preds.threshold_source} · signals from {escape_markdown(preds.dataset)}")
 
 code, ids = _filters(preds)
 st.caption(f"{len(ids)} of {len(preds.record_ids)} test records match.")
@@ -198,4 +213,4 @@ try:
 except EcgcoreError as err:
     st.error(f"Cannot read test record {record_id}: {err}")
     st.stop()
-_record_view(run_id, preds, code, record)
+_record_view(run_id, preds, provenance, code, record)

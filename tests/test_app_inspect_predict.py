@@ -11,9 +11,13 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
+from ecgcore.calls import make_calls, rhythm_conflict, run_thresholds
 from ecgcore.data.labels import class_name
+from ecgcore.data.labels.rhythms import EXCLUSIVE_RHYTHMS
+from ecgcore.display import escape_markdown
 from ecgcore.inspect_run import filter_records, load_run_predictions
 from ecgcore.predict import predict_files, read_record_file
+from ecgcore.provenance import RESEARCH_USE, run_provenance
 from ecgcore.runs import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,8 +76,20 @@ def test_inspect_page_draws_the_record_from_the_url(run_workspace) -> None:
     assert shown[class_name("164889003")] == preds.y_score[row, preds.column("164889003")]
     text = _texts(at)
     assert "**True labels:**" in text and "**Age:**" in text and "**Sex:**" in text
+    assert "recorded diagnoses" in text.lower()
     assert "thresholds tuned on validation" in text
     assert [b.label for b in at.get("download_button")] == ["Report (PDF)", "Report (PNG)"]
+    _assert_provenance(at, run_workspace.run_id)
+
+
+def _assert_provenance(at: AppTest, run_id: str) -> None:
+    """The run's provenance line, the research-use line, and (a demo-data run) the warning."""
+    prov = run_provenance(run_id)
+    assert prov.synthetic and prov.warning
+    text = _texts(at)
+    assert escape_markdown(prov.line()) in text and RESEARCH_USE in text
+    warning = escape_markdown(prov.warning)
+    assert [e.value for e in at.error if e.value == warning] == [warning]
 
 
 def test_inspect_filters_next_previous_and_method(run_workspace) -> None:
@@ -105,16 +121,28 @@ def test_inspect_filters_next_previous_and_method(run_workspace) -> None:
 
 def test_predict_page_scores_uploads_like_predict(run_workspace, shared_data: Path) -> None:
     g12ec = shared_data / "ecg" / "cinc2021" / "G12EC"
-    at = _app("pages/predict.py", run=run_workspace.run_id)
+    at = _app("pages/predict.py")  # no run in the link: the best run for the record is chosen
     assert not at.exception
     assert "Upload a record" in _texts(at)
     at.file_uploader(key="files").set_value(
         [(name, (g12ec / name).read_bytes(), "application/octet-stream") for name in ("E00003.hea", "E00003.mat")])
     at.run()
     assert not at.exception, at.exception
+    assert at.selectbox(key="predict_run").value == run_workspace.run_id
+    assert "Chosen for this record: the best test macro AUC" in _texts(at)
     want = predict_files(run_workspace.run_id, [g12ec / "E00003.hea"])[0]["probabilities"]
     table = at.dataframe[0].value
     assert dict(zip(table["name"], table["probability"])) == {class_name(c): p for c, p in want.items()}
+    results = json.loads((run_workspace.home / "runs" / run_workspace.run_id / "results.json").read_text())
+    tuned = results["test"]["thresholds"]
+    assert dict(zip(table["name"], table["threshold"])) == {class_name(c): tuned[c] for c in want}
+    assert dict(zip(table["name"], table["call"])) == {
+        class_name(c): ("yes" if want[c] >= tuned[c] else "no") for c in want
+    } or rhythm_conflict(make_calls(want, run_thresholds(results, list(want)))) is not None
+    text = _texts(at)
+    assert "threshold per class, tuned on validation" in text
+    assert "From the record's header: age unknown · male · recorded diagnoses: NSR — sinus rhythm" in text
+    _assert_provenance(at, run_workspace.run_id)
     spec = _chart(at, "ecg")
     top = max(want, key=want.get)
     assert spec["layout"]["title"]["text"].startswith(f"E00003 · Integrated Gradients for {class_name(top)}")
@@ -167,6 +195,48 @@ def test_inspect_says_when_the_target_dataset_is_gone(run_workspace, tmp_path: P
     monkeypatch.setenv("ECGCORE_HOME", str(home))
     at = _app("pages/inspect.py", run=run_workspace.run_id)
     assert not at.exception, at.exception
-    (error,) = at.error
+    # The provenance is recorded in results.json, so the synthetic warning outlives the folder.
+    assert at.error[0].value == escape_markdown(run_provenance(run_workspace.run_id).warning)
+    (error,) = at.error[1:]
     assert error.value.startswith("Cannot read test record ") and "no-longer-here" in error.value
     assert at.selectbox(key="record").options  # the predictions still list the records
+
+
+def test_rhythms_called_together_are_flagged_on_both_pages(run_workspace, shared_data: Path, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    """A copy of the run whose rhythm thresholds are 0: every rhythm class is called, so
+    each record's calls contradict each other; both pages say so and name the likeliest."""
+    home = tmp_path / "conflict"
+    shutil.copytree(run_workspace.home / "runs" / run_workspace.run_id, home / "runs" / run_workspace.run_id)
+    results_path = home / "runs" / run_workspace.run_id / "results.json"
+    results = json.loads(results_path.read_text())
+    rhythms = [c for c in results["classes"] if c in EXCLUSIVE_RHYTHMS]
+    assert len(rhythms) >= 2
+    results["test"]["thresholds"].update(dict.fromkeys(rhythms, 0.0))
+    results_path.write_text(json.dumps(results))
+    RunStore(home).reindex()
+    monkeypatch.setenv("ECGCORE_HOME", str(home))
+
+    g12ec = shared_data / "ecg" / "cinc2021" / "G12EC"
+    want = predict_files(run_workspace.run_id, [g12ec / "E00003.hea"])[0]["probabilities"]
+    likeliest = max(rhythms, key=lambda c: want[c])
+    at = _app("pages/predict.py", run=run_workspace.run_id)
+    at.file_uploader(key="files").set_value(
+        [(name, (g12ec / name).read_bytes(), "application/octet-stream") for name in ("E00003.hea", "E00003.mat")])
+    at.run()
+    assert not at.exception, at.exception
+    (warning,) = [w.value for w in at.warning if w.value.startswith("Rhythm conflict")]
+    assert f"the most probable rhythm is {class_name(likeliest)}" in warning
+    table = at.dataframe[0].value
+    calls = dict(zip(table["name"], table["call"]))
+    assert all(calls[class_name(c)] == "yes — rhythm conflict" for c in rhythms)
+    assert "Chosen in the link" in _texts(at)
+
+    preds = load_run_predictions(run_workspace.run_id, RunStore(home))
+    record = preds.record_ids[0]
+    at = _app("pages/inspect.py", run=run_workspace.run_id, record=record)
+    assert not at.exception, at.exception
+    row = preds.row(record)
+    best = max(rhythms, key=lambda c: preds.y_score[row, preds.column(c)])
+    (warning,) = [w.value for w in at.warning if w.value.startswith("Rhythm conflict")]
+    assert f"the most probable rhythm is {class_name(best)}" in warning

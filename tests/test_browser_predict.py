@@ -1,6 +1,8 @@
 """The Predict page in a real browser: upload a Challenge record through the file input and
-see its probabilities (as `predict` gives them) and the trace with its saliency band drawn
-by plotly.js; a corrupt upload shows a message, not a traceback."""
+see its probabilities (as `predict` gives them), the model's provenance with the
+research-use line and (a run on the demo data) the synthetic-data warning, and the trace
+with its saliency band drawn by plotly.js; the report PDF says the same and keeps its text
+off the ECG grid; a corrupt upload shows a message, not a traceback."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ import re
 from pathlib import Path
 
 from browser import BROWSER_MARKS, app_env, chromium_page, streamlit_server
+from test_report import _grid_box, _render
 
 from ecgcore.data.labels import class_name
 from ecgcore.predict import predict_files
+from ecgcore.provenance import RESEARCH_USE, run_provenance
 
 pytestmark = BROWSER_MARKS
 
@@ -36,6 +40,15 @@ def test_upload_a_record_and_see_probabilities_and_trace(run_workspace, shared_d
                                                             str(g12ec / "E00005.mat")])
         expect(main.get_by_text(f"Most likely: {class_name(top)} (p = {want[top]:.3f})")).to_be_visible(
             timeout=60_000)
+        prov = run_provenance(run_workspace.run_id)
+        expect(main.get_by_text(f"Model: run {run_workspace.run_id}")).to_be_visible()
+        expect(main.get_by_text("target_challenge (synthetic)").first).to_be_visible()
+        expect(main.get_by_text(RESEARCH_USE, exact=True)).to_be_visible()
+        warning = main.locator("[data-testid='stAlertContentError']").filter(
+            has_text="This model was trained only on synthetic data")
+        expect(warning).to_have_count(1)
+        expect(warning).to_be_visible()
+        expect(main.get_by_text("From the record's header: age")).to_be_visible()
         ecg = main.locator(".js-plotly-plot").filter(has_text="E00005 · Integrated Gradients")
         expect(ecg).to_have_count(1, timeout=60_000)
         # 4 saliency bands + calibration + column marks + 3 rows + rhythm strip.
@@ -47,6 +60,16 @@ def test_upload_a_record_and_see_probabilities_and_trace(run_workspace, shared_d
             main.get_by_role("button", name="Report (PDF)").click()
         report = Path(download.value.path()).read_bytes()
         assert report.startswith(b"%PDF-") and len(re.findall(rb"/Type\s*/Page\b", report)) == 1
+        pixels, texts, page_height = _render(report)  # the PDF rendered by PDFium
+        words = " ".join(" ".join(text for text, _ in texts).split())
+        assert RESEARCH_USE in words and "tuned on validation" in words and "at 0.5" not in words
+        assert f"run {run_workspace.run_id}" in words and "target_challenge (synthetic)" in words
+        assert prov.headline in words and "recorded diagnoses" in words
+        grid = _grid_box(pixels, page_height)
+        on_grid = {text for text, box in texts if box[2] > grid[0] and box[0] < grid[2]
+                   and box[3] > grid[1] and box[1] < grid[3]}
+        assert on_grid <= {"I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6",
+                           "25 mm/s · 10 mm/mV · 500 Hz"}, on_grid
         assert download.value.suggested_filename == f"E00005_{top.replace('|', '-')}.pdf"
         ecg.scroll_into_view_if_needed()
         page.wait_for_timeout(500)

@@ -47,6 +47,7 @@ def test_a_run_on_demo_data_records_it_and_warns(run_workspace) -> None:
     assert results["task"] in line and "small_cnn" in line
     assert f"test macro AUC {results['test']['macro_auc']:.3f} (95 % CI {low:.3f}–{high:.3f}" in line
     assert "synthetic" in prov.warning and "real patient" in prov.warning
+    assert prov.headline == "Trained only on synthetic data: its calls mean nothing for a real patient."
     assert any("target_challenge (synthetic)" in text for text in prov.lines())
     assert RESEARCH_USE == "Research use only, not for diagnosis."
 
@@ -77,7 +78,7 @@ def test_real_data_runs_have_no_warning_and_old_runs_are_checked_now(run_workspa
     store = RunStore(home)
     store.reindex()
     prov = run_provenance(real, store)
-    assert not prov.synthetic and prov.warning == "" and "G12EC (real)" in prov.line()
+    assert not prov.synthetic and prov.warning == prov.headline == "" and "G12EC (real)" in prov.line()
     legacy = run_provenance(old, store)
     assert legacy.synthetic and not legacy.recorded  # the config's dataset folder has the marker
     assert "checked now" in legacy.line()

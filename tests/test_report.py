@@ -220,3 +220,32 @@ def test_report_flags_rhythms_that_exclude_each_other_and_says_how_calls_were_ma
     words = " ".join(header.split())  # wrapped lines joined
     assert "threshold per class, tuned on validation" in words and "at 0.5" not in words
     assert "Research use only, not for diagnosis." in header
+
+
+def test_the_most_probable_class_keeps_its_row_even_when_not_called(shared_data: Path) -> None:
+    from dataclasses import replace
+
+    # LAD is the likeliest but under its tuned threshold; a dozen unlikely classes are called.
+    predictions = [Prediction("39732003", 0.745, 0.8)]
+    predictions += [Prediction(code, 0.3 - 0.01 * i, 0.1) for i, code in enumerate(LONG_NAMES)]
+    fig = report_figure(replace(_content(shared_data), predictions=predictions))
+    header = "\n".join(t.get_text() for t in fig.texts)
+    assert "0.745  0.800  no    LAD — left axis deviation" in header
+    assert re.search(r"… \d+ more classes( with lower probabilities)? \(\d+ called\)", header)
+    # Every called rhythm of the conflict keeps its row (NSR, SB, STach, AF are all called here).
+    for name in ("NSR — sinus rhythm", "SB — sinus bradycardia", "STach — sinus tachycardia",
+                 "AF — atrial fibrillation"):
+        assert f"yes*  {name}" in header
+
+
+def test_the_warning_is_drawn_white_on_red_under_the_title(shared_data: Path) -> None:
+    from dataclasses import replace
+
+    headline = "Trained only on synthetic data: its calls mean nothing for a real patient."
+    fig = report_figure(replace(_content(shared_data), warning=headline))
+    boxes = [t for t in fig.texts if t.get_bbox_patch() is not None]
+    assert " ".join(t.get_text() for t in boxes) == headline  # wrapped, whole
+    for box in boxes:
+        assert box.get_color() == "#ffffff"
+        assert box.get_bbox_patch().get_facecolor()[:3] == pytest.approx((0xb0 / 255, 0x3a / 255, 0x2e / 255))
+    assert " ".join(" ".join(t.get_text() for t in fig.texts).split()).count(headline) == 1
