@@ -94,17 +94,19 @@ def _text(value: Any, fmt: str | None) -> str:
 def for_display(frame: pd.DataFrame, formats: Mapping[str, str] | None = None,
                 missing: Mapping[str, str] | None = None) -> pd.DataFrame:
     """A copy of `frame` for a person to read: every column that has a missing value (None, NaN,
-    <NA>) is written as text, the value with its `formats` entry (a str.format pattern, e.g.
-    "{:.3f}") and the missing one as its `missing` entry (the reason) or "—"; a column in
-    `formats` is written as text even when it has no gap, so a column reads the same everywhere.
-    The other columns are left as they are. Keep the raw frame for downloads."""
+    <NA>) is written as text, each value with its `formats` entry (a str.format pattern, e.g.
+    "{:.3f}") and each missing one as its `missing` entry (the reason) or "—". Columns without a
+    gap keep their values (and their numeric sort). Keep the raw frame for downloads."""
     formats = dict(formats or {})
     missing = dict(missing or {})
     shown = frame.copy()
     for column in shown.columns:
         values = shown[column]
-        gaps = values.isna().to_numpy(dtype=bool)
-        if not gaps.any() and column not in formats:
+        try:
+            gaps = values.isna().to_numpy(dtype=bool)
+        except (TypeError, ValueError):
+            continue
+        if not gaps.any():
             continue
         fmt = formats.get(column)
         reason = missing.get(column, MISSING)

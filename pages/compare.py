@@ -20,6 +20,7 @@ import streamlit as st
 
 from ecgcore import compare
 from ecgcore.compare import RunFilters
+from ecgcore.display import for_display
 from ecgcore.errors import EcgcoreError
 from ecgcore.runs import RunStore
 from pages import require_router
@@ -38,21 +39,37 @@ FILTERS: tuple[tuple[str, str, str], ...] = (
     ("state", "State", "statuses"), ("kind", "Kind", "kinds"), ("protocol", "Protocol", "protocols"),
 )
 PARSE: dict[str, Callable[[str], Any]] = {"fractions": float, "seeds": int}
-TABLE_CONFIG = {
-    "macro_auc": st.column_config.NumberColumn("macro AUC", format="%.3f"),
-    "macro_auc_low": st.column_config.NumberColumn("CI low", format="%.3f"),
-    "macro_auc_high": st.column_config.NumberColumn("CI high", format="%.3f"),
-    "macro_auprc": st.column_config.NumberColumn("macro AUPRC", format="%.3f"),
-    "f1_weighted": st.column_config.NumberColumn("F1 (weighted)", format="%.3f"),
-    "train_fraction": st.column_config.NumberColumn("fraction", format="%g"),
-    "train_seconds": st.column_config.NumberColumn("train s", format="%.1f"),
-    "ci_low": st.column_config.NumberColumn("95 % CI low", format="%.3f"),
-    "ci_high": st.column_config.NumberColumn("95 % CI high", format="%.3f"),
-    "ci_method": st.column_config.TextColumn("CI method"),
-    "n_leaked": st.column_config.NumberColumn(
-        "leaked", help="Test records the source model was trained on (same recording by name or by "
-        "signal, results.json 'leakage'); empty without a source. Above 0, the test score is optimistic."),
+# Column -> (label, number format, help). A column that also holds gaps arrives as text (gaps as
+# "—" or their reason, ecgcore.display.for_display) and is shown right-aligned like a number.
+NUMBERS: dict[str, tuple[str | None, str, str | None]] = {
+    "macro_auc": ("macro AUC", "%.3f", None), "macro_auc_low": ("CI low", "%.3f", None),
+    "macro_auc_high": ("CI high", "%.3f", None), "macro_auprc": ("macro AUPRC", "%.3f", None),
+    "f1_weighted": ("F1 (weighted)", "%.3f", None), "train_fraction": ("fraction", "%g", None),
+    "train_seconds": ("train s", "%.1f", None), "ci_low": ("95 % CI low", "%.3f", None),
+    "ci_high": ("95 % CI high", "%.3f", None), "macro_auc_mean": (None, "%.3f", None),
+    "macro_auc_std": (None, "%.3f", None), "n_train": (None, "%g", None),
+    "macro_auc_baseline": (None, "%.3f", None), "diff": (None, "%.3f", None), "low": (None, "%.3f", None),
+    "high": (None, "%.3f", None), "auc_a": (None, "%.3f", None), "auc_b": (None, "%.3f", None),
+    "p_value": (None, "%.3f", None), "p_holm": (None, "%.3f", None), "best_val_auc": (None, "%.3f", None),
+    "target_auc": (None, "%.3f", None), "brier": (None, "%.4f", None), "ece": (None, "%.4f", None),
+    "n_leaked": ("leaked", "%d", "Test records the source model was trained on (same recording by name or by "
+                 "signal, results.json 'leakage'); 'no source' for runs trained from scratch. Above 0, the "
+                 "test score is optimistic."),
 }
+
+
+def _table(frame: pd.DataFrame, key: str, missing: dict[str, str] | None = None, **kwargs: Any) -> None:
+    """st.dataframe of `frame` with no "None" in it: numbers formatted, gaps as "—" or the reason."""
+    shown = for_display(frame, {c: "{:" + fmt[1:] + "}" for c, (_, fmt, _) in NUMBERS.items()}, missing)
+    config: dict[str, Any] = {"ci_method": st.column_config.TextColumn("CI method")}
+    for column, (label, fmt, help_text) in NUMBERS.items():
+        if column not in shown:
+            continue
+        if pd.api.types.is_numeric_dtype(shown[column]):
+            config[column] = st.column_config.NumberColumn(label, format=fmt, help=help_text)
+        else:
+            config[column] = st.column_config.TextColumn(label, help=help_text, alignment="right")
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=config, key=key, **kwargs)
 
 
 def _show(value: Any) -> str:
@@ -91,8 +108,7 @@ def _chart(fig: go.Figure, key: str) -> None:
 
 def _runs_table(shown: pd.DataFrame) -> None:
     columns = [c for c in compare.TABLE_COLUMNS if c not in ("created", "device", "experiment", "task")]
-    st.dataframe(shown[columns], hide_index=True, width="stretch", height=min(420, 36 * len(shown) + 40),
-                 column_config=TABLE_CONFIG, key="runs-table")
+    _table(compare.runs_for_display(shown[columns]), "runs-table", height=min(420, 36 * len(shown) + 40))
     _download_csv(shown, "runs", "Download the table (CSV)")
 
 
@@ -119,7 +135,7 @@ def _macro(rows: pd.DataFrame, group_rows: pd.DataFrame, labels: dict[str, str])
                                                                            summary.macro_auc_std)]
         st.caption("Per setting, over its seeds (std shown where several seeds exist):")
         shown = summary.drop(columns=["run_ids", "task"])
-        st.dataframe(shown, hide_index=True, width="stretch", column_config=TABLE_CONFIG, key="seed-table")
+        _table(shown.replace({"protocol": {"": None}}), "seed-table", {"macro_auc_std": "one seed"})
         _download_csv(shown, "macro-auc-by-setting")
 
 
@@ -160,9 +176,7 @@ def _convergence(history: pd.DataFrame, labels: dict[str, str]) -> None:
             return
         table = compare.convergence(history)
         table.insert(1, "run", [labels.get(r, r) for r in table.run_id])
-        st.dataframe(table, hide_index=True, width="stretch", key="convergence-table",
-                     column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                    for c in ("best_val_auc", "target_auc")})
+        _table(table, "convergence-table")
         _download_csv(table, "convergence")
 
 
@@ -240,9 +254,7 @@ def _pair(store: RunStore, done: list[str], group_rows: pd.DataFrame, labels: di
                    + (f" Classes scored by only one run, left out: {', '.join(h2h.dropped_classes)}."
                       if h2h.dropped_classes else ""))
         _chart(compare.head_to_head_figure(h2h, name(run_a), name(run_b)), "head-to-head")
-        st.dataframe(h2h.per_class, hide_index=True, width="stretch", key="h2h-table",
-                     column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                    for c in ("auc_a", "auc_b", "diff", "low", "high", "p_value", "p_holm")})
+        _table(h2h.per_class, "h2h-table")
         _download_csv(h2h.per_class, "head-to-head")
 
 
@@ -273,10 +285,7 @@ def _answer(store: RunStore, group_rows: pd.DataFrame) -> None:
                    f"p-values: raw and {stats.adjustment}; a p at the bootstrap's floor reads '< 1/B'. "
                    "'No detectable difference': Holm-adjusted p ≥ 0.05.")
         shown = table.drop(columns=["p_value", "p_holm", "n_boot"])
-        st.dataframe(shown, hide_index=True, width="stretch", key="answer-table",
-                     column_config={**{c: st.column_config.NumberColumn(format="%.3f") for c in
-                                       ("macro_auc", "macro_auc_baseline", "diff", "low", "high")},
-                                    "train_fraction": TABLE_CONFIG["train_fraction"]})
+        _table(shown, "answer-table")
         _download_csv(table, "answer")
 
 
@@ -288,8 +297,7 @@ def _calibration(store: RunStore, view: list[str], labels: dict[str, str]) -> No
         st.caption("Brier score: mean (p − y)² over records and classes. ECE: Σ over equal-width score bins of "
                    "(bin share) · |mean score − fraction positive|, every record-class pair pooled. Runs evaluated "
                    "before these existed: computed from predictions.npz.")
-        st.dataframe(table, hide_index=True, width="stretch", key="calibration-table",
-                     column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("brier", "ece")})
+        _table(table, "calibration-table")
         bins = compare.reliability(store, view)
         if bins.empty:
             st.info("No test predictions to draw a reliability diagram from.")

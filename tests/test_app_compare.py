@@ -228,3 +228,18 @@ def test_head_to_head_defaults_to_the_transfer_question(populated: pd.DataFrame)
     assert a.seed == b.seed and a.arch == b.arch and a.target == b.target
     pair = _container(at._tree, "compare-head-to-head")
     assert any("finetune against scratch" in c.value for c in pair.caption)
+
+
+def test_no_table_shows_none(populated: pd.DataFrame) -> None:
+    """A missing value reads "—" or its reason, never "None" (protocol, std of one seed, …)."""
+    at = _app()
+    assert not at.exception
+    for frame in at.dataframe:
+        value = frame.value
+        gaps = {c: int(value[c].isna().sum()) for c in value.columns if value[c].isna().any()}
+        assert not gaps, f"{frame.proto.id}: missing values shown as None in {gaps}"
+    runs = at.dataframe[0].value
+    assert set(runs.protocol) == {"—"}
+    seeds = _container(at._tree, "compare-macro").dataframe[0].value
+    assert "one seed" in set(seeds.macro_auc_std), "the std of a single seed says why it is missing"
+    assert set(seeds.protocol) == {"—"}

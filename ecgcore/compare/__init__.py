@@ -69,6 +69,7 @@ from ecgcore.compare.table import (
     read_results,
     run_label,
     run_labels,
+    runs_for_display,
     runs_table,
 )
 
@@ -78,7 +79,7 @@ __all__ = [
     "data_efficiency", "data_efficiency_figure", "file_stamp", "filter_options", "finished", "full_labels", "head_to_head",
     "head_to_head_figure", "histories", "learning_curves_figure", "macro_auc_figure", "per_class_auc",
     "per_class_auc_figure", "predictions", "read_results", "roc_curves", "roc_figure", "run_label",
-    "run_labels", "run_roc_curves", "runs_table", "seed_summary",
+    "run_labels", "run_roc_curves", "runs_for_display", "runs_table", "seed_summary",
     "calibration_table", "reliability", "reliability_figure",
     "COMPARISON_COLUMNS", "DefaultPair", "GridStatistics", "default_pair", "LabelEfficiency", "Sentence", "answer",
     "crossing_fraction",

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ecgcore.compare.cache import RESULTS
-from ecgcore.display import full_labels, run_label, run_labels  # noqa: F401 (re-exported: one run label)
+from ecgcore.display import for_display, full_labels, run_label, run_labels  # noqa: F401 (labels re-exported)
 from ecgcore.errors import EcgcoreError
 from ecgcore.runs import RunStore
 
@@ -133,3 +133,24 @@ def apply_filters(table: pd.DataFrame, filters: RunFilters) -> pd.DataFrame:
         else:
             keep &= column.isin(list(wanted)).fillna(False).to_numpy(dtype=bool)
     return table[keep].reset_index(drop=True)
+
+
+#: How the runs table writes its numbers where a column also holds gaps (then it is text).
+RUN_FORMATS: dict[str, str] = {
+    "macro_auc": "{:.3f}", "macro_auc_low": "{:.3f}", "macro_auc_high": "{:.3f}", "macro_auprc": "{:.3f}",
+    "f1_weighted": "{:.3f}", "train_fraction": "{:g}", "train_seconds": "{:.1f}",
+}
+
+
+def runs_for_display(table: pd.DataFrame) -> pd.DataFrame:
+    """`runs_table` rows as a person reads them: gaps as "—" or why they are empty (a run without
+    a source has no leaked records to count; a run without an error has an empty error)."""
+    shown = table.copy()
+    if "n_leaked" in shown:
+        no_source = ((shown["source"] == NO_SOURCE) & shown["n_leaked"].isna()).to_numpy(dtype=bool)
+        if no_source.any():
+            values = shown["n_leaked"].astype(object).tolist()
+            shown["n_leaked"] = ["no source" if flag else (None if value is pd.NA else value)
+                                 for value, flag in zip(values, no_source)]
+    return for_display(shown, RUN_FORMATS, {"error": ""})
+
