@@ -19,6 +19,7 @@ from ecgcore.data.inspect import dataset_stamp, inspect_recordset
 from ecgcore.data.labels import class_name, overlap_table
 from ecgcore.data.recordset import Recordset
 from ecgcore.data.sources import detect_layout, open_dataset
+from ecgcore.display import escape_markdown
 from ecgcore.download import CATALOGUE, background
 from ecgcore.errors import EcgcoreError
 from ecgcore.figures import ecg_paper_figure
@@ -102,7 +103,7 @@ def _download_line(item: dict[str, Any]) -> None:
     elif state == "stopped":
         st.warning(f"{where}: stopped ({item['summary']}). Start it again to resume.")
     else:
-        st.error(f"{where}: {state}. {item.get('message', '')}")
+        st.error(f"{where}: {state}. {escape_markdown(item.get('message', ''))}")
 
 
 def _download_section() -> None:
@@ -116,9 +117,9 @@ def _download_section() -> None:
         st.radio("Dataset to download", names, key="dl_name",
                  format_func=lambda n: f"{CATALOGUE[n].title} {CATALOGUE[n].version} ({CATALOGUE[n].approx_size})")
         entry = CATALOGUE[st.session_state.get("dl_name") or names[0]]
-        st.caption(f"{entry.records}. Licence: {entry.licence}. Files are checked against the "
-                   f"source's {entry.checksums}; a download resumes where it stopped, and files "
-                   f"already verified are not fetched again. " + " ".join(entry.notes))
+        st.caption(escape_markdown(f"{entry.records}. Licence: {entry.licence}. Files are checked against the "
+                                   f"source's {entry.checksums}; a download resumes where it stopped, and files "
+                                   f"already verified are not fetched again. " + " ".join(entry.notes)))
         st.text_input("Download into folder", key="dl_folder",
                       help=f"Created if missing. Left empty: {workspace.datasets_dir() / entry.name}")
         st.text_input("Mirror (base URL, optional)", key="dl_base_url",

@@ -87,3 +87,12 @@ def test_a_background_download_stops_keeps_its_part_and_resumes(
     assert {e.name: e.path for e in ws.list_datasets()}["ludb-bg"] == dest.resolve()
     assert json.loads((dest / ".ecgcore-download.json").read_text())["ok"]
     assert [d["id"] for d in background.list_downloads()] == [second, first]
+
+
+def test_download_hint_keeps_its_globs(workspace: Path):
+    """The catalogue's notes are engine text: escaped for Markdown, so '*' globs stay '*' (not italics)."""
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.switch_page("pages/datasets.py").run()
+    assert not at.exception and at.radio(key="dl_name").value == "ptb-xl"
+    hint = next(c.value for c in at.caption if "Licence" in c.value)
+    assert "--include 'records100/\\*' --include '\\*.csv'" in hint, hint
