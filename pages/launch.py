@@ -15,6 +15,7 @@ from ecgcore.data.inspect import dataset_stamp
 from ecgcore.data.labels import list_tasks
 from ecgcore.data.recordset import Recordset
 from ecgcore.data.sources import open_dataset
+from ecgcore.display import escape_markdown, for_display
 from ecgcore.errors import EcgcoreError
 from ecgcore.launch import (
     EXPERIMENT_TASKS,
@@ -34,6 +35,7 @@ from ecgcore.launch import (
     submit_launch,
 )
 from ecgcore.launch.overlap import READ_WITHOUT_ASKING, SCOPE
+from ecgcore.launch.submit import submit_label
 from ecgcore.models import list_models
 from ecgcore.runs import RunStore
 from ecgcore.train.config import DEVICES
@@ -100,11 +102,11 @@ def _show_overlap(source: str, target: str) -> None:
 def _descriptions(what: str, chosen: list[str], all_items: dict[str, str]) -> None:
     """One line per chosen item under the widget; the others in an expander."""
     if chosen:
-        st.markdown("\n".join(f"- **{name}**: {all_items[name]}" for name in chosen))
+        st.markdown("\n".join(f"- **{name}**: {escape_markdown(all_items[name])}" for name in chosen))
     others = [name for name in all_items if name not in chosen]
     if others:
         with st.expander(f"The other {what}", expanded=False):
-            st.markdown("\n".join(f"- **{name}**: {all_items[name]}" for name in others))
+            st.markdown("\n".join(f"- **{name}**: {escape_markdown(all_items[name])}" for name in others))
 
 
 def _submit(choices: LaunchChoices, names: list[str], classes: ClassPlan | None, plan: LaunchPlan) -> None:
@@ -168,7 +170,8 @@ if classes is not None and classes.target is not None:
     else:
         st.markdown(f"The target task has **{len(classes.target.classes)}** classes "
                     f"({classes.target.n_records} labelled records).")
-    st.dataframe(classes.table(), hide_index=True, width="stretch", key="launch-classes")
+    gaps = {"source records": "not in the source" if source else "no source", "target records": "not in the target"}
+    st.dataframe(for_display(classes.table(), missing=gaps), hide_index=True, width="stretch", key="launch-classes")
 
 st.subheader("Grid")
 models, strategies = list_models(), list_strategies()
@@ -236,8 +239,8 @@ if source:
     _show_overlap(str(entries[source]), str(entries[target]))
 
 new = plan.count("new")
-label = f"Submit {new} new run{'s' if new != 1 else ''}" if new else "Submit (everything is reused)"
-st.button(label, type="primary", key="submit", on_click=_submit,
+label, enabled = submit_label(new, plan.count("reused"), plan.count("in queue"))
+st.button(label, type="primary", key="submit", on_click=_submit, disabled=not enabled,
           args=(choices, names, classes, plan))
 if st.session_state.get("launch_error"):
     st.error(st.session_state["launch_error"])

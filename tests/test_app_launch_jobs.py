@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 from test_launch import CHOICES, LQT, fixed_rate, names, plan_of
 
 from ecgcore import jobs
+from ecgcore.display import escape_markdown
 from ecgcore.launch import plan_launch, submit_launch
 from ecgcore.models import list_models
 from ecgcore.transfer import list_strategies
@@ -59,15 +60,23 @@ def test_launch_shows_classes_and_summary_then_queues_the_grid(demo_home: Path):
         "target_challenge", "source_ptbxl", "dataset_labels", "shared"]
     assert at.multiselect(key="strategy").value == ["scratch", "finetune"]
     lines = _texts(at, "markdown")
-    assert f"**finetune**: {list_strategies()['finetune']}" in lines  # one line per chosen strategy
-    assert f"**small_cnn**: {list_models()['small_cnn']}" in lines
+    assert f"**finetune**: {escape_markdown(list_strategies()['finetune'])}" in lines  # one line per strategy
+    assert f"**small_cnn**: {escape_markdown(list_models()['small_cnn'])}" in lines
+    # engine text keeps its characters: discriminative_lr's 'lr*lr_low' is escaped, not italics
+    assert "lr\\*lr\\_low .. lr\\*lr\\_high" in lines and "lr*lr_low" not in lines
     classes = at.dataframe[0].value.set_index("class")
     assert classes.loc[LQT, "where"] == "target only"
+    assert classes.loc[LQT, "source records"] == "not in the source", "a gap says why, never None"
+    assert not classes.isna().any().any()
     assert (classes["where"] == "shared").sum() == 4
     assert _metrics(at)["Runs in the grid"] == "3" and _metrics(at)["Already done (reused)"] == "0"
     assert "Based on:" in _texts(at, "caption")
+    assert at.button(key="submit").label == "Submit 3 new runs"
     at.button(key="submit").click().run()
     assert not at.exception
+    # nothing has run yet: the button must not claim that everything is reused
+    assert at.button(key="submit").label == "Nothing new to submit: 3 runs already in the queue"
+    assert at.button(key="submit").disabled
     queued = jobs.list_jobs()
     assert [(j["kind"], j["spec"]["config"].get("strategy"), j["state"]) for j in queued] == [
         ("pretrain", None, "queued"), ("target", "scratch", "queued"), ("target", "finetune", "waiting")]
