@@ -254,10 +254,20 @@ def _predict(args: argparse.Namespace) -> int:
     if args.json:
         print_json(predictions)
     else:
+        about = predictions[0]["provenance"] if predictions else None
+        if about:
+            print(about["line"])
+            if about["warning"]:
+                print(f"WARNING: {about['warning']}")
+            print(predictions[0]["research_use"])
         for item in predictions:
             ranked = sorted(item["probabilities"].items(), key=lambda kv: -kv[1])
             print(item["record"] + ": " + ", ".join(
-                f"{item['names'][code]} {p:.2f}" for code, p in ranked[:5]))
+                f"{item['names'][code]} {p:.2f}" for code, p in ranked[:5])
+                + f"; called ({item['thresholds_source']}): "
+                + (", ".join(item["names"][code] for code in item["called"]) or "none"))
+            if item["rhythm_conflict"]:
+                print("  rhythm conflict: " + " vs ".join(item["names"][c] for c in item["rhythm_conflict"]))
     return 0
 
 

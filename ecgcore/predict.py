@@ -3,7 +3,9 @@ run's training data was (the model file carries the preprocessing, the class lis
 for dataset-level scaling, the training split's scaler).
 
 `python -m ecgcore predict --run RUN FILE… --json` prints one object per file:
-{"record", "file", "probabilities": {class: p}, "names": {class: name}}.
+{"record", "file", "probabilities": {class: p}, "names": {class: name}, "thresholds",
+"thresholds_source", "called", "rhythm_conflict", "record_facts", "provenance",
+"research_use"} (see `predict_files`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ecgcore.calls import make_calls, rhythm_conflict, run_thresholds
 from ecgcore.checkpoint import Checkpoint
 from ecgcore.data import wfdbio
 from ecgcore.data.prepare import PrepConfig, apply_standard_scaler
@@ -22,6 +25,8 @@ from ecgcore.data.prepare.record import preprocess_signal
 from ecgcore.data.recordset import Signal
 from ecgcore.errors import EcgcoreError, RecordError
 from ecgcore.models import create_model
+from ecgcore.provenance import RESEARCH_USE, run_provenance
+from ecgcore.record_facts import facts_from_comments
 from ecgcore.runs import RunStore
 from ecgcore.train import TrainConfig, select_device
 from ecgcore.train.data import record_windows
@@ -96,16 +101,39 @@ def score(run: LoadedRun, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return aggregate_windows(scores, use, run.train.eval_aggregate).numpy()
 
 
+def _header_facts(file: Path | str) -> dict[str, Any] | None:
+    """Age, sex and recorded Dx codes from the record's header comments, when it has any."""
+    path = Path(file)
+    facts = facts_from_comments(wfdbio.read_header(path.with_suffix(".hea")).comments)
+    return None if facts is None else {"age": facts.age, "sex": facts.sex,
+                                       "diagnoses": list(facts.diagnoses)}
+
+
 def predict_files(run_id: str, files: list[Path | str]) -> list[dict[str, Any]]:
-    """Probabilities per class for each file (errors name the file and the reason)."""
+    """Per file: probabilities per class, the run's thresholds and the called classes (most
+    probable first), called rhythms that exclude each other (or None), the record header's
+    age/sex/Dx (or None), and what the model rests on (`provenance`, `research_use`).
+    Errors name the file and the reason."""
     run = load_run(run_id)
     classes, names = run.checkpoint.classes, run.checkpoint.class_names
+    folder = RunStore().get(run_id)
+    thresholds = run_thresholds(folder.results(), classes)
+    prov = run_provenance(run_id)
     out: list[dict[str, Any]] = []
     for file in files:
         record = Path(file).stem
         window, n_valid = prepare_input(run, read_record_file(file), record)
-        probabilities = score(run, window[None], np.array([n_valid]))[0]
-        out.append({"record": record, "file": str(file),
-                    "probabilities": {c: float(p) for c, p in zip(classes, probabilities)},
-                    "names": dict(zip(classes, names))})
+        probabilities = {c: float(p) for c, p in zip(classes, score(run, window[None], np.array([n_valid]))[0])}
+        calls = make_calls(probabilities, thresholds)
+        conflict = rhythm_conflict(calls)
+        out.append({"record": record, "file": str(file), "probabilities": probabilities,
+                    "names": dict(zip(classes, names)),
+                    "thresholds": {c: thresholds[c] for c in classes},
+                    "thresholds_source": thresholds.source,
+                    "called": [c.code for c in calls if c.called],
+                    "rhythm_conflict": list(conflict.codes) if conflict else None,
+                    "record_facts": _header_facts(file),
+                    "provenance": {"line": prov.line(), "synthetic": prov.synthetic,
+                                   "warning": prov.warning},
+                    "research_use": RESEARCH_USE})
     return out

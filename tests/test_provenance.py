@@ -121,3 +121,29 @@ def test_no_run_no_choice(tmp_path: Path) -> None:
 @pytest.mark.parametrize("synthetic, expected", [(True, "synthetic"), (False, "real"), (None, "unknown")])
 def test_dataset_labels(synthetic, expected) -> None:
     assert expected in DatasetOrigin("x", synthetic, "").label
+
+
+def test_predict_on_the_command_line_carries_provenance_and_calls(run_workspace, shared_data: Path) -> None:
+    from ecgcore.predict import predict_files
+
+    (item,) = predict_files(run_workspace.run_id, [shared_data / "ecg" / "cinc2021" / "G12EC" / "E00005.hea"])
+    prov = run_provenance(run_workspace.run_id)
+    assert item["provenance"] == {"line": prov.line(), "synthetic": True, "warning": prov.warning}
+    assert item["research_use"] == RESEARCH_USE
+    results = json.loads((run_workspace.home / "runs" / run_workspace.run_id / "results.json").read_text())
+    assert item["thresholds"] == results["test"]["thresholds"] and item["thresholds_source"] == "tuned on validation"
+    assert item["called"] == sorted((c for c, p in item["probabilities"].items() if p >= item["thresholds"][c]),
+                                    key=lambda c: -item["probabilities"][c])
+    assert item["rhythm_conflict"] is None or len(item["rhythm_conflict"]) >= 2
+    assert item["record_facts"] == {"age": 83.0, "sex": "M", "diagnoses": ["59118001", "164889003"]}
+
+
+def test_predict_text_output_starts_with_the_provenance(run_workspace, shared_data: Path, capsys) -> None:
+    from ecgcore.cli import main
+
+    record = shared_data / "ecg" / "cinc2021" / "G12EC" / "E00005.hea"
+    assert main(["predict", "--run", run_workspace.run_id, str(record)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    prov = run_provenance(run_workspace.run_id)
+    assert lines[:3] == [prov.line(), f"WARNING: {prov.warning}", RESEARCH_USE]
+    assert lines[3].startswith("E00005: ") and "called (tuned on validation): " in lines[3]
