@@ -16,7 +16,7 @@ import streamlit as st
 from ecgcore import jobs as job_queue
 from ecgcore.errors import EcgcoreError
 from ecgcore.jobs.workers import alive_workers, describe, ensure_local_worker
-from ecgcore.launch import job_log, job_row, retry_job
+from ecgcore.launch import job_choice, job_log, job_state, jobs_table, queue_order, retry_job
 from ecgcore.launch.actions import RETRYABLE
 from ecgcore.runs import RunStore
 from pages import require_router
@@ -69,16 +69,18 @@ def _live_table() -> None:
         st.info("No jobs yet: launch a comparison on the Launch page (or `python -m ecgcore submit`).")
         st.page_link("pages/launch.py", label="Go to the Launch page", icon=":material/rocket_launch:")
         return
-    counts = Counter("running" if j["state"] == "cancelling" else j["state"] for j in jobs)
+    counts = Counter("running" if job_state(j) == "cancelling" else job_state(j) for j in jobs)
     cols = st.columns(len(STATE_LABELS))
     for col, (state, label) in zip(cols, STATE_LABELS.items()):
         col.metric(label, counts.get(state, 0))
-    store, now = RunStore(), time.time()
-    rows = [job_row(job, now, _history_of(store, job)) for job in reversed(jobs)]  # newest first
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="jobs-table", column_config={
-        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
-        "best val AUC": st.column_config.NumberColumn(format="%.3f"),
-        "time left (s)": st.column_config.NumberColumn(help="at the current pace; early stopping may end sooner"),
+    store = RunStore()
+    table = jobs_table(jobs, time.time(), lambda job: _history_of(store, job))  # running first, then the queue
+    st.dataframe(table, hide_index=True, width="stretch", key="jobs-table", column_config={
+        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent",
+                                                    width="small"),
+        "best val AUC": st.column_config.TextColumn(alignment="right", help="best validation macro AUC so far"),
+        "time left": st.column_config.TextColumn(alignment="right", width=96,
+                                                 help="at the current pace; early stopping may end sooner"),
     })
     st.caption(f"Refreshed every {REFRESH_SECONDS:g} s at {time.strftime('%H:%M:%S')}; only this part "
                "of the page reruns.")
@@ -97,12 +99,12 @@ def _act(action: str, job_id: str) -> None:
 
 @st.fragment(run_every=LOG_REFRESH_SECONDS)
 def _one_job() -> None:
-    jobs = {job["job_id"]: job for job in reversed(job_queue.list_jobs())}
+    jobs = {job["job_id"]: job for job in queue_order(job_queue.list_jobs())}  # the table's order
     if not jobs:
         return
-    job_id = st.selectbox("Job", list(jobs), key="job", bind="query-params",
-                          format_func=lambda j: f"{j} — {jobs[j]['state']} — {jobs[j].get('label') or ''}")
+    job_id = st.selectbox("Job", list(jobs), key="job", bind="query-params", format_func=lambda j: job_choice(jobs[j]))
     job = jobs[job_id]
+    st.markdown(f"State: {job_state(job)}")
     cols = st.columns([1, 1, 4])
     cols[0].button("Cancel", key="cancel_job", on_click=_act, args=("cancel", job_id),
                    disabled=job["state"] not in job_queue.ACTIVE or job["state"] == "cancelling")

@@ -115,8 +115,10 @@ def test_jobs_page_lists_cancels_and_retries(demo_home: Path):
     assert {k: _metrics(at)[k] for k in ("Queued", "Waiting", "Running", "Done")} == {
         "Queued": "3", "Waiting": "2", "Running": "0", "Done": "0"}
     table = at.dataframe[0].value
-    assert list(table["job_id"]) == job_ids[::-1] and set(table["state"]) == {"queued", "waiting"}
-    assert at.selectbox(key="job").value == job_ids[-1]
+    queued = [j["job_id"] for j in jobs.list_jobs() if j["state"] == "queued"]
+    waiting = [j["job_id"] for j in jobs.list_jobs() if j["state"] == "waiting"]
+    assert list(table["job_id"]) == queued + waiting, "the queue in the order it will run"
+    assert at.selectbox(key="job").value == queued[0], "the picker opens on the table's first job"
     at.selectbox(key="job").set_value(job_ids[0]).run()
     at.button(key="cancel_job").click().run()
     assert not at.exception and jobs.get(job_ids[0])["state"] == "cancelled"
@@ -133,3 +135,31 @@ def test_home_counts_and_launches_the_quickstart(demo_home: Path):
     assert not at.exception
     assert len(jobs.list_jobs()) == 17 and "Queued 17 jobs" in _texts(at, "success")
     assert _metrics(at)["Jobs waiting"] == "17"
+
+
+def test_jobs_table_running_first_no_none_and_one_state(demo_home: Path):
+    """The running job heads the table and is the picker's default; the columns people watch come
+    first (so 1400 px shows them); no None; the picker's job shows the table's state."""
+    from ecgcore.jobs import queue
+
+    job_ids = submit_launch(CHOICES, names(), plan_of(demo_home, CHOICES),
+                            plan_launch(CHOICES, plan_of(demo_home, CHOICES), throughput=fixed_rate))
+    running = queue.claim(1)[0]["job_id"]
+    queue.beat(running, {"epoch": 0, "step": 5, "n_steps": 10, "metrics": {}})
+    at = _app("pages/jobs.py")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table.columns[:6]) == ["state", "run", "progress", "epoch", "best val AUC", "time left"]
+    assert table["job_id"].iloc[0] == running and table["state"].iloc[0] == "running"
+    assert list(table["job_id"]) == [running] + [j for j in job_ids if j != running]
+    assert not table.isna().any().any(), "missing values read '—', never None"
+    assert set(table["best val AUC"]) == {"—"} and set(table["time left"].iloc[1:]) == {"—"}
+    assert table["time left"].iloc[0].endswith(" s"), "a duration people read, not seconds"
+    picker = at.selectbox(key="job")
+    assert picker.value == running
+    assert all(state not in option for option in picker.options for state in ("queued", "waiting", "running"))
+    states = dict(zip(table["job_id"], table["state"]))
+    for job_id in (running, job_ids[-1]):
+        picker.set_value(job_id).run()
+        assert f"State: {states[job_id]}" in _texts(at, "markdown"), "one state, the table's"
+

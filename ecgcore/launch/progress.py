@@ -2,14 +2,21 @@
 
 Pure: it reads a job as `ecgcore.jobs.list_jobs` returns it (progress is the latest
 `{"epoch", "step", "n_steps", "metrics"}` the job process wrote, metrics being the last
-finished epoch's history row) and, when given, the run's history rows.
+finished epoch's history row) and, when given, the run's history rows. `job_row` gives the
+raw values; `jobs_table` is what the page shows: the running jobs first, then the queue in the
+order it will run, then finished jobs newest first; the columns people watch first; every gap
+as "—". `job_state` is the one state every part of the page shows.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import pandas as pd
+
+from ecgcore.display import MISSING, format_number
 
 JOB_COLUMNS: tuple[str, ...] = ("job_id", "run", "state", "progress", "epoch", "best val AUC",
                                 "time left (s)", "attempts", "run_id", "error")
@@ -76,7 +83,7 @@ def job_row(job: dict[str, Any], now: float, history: Sequence[dict[str, Any]] =
     progress = job.get("progress") or {}
     epochs = total_epochs(job)
     epoch = progress.get("epoch")
-    state = "cancelling" if job["state"] == "cancelling" or job.get("cancelling") else job["state"]
+    state = job_state(job)
     left = time_left(job, now)
     return {
         "job_id": job["job_id"], "run": job.get("label") or "", "state": state,
@@ -87,3 +94,52 @@ def job_row(job: dict[str, Any], now: float, history: Sequence[dict[str, Any]] =
         "attempts": int(job.get("attempts") or 0), "run_id": job.get("run_id") or "",
         "error": job.get("error") or "",
     }
+
+
+def job_state(job: dict[str, Any]) -> str:
+    """The state the page shows for a job, everywhere (table, picker, counts): the queue's state,
+    or "cancelling" for a running job asked to stop."""
+    return "cancelling" if job["state"] == "cancelling" or job.get("cancelling") else str(job["state"])
+
+
+#: Where a state sorts in the Jobs table (finished states after these, newest first).
+_ACTIVE_ORDER: dict[str, int] = {"running": 0, "cancelling": 0, "queued": 1, "waiting": 2}
+#: The Jobs table's columns, in the order shown: what people watch first, so that a 1400 px
+#: window shows progress, best validation AUC and time left without scrolling sideways.
+TABLE_COLUMNS: tuple[str, ...] = ("state", "run", "progress", "epoch", "best val AUC", "time left", "attempts",
+                                  "job_id", "run_id", "error")
+
+
+def queue_order(jobs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Running jobs first, then queued and waiting ones in the order a worker takes them
+    (oldest first), then finished ones, the most recently finished first."""
+    active = [j for j in jobs if job_state(j) in _ACTIVE_ORDER]
+    ended = [j for j in jobs if job_state(j) not in _ACTIVE_ORDER]
+    active.sort(key=lambda j: (_ACTIVE_ORDER[job_state(j)], float(j.get("created") or 0), str(j["job_id"])))
+    ended.sort(key=lambda j: (float(j.get("finished") or j.get("created") or 0), str(j["job_id"])), reverse=True)
+    return active + ended
+
+
+def jobs_table(jobs: Sequence[dict[str, Any]], now: float,
+               history_of: Callable[[dict[str, Any]], Sequence[dict[str, Any]]] = lambda job: ()) -> pd.DataFrame:
+    """The Jobs page's table (TABLE_COLUMNS) in `queue_order`: numbers as text, gaps as "—"."""
+    from ecgcore.launch.estimate import format_seconds
+
+    rows = []
+    for job in queue_order(jobs):
+        row = job_row(job, now, history_of(job))
+        left = row["time left (s)"]
+        rows.append({
+            "state": row["state"], "run": row["run"] or MISSING, "progress": row["progress"],
+            "epoch": row["epoch"] or MISSING, "best val AUC": format_number(row["best val AUC"]),
+            "time left": MISSING if left is None else format_seconds(left), "attempts": row["attempts"],
+            "job_id": row["job_id"], "run_id": row["run_id"] or MISSING, "error": row["error"],
+        })
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+def job_choice(job: dict[str, Any]) -> str:
+    """How the job picker names a job: its id and run, no state (a state in a picker's label goes
+    stale between refreshes, and a bound picker would write it into the URL)."""
+    return f"{job['job_id']} · {job.get('label') or job.get('kind') or ''}".rstrip(" ·")
+
