@@ -79,8 +79,7 @@ def _calls_table(probabilities: dict[str, float], thresholds: Thresholds) -> pd.
     return pd.DataFrame({
         "class": [c.code for c in calls], "name": [c.name for c in calls],
         "probability": [c.probability for c in calls], "threshold": [c.threshold for c in calls],
-        "call": [("yes — rhythm conflict" if c.code in clash else "yes") if c.called else "no"
-                 for c in calls]})
+        "call": [("yes*" if c.code in clash else "yes") if c.called else "no" for c in calls]})
 
 
 def _report(upload: UploadedRecord, provenance: Provenance, thresholds: Thresholds,
@@ -147,7 +146,8 @@ def _result(run_id: str, stamp: str, digest: str, upload: UploadedRecord) -> Non
                        "probability": st.column_config.ProgressColumn(
                            "probability", min_value=0.0, max_value=1.0, format="%.3f"),
                        "threshold": st.column_config.NumberColumn(format="%.3f")})
-    left.caption(f"Calls: {escape_markdown(thresholds.note)}.")
+    left.caption(f"Calls: {escape_markdown(thresholds.note)}."
+                 + (" \\* rhythms that exclude each other (see the rhythm conflict above)." if conflict else ""))
     right.plotly_chart(lead_importance_figure(explanation.lead_importance, "Lead importance"),
                        width="stretch", key="importance")
     report_downloads(right, f"{upload.record}_{code.replace('|', '-')}",
