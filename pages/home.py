@@ -1,34 +1,46 @@
 """Home: what is in the workspace (datasets, runs, jobs), and on a bare machine one button
-that writes the embedded demo data and queues the quickstart comparison."""
+that writes the embedded demo data and queues the quickstart comparison.
+
+The title shows first and the engine is imported under a spinner (the first view of a fresh
+server would otherwise be blank for seconds)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
-from ecgcore import jobs as job_queue
-from ecgcore import workspace
-from ecgcore.data.inspect import dataset_stamp, inspect_dataset
-from ecgcore.data.synthetic import SITES, write_demo_data
-from ecgcore.errors import EcgcoreError
-from ecgcore.jobs.workers import ensure_local_worker
-from ecgcore.launch import Throughput, best_throughput, format_seconds
-from ecgcore.launch.estimate import input_samples_of
-from ecgcore.launch.quickstart import (
-    DEMO_WRITE_SECONDS,
-    QUICKSTART,
-    QUICKSTART_LOAD,
-    QUICKSTART_SECONDS,
-    grid_seconds,
-    grid_summary,
-    launch_quickstart,
-)
-from ecgcore.runs import RunStore
 from pages import require_router
 
 require_router()
+
+# The title and a spinner before anything else: the engine's imports (torch among them) take seconds
+# on a freshly started server, 5-9 s on a busy machine, and a blank page meanwhile reads as broken.
+st.title("ECG transfer workbench")
+st.markdown(
+    "Does pretraining on one ECG dataset help on another, with which model and how much target "
+    "data? This workspace holds the datasets the comparisons run on."
+)
+with st.spinner("Loading the workbench (the first view after a start loads the training engine)…"):
+    import pandas as pd
+    from ecgcore import jobs as job_queue
+    from ecgcore import workspace
+    from ecgcore.data.inspect import dataset_stamp, inspect_dataset
+    from ecgcore.data.synthetic import SITES, write_demo_data
+    from ecgcore.errors import EcgcoreError
+    from ecgcore.jobs.workers import ensure_local_worker
+    from ecgcore.launch import Throughput, best_throughput, format_seconds
+    from ecgcore.launch.estimate import input_samples_of
+    from ecgcore.launch.quickstart import (
+        DEMO_WRITE_SECONDS,
+        QUICKSTART,
+        QUICKSTART_LOAD,
+        QUICKSTART_SECONDS,
+        grid_seconds,
+        grid_summary,
+        launch_quickstart,
+    )
+    from ecgcore.runs import RunStore
 
 
 @st.cache_data(show_spinner="Reading dataset headers…", max_entries=64)
@@ -132,11 +144,6 @@ def _quickstart() -> None:
         st.page_link("pages/jobs.py", label="Watch them on the Jobs page", icon=":material/pending_actions:")
 
 
-st.title("ECG transfer workbench")
-st.markdown(
-    "Does pretraining on one ECG dataset help on another, with which model and how much target "
-    "data? This workspace holds the datasets the comparisons run on."
-)
 
 _counts()
 _quickstart()

@@ -163,3 +163,34 @@ def test_jobs_table_running_first_no_none_and_one_state(demo_home: Path):
         picker.set_value(job_id).run()
         assert f"State: {states[job_id]}" in _texts(at, "markdown"), "one state, the table's"
 
+
+
+HOME_FIRST_LOAD = r"""
+import sys
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+events = []
+for name in ("title", "spinner"):
+    def wrap(*args, _name=name, _orig=getattr(st, name), **kwargs):
+        events.append((_name, "torch" in sys.modules))
+        return _orig(*args, **kwargs)
+    setattr(st, name, wrap)
+at = AppTest.from_file(sys.argv[1], default_timeout=120).run()
+assert not at.exception, at.exception
+print(events[:3])
+"""
+
+
+def test_home_first_load_shows_its_title_and_a_spinner_before_loading_the_engine(workspace: Path):
+    """A fresh server's first Home view: the title is on screen, and a spinner turns, before the
+    engine (torch: seconds on a busy machine) is imported; not a blank page for 5-9 s."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", HOME_FIRST_LOAD, str(REPO / "app.py")], capture_output=True,
+                          text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = eval(done.stdout.strip().splitlines()[-1])  # noqa: S307 (our own repr)
+    assert events[0] == ("title", False), f"title after the engine was imported: {events}"
+    assert ("spinner", False) in events, f"no spinner before the engine import: {events}"
