@@ -62,6 +62,9 @@ def test_launch_watch_and_compare_in_chromium(workspace: Path, tmp_path: Path, m
                 runs = main.locator("[data-testid='stMetric']").filter(has_text="Runs in the grid")
                 expect(runs).to_contain_text("3", timeout=60_000)
                 expect(main.get_by_text("LQT — prolonged qt interval").first).to_be_attached()
+                # engine text keeps its characters (escaped Markdown): no italics eat lr*lr_low's star
+                main.get_by_text("The other strategies").click()
+                expect(main.get_by_text("at lr*lr_low .. lr*lr_high", exact=False)).to_be_visible(timeout=10_000)
                 main.get_by_role("button", name="Submit 3 new runs").click()
                 expect(main.get_by_text("Queued 3 job(s)")).to_be_visible(timeout=30_000)
                 assert [j["spec"]["config"]["train"]["epochs"] for j in jobs.list_jobs()] == [1, 1, 1]
@@ -79,10 +82,14 @@ def test_launch_watch_and_compare_in_chromium(workspace: Path, tmp_path: Path, m
                 # Compare: the per-class AUC chart and the data-efficiency curve.
                 page.locator("[data-testid='stSidebar']").get_by_role("link", name="Compare").click()
                 expect(main.get_by_role("heading", name="Compare")).to_be_visible(timeout=30_000)
-                for key in ("compare-per-class-auc", "compare-data-efficiency"):
+                for key in ("compare-per-class-auc", "compare-data-efficiency", "compare-roc"):
                     chart = main.locator(f".st-key-{key} .js-plotly-plot")
                     expect(chart.first).to_be_visible(timeout=60_000)
                     expect(chart.first.locator("g.trace").first).to_be_attached()
+                # the ROC legend names each run with its AUC (drawn by plotly.js, not just in the spec)
+                roc_legend = main.locator(".st-key-compare-roc .legendtext")
+                expect(roc_legend.first).to_contain_text("AUC")
+                assert roc_legend.count() == 2, "scratch and finetune, once each"
                 page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
             except Exception:
                 page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
