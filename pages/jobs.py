@@ -102,7 +102,12 @@ def _one_job() -> None:
     jobs = {job["job_id"]: job for job in queue_order(job_queue.list_jobs())}  # the table's order
     if not jobs:
         return
-    job_id = st.selectbox("Job", list(jobs), key="job", bind="query-params", format_func=lambda j: job_choice(jobs[j]))
+    # The URL holds the job id itself (?job=job-…): Streamlit's own binding would write the shown
+    # label, and a label that changes (it once held the state) stops matching. Default: first row.
+    wanted = st.session_state.get("job", st.query_params.get("job"))
+    st.session_state["job"] = wanted if wanted in jobs else next(iter(jobs))
+    job_id = st.selectbox("Job", list(jobs), key="job", format_func=lambda j: job_choice(jobs[j]))
+    st.query_params["job"] = job_id
     job = jobs[job_id]
     st.markdown(f"State: {job_state(job)}")
     cols = st.columns([1, 1, 4])

@@ -162,6 +162,10 @@ def test_jobs_table_running_first_no_none_and_one_state(demo_home: Path):
     for job_id in (running, job_ids[-1]):
         picker.set_value(job_id).run()
         assert f"State: {states[job_id]}" in _texts(at, "markdown"), "one state, the table's"
+        assert at.query_params["job"] == job_id, "the URL holds the job id, not a label with a state"
+    # a link to one job opens it, whatever state it is in by then
+    at = _app("pages/jobs.py", job=job_ids[-1])
+    assert at.selectbox(key="job").value == job_ids[-1]
 
 
 
