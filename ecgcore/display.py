@@ -85,7 +85,10 @@ def escape_markdown(text: object) -> str:
 
 def _text(value: Any, fmt: str | None) -> str:
     if fmt is not None:
-        return fmt.format(value)
+        try:
+            return fmt.format(value)
+        except (TypeError, ValueError):  # e.g. "{:d}" given a float, "{:.3f}" given a reason
+            pass
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
