@@ -358,7 +358,7 @@ def main() -> None:
     history = _learning_curves(store, view, labels)
     _data_efficiency(group_rows)
     _convergence(history, labels)
-    _pair(store, view, group_rows, labels, full)
+    _pair(store, list(group_rows.run_id), group_rows, labels, full)  # every run in the filters: scratch may be older
     _calibration(store, view, labels)
     _roc(store, view, labels)
 

@@ -240,6 +240,36 @@ def test_no_table_shows_none(populated: pd.DataFrame) -> None:
         assert not gaps, f"{frame.proto.id}: missing values shown as None in {gaps}"
     runs = at.dataframe[0].value
     assert set(runs.protocol) == {"—"}
+    assert "no source" in set(runs.n_leaked) and all(isinstance(v, str) for v in runs.n_leaked), "one type"
     seeds = _container(at._tree, "compare-macro").dataframe[0].value
     assert "one seed" in set(seeds.macro_auc_std), "the std of a single seed says why it is missing"
     assert set(seeds.protocol) == {"—"}
+
+
+def test_head_to_head_default_reaches_beyond_the_newest_runs(home: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """With more finished runs than the page draws one by one (the quickstart has 16, the newest
+    8 of them transferred), the pair still answers the transfer question from every run in the
+    filters, not just the newest ones."""
+    import shutil
+
+    copy = tmp_path / "many"
+    shutil.copytree(home, copy)
+    monkeypatch.setenv("ECGCORE_HOME", str(copy))
+    store = RunStore(copy)
+    done = compare.finished(compare.runs_table(store))
+    model = done[(done.strategy == "finetune") & (done.train_fraction == 0.5)].iloc[0]
+    source = store.get(model.run_id)
+    for seed in range(10, 18):  # eight newer finetune seeds with no scratch twin
+        folder = store.create({**source.config, "seed": seed})
+        for name in ("predictions.npz", "history.csv"):
+            shutil.copy(source.path / name, folder.path / name)
+        results = {k: v for k, v in source.results().items() if k not in ("run_id", "status", "finished")}
+        store.finish(folder.run_id, {**results, "seed": seed})
+    at = _app()
+    assert not at.exception
+    rows = compare.runs_table(store).set_index("run_id")
+    a, b = (rows.loc[at.selectbox(key=k).value] for k in ("a", "b"))
+    assert (a.strategy, b.strategy, a.seed, b.seed) == ("finetune", "scratch", 0, 0)
+    assert a.train_fraction == b.train_fraction == 0.5
+

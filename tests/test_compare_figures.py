@@ -76,6 +76,10 @@ def test_macro_learning_curves_and_data_efficiency(store: RunStore, done: pd.Dat
 def test_head_to_head_and_roc_figures(store: RunStore, done: pd.DataFrame, labels: dict[str, str]) -> None:
     a, b = (compare.predictions(store, r) for r in done.run_id[:2])
     h2h = compare.head_to_head(a, b)
+    long = "finetune · small_cnn · 0.5 · s0 · 20261206-1307-31ce4b95-a96a"
+    title = compare.head_to_head_figure(h2h, long, long.replace("finetune", "scratch")).layout.xaxis.title
+    assert all(len(line) * title.font.size * CHAR_EM <= WIDTH_PX - 200 for line in title.text.split("<br>")), \
+        "the axis title fits under the plot (it was clipped at 900 px)"
     forest = compare.head_to_head_figure(h2h, "A", "B").data[0]
     assert forest.y[0] == "macro" and list(forest.y[1:]) == list(h2h.per_class.dropna(subset=["diff"]).name)
     assert forest.x[0] == pytest.approx(h2h.macro["macro_auc_diff"])

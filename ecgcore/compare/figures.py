@@ -213,7 +213,9 @@ def head_to_head_figure(h2h: HeadToHead, label_a: str, label_b: str) -> go.Figur
     layout = {"shapes": [{"type": "line", "x0": 0, "x1": 0, "y0": 0, "y1": 1, "yref": "paper",
                           "line": {"dash": "dash", "color": "grey"}}],
               "yaxis": {"autorange": "reversed", "automargin": True},
-              "xaxis": {"title": {"text": f"AUC difference: {label_a} minus {label_b}"}}}
+              # A and B by name under the axis, one per line: one line of both was clipped at 900 px
+              "xaxis": {"title": {"text": f"AUC difference, A − B<br>A: {label_a}<br>B: {label_b}",
+                                  "font": {"size": 12}}, "automargin": True}}
     seeds = h2h.result.get("n_seeds_a", 1), h2h.result.get("n_seeds_b", 1)
     title = f"Head to head on {h2h.n_records} shared test records" + (
         f", {seeds[0]} vs {seeds[1]} seeds" if max(seeds) > 1 else "")

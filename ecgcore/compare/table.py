@@ -148,9 +148,9 @@ def runs_for_display(table: pd.DataFrame) -> pd.DataFrame:
     shown = table.copy()
     if "n_leaked" in shown:
         no_source = ((shown["source"] == NO_SOURCE) & shown["n_leaked"].isna()).to_numpy(dtype=bool)
-        if no_source.any():
+        if no_source.any():  # then the whole column is text (Arrow refuses a column of ints and words)
             values = shown["n_leaked"].astype(object).tolist()
-            shown["n_leaked"] = ["no source" if flag else (None if value is pd.NA else value)
+            shown["n_leaked"] = ["no source" if flag else (None if pd.isna(value) else str(int(value)))
                                  for value, flag in zip(values, no_source)]
     return for_display(shown, RUN_FORMATS, {"error": ""})
 
