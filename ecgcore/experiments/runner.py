@@ -86,8 +86,8 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
     config = spec.config
     data_cfg = config["data"]
     # CPU runs: torch threads from the cores other programs leave free (chosen before
-    # training, over the data preparation, and again after every epoch; logged).
-    governor = governor_for((config.get("train") or {}).get("device", "auto"), folder.log)
+    # training, over the data preparation; logged; kept by a resumed attempt).
+    governor = governor_for(config.get("train") or {}, folder.log, folder.path / "checkpoints" / "threads.json")
 
     # 1. Data: the task's labels, the cached preprocessed array, the split.
     recordset = without_sources(open_dataset(data_cfg["dataset"], **data_cfg["options"]),

@@ -3,8 +3,10 @@
 Each loop: beat in the `workers` table, notice lost jobs (stale heartbeat, dead pid),
 adopt orphaned jobs, collect finished children, enforce cancellation (SIGTERM after a
 grace period, then SIGKILL), claim jobs for the free slots. With GPUs, one slot per GPU
-and CUDA_VISIBLE_DEVICES set per job; on CPU each job gets max(1, cores // slots) torch
-threads (ECGCORE_TORCH_THREADS, read by the job process), so N jobs do not thrash C cores.
+and CUDA_VISIBLE_DEVICES set per job; on CPU each job may use max(1, cores // slots) torch
+threads (ECGCORE_TORCH_THREADS, read by the job process), so N jobs do not thrash C cores;
+within that share the run takes only the cores other programs leave free
+(`ecgcore.cpu`, chosen at the start and after every epoch).
 
 How a job is started is the launcher's business: `LocalLauncher` (a child process on this
 machine) here, `ecgcore.jobs.ray_runner.RayLauncher` (a Ray task) for a cluster; claiming,
@@ -32,12 +34,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ecgcore.jobs import queue, workers
+from ecgcore.cpu import THREADS_ENV, cpu_cores
 
 CANCEL_GRACE_SECONDS = 5.0
 KILL_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.5
 BEAT_SECONDS = 1.0
-THREADS_ENV = "ECGCORE_TORCH_THREADS"
 
 
 def slot_devices(slots: int | None, n_gpus: int) -> list[str | None]:
@@ -61,13 +63,6 @@ def job_env(device: str | None, slots: int, cores: int) -> dict[str, str]:
         return {"CUDA_VISIBLE_DEVICES": device}
     n = str(threads_per_job(slots, cores))
     return {THREADS_ENV: n, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
-
-
-def cpu_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def gpu_count() -> int:
