@@ -34,9 +34,7 @@ with st.spinner("Loading the workbench (the first view after a start loads the t
     from ecgcore.launch.quickstart import (
         DEMO_WRITE_SECONDS,
         QUICKSTART,
-        QUICKSTART_LOAD,
-        QUICKSTART_SECONDS,
-        grid_seconds,
+        estimate_markdown,
         grid_summary,
         launch_quickstart,
     )
@@ -118,7 +116,6 @@ def _counts() -> None:
 def _quickstart() -> None:
     grid = grid_summary()
     throughput = _throughput(int((RunStore().list()["status"] == "done").sum()))
-    estimate = grid_seconds(throughput)
     st.subheader("First comparison: the quickstart")
     st.markdown(
         f"One click writes the embedded demo data (when it is missing; about "
@@ -126,12 +123,7 @@ def _quickstart() -> None:
         f"{grid.n_pretrain} pretraining of {', '.join(grid.archs)} on the source site "
         f"({grid.pretrain_epochs} epochs at most), then {grid.n_target} runs on the target site — "
         f"{', '.join(grid.strategies)} at {', '.join(f'{f:.0%}' for f in grid.fractions)} of its "
-        f"training records ({grid.epochs} epochs at most, early stopping). A background worker "
-        f"trains them one after another: about **{format_seconds(estimate)}** on this machine at its "
-        f"measured speed with every epoch run (early stopping ends most runs sooner; other programs "
-        f"slow it down). It took "
-        f"{format_seconds(QUICKSTART_SECONDS)} on the 2-core CPU it was developed on while other jobs "
-        f"kept it busy (load ~{QUICKSTART_LOAD:g}); a free machine is several times faster. "
+        f"training records ({grid.epochs} epochs at most, early stopping). {estimate_markdown(throughput)} "
         "Follow it on the Jobs page, compare the strategies on the Compare page.")
     st.caption(f"Speed: {throughput.basis}.")
     st.button(f"Write demo data and launch the quickstart ({grid.n_runs} runs)", type="primary",

@@ -28,7 +28,6 @@ from ecgcore.launch import (
     best_throughput,
     class_plan,
     dataset_overlap,
-    format_seconds,
     launch_problems,
     plan_launch,
     records_to_fingerprint,
@@ -228,10 +227,8 @@ cols = st.columns(4)
 cols[0].metric("Runs in the grid", plan.count())
 cols[1].metric("Already done (reused)", plan.count("reused"))
 cols[2].metric("Already in the queue", plan.count("in queue"))
-cols[3].metric("Estimated time", format_seconds(plan.seconds))
-st.caption("Estimate for the new runs one after another (one worker slot) with every epoch run: early "
-           "stopping ends runs sooner, other programs on the machine slow them down. Based on: "
-           + "; ".join(plan.basis) + ".")
+cols[3].metric("Estimated time", plan.time_text())
+st.caption(plan.assumptions())
 with st.expander(f"The {plan.count()} runs", expanded=plan.count() <= 12):
     st.dataframe(plan.rows(), hide_index=True, width="stretch", key="launch-runs")
 

@@ -41,6 +41,9 @@ def test_empty_workspace(workspace: Path):
     assert _metrics(at) == {"Datasets": "0", "Finished runs": "0", "Jobs running": "0", "Jobs waiting": "0"}
     assert any(b.key == "quickstart" and "17 runs" in b.label for b in at.button)
     assert "experiments/quickstart.toml" in _texts(at, "markdown")
+    # no finished run yet: the quickstart is priced as a range from the labelled rough prior
+    assert "on this machine (fast end" in _texts(at, "markdown") and " – " in _texts(at, "markdown")
+    assert "Speed: rough prior" in _texts(at, "caption")
 
     at = _app("pages/launch.py")
     assert not at.exception and at.title[0].value == "Launch"
@@ -70,7 +73,8 @@ def test_launch_shows_classes_and_summary_then_queues_the_grid(demo_home: Path):
     assert not classes.isna().any().any()
     assert (classes["where"] == "shared").sum() == 4
     assert _metrics(at)["Runs in the grid"] == "3" and _metrics(at)["Already done (reused)"] == "0"
-    assert "Based on:" in _texts(at, "caption")
+    captions = _texts(at, "caption")  # the estimate is a range and says what it assumes (issue 14)
+    assert "one after another" in captions and "rough prior: no finished small_cnn run" in captions
     assert at.button(key="submit").label == "Submit 3 new runs"
     at.button(key="submit").click().run()
     assert not at.exception

@@ -161,12 +161,12 @@ def test_plan_counts_reused_and_queued_runs_and_prices_the_rest(demo_home: Path)
     assert (again.count("reused"), again.count("in queue"), again.count("new")) == (1, 4, 0)
     assert again.seconds == 0 and again.runs[0].run_id == folder.run_id
 
-    # The stored run is also the throughput to learn from (same input length: no scaling).
+    # The stored run is also the throughput to learn from (same input length only; ranges
+    # and other input sizes in test_estimate.py).
     rate = store_throughput(store, "small_cnn", "cpu", 250)
     assert rate is not None and rate.n_runs == 1 and "finished" in rate.basis
     assert rate.seconds_per_sample == pytest.approx(4.4 / (2 * (80 + EVAL_WEIGHT * 10)))
-    assert store_throughput(store, "small_cnn", "cpu", 1000).seconds_per_sample == pytest.approx(
-        4 * rate.seconds_per_sample)
+    assert store_throughput(store, "small_cnn", "cpu", 1000) is None
     assert store_throughput(store, "small_cnn", "cuda", 250) is None
     assert store_throughput(store, "resnet1d18", "cpu", 250) is None
 
@@ -174,7 +174,7 @@ def test_plan_counts_reused_and_queued_runs_and_prices_the_rest(demo_home: Path)
 def test_measured_throughput_and_job_overhead():
     threads = torch.get_num_threads()
     rate = measure_throughput("small_cnn", 250, n_classes=5)
-    assert 0 < rate.seconds_per_sample < 1 and rate.basis.startswith("measured now")
+    assert 0 < rate.seconds_per_sample < 1 and rate.rough and rate.basis.startswith("rough prior")
     assert torch.get_num_threads() == threads
     done = [{"state": "done", "started": 100.0, "finished": 130.0, "run_id": "r1"},
             {"state": "done", "started": 100.0, "finished": 112.0, "run_id": "r2"},

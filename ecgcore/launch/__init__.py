@@ -4,7 +4,7 @@
                             strategies=("scratch", "finetune"), fractions=(0.25, 1.0))
     problems = launch_problems(choices, datasets, classes)   # [] when launchable
     classes = class_plan(target_rs, "dataset_labels", source_rs, "shared")  # shared/target/source-only
-    plan = plan_launch(choices, classes)      # runs, reused by hash, in queue, seconds + basis
+    plan = plan_launch(choices, classes)      # runs, reused by hash, in queue, a time range + basis
     overlap = dataset_overlap(source_rs, target_rs)  # target records the source holds (leakage)
     job_ids = submit_launch(choices, datasets, classes, plan)
     rows = [job_row(job, time.time()) for job in ecgcore.jobs.list_jobs()]   # the Jobs page
@@ -30,6 +30,7 @@ from ecgcore.launch.estimate import (
     format_seconds,
     job_overhead,
     measure_throughput,
+    run_range,
     run_seconds,
     store_throughput,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "queue_order",
     "records_to_fingerprint",
     "retry_job",
+    "run_range",
     "run_seconds",
     "spec_of",
     "store_throughput",

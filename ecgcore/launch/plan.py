@@ -21,10 +21,14 @@ from ecgcore.launch.choices import (
 )
 from ecgcore.launch.classes import ClassPlan
 from ecgcore.launch.estimate import (
+    DEFAULT_LEADS,
     Throughput,
+    format_seconds,
     input_samples_of,
     job_overhead,
+    leads_of,
     measure_throughput,
+    run_range,
     run_seconds,
     store_throughput,
 )
@@ -35,6 +39,8 @@ from ecgcore.transfer import STRATEGIES
 # a patient split would be 0.7 / 0.1): only used to size pretraining runs in the estimate.
 SOURCE_SHARES: tuple[float, float] = (0.8, 0.1)
 
+# (arch, device type, input samples, n_classes) -> Throughput, for 12-lead inputs (the Launch
+# form's preprocessing; plan_launch's own default also matches other lead counts).
 ThroughputFn = Callable[[str, str, int, int], Throughput]
 
 
@@ -49,7 +55,9 @@ class PlannedRun:
     status: str
     run_id: str | None = None
     job_id: str | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0  # typical rate, every epoch run
+    low: float = 0.0  # fast end: fastest measured rate, early stopping as the runs had it
+    high: float = 0.0  # slow end: slowest measured rate, every epoch run
 
 
 @dataclass(frozen=True)
@@ -59,21 +67,38 @@ class LaunchPlan:
     runs: tuple[PlannedRun, ...]
     seconds: float
     basis: tuple[str, ...]
+    low: float = 0.0
+    high: float = 0.0
+
+    def time_text(self) -> str:
+        """'4 min 10 s – 9 min 30 s' (one value when both ends agree)."""
+        low, high = format_seconds(self.low), format_seconds(self.high)
+        return high if low == high else f"{low} – {high}"
+
+    def assumptions(self) -> str:
+        """What the range assumes, in words (for under the estimate)."""
+        return ("The new runs one after another (one worker slot). Fast end: the fast end of the "
+                "speed, each run stopping as early as the finished ones did (early stopping); slow "
+                "end: the slow end of the speed with every epoch run. Other programs on the machine "
+                "slow training down. Speed " + "; speed ".join(self.basis[:-1]) + "; " + self.basis[-1] + ".")
 
     def count(self, status: str | None = None) -> int:
         return sum(1 for run in self.runs if status is None or run.status == status)
 
     def rows(self) -> list[dict[str, Any]]:
         """The runs as table rows for the page."""
-        return [{"run": r.label, "kind": r.kind, "status": r.status, "estimate (s)": round(r.seconds),
+        return [{"run": r.label, "kind": r.kind, "status": r.status,
+                 "estimate": format_seconds(r.low) + ("" if round(r.low) == round(r.high)
+                                                      else " – " + format_seconds(r.high)),
                  "existing": r.run_id or r.job_id or ""} for r in self.runs]
 
 
 def best_throughput(arch: str, device_type: str, input_samples: int, n_classes: int,
-                    store: RunStore | None = None) -> Throughput:
-    """From the store's finished runs when there are some, else measured now."""
-    found = store_throughput(store or RunStore(), arch, device_type, input_samples)
-    return found or measure_throughput(arch, input_samples, n_classes, device_type)
+                    store: RunStore | None = None, n_leads: int = DEFAULT_LEADS) -> Throughput:
+    """From the store's finished runs of the same architecture, input size, leads and
+    device when there are some, else the rough prior (a probe measured now)."""
+    found = store_throughput(store or RunStore(), arch, device_type, input_samples, n_leads)
+    return found or measure_throughput(arch, input_samples, n_classes, device_type, n_leads=n_leads)
 
 
 def device_type(preference: str) -> str:
@@ -119,8 +144,7 @@ def plan_launch(choices: LaunchChoices, classes: ClassPlan, store: RunStore | No
     train_seconds = _train_seconds(store, jobs)
     overhead, overhead_basis = job_overhead(jobs, train_seconds)
     dev = device_type(choices.device)
-    measure = throughput or (lambda a, d, s, n: best_throughput(a, d, s, n, store))
-    rates: dict[tuple[str, int], Throughput] = {}
+    rates: dict[tuple[str, int, int], Throughput] = {}
     runs: list[PlannedRun] = []
     for spec in specs:
         done = store.find_done(spec.hash, kind=spec.kind)
@@ -130,17 +154,22 @@ def plan_launch(choices: LaunchChoices, classes: ClassPlan, store: RunStore | No
         if spec.hash in active:
             runs.append(PlannedRun(spec.label, spec.kind, spec.hash, "in queue", job_id=active[spec.hash]))
             continue
-        samples = input_samples_of(spec.config)
+        samples, leads = input_samples_of(spec.config), leads_of(spec.config)
         n_classes = len(classes.target.classes) if classes.target else 10
-        key = (spec.config["arch"], samples)
+        arch = spec.config["arch"]
+        key = (arch, samples, leads)
         if key not in rates:
-            rates[key] = measure(spec.config["arch"], dev, samples, n_classes)
+            rates[key] = (throughput(arch, dev, samples, n_classes) if throughput is not None
+                          else best_throughput(arch, dev, samples, n_classes, store, n_leads=leads))
         n_train, n_val = _sizes(spec, classes)
         trains = spec.kind == "pretrain" or STRATEGIES[spec.config["strategy"]].trains
-        seconds = run_seconds(rates[key], n_train, n_val, int(spec.config["train"]["epochs"]), overhead, trains)
-        runs.append(PlannedRun(spec.label, spec.kind, spec.hash, "new", seconds=seconds))
+        epochs = int(spec.config["train"]["epochs"])
+        seconds = run_seconds(rates[key], n_train, n_val, epochs, overhead, trains)
+        low, high = run_range(rates[key], n_train, n_val, epochs, overhead, trains)
+        runs.append(PlannedRun(spec.label, spec.kind, spec.hash, "new", seconds=seconds, low=low, high=high))
     basis = (*(t.basis for t in rates.values()), f"fixed cost {overhead_basis}")
-    return LaunchPlan(config, specs, tuple(runs), sum(r.seconds for r in runs), basis)
+    return LaunchPlan(config, specs, tuple(runs), sum(r.seconds for r in runs), basis,
+                      low=sum(r.low for r in runs), high=sum(r.high for r in runs))
 
 
 def _train_seconds(store: RunStore, jobs: Sequence[dict[str, Any]]) -> dict[str, float]:

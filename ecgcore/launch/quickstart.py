@@ -1,9 +1,10 @@
 """The Home page's first launch: write the demo data, queue experiments/quickstart.toml.
 
-What the page promises is measured, not guessed: `grid_seconds` prices the grid with the
-speed measured on the user's machine, the constants below were timed on the 2-core CPU
-this project is developed on (commands in the comments; the machine was busy with other
-jobs, so a free one is faster), and `grid_summary` counts the runs from the file itself.
+What the page promises is measured, not guessed: `grid_range` prices the grid as a range
+from the speed of finished runs on the user's machine (a labelled rough prior before there
+are any, `ecgcore.launch.estimate`), the constants below were timed on the 2-core CPU this
+project is developed on (commands in the comments), and `grid_summary` counts the runs
+from the file itself.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ from pathlib import Path
 
 from ecgcore.data.synthetic import SITES
 from ecgcore.experiments.spec import grid_points, load_experiment
-from ecgcore.launch.estimate import JOB_OVERHEAD_SECONDS, Throughput, run_seconds
+from ecgcore.launch.estimate import JOB_OVERHEAD_SECONDS, Throughput, format_seconds, run_range, run_seconds
 from ecgcore.launch.plan import SOURCE_SHARES
 from ecgcore.transfer import STRATEGIES
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.toml"
 # `time python -m ecgcore demo-data` (3,000 records, full scale): 23 s wall.
 DEMO_WRITE_SECONDS = 23.0
-# `time python -m ecgcore run experiments/quickstart.toml` after the demo data was written:
-# 54 min 35 s wall, while seven other processes shared the two cores (load average ~13);
-# the 17 runs trained 3,130 s in all. A free machine does it several times faster.
-QUICKSTART_SECONDS = 54 * 60.0 + 35.0
-QUICKSTART_LOAD = 13.0
+# `time python -m ecgcore run experiments/quickstart.toml` after the demo data was written,
+# while other programs kept about one of the two cores busy (from /proc/stat): 2 min 58 s
+# wall with torch threads chosen from the free cores (`ecgcore.cpu`); the same grid with one
+# thread per core whatever else ran took 5 min 23 s (benchmarks/README.md, "Contention").
+QUICKSTART_SECONDS = 178.0
+QUICKSTART_BACKGROUND_CORES = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,23 +69,50 @@ def grid_summary(path: Path | str = QUICKSTART) -> GridSummary:
     )
 
 
-def grid_seconds(throughput: Throughput, overhead: float = JOB_OVERHEAD_SECONDS,
-                 path: Path | str = QUICKSTART) -> float:
-    """A demo experiment's wall time with one worker slot and every epoch run, before any
-    data exists: runs are sized from the demo sites' record counts (`SITES`) and the
-    file's split, priced like the Launch page's plan (`run_seconds`)."""
+def _grid_runs(path: Path | str) -> list[tuple[float, float, int, bool]]:
+    """(n_train, n_val, epochs, trains) of every run of a demo experiment, sized from the
+    demo sites' record counts (`SITES`) and the file's split."""
     config = load_experiment(path)
     grid = grid_summary(path)
     source, target = (SITES[config[role]["dataset"]].n_records for role in ("source", "target"))
     split = config.get("split", {})
     val, test = float(split.get("val", 0.1)), float(split.get("test", 0.2))
     fraction = float(config["source"].get("train_fraction", 1.0))
-    seconds = grid.n_pretrain * run_seconds(throughput, source * SOURCE_SHARES[0] * fraction,
-                                            source * SOURCE_SHARES[1], grid.pretrain_epochs, overhead)
+    runs = [(source * SOURCE_SHARES[0] * fraction, source * SOURCE_SHARES[1], grid.pretrain_epochs, True)] * grid.n_pretrain
     for point in grid_points(config):
-        seconds += run_seconds(throughput, target * (1 - val - test) * point["train_fraction"], target * val,
-                               grid.epochs, overhead, STRATEGIES[point["strategy"]].trains)
-    return seconds
+        runs.append((target * (1 - val - test) * point["train_fraction"], target * val, grid.epochs,
+                     STRATEGIES[point["strategy"]].trains))
+    return runs
+
+
+def grid_seconds(throughput: Throughput, overhead: float = JOB_OVERHEAD_SECONDS,
+                 path: Path | str = QUICKSTART) -> float:
+    """A demo experiment's wall time with one worker slot, every epoch run at the typical
+    rate, before any data exists; priced like the Launch page's plan (`run_seconds`)."""
+    return sum(run_seconds(throughput, n_train, n_val, epochs, overhead, trains)
+               for n_train, n_val, epochs, trains in _grid_runs(path))
+
+
+def grid_range(throughput: Throughput, overhead: float = JOB_OVERHEAD_SECONDS,
+               path: Path | str = QUICKSTART) -> tuple[float, float]:
+    """(fast end, slow end) of a demo experiment's wall time with one worker slot, priced
+    like the Launch page's plan (`run_range`)."""
+    ends = [run_range(throughput, n_train, n_val, epochs, overhead, trains)
+            for n_train, n_val, epochs, trains in _grid_runs(path)]
+    return sum(low for low, _ in ends), sum(high for _, high in ends)
+
+
+def estimate_markdown(throughput: Throughput, overhead: float = JOB_OVERHEAD_SECONDS,
+                      path: Path | str = QUICKSTART) -> str:
+    """The Home page's sentences on how long the quickstart takes (markdown)."""
+    low, high = grid_range(throughput, overhead, path)
+    span = format_seconds(high) if round(low) == round(high) else f"{format_seconds(low)} – {format_seconds(high)}"
+    return (f"A background worker trains them one after another: **{span}** on this machine (fast end: "
+            "the fast end of the speed below, runs stopping early as they usually do; slow end: its slow "
+            "end, every epoch run). Training takes only the cores other programs leave free, so a busy "
+            "machine slows it down rather than stalling it: on the 2-core CPU it was developed on it took "
+            f"{format_seconds(QUICKSTART_SECONDS)} while other programs kept about "
+            f"{QUICKSTART_BACKGROUND_CORES:g} of the two cores busy.")
 
 
 def launch_quickstart(write_demo: Callable[[], object] | None = None,
