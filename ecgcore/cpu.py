@@ -45,8 +45,9 @@ THREADS_ENV = "ECGCORE_TORCH_THREADS"
 ADAPT_ENV = "ECGCORE_ADAPT_THREADS"
 #: A core counts as free while other programs keep at most this much of it busy.
 CORE_SLACK = 0.25
-#: The shortest interval the first choice of a run is measured over (it waits the rest).
-START_SECONDS = 0.3
+#: The shortest interval the first choice of a run is measured over (it waits the rest):
+#: ~10 ticks per CPU, so a quiet machine reads below CORE_SLACK and a busy core near 1.
+START_SECONDS = 0.1
 #: The shortest interval a later choice is measured over: epochs shorter than this are
 #: pooled with the next ones (a 10 ms tick per core makes shorter readings noisy).
 EPOCH_SECONDS = 1.0
