@@ -90,6 +90,7 @@ class PlacedPhase:
     epochs: int | None
     cycle_start: int
     cycle_epochs: int | None
+    n_phases: int
 
     def covers(self, epoch: int) -> bool:
         return epoch >= self.first_epoch and (self.epochs is None or epoch < self.first_epoch + self.epochs)
@@ -122,7 +123,7 @@ def place_phases(phases: Sequence[Phase], epochs: int | None) -> list[PlacedPhas
         spans = [lengths[j] for j in range(len(phases)) if cycle_of[j] == cycle_of[index]]
         cycle_epochs = None if any(n is None for n in spans) else sum(n for n in spans if n is not None)
         placed.append(PlacedPhase(phase, index, firsts[index], lengths[index],
-                                  firsts[cycle_of[index]], cycle_epochs))
+                                  firsts[cycle_of[index]], cycle_epochs, len(phases)))
     return placed
 
 
@@ -185,10 +186,9 @@ class Strategy(ABC):
         if epoch < 0:
             raise EcgcoreError(f"strategy {self.name}: epoch must be >= 0, got {epoch}")
         groups = checked_groups(model)
-        placed = self.placed_phases(len(groups), epochs, options)
-        here = next((p for p in placed if p.covers(epoch)), placed[-1])
+        here = self.phase_at(len(groups), epoch, options, epochs)
         plan = plan_from_rates(groups, here.phase.rates, base_lr, train_bn=here.phase.train_bn)
-        plan.phase, plan.phase_index, plan.n_phases = here.phase.name, here.index, len(placed)
+        plan.phase, plan.phase_index, plan.n_phases = here.phase.name, here.index, here.n_phases
         plan.cycle_start, plan.cycle_epochs = here.cycle_start, here.cycle_epochs
         plan.schedule, plan.betas = here.phase.schedule, here.phase.betas
         return plan
