@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ecgcore import workspace
-from ecgcore.jobs.workers import local_worker_status
+from ecgcore.jobs.worker_status import local_worker_status
 from login_gate import require_login
 
 st.set_page_config(page_title="ECG transfer workbench", page_icon=":material/monitor_heart:",

@@ -10,7 +10,7 @@ through the real run store API (`RunStore.create` / `append_history` / `write_pr
 
 Then it measures (median and best of `--repeat`; on a shared machine the best is the one
 least disturbed by other jobs) against the 2 s target of the issue:
-  table cold   ecgcore.compare caches cleared, then `runs_table(store)`
+  table cold   ecgcore.views.compare caches cleared, then `runs_table(store)`
   table warm   `runs_table(store)` again (index query + one stat per run)
   page cold    caches cleared (ours and st.cache_data), a new AppTest session renders
                the Compare page (the default view: filters, the 500-row table, every chart)
@@ -38,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ecgcore import compare
+from ecgcore.views import compare
 from ecgcore.evaluate import evaluate
 from ecgcore.runs import RunStore
 

@@ -69,10 +69,10 @@ def measure(run_id: str, repeat: int) -> dict[str, Any]:
     from streamlit.testing.v1 import AppTest
 
     from ecgcore.explain import explain_signal
-    from ecgcore.figures.ecg_paper import ecg_paper_figure
-    from ecgcore.inspect_run import load_run_predictions, open_target, read_test_record
-    from ecgcore.predict import load_run
-    from ecgcore.report import saliency_on_signal
+    from ecgcore.views.figures.ecg_paper import ecg_paper_figure
+    from ecgcore.views.run_records import load_run_predictions, open_target, read_test_record
+    from ecgcore.views.scoring import load_run
+    from ecgcore.views.record_report import saliency_on_signal
 
     preds = load_run_predictions(run_id)
     record_id = preds.record_ids[0]

@@ -44,7 +44,7 @@ def _scratch(epochs: int, seeds: list[int]) -> list[str]:
 
 
 def _start_worker(slots: int) -> subprocess.Popen:
-    from ecgcore.jobs import workers
+    from ecgcore.jobs import worker_status as workers
 
     process = subprocess.Popen([sys.executable, "-m", "ecgcore", "worker", "--slots", str(slots)],
                                cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL,

@@ -83,7 +83,7 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 @command("inspect-data", "describe a dataset folder: layout, counts, rates, labels, bad records",
          _inspect_args)
 def _inspect_data(args: argparse.Namespace) -> int:
-    from ecgcore.data.inspect import format_report, inspect_dataset
+    from ecgcore.data.dataset_survey import format_report, inspect_dataset
 
     report = inspect_dataset(args.path, layout=args.layout, check_signals=not args.no_signals,
                              **parse_options(args.option))
@@ -248,7 +248,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 @command("predict", "per-class probabilities for records on disk, with a run's model", _predict_args)
 def _predict(args: argparse.Namespace) -> int:
-    from ecgcore.predict import predict_files
+    from ecgcore.views.scoring import predict_files
 
     predictions = predict_files(args.run, args.files)
     if args.json:
@@ -360,7 +360,7 @@ def _download(args: argparse.Namespace) -> int:
     import threading
 
     from ecgcore.download import CATALOGUE, download_dataset
-    from ecgcore.download.progress import JsonFile, TextBar, chain
+    from ecgcore.download.download_progress import JsonFile, TextBar, chain
 
     if args.list:
         if args.json:

@@ -45,7 +45,7 @@ def _records(frame: Any, columns: tuple[str, ...]) -> list[dict[str, Any]]:
          "bootstrap differences, Holm-adjusted p-values and the answer sentences with their runs",
          _answer_args)
 def _answer(args: argparse.Namespace) -> int:
-    from ecgcore import compare
+    from ecgcore.views import compare
     from ecgcore.runs import RunStore
 
     store = RunStore()

@@ -70,7 +70,7 @@ def _cancel(args: argparse.Namespace) -> int:
 
 @command("logs", "print a job's output and its run's log.txt", _job_args)
 def _logs(args: argparse.Namespace) -> int:
-    from ecgcore.jobs.runners import job_logs
+    from ecgcore.jobs.launchers import job_logs
 
     print(job_logs(args.job), end="")
     return 0
@@ -92,7 +92,7 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
 @command("worker", "claim queued jobs and run each in its own process (or Ray task), one per slot",
          _worker_args)
 def _worker(args: argparse.Namespace) -> int:
-    from ecgcore.jobs.runners import get_runner
+    from ecgcore.jobs.launchers import get_runner
 
     if args.slots is not None and args.slots < 1:
         raise EcgcoreError(f"--slots must be at least 1, got {args.slots}")
@@ -108,6 +108,6 @@ def _job_run_args(p: argparse.ArgumentParser) -> None:
 
 @command("job-run", "run one claimed job in this process (the worker starts this)", _job_run_args)
 def _job_run(args: argparse.Namespace) -> int:
-    from ecgcore.jobs.jobproc import run_job
+    from ecgcore.jobs.job_process import run_job
 
     return run_job(args.job)

@@ -43,11 +43,11 @@ def report_downloads(container: Any, stem: str, make: Callable[[str], bytes]) ->
 
 
 def show_provenance(container: Any, provenance: Any) -> None:
-    """What a model's predictions rest on (an `ecgcore.provenance.Provenance`), the same on
+    """What a model's predictions rest on (an `ecgcore.views.provenance.Provenance`), the same on
     Inspect and Predict: its one-line provenance, the research-use line, and its warning
     (red when the training data is synthetic, yellow when that could not be checked)."""
-    from ecgcore.display import escape_markdown
-    from ecgcore.provenance import RESEARCH_USE
+    from ecgcore.views.display import escape_markdown
+    from ecgcore.views.provenance import RESEARCH_USE
 
     if provenance.warning:
         alert = container.error if provenance.synthetic else container.warning

@@ -15,14 +15,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from ecgcore import workspace
-from ecgcore.data.inspect import dataset_stamp, inspect_recordset
+from ecgcore.data.dataset_survey import dataset_stamp, inspect_recordset
 from ecgcore.data.labels import class_name, overlap_table
 from ecgcore.data.recordset import Recordset
 from ecgcore.data.sources import detect_layout, open_dataset
-from ecgcore.display import escape_markdown
+from ecgcore.views.display import escape_markdown
 from ecgcore.download import CATALOGUE, background
 from ecgcore.errors import EcgcoreError
-from ecgcore.figures import ecg_paper_figure
+from ecgcore.views.figures import ecg_paper_figure
 from pages import require_router
 
 require_router()

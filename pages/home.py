@@ -25,13 +25,13 @@ with st.spinner("Loading the workbench (the first view after a start loads the t
     import pandas as pd
     from ecgcore import jobs as job_queue
     from ecgcore import workspace
-    from ecgcore.data.inspect import dataset_stamp, inspect_dataset
+    from ecgcore.data.dataset_survey import dataset_stamp, inspect_dataset
     from ecgcore.data.synthetic import SITES, write_demo_data
     from ecgcore.errors import EcgcoreError
-    from ecgcore.jobs.workers import ensure_local_worker
-    from ecgcore.launch import Throughput, best_throughput, format_seconds
-    from ecgcore.launch.estimate import input_samples_of
-    from ecgcore.launch.quickstart import (
+    from ecgcore.jobs.worker_status import ensure_local_worker
+    from ecgcore.views.launch import Throughput, best_throughput, format_seconds
+    from ecgcore.views.launch.estimate import input_samples_of
+    from ecgcore.views.launch.quickstart import (
         DEMO_WRITE_SECONDS,
         QUICKSTART,
         estimate_markdown,

@@ -22,16 +22,16 @@ from ecgcore.data.recordset import Recordset
 from ecgcore.data.sources import open_dataset
 from ecgcore.errors import EcgcoreError
 from ecgcore.explain import Explanation, explain_signal, list_methods
-from ecgcore.figures.ecg_paper import ecg_paper_figure, lead_importance_figure
-from ecgcore.calls import calls_note, rhythm_conflict
-from ecgcore.display import escape_markdown
-from ecgcore.inspect_run import (
+from ecgcore.views.figures.ecg_paper import ecg_paper_figure, lead_importance_figure
+from ecgcore.views.calls import calls_note, rhythm_conflict
+from ecgcore.views.display import escape_markdown
+from ecgcore.views.run_records import (
     OUTCOMES, RunPredictions, TestRecord, filter_records, load_run_predictions, neighbour,
     read_test_record, record_calls, record_summary, run_choices, true_labels,
 )
-from ecgcore.predict import LoadedRun, load_run
-from ecgcore.provenance import Provenance, run_provenance
-from ecgcore.report import METHOD_NAMES, ReportContent, report_bytes, saliency_on_signal
+from ecgcore.views.scoring import LoadedRun, load_run
+from ecgcore.views.provenance import Provenance, run_provenance
+from ecgcore.views.record_report import METHOD_NAMES, ReportContent, report_bytes, saliency_on_signal
 from ecgcore.runs import RunStore
 from pages import report_downloads, require_router, show_provenance
 

@@ -15,9 +15,9 @@ import streamlit as st
 
 from ecgcore import jobs as job_queue
 from ecgcore.errors import EcgcoreError
-from ecgcore.jobs.workers import alive_workers, describe, ensure_local_worker
-from ecgcore.launch import job_choice, job_log, job_state, jobs_table, queue_order, retry_job
-from ecgcore.launch.actions import RETRYABLE
+from ecgcore.jobs.worker_status import alive_workers, describe, ensure_local_worker
+from ecgcore.views.launch import job_choice, job_log, job_state, jobs_table, queue_order, retry_job
+from ecgcore.views.launch.actions import RETRYABLE
 from ecgcore.runs import RunStore
 from pages import require_router
 

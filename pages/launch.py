@@ -2,7 +2,7 @@
 fractions, seeds, training settings), see what it will do, and queue it.
 
 Every choice lives in the URL (`bind="query-params"`), so a link reopens the same form.
-The page only reads and submits: `ecgcore.launch` turns the choices into an experiment
+The page only reads and submits: `ecgcore.views.launch` turns the choices into an experiment
 config, prices its runs and puts them in the job queue; a worker trains them.
 """
 
@@ -11,13 +11,13 @@ from __future__ import annotations
 import streamlit as st
 
 from ecgcore import workspace
-from ecgcore.data.inspect import dataset_stamp
+from ecgcore.data.dataset_survey import dataset_stamp
 from ecgcore.data.labels import list_tasks
 from ecgcore.data.recordset import Recordset
 from ecgcore.data.sources import open_dataset
-from ecgcore.display import escape_markdown, for_display
+from ecgcore.views.display import escape_markdown, for_display
 from ecgcore.errors import EcgcoreError
-from ecgcore.launch import (
+from ecgcore.views.launch import (
     EXPERIMENT_TASKS,
     ClassPlan,
     DatasetOverlap,
@@ -33,8 +33,8 @@ from ecgcore.launch import (
     records_to_fingerprint,
     submit_launch,
 )
-from ecgcore.launch.overlap import READ_WITHOUT_ASKING, SCOPE
-from ecgcore.launch.submit import submit_label
+from ecgcore.views.launch.record_overlap import READ_WITHOUT_ASKING, SCOPE
+from ecgcore.views.launch.submit import submit_label
 from ecgcore.models import list_models
 from ecgcore.runs import RunStore
 from ecgcore.train.config import DEVICES

@@ -1,14 +1,14 @@
 """Predict: upload an ECG, score it with a trained run, see its calls and what drove them.
 
 The run is by default the best finished run for the record's leads and sampling rate
-(`ecgcore.run_choice`: real training data first, then test macro AUC), and the page says
+(`ecgcore.views.run_choice`: real training data first, then test macro AUC), and the page says
 why; a run named in the link (`?run=`) or picked here is kept. Every result starts with
-the model's provenance and the research-use line (`ecgcore.provenance`), with a warning
+the model's provenance and the research-use line (`ecgcore.views.provenance`), with a warning
 when the model learnt from synthetic data; classes are called at the run's thresholds
-tuned on validation, rhythms that exclude each other are flagged (`ecgcore.calls`), and
+tuned on validation, rhythms that exclude each other are flagged (`ecgcore.views.calls`), and
 the record's own header (age, sex, recorded diagnoses) is shown beside the calls.
 
-Accepted uploads (see `ecgcore.uploads`): a WFDB record (`.hea` with its `.dat` or
+Accepted uploads (see `ecgcore.views.uploads`): a WFDB record (`.hea` with its `.dat` or
 `.mat`, uploaded together), a zip of such files, an SPH `.h5`, or a CSV with one column
 per lead (lead names in the header, values in mV) at the sampling rate given here.
 The record is preprocessed exactly as the run's training data was and scored as
@@ -24,19 +24,19 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from ecgcore.calls import Thresholds, make_calls, rhythm_conflict, run_thresholds
+from ecgcore.views.calls import Thresholds, make_calls, rhythm_conflict, run_thresholds
 from ecgcore.data.labels import class_name
-from ecgcore.display import escape_markdown
+from ecgcore.views.display import escape_markdown
 from ecgcore.errors import EcgcoreError
 from ecgcore.explain import Explanation, explain_signal, list_methods
-from ecgcore.figures.ecg_paper import ecg_paper_figure, lead_importance_figure
-from ecgcore.inspect_run import run_choices
-from ecgcore.predict import LoadedRun, load_run
-from ecgcore.provenance import Provenance, run_provenance
-from ecgcore.report import METHOD_NAMES, ReportContent, report_bytes, saliency_on_signal
-from ecgcore.run_choice import RunChoice, choose_run
+from ecgcore.views.figures.ecg_paper import ecg_paper_figure, lead_importance_figure
+from ecgcore.views.run_records import run_choices
+from ecgcore.views.scoring import LoadedRun, load_run
+from ecgcore.views.provenance import Provenance, run_provenance
+from ecgcore.views.record_report import METHOD_NAMES, ReportContent, report_bytes, saliency_on_signal
+from ecgcore.views.run_choice import RunChoice, choose_run
 from ecgcore.runs import RunStore
-from ecgcore.uploads import SUPPORTED, UploadedRecord, read_uploads, score_upload
+from ecgcore.views.uploads import SUPPORTED, UploadedRecord, read_uploads, score_upload
 from pages import report_downloads, require_router, show_provenance
 
 require_router()
@@ -157,7 +157,7 @@ def _result(run_id: str, stamp: str, digest: str, upload: UploadedRecord) -> Non
 
 def _pick_run(choices: dict[str, str], upload: UploadedRecord) -> str:
     """The run picker: the run named in the link or picked here, else the best finished run
-    for this record's leads and rate (`ecgcore.run_choice`), with the reason shown."""
+    for this record's leads and rate (`ecgcore.views.run_choice`), with the reason shown."""
     if "predict_pick" not in st.session_state:  # first view: a run in the link counts as picked
         linked = st.query_params.get("run")
         st.session_state["predict_pick"] = linked if linked in choices else None

@@ -13,7 +13,7 @@ import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
-# The app starts a background worker when none is alive (ecgcore.jobs.workers); tests, their
+# The app starts a background worker when none is alive (ecgcore.jobs.worker_status); tests, their
 # session fixtures and the `streamlit run` they start (which inherits this) must not leave
 # one running. A test of that start sets ECGCORE_AUTO_WORKER=1 itself and stops the worker.
 os.environ["ECGCORE_AUTO_WORKER"] = "0"

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block
 from test_compare import trained_store
 
-from ecgcore import compare
+from ecgcore.views import compare
 from ecgcore.data.labels import class_name
 from ecgcore.runs import RunStore
 
@@ -205,7 +205,7 @@ def test_old_run_folders_without_new_keys(home: Path, tmp_path: Path, monkeypatc
 
 def test_one_run_label_on_compare_inspect_and_predict(populated: pd.DataFrame, home: Path) -> None:
     """Inspect's and Predict's run pickers name a run exactly as Compare's pickers do."""
-    from ecgcore.inspect_run import run_choices
+    from ecgcore.views.run_records import run_choices
 
     full = compare.full_labels(populated)
     for need in ("predictions.npz", "model.pt"):

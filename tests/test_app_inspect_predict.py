@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from ecgcore.calls import make_calls, rhythm_conflict, run_thresholds
+from ecgcore.views.calls import make_calls, rhythm_conflict, run_thresholds
 from ecgcore.data.labels import class_name
 from ecgcore.data.labels.rhythms import EXCLUSIVE_RHYTHMS
-from ecgcore.display import escape_markdown
-from ecgcore.inspect_run import filter_records, load_run_predictions
-from ecgcore.predict import predict_files, read_record_file
-from ecgcore.provenance import RESEARCH_USE, run_provenance
+from ecgcore.views.display import escape_markdown
+from ecgcore.views.run_records import filter_records, load_run_predictions
+from ecgcore.views.scoring import predict_files, read_record_file
+from ecgcore.views.provenance import RESEARCH_USE, run_provenance
 from ecgcore.runs import RunStore
 
 REPO = Path(__file__).resolve().parents[1]

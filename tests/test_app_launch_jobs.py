@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 from test_launch import CHOICES, LQT, fixed_rate, names, plan_of
 
 from ecgcore import jobs
-from ecgcore.display import escape_markdown
-from ecgcore.launch import plan_launch, submit_launch
+from ecgcore.views.display import escape_markdown
+from ecgcore.views.launch import plan_launch, submit_launch
 from ecgcore.models import list_models
 from ecgcore.transfer import list_strategies
 

@@ -19,7 +19,7 @@ from browser import BROWSER_MARKS, app_env, chromium_page, streamlit_server
 
 from ecgcore import jobs
 from ecgcore.data.synthetic import write_demo_data
-from ecgcore.jobs.workers import alive_workers
+from ecgcore.jobs.worker_status import alive_workers
 
 pytestmark = BROWSER_MARKS
 

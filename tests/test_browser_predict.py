@@ -13,8 +13,8 @@ from browser import BROWSER_MARKS, app_env, chromium_page, streamlit_server
 from test_report import _grid_box, _render
 
 from ecgcore.data.labels import class_name
-from ecgcore.predict import predict_files
-from ecgcore.provenance import RESEARCH_USE, run_provenance
+from ecgcore.views.scoring import predict_files
+from ecgcore.views.provenance import RESEARCH_USE, run_provenance
 
 pytestmark = BROWSER_MARKS
 

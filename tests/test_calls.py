@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from ecgcore.calls import (
+from ecgcore.views.calls import (
     DEFAULT_THRESHOLD, Call, make_calls, rhythm_conflict, run_thresholds,
 )
 from ecgcore.data.labels import CONCEPTS, class_name
 from ecgcore.data.labels.rhythms import EXCLUSIVE_RHYTHMS, is_exclusive_rhythm
 from ecgcore.data.wfdbio import read_header
-from ecgcore.record_facts import RecordFacts, facts_from_comments
+from ecgcore.views.record_facts import RecordFacts, facts_from_comments
 
 NSR, SB, STACH, AF, RBBB = "426783006", "426177001", "427084000", "164889003", "713427006|59118001"
 

@@ -1,4 +1,4 @@
-"""ecgcore.compare on a store of really trained tiny runs (demo data, small_cnn, 2 epochs).
+"""ecgcore.views.compare on a store of really trained tiny runs (demo data, small_cnn, 2 epochs).
 
 The store (`trained_store`) is trained once per test session and shared with
 test_app_compare.py: smoke.toml with scratch and finetune at fractions 0.5 and 1.0 (seed
@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecgcore import compare
-from ecgcore.compare import RunFilters
+from ecgcore.views import compare
+from ecgcore.views.compare import RunFilters
 from ecgcore.data.labels import class_name
 from ecgcore.errors import EcgcoreError
 from ecgcore.runs import RunStore

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from test_compare import trained_store
 
-from ecgcore import compare
+from ecgcore.views import compare
 from ecgcore.evaluate.calibration import brier_score, expected_calibration_error, reliability_table
 from ecgcore.runs import RunStore
 

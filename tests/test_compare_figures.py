@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from test_compare import trained_store
 
-from ecgcore import compare
+from ecgcore.views import compare
 from ecgcore.data.labels import class_name
 from ecgcore.runs import RunStore
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from ecgcore import compare
-from ecgcore.compare.table import TABLE_COLUMNS
+from ecgcore.views import compare
+from ecgcore.views.compare.table import TABLE_COLUMNS
 from ecgcore.errors import EcgcoreError
 
 
@@ -123,7 +123,7 @@ def reference_two_level(preds: dict, a: list[str], b: list[str], paired: bool, n
 
 
 def test_two_level_bootstrap_over_seeds_and_records_matches_a_plain_loop() -> None:
-    from ecgcore.compare.seeded import Arm, compare_arms, shared_draws
+    from ecgcore.views.compare.seeded import Arm, compare_arms, shared_draws
     from ecgcore.evaluate.bootstrap import percentile_ci, two_sided_p
 
     truth = labels()
@@ -200,7 +200,7 @@ def test_head_to_head_of_settings_uses_every_seed() -> None:
 
 
 def test_crossing_fraction_interpolates_in_log_fraction() -> None:
-    from ecgcore.compare.efficiency import crossing_fraction
+    from ecgcore.views.compare.efficiency import crossing_fraction
 
     # Halfway from 0.7 to 0.9 between 10 % and 100 % is the geometric midpoint 10^-0.5.
     assert crossing_fraction([0.1, 1.0], [0.7, 0.9], 0.8) == pytest.approx(10 ** -0.5)
@@ -214,8 +214,8 @@ def test_crossing_fraction_interpolates_in_log_fraction() -> None:
 def test_label_efficiency_from_seeds_and_records() -> None:
     from sklearn.metrics import roc_auc_score
 
-    from ecgcore.compare.efficiency import crossing_fraction, label_efficiency
-    from ecgcore.compare.seeded import Arm, shared_draws
+    from ecgcore.views.compare.efficiency import crossing_fraction, label_efficiency
+    from ecgcore.views.compare.seeded import Arm, shared_draws
 
     truth = labels(n=200, seed=4)
     rng = np.random.default_rng(2)
@@ -262,9 +262,9 @@ def comparison_row(fraction: float, diff: float, low: float, high: float, p: flo
 
 
 def test_answer_sentences_come_from_the_tables_and_name_their_runs() -> None:
-    from ecgcore.compare.answer import answer
-    from ecgcore.compare.efficiency import LabelEfficiency
-    from ecgcore.compare.grid import COMPARISON_COLUMNS, GridStatistics
+    from ecgcore.views.compare.answer import answer
+    from ecgcore.views.compare.efficiency import LabelEfficiency
+    from ecgcore.views.compare.grid import COMPARISON_COLUMNS, GridStatistics
 
     rows = [comparison_row(0.1, 0.19, 0.12, 0.25, 1 / 200, 0.02), comparison_row(0.25, 0.08, 0.03, 0.12, 0.01, 0.03),
             comparison_row(0.5, 0.03, -0.01, 0.06, 0.2, 0.4), comparison_row(1.0, 0.01, -0.02, 0.04, 0.6, 0.6)]
@@ -310,8 +310,8 @@ def test_a_bound_at_the_bootstrap_floor_is_never_called_no_difference() -> None:
     """12 comparisons, every draw on one side, 200 draws: Holm can only say p < 0.06. The
     quickstart rerun printed "no detectable difference" for a +0.19 (CI +0.16 to +0.22) gap;
     the answer now says the draws are too few, and the grid asks for enough draws."""
-    from ecgcore.compare.answer import answer
-    from ecgcore.compare.grid import COMPARISON_COLUMNS, GridStatistics, draws_to_resolve
+    from ecgcore.views.compare.answer import answer
+    from ecgcore.views.compare.grid import COMPARISON_COLUMNS, GridStatistics, draws_to_resolve
 
     rows = [comparison_row(f, 0.19, 0.16, 0.22, 1 / 200, 0.06, p_holm_bound=True) for f in (0.1, 0.25, 0.5, 1.0)]
     sentences = [s.text for s in answer(GridStatistics(pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))))]
@@ -326,8 +326,8 @@ def test_a_bound_at_the_bootstrap_floor_is_never_called_no_difference() -> None:
 
 
 def test_grid_statistics_pair_settings_adjust_over_the_grid_and_answer() -> None:
-    from ecgcore.compare.answer import answer
-    from ecgcore.compare.grid import grid_statistics, run_ids_needed
+    from ecgcore.views.compare.answer import answer
+    from ecgcore.views.compare.grid import grid_statistics, run_ids_needed
 
     truth = labels(n=240, seed=6)
     rng = np.random.default_rng(8)

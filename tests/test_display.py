@@ -1,4 +1,4 @@
-"""ecgcore.display: the one run label, missing values shown as "—" or their reason, and engine
+"""ecgcore.views.display: the one run label, missing values shown as "—" or their reason, and engine
 text that keeps its characters when a page renders it as Markdown."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ecgcore.display import MISSING, escape_markdown, for_display, format_number, full_labels, run_label, run_labels
+from ecgcore.views.display import MISSING, escape_markdown, for_display, format_number, full_labels, run_label, run_labels
 from ecgcore.download import CATALOGUE
 from ecgcore.transfer import list_strategies
 

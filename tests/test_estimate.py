@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecgcore.launch import (
+from ecgcore.views.launch import (
     LaunchChoices,
     class_plan,
     best_throughput,
@@ -20,8 +20,8 @@ from ecgcore.launch import (
     store_throughput,
 )
 from ecgcore.data.sources import open_dataset
-from ecgcore.launch.estimate import EVAL_WEIGHT, PRIOR_FACTORS, PRIOR_EPOCH_SHARE, input_samples_of, run_range
-from ecgcore.launch.quickstart import grid_range, grid_seconds
+from ecgcore.views.launch.estimate import EVAL_WEIGHT, PRIOR_FACTORS, PRIOR_EPOCH_SHARE, input_samples_of, run_range
+from ecgcore.views.launch.quickstart import grid_range, grid_seconds
 from ecgcore.runs import RunStore
 
 LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]

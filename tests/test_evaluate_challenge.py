@@ -14,7 +14,7 @@ from ecgcore.evaluate import (
     evaluate,
     load_challenge_weights,
 )
-from ecgcore.evaluate.challenge import confusion
+from ecgcore.evaluate.challenge_score import confusion
 
 NSR, AF, AFL = "426783006", "164889003", "164890007"
 

@@ -16,7 +16,7 @@ from ecgcore.cli import main
 from ecgcore.data.recordset import Signal
 from ecgcore.data.synthetic import write_demo_data
 from ecgcore.explain import AttributionOptions, attribute, explain_signal
-from ecgcore.predict import load_run, predict_files, prepare_input, read_record_file, score
+from ecgcore.views.scoring import load_run, predict_files, prepare_input, read_record_file, score
 from test_cli_runs import ROOT, TINY, _cli
 
 CPSC = Path("ecg") / "cinc2021" / "CPSC_CPSC-Extra"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ecgcore.data.recordset import STANDARD_LEADS
-from ecgcore.figures import ecg_paper_figure
-from ecgcore.figures import ecg_paper as paper
+from ecgcore.views.figures import ecg_paper_figure
+from ecgcore.views.figures import ecg_paper as paper
 
 FS = 500.0
 

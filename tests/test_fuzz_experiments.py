@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from ecgcore.data.pipeline import SplitConfig
 from ecgcore.data.prepare import PrepConfig
 from ecgcore.errors import EcgcoreError
-from ecgcore.experiments.plan import expand
+from ecgcore.experiments.run_plan import expand
 from ecgcore.experiments.spec import DATASET_KEYS, PROTOCOL_KEYS, SCHEMA, TOP_LEVEL, load_experiment
 from ecgcore.models import MODELS
 from ecgcore.train import TrainConfig

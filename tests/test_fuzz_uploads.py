@@ -23,8 +23,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from ecgcore.uploads import UploadError, read_uploads
-from ecgcore.uploads.safety import MAX_UPLOAD_BYTES, safe_name, uploads_root
+from ecgcore.views.uploads import UploadError, read_uploads
+from ecgcore.views.uploads.safety import MAX_UPLOAD_BYTES, safe_name, uploads_root
 from test_fuzz_wfdb import LEADS, fuzz
 
 ROOT_TOKEN = "{ROOT}"  # replaced by the test's tmp folder: absolute paths that must not be written

@@ -13,8 +13,8 @@ import pytest
 import wfdb
 
 from ecgcore import cli
-from ecgcore.data import inspect as inspect_module
-from ecgcore.data.inspect import find_unreadable_signals, format_report, inspect_dataset
+from ecgcore.data import dataset_survey as inspect_module
+from ecgcore.data.dataset_survey import find_unreadable_signals, format_report, inspect_dataset
 from ecgcore.data.sources import open_dataset
 from ecgcore.errors import NotADatasetError
 

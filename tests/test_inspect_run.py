@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ecgcore.errors import EcgcoreError
-from ecgcore.inspect_run import (
+from ecgcore.views.run_records import (
     OUTCOMES, filter_records, load_run_predictions, neighbour, open_target, outcomes,
     read_test_record, record_summary, records_table, run_choices, true_labels,
 )

@@ -13,22 +13,23 @@ import pytest
 from test_jobs import ROOT, SMOKE, TINY, _cli, _env, _overrides
 
 from ecgcore.errors import EcgcoreError
-from ecgcore.jobs import queue, workers
-from ecgcore.jobs.runners import LocalRunner, get_runner
+from ecgcore.jobs import queue
+from ecgcore.jobs import worker_status as workers
+from ecgcore.jobs.launchers import LocalRunner, get_runner
 
 
 def test_runner_registry_and_ray_only_imported_by_its_runner(workspace: Path) -> None:
     assert isinstance(get_runner("local", slots=2), LocalRunner)
     with pytest.raises(EcgcoreError, match="unknown job runner 'slurm'"):
         get_runner("slurm")
-    code = ("import sys\nimport ecgcore.cli, ecgcore.jobs.runners, ecgcore.jobs.worker, ecgcore.jobs.workers\n"
+    code = ("import sys\nimport ecgcore.cli, ecgcore.jobs.launchers, ecgcore.jobs.worker_loop, ecgcore.jobs.worker_status\n"
             "print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_task_resources_follow_the_device() -> None:
-    from ecgcore.jobs.ray_runner import task_resources
+    from ecgcore.jobs.ray_launcher import task_resources
 
     cpu = {"train": {"device": "cpu"}}
     assert task_resources(cpu, 2, cluster_gpus=4) == {"num_cpus": 2.0, "num_gpus": 0.0}

@@ -17,7 +17,8 @@ from test_jobs import ROOT, SMOKE, TINY, _cli, _env, _wait_for_progress
 from test_jobs_workers import stop_workers_and_jobs
 
 from ecgcore import jobs
-from ecgcore.jobs import queue, workers
+from ecgcore.jobs import queue
+from ecgcore.jobs import worker_status as workers
 from ecgcore.runs import RunStore
 
 

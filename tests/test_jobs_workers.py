@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from ecgcore.jobs import queue, workers
-from ecgcore.jobs.worker import THREADS_ENV, job_env, threads_per_job
+from ecgcore.jobs import queue
+
+from ecgcore.jobs import worker_status as workers
+from ecgcore.jobs.worker_loop import THREADS_ENV, job_env, threads_per_job
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +65,7 @@ def test_threads_per_job_share_the_cores() -> None:
 
 
 def test_job_process_uses_its_thread_share(workspace: Path) -> None:
-    code = ("from ecgcore.jobs.jobproc import apply_thread_share\nimport torch\n"
+    code = ("from ecgcore.jobs.job_process import apply_thread_share\nimport torch\n"
             "print(apply_thread_share(), torch.get_num_threads())")
     env = {**os.environ, THREADS_ENV: "1", "OMP_NUM_THREADS": "2"}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -93,7 +95,7 @@ def test_alive_workers_by_heartbeat_and_pid(workspace: Path) -> None:
 def test_two_sessions_at_once_start_one_detached_worker(auto_ws: Path) -> None:
     """Two processes call ensure_local_worker at the same moment and exit: one worker runs,
     both got its row, it survives them, registers itself, and leaves when stopped."""
-    code = "from ecgcore.jobs.workers import ensure_local_worker\nprint(ensure_local_worker()['pid'])"
+    code = "from ecgcore.jobs.worker_status import ensure_local_worker\nprint(ensure_local_worker()['pid'])"
     callers = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
                for _ in range(2)]
     pids = {int(c.communicate(timeout=60)[0]) for c in callers}

@@ -1,4 +1,4 @@
-"""ecgcore.launch: Launch form choices -> experiment config -> runs -> jobs; class matching;
+"""ecgcore.views.launch: Launch form choices -> experiment config -> runs -> jobs; class matching;
 time estimates; the Jobs page's rows, retry and log; the quickstart launch."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from ecgcore import jobs, workspace
 from ecgcore.data.sources import open_dataset
 from ecgcore.experiments import plan_experiment
-from ecgcore.launch import (
+from ecgcore.views.launch import (
     ClassPlan,
     LaunchChoices,
     LaunchError,
@@ -32,8 +32,8 @@ from ecgcore.launch import (
     store_throughput,
     submit_launch,
 )
-from ecgcore.launch.estimate import EVAL_WEIGHT
-from ecgcore.launch.quickstart import (
+from ecgcore.views.launch.estimate import EVAL_WEIGHT
+from ecgcore.views.launch.quickstart import (
     QUICKSTART,
     grid_seconds,
     grid_summary,

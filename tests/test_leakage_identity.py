@@ -205,7 +205,7 @@ def leaky_home(demo_home: Path) -> tuple[Path, dict[str, str]]:
 
 
 def test_a_run_pretrained_on_a_renamed_copy_reports_the_overlap(leaky_home, tmp_path: Path):
-    from ecgcore.compare import runs_table
+    from ecgcore.views.compare import runs_table
     from ecgcore.experiments import run_experiment
     from ecgcore.runs import RunStore
 
@@ -258,7 +258,7 @@ def test_a_run_pretrained_on_a_renamed_copy_reports_the_overlap(leaky_home, tmp_
 def test_launch_shows_the_overlap_before_submitting(leaky_home):
     from streamlit.testing.v1 import AppTest
 
-    from ecgcore.launch import dataset_overlap
+    from ecgcore.views.launch import dataset_overlap
 
     home, names = leaky_home
     source = open_dataset(home / "datasets" / "hospital_x")

@@ -27,7 +27,9 @@ import pytest
 import torch
 from torch import nn
 
-from ecgcore.models import create_model, list_models, resnet_nd
+from ecgcore.models import create_model, list_models
+
+from ecgcore.models import nguyen_do_resnet as resnet_nd
 from ecgcore.models.ecglib import EcglibDenseNet1d, EcglibResNet1d, ecglib_state_dict
 from ecgcore.transfer.strategy import checked_groups
 

@@ -14,7 +14,9 @@ import torch
 from torch import nn
 
 from ecgcore.errors import EcgcoreError
-from ecgcore.models import create_model, list_models, resnet_nd, rnn_nd
+from ecgcore.models import create_model, list_models
+from ecgcore.models import nguyen_do_resnet as resnet_nd
+from ecgcore.models import nguyen_do_rnn as rnn_nd
 
 RESNETS = ["resnet1d18", "resnet1d34", "resnet1d50", "resnet1d101"]
 RNNS = ["lstm_nd", "gru_nd", "bilstm_nd"]

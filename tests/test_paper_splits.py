@@ -17,13 +17,13 @@ import pandas as pd
 import pytest
 
 from ecgcore.data.labels import get_task
-from ecgcore.data.labels.tasks import task_targets
+from ecgcore.data.labels.named_tasks import task_targets
 from ecgcore.data.pipeline import SplitConfig, build_dataset, make_split
 from ecgcore.data.prepare import PrepConfig
 from ecgcore.data.labels import Task
 from ecgcore.data.recordset import Recordset
 from ecgcore.experiments import plan_experiment
-from ecgcore.experiments.tasks import CODE_TEST_ABNORMAL, experiment_task, with_derived_labels
+from ecgcore.experiments.extra_tasks import CODE_TEST_ABNORMAL, experiment_task, with_derived_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "experiments" / "nguyen2025_grid.toml"

@@ -15,7 +15,7 @@ import wfdb
 from ecgcore.data.labels import get_task, snomed_task, task_targets
 from ecgcore.data.pipeline import SplitConfig, TaskDataset, build_dataset, make_split
 from ecgcore.data.prepare import PrepConfig, fit_standard_scaler
-from ecgcore.data.prepare.record import preprocess_signal
+from ecgcore.data.prepare.per_record import preprocess_signal
 from ecgcore.data.sources import open_dataset
 from ecgcore.data.splits import LEAK_NOTE
 from ecgcore.errors import EcgcoreError

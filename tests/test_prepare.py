@@ -441,7 +441,7 @@ def test_parallel_build_equals_sequential_and_reports_progress(
     assert calls[0] == (0, 40) and calls[-1] == (40, 40) and len(calls) >= 3
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
     # auto mode, forced to start a worker while this process keeps working
-    from ecgcore.data.prepare import runner
+    from ecgcore.data.prepare import parallel as runner
     monkeypatch.setattr(runner, "WORKER_START_SECONDS", 0.0)
     monkeypatch.setattr(runner.joblib, "cpu_count", lambda *a, **k: 2)
     monkeypatch.setattr(runner, "idle_cores", lambda: 1)

@@ -13,7 +13,7 @@ import pytest
 from scipy.stats import zscore
 
 from ecgcore.data.prepare import PrepConfig
-from ecgcore.data.prepare.record import preprocess_signal
+from ecgcore.data.prepare.per_record import preprocess_signal
 from ecgcore.data.recordset import STANDARD_LEADS, Signal
 from ecgcore.runs.hashing import config_hash
 

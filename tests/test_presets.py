@@ -19,9 +19,9 @@ from ecgcore.cli import main
 from ecgcore.data.sources import open_dataset
 from ecgcore.errors import EcgcoreError
 from ecgcore.experiments import plan_experiment, run_experiment
-from ecgcore.experiments.runner import without_sources
+from ecgcore.experiments.execute import without_sources
 from ecgcore.experiments.spec import ExperimentError, load_experiment
-from ecgcore.experiments.tasks import experiment_task
+from ecgcore.experiments.extra_tasks import experiment_task
 from ecgcore.runs import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]

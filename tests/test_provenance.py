@@ -12,8 +12,8 @@ import pytest
 
 from ecgcore.data.synthetic import SITES, write_site
 from ecgcore.data.synthetic.marker import MARKER_FILE, synthetic_marker
-from ecgcore.provenance import RESEARCH_USE, DatasetOrigin, dataset_origin, run_provenance
-from ecgcore.run_choice import choose_run
+from ecgcore.views.provenance import RESEARCH_USE, DatasetOrigin, dataset_origin, run_provenance
+from ecgcore.views.run_choice import choose_run
 from ecgcore.runs import RunStore
 
 
@@ -124,7 +124,7 @@ def test_dataset_labels(synthetic, expected) -> None:
 
 
 def test_predict_on_the_command_line_carries_provenance_and_calls(run_workspace, shared_data: Path) -> None:
-    from ecgcore.predict import predict_files
+    from ecgcore.views.scoring import predict_files
 
     (item,) = predict_files(run_workspace.run_id, [shared_data / "ecg" / "cinc2021" / "G12EC" / "E00005.hea"])
     prov = run_provenance(run_workspace.run_id)

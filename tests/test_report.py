@@ -13,9 +13,9 @@ import pytest
 from ecgcore.data.prepare import PrepConfig
 from ecgcore.data.recordset import STANDARD_LEADS, Signal
 from ecgcore.errors import EcgcoreError
-from ecgcore.figures.ecg_paper import PAGE_HEIGHT_MM, PAGE_WIDTH_MM, lead_importance_figure
-from ecgcore.predict import read_record_file
-from ecgcore.report import (
+from ecgcore.views.figures.ecg_paper import PAGE_HEIGHT_MM, PAGE_WIDTH_MM, lead_importance_figure
+from ecgcore.views.scoring import read_record_file
+from ecgcore.views.record_report import (
     PNG_DPI, Prediction, ReportContent, report_bytes, report_figure, saliency_on_signal,
 )
 
@@ -183,7 +183,7 @@ def _overlaps(pdf: bytes, paper_labels: set[str], charts: list[tuple[float, ...]
 
 
 def _paper_labels(content: ReportContent) -> set[str]:
-    from ecgcore.figures import ecg_paper_figure
+    from ecgcore.views.figures import ecg_paper_figure
 
     fig = ecg_paper_figure(content.signal.data, content.signal.fs, content.signal.leads)
     return {note.text for note in fig.layout.annotations}
@@ -207,7 +207,7 @@ def test_report_text_never_lies_on_the_grid_or_on_other_text(shared_data: Path) 
 def test_report_flags_rhythms_that_exclude_each_other_and_says_how_calls_were_made(shared_data: Path) -> None:
     from dataclasses import replace
 
-    from ecgcore.calls import make_calls, run_thresholds
+    from ecgcore.views.calls import make_calls, run_thresholds
 
     classes = ["426783006", "426177001", "59118001", "427084000"]
     thresholds = run_thresholds({"test": {"thresholds": dict.fromkeys(classes, 0.4)}}, classes)

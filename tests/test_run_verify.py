@@ -17,7 +17,7 @@ from test_runs import CLASSES, CONFIG, finished_run, results_for, tiny_checkpoin
 
 from ecgcore.errors import EcgcoreError
 from ecgcore.runs import RunStore
-from ecgcore.runs.verify import MANIFEST_FILE, file_digest, read_manifest
+from ecgcore.runs.verify_runs import MANIFEST_FILE, file_digest, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 

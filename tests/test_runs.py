@@ -101,7 +101,7 @@ def test_folder_holds_exactly_the_contract_files_and_results_round_trip(workspac
     store.finish(run.run_id, results_for(run.run_id))
     names = sorted(p.name for p in run.path.iterdir())
     assert names == sorted(["config.json", "history.csv", "results.json", "predictions.npz", "model.pt", "log.txt",
-                            "checksums.json"])  # written last by finish (ecgcore/runs/verify.py)
+                            "checksums.json"])  # written last by finish (ecgcore/runs/verify_runs.py)
 
     on_disk = json.loads((run.path / "results.json").read_text())
     assert on_disk == run.results()

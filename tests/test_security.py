@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 
 from ecgcore.data.synthetic import write_demo_data
-from ecgcore.experiments.plan import expand
+from ecgcore.experiments.run_plan import expand
 from ecgcore.experiments.spec import ExperimentError, load_experiment
-from ecgcore.uploads.safety import MAX_UPLOAD_BYTES, MB
+from ecgcore.views.uploads.safety import MAX_UPLOAD_BYTES, MB
 from conftest import TINY_RUN_SETTINGS
 from browser import REPO, app_env, streamlit_server
 

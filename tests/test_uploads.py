@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from ecgcore.data.sources import open_dataset
-from ecgcore.predict import load_run, predict_files, read_record_file
-from ecgcore.uploads import UploadError, read_uploads, score_upload
-from ecgcore.uploads.safety import MAX_UPLOAD_BYTES, MB, safe_name
+from ecgcore.views.scoring import load_run, predict_files, read_record_file
+from ecgcore.views.uploads import UploadError, read_uploads, score_upload
+from ecgcore.views.uploads.safety import MAX_UPLOAD_BYTES, MB, safe_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,7 +187,7 @@ def test_size_limit_matches_the_streamlit_upload_limit() -> None:
 
 
 def test_a_wfdb_upload_carries_its_header_facts(shared_data: Path, tmp_path: Path) -> None:
-    from ecgcore.record_facts import RecordFacts
+    from ecgcore.views.record_facts import RecordFacts
 
     g12ec = shared_data / "ecg" / "cinc2021" / "G12EC"
     (record,) = read_uploads(_files(g12ec / "E00005.hea", g12ec / "E00005.mat"))

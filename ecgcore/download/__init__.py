@@ -3,9 +3,9 @@ transfers, and a background process the app starts (`background`)."""
 
 from ecgcore.download.catalogue import CATALOGUE, CatalogueEntry, get_entry
 from ecgcore.download.fetch import DownloadResult, download_dataset
-from ecgcore.download.progress import Progress
+from ecgcore.download.download_progress import Progress
 from ecgcore.download.remote import DownloadStopped, OfflineError, TransferError
-from ecgcore.download.verify import ChecksumError
+from ecgcore.download.verify_download import ChecksumError
 
 __all__ = ["CATALOGUE", "CatalogueEntry", "ChecksumError", "DownloadResult", "DownloadStopped",
            "OfflineError", "Progress", "TransferError", "download_dataset", "get_entry"]

@@ -21,7 +21,7 @@ from typing import Any
 
 from ecgcore import workspace
 from ecgcore.download.catalogue import get_entry
-from ecgcore.download.progress import Progress, describe, write_json_atomic
+from ecgcore.download.download_progress import Progress, describe, write_json_atomic
 from ecgcore.errors import EcgcoreError
 from ecgcore.processes import child_or_pid_alive
 

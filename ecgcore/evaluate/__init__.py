@@ -28,10 +28,10 @@ from ecgcore.evaluate.calibration import (
     per_class_brier,
     reliability_table,
 )
-from ecgcore.evaluate.challenge import challenge_score, load_challenge_weights, scored_coverage
+from ecgcore.evaluate.challenge_score import challenge_score, load_challenge_weights, scored_coverage
 from ecgcore.evaluate.metrics import EvaluationError, fmax, macro_auc
-from ecgcore.evaluate.paired import align_runs, paired_bootstrap, paired_bootstrap_runs
-from ecgcore.evaluate.report import evaluate, upgrade_test_metrics
+from ecgcore.evaluate.paired_bootstrap import align_runs, paired_bootstrap, paired_bootstrap_runs
+from ecgcore.evaluate.test_metrics import evaluate, upgrade_test_metrics
 from ecgcore.evaluate.summary import mean_std
 from ecgcore.evaluate.thresholds import tune_thresholds
 

@@ -18,7 +18,7 @@ from ecgcore.experiments.spec import ExperimentError, load_experiment
 # The engine (models, trainer, strategies) is imported when a plan is made, not when a
 # file is merely parsed: `ecgcore.experiments.spec` stays light for the app and tests.
 if TYPE_CHECKING:
-    from ecgcore.experiments.plan import RunSpec
+    from ecgcore.experiments.run_plan import RunSpec
 
 DEMO_SITES = ("source_ptbxl", "target_challenge")
 
@@ -43,7 +43,7 @@ def plan_experiment(path: Path | str, overrides: Sequence[str] = (),
     `strict=False` (a dry run) plans without the datasets: a dataset that is not found is
     listed in each run's `missing` instead of stopping the plan, and the config names it
     as written, so its hash differs from the run's once the folder is there."""
-    from ecgcore.experiments.plan import expand
+    from ecgcore.experiments.run_plan import expand
 
     config = load_experiment(path, list(overrides))
     if config.get("demo"):
@@ -58,7 +58,7 @@ def run_experiment(path: Path | str, overrides: Sequence[str] = (), callbacks: S
     One failed run does not stop the grid: its folder keeps the error, runs that need a
     failed pretraining are skipped, the others go on; at the end an ExperimentError says
     how many failed and why the first one did."""
-    from ecgcore.experiments.runner import execute
+    from ecgcore.experiments.execute import execute
     from ecgcore.runs import RunStore
 
     store = RunStore()

@@ -5,7 +5,7 @@ Importing this package registers every architecture (each module decorates its b
 
 from ecgcore.models.base import ECGClassifier
 from ecgcore.models.registry import MODELS, create_model, list_models, register_model
-from ecgcore.models import resnet_nd, rnn_nd, small  # noqa: F401,E402  (registers)
+from ecgcore.models import nguyen_do_resnet, nguyen_do_rnn, small  # noqa: F401,E402  (registers)
 from ecgcore.models import benchmark_cnn, benchmark_rnn  # noqa: F401,E402  (registers)
 from ecgcore.models import ecglib  # noqa: F401,E402  (registers)
 

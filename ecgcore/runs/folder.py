@@ -164,7 +164,7 @@ class RunFolder:
         results = read_json(self.results_path)
         if isinstance(results, dict) and isinstance(results.get("test"), Mapping):
             # Imported here: ecgcore.evaluate loads scikit-learn, which the store otherwise never needs.
-            from ecgcore.evaluate.report import upgrade_test_metrics
+            from ecgcore.evaluate.test_metrics import upgrade_test_metrics
 
             results["test"] = upgrade_test_metrics(results["test"])
         return results
@@ -262,17 +262,17 @@ class RunFolder:
         text = str(message).rstrip("\n").replace("\n", "\n    ")
         _append_line(self.log_path, f"{stamp} {text}\n")
 
-    # -- checksums (ecgcore.runs.verify) ---------------------------------------------------
+    # -- checksums (ecgcore.runs.verify_runs) ---------------------------------------------------
     @property
     def manifest_path(self) -> Path:
-        from ecgcore.runs.verify import MANIFEST_FILE
+        from ecgcore.runs.verify_runs import MANIFEST_FILE
 
         return self.path / MANIFEST_FILE
 
     def write_manifest(self, created: str) -> dict[str, Any]:
         """Record the SHA-256 and size of every final file in checksums.json (atomically).
         `RunStore.finish` calls this last: a folder with a manifest is complete."""
-        from ecgcore.runs.verify import build_manifest
+        from ecgcore.runs.verify_runs import build_manifest
 
         manifest = build_manifest(self.path, self.run_id, created)
         write_json_atomic(self.manifest_path, manifest)
@@ -280,6 +280,6 @@ class RunFolder:
 
     def verify(self) -> list[str]:
         """Problems of this run folder against its checksums (empty: good); see verify.py."""
-        from ecgcore.runs.verify import verify_folder
+        from ecgcore.runs.verify_runs import verify_folder
 
         return verify_folder(self.path)

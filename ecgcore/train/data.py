@@ -133,7 +133,7 @@ def record_windows(x: np.ndarray, valid: np.ndarray, length: int) -> tuple[torch
     """x (B, leads, T) -> (windows (B * n_windows, leads, length), use (B, n_windows)):
     the sliding windows of each record, consecutive, and which of them lie inside its
     `valid` samples of real signal (always the first). Shared by evaluation and by
-    `ecgcore.predict`, so files are scored exactly as the run's test records were."""
+    `ecgcore.views.scoring`, so files are scored exactly as the run's test records were."""
     starts = window_starts(int(x.shape[2]), length)
     windows = sliding_window_view(x, length, axis=2)[:, :, starts]  # (B, leads, W, length)
     windows = np.ascontiguousarray(windows.transpose(0, 2, 1, 3)).reshape(-1, x.shape[1], length)

@@ -17,7 +17,7 @@ re-initialises, what it freezes and at which learning rate each layer group trai
 
 from ecgcore.transfer import strategies as _strategies  # noqa: F401 -- registers the strategies
 from ecgcore.transfer.base import EpochPlan
-from ecgcore.transfer.classes import (
+from ecgcore.transfer.class_mapping import (
     MappedScores,
     class_mapping,
     map_scores,

@@ -17,7 +17,7 @@ from torch import nn
 from ecgcore.checkpoint import Checkpoint
 from ecgcore.errors import EcgcoreError
 from ecgcore.models.base import ECGClassifier
-from ecgcore.transfer.classes import class_mapping
+from ecgcore.transfer.class_mapping import class_mapping
 
 _SHOWN = 4  # offending tensors named in an error message
 

@@ -16,7 +16,7 @@ from ecgcore.data.labels.maps import (
     SCP_TO_SNOMED,
     harmonise,
 )
-from ecgcore.data.labels.overlap import class_counts, overlap_table, shared_task
+from ecgcore.data.labels.label_overlap import class_counts, overlap_table, shared_task
 from ecgcore.data.labels.registry import TASKS, get_task, list_tasks
 from ecgcore.data.labels.snomed import (
     CONCEPTS,
@@ -30,7 +30,7 @@ from ecgcore.data.labels.snomed import (
     concept_name,
     equivalents,
 )
-from ecgcore.data.labels.tasks import Task, ptbxl_task, read_scp_statements, snomed_task, task_targets
+from ecgcore.data.labels.named_tasks import Task, ptbxl_task, read_scp_statements, snomed_task, task_targets
 
 __all__ = [
     "CODE15_TO_SNOMED", "CONCEPTS", "EQUIVALENT", "HARMONISERS", "LUDB_TO_SNOMED",

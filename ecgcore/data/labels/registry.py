@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ecgcore.data.labels.tasks import Task, ptbxl_task, read_scp_statements, snomed_task
+from ecgcore.data.labels.named_tasks import Task, ptbxl_task, read_scp_statements, snomed_task
 
 # Challenge 2021: 30 scored codes as 26 classes, keys and order of weights.csv.
 CHALLENGE2021_SCORED: tuple[str, ...] = (

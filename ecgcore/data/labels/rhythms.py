@@ -2,7 +2,7 @@
 
 A 10 s recording is in sinus rhythm, or sinus bradycardia, or sinus tachycardia, or
 atrial fibrillation, … — one of these at a time. A model that calls two of them for the
-same record contradicts itself; `ecgcore.calls.rhythm_conflict` uses this table to say
+same record contradicts itself; `ecgcore.views.calls.rhythm_conflict` uses this table to say
 so. Deliberately not listed: sinus arrhythmia (it qualifies a sinus rhythm and is
 recorded beside one), bradycardia (a rate, not a rhythm), pacing (a paced rhythm is
 recorded with its underlying rhythm), ectopic beats, conduction, axis and morphology

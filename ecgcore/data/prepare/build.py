@@ -21,8 +21,8 @@ from ecgcore.data.prepare.cache import (
     STATUS_COLUMNS, Prepared, cache_key, new_temp_dir, open_entry, publish, remove_stale_temps, write_meta,
 )
 from ecgcore.data.prepare.config import PrepConfig
-from ecgcore.data.prepare.record import window_length
-from ecgcore.data.prepare.runner import Progress, RowTarget, run_chunks
+from ecgcore.data.prepare.per_record import window_length
+from ecgcore.data.prepare.parallel import Progress, RowTarget, run_chunks
 from ecgcore.data.recordset import Recordset
 from ecgcore.errors import EcgcoreError
 

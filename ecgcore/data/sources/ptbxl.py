@@ -14,7 +14,7 @@ goes to `unreadable` with the reason.
 
 Table: record id = ecg_id; raw labels = every key of `scp_codes` whatever its
 likelihood (label vocabulary "scp"; the benchmark's tasks filter from
-`scp_statements.csv`, see `ecgcore.data.labels.tasks`), with the likelihoods kept in
+`scp_statements.csv`, see `ecgcore.data.labels.named_tasks`), with the likelihoods kept in
 the extra column `scp_codes` ({code: likelihood}, parsed with `ast.literal_eval`,
 never `eval`); fold = strat_fold (1–8 train, 9 validation, 10 test by convention);
 sex 0 = male, 1 = female. PTB-XL writes the age of patients older than 89 as 300

@@ -2,7 +2,7 @@
 
 The demo sites are written in real on-disk layouts (PTB-XL, Challenge) so the readers
 cannot tell them from real data; `write_site` therefore leaves `SYNTHETIC.json` in each
-site's folder, and the run records what it found (`ecgcore.provenance`). The file is
+site's folder, and the run records what it found (`ecgcore.views.provenance`). The file is
 deterministic (no dates), so the same seed still writes byte-identical folders.
 """
 

@@ -1,5 +1,0 @@
-"""Plotly figures the app and reports share (pure functions: arrays in, figures out)."""
-
-from ecgcore.figures.ecg_paper import ecg_paper_figure
-
-__all__ = ["ecg_paper_figure"]

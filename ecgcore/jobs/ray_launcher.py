@@ -1,0 +1,173 @@
+"""The Ray runner: each job runs as a Ray task on whichever node has its CPUs/GPUs.
+
+    python -m ecgcore worker --runner ray --address HEAD_IP:6379
+
+The dispatcher (this process, a Ray driver) claims queued jobs from the job table like a
+local worker and submits one task per job with `num_cpus` / `num_gpus` from the job's
+device needs (`task_resources`); it keeps at most as many tasks in flight as the cluster
+can run at once, so a claimed job never waits in Ray's own queue without a heartbeat.
+The task starts `python -m ecgcore job-run JOB` on its node — the same job process as
+locally, so heartbeat, progress, checkpoints, resume and the run folder are identical —
+and enforces cancellation there (SIGTERM after the grace period, then SIGKILL), where
+the process is.
+
+Requirements of a cluster: every node sees the workspace ($ECGCORE_HOME: store.sqlite,
+runs/, datasets/, cache/) at the same path (a shared file system) and has this package
+importable (the dispatcher passes its checkout on PYTHONPATH). If the dispatcher dies,
+Ray stops its tasks but their job processes (own sessions) run on and finish; one that
+dies later is requeued or failed by the stale-heartbeat rule like any lost job.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from ecgcore import workspace
+from ecgcore.jobs import queue
+from ecgcore.jobs.launchers import JobRunner
+from ecgcore.jobs.worker_loop import (
+    CANCEL_GRACE_SECONDS,
+    KILL_GRACE_SECONDS,
+    THREADS_ENV,
+    signal_group,
+)
+
+ROOT = str(Path(__file__).resolve().parents[2])
+POLL_SECONDS = 0.5
+
+
+def task_resources(config: dict[str, Any], cpus_per_job: float, cluster_gpus: float,
+                   gpus_per_job: float | None = None) -> dict[str, float]:
+    """Ray resources of one job: its CPUs, and a GPU when its device is "cuda" (or "auto"
+    on a cluster that has GPUs); "cpu" and "mps" jobs take none."""
+    device = ((config.get("train") or {}).get("device") or "auto")
+    wants_gpu = device == "cuda" or (device == "auto" and cluster_gpus > 0)
+    return {"num_cpus": float(cpus_per_job),
+            "num_gpus": float(gpus_per_job if gpus_per_job is not None else 1) if wants_gpu else 0.0}
+
+
+def run_job_task(job_id: str, home: str, threads: int | None,
+                 cancel_grace: float = CANCEL_GRACE_SECONDS, kill_grace: float = KILL_GRACE_SECONDS) -> int:
+    """Body of the Ray task: the job process on this node; returns its exit code."""
+    os.environ["ECGCORE_HOME"] = home
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
+    if threads:  # CPU jobs: torch threads = the CPUs Ray gave the task (GPU jobs keep torch's own)
+        env.update({THREADS_ENV: str(threads), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
+    with open(queue.job_log_path(job_id), "a") as log:
+        process = subprocess.Popen([sys.executable, "-m", "ecgcore", "job-run", job_id], cwd=ROOT,
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   env=env, start_new_session=True)
+    queue.set_pid(job_id, process.pid, host=queue.host_name())
+    term_sent: float | None = None
+    killed = False
+    while (code := process.poll()) is None:
+        time.sleep(POLL_SECONDS)
+        job = queue.get(job_id)
+        if job["state"] != "cancelling" or job["cancel_requested"] is None:
+            continue
+        now = time.time()
+        if term_sent is None and now - job["cancel_requested"] > cancel_grace:
+            term_sent = now
+            signal_group(process.pid, signal.SIGTERM)
+        elif term_sent is not None and not killed and now - term_sent > kill_grace:
+            killed = True
+            signal_group(process.pid, signal.SIGKILL)
+    return code
+
+
+class RayHandle:
+    """A job's Ray task as the worker loop sees it."""
+
+    def __init__(self, job_id: str, ref: Any) -> None:
+        self.job_id, self.ref = job_id, ref
+        self.pid: int | None = None
+        self._last_beat = time.monotonic()
+
+    def poll(self) -> int | None:
+        if self.ref is None:
+            # The task is gone but its job process (own session) may run on: watch the job;
+            # if its process dies, the stale-heartbeat / dead-pid rules requeue or fail it.
+            return None if queue.get(self.job_id)["state"] in ("running", "cancelling") else 0
+        ready, _ = ray.wait([self.ref], timeout=0)
+        if ready:
+            try:
+                return int(ray.get(self.ref))
+            except ray.exceptions.RayError:
+                self.ref = None
+                return self.poll()
+        if self.pid is None and time.monotonic() - self._last_beat >= 1.0:
+            # Not started on a node yet (Ray is placing it): keep the claimed job from looking lost.
+            self._last_beat = time.monotonic()
+            self.pid = queue.get(self.job_id)["pid"]
+            if self.pid is None:
+                queue.beat(self.job_id)
+        return None
+
+    def signal(self, sig: int) -> None:
+        """Cancellation is enforced by the task on its node (see `run_job_task`); when the
+        task is gone, a job process on this host is signalled directly."""
+        if self.ref is not None:
+            return
+        job = queue.get(self.job_id)
+        if job["pid"] and job["host"] == queue.host_name():
+            signal_group(job["pid"], sig)
+
+
+@dataclass
+class RayLauncher:
+    """Starts jobs as Ray tasks against `address` (a running cluster; None: a local one)."""
+
+    address: str | None = None
+    slots: int | None = None
+    cpus_per_job: float = 1.0
+    gpus_per_job: float | None = None
+    runner: str = "ray"
+
+    def __post_init__(self) -> None:
+        if not ray.is_initialized():
+            ray.init(address=self.address, log_to_driver=False, include_dashboard=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": ROOT}})
+        resources = ray.cluster_resources()
+        self.cluster_cpus = float(resources.get("CPU", 0))
+        self.cluster_gpus = float(resources.get("GPU", 0))
+        fits = int(self.cluster_cpus // self.cpus_per_job) if self.cpus_per_job > 0 else 1
+        self._capacity = max(1, self.slots or fits)
+        self._task = ray.remote(run_job_task)
+
+    def capacity(self) -> int:
+        return self._capacity
+
+    def describe(self) -> str:
+        return (f"Ray at {ray.get_runtime_context().gcs_address}: {self.cluster_cpus:g} CPUs, "
+                f"{self.cluster_gpus:g} GPUs, {self.cpus_per_job:g} CPU(s) per job")
+
+    def start(self, job: dict[str, Any], slot: int) -> RayHandle:
+        needs = task_resources(job["spec"].get("config") or {}, self.cpus_per_job, self.cluster_gpus,
+                               self.gpus_per_job)
+        threads = None if needs["num_gpus"] else max(1, int(needs["num_cpus"]))
+        ref = self._task.options(**needs, name=f"ecgcore-{job['job_id']}", max_retries=0).remote(
+            job["job_id"], str(workspace.home()), threads)
+        return RayHandle(job["job_id"], ref)
+
+
+class RayRunner(JobRunner):
+    """Jobs as Ray tasks on a cluster (`address`, e.g. "HEAD_IP:6379" or "auto")."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, slots: int | None = None,
+                 cpus_per_job: float = 1.0, gpus_per_job: float | None = None) -> None:
+        self.address, self.slots = address, slots
+        self.cpus_per_job, self.gpus_per_job = cpus_per_job, gpus_per_job
+
+    def launcher(self) -> RayLauncher:
+        return RayLauncher(self.address, self.slots, self.cpus_per_job, self.gpus_per_job)
