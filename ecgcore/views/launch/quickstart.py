@@ -19,7 +19,7 @@ from ecgcore.views.launch.estimate import JOB_OVERHEAD_SECONDS, Throughput, form
 from ecgcore.views.launch.preview import SOURCE_SHARES
 from ecgcore.transfer import STRATEGIES
 
-QUICKSTART = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.toml"
+QUICKSTART = Path(__file__).resolve().parents[3] / "experiments" / "quickstart.toml"
 # `time python -m ecgcore demo-data` (3,000 records, full scale): 23 s wall.
 DEMO_WRITE_SECONDS = 23.0
 # `time python -m ecgcore run experiments/quickstart.toml` after the demo data was written,
