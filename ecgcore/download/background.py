@@ -23,9 +23,9 @@ from ecgcore import workspace
 from ecgcore.download.catalogue import get_entry
 from ecgcore.download.download_progress import Progress, describe, write_json_atomic
 from ecgcore.errors import EcgcoreError
+from ecgcore.package_paths import child_cwd, child_env
 from ecgcore.processes import child_or_pid_alive
 
-REPO = Path(__file__).resolve().parents[2]
 ACTIVE = ("starting", "listing", "downloading")
 
 
@@ -87,11 +87,9 @@ def start_download(name: str, to: Path | str, *, base_url: str | None = None,
         command += ["--base-url", base_url]
     for pattern in include:
         command += ["--include", pattern]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
     with (folder / f"{download_id}.log").open("wb") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, cwd=child_cwd(), env=child_env(), stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     write_json_atomic(folder / f"{download_id}.meta.json", {
         "dataset": name, "title": entry.title, "to": str(dest), "pid": process.pid,
         "command": command, "started": time.time(), "add_as": add_as or name})

@@ -13,7 +13,7 @@ the process is.
 
 Requirements of a cluster: every node sees the workspace ($ECGCORE_HOME: store.sqlite,
 runs/, datasets/, cache/) at the same path (a shared file system) and has this package
-importable (the dispatcher passes its checkout on PYTHONPATH). If the dispatcher dies,
+importable (installed, or the dispatcher's checkout, which it passes on PYTHONPATH). If the dispatcher dies,
 Ray stops its tasks but their job processes (own sessions) run on and finish; one that
 dies later is requeued or failed by the stale-heartbeat rule like any lost job.
 """
@@ -26,7 +26,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import ray
@@ -40,8 +39,8 @@ from ecgcore.jobs.worker_loop import (
     THREADS_ENV,
     signal_group,
 )
+from ecgcore.package_paths import child_cwd, child_env, source_root
 
-ROOT = str(Path(__file__).resolve().parents[2])
 POLL_SECONDS = 0.5
 
 
@@ -59,11 +58,11 @@ def run_job_task(job_id: str, home: str, threads: int | None,
                  cancel_grace: float = CANCEL_GRACE_SECONDS, kill_grace: float = KILL_GRACE_SECONDS) -> int:
     """Body of the Ray task: the job process on this node; returns its exit code."""
     os.environ["ECGCORE_HOME"] = home
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
+    env = child_env()
     if threads:  # CPU jobs: torch threads = the CPUs Ray gave the task (GPU jobs keep torch's own)
         env.update({THREADS_ENV: str(threads), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
     with open(queue.job_log_path(job_id), "a") as log:
-        process = subprocess.Popen([sys.executable, "-m", "ecgcore", "job-run", job_id], cwd=ROOT,
+        process = subprocess.Popen([sys.executable, "-m", "ecgcore", "job-run", job_id], cwd=child_cwd(),
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                    env=env, start_new_session=True)
     queue.set_pid(job_id, process.pid, host=queue.host_name())
@@ -134,8 +133,9 @@ class RayLauncher:
 
     def __post_init__(self) -> None:
         if not ray.is_initialized():
+            root = source_root()  # a checkout travels to Ray's workers on PYTHONPATH; an install needs nothing
             ray.init(address=self.address, log_to_driver=False, include_dashboard=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": ROOT}})
+                     runtime_env={"env_vars": {"PYTHONPATH": str(root)}} if root is not None else None)
         resources = ray.cluster_resources()
         self.cluster_cpus = float(resources.get("CPU", 0))
         self.cluster_gpus = float(resources.get("GPU", 0))

@@ -30,6 +30,7 @@ from typing import Any
 
 from ecgcore import workspace
 from ecgcore.jobs import queue
+from ecgcore.package_paths import child_env
 
 AUTO_ENV = "ECGCORE_AUTO_WORKER"
 
@@ -138,10 +139,8 @@ def ensure_local_worker(slots: int | None = None) -> dict[str, Any] | None:
 
 def _start_worker(slots: int | None) -> dict[str, Any]:
     """`python -m ecgcore worker` in its own session (not stopped by the app's Ctrl-C or
-    exit), with this workspace and this checkout on its path."""
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "ECGCORE_HOME": str(workspace.home()),
-           "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    exit), with this workspace and this code on its path (`package_paths.child_env`)."""
+    env = {**child_env(), "ECGCORE_HOME": str(workspace.home())}
     command = [sys.executable, "-m", "ecgcore", "worker"] + (["--slots", str(slots)] if slots else [])
     log_path = worker_log_path()
     with open(log_path, "a") as log:  # the worker keeps its own copy of the descriptor

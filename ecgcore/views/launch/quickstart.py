@@ -15,11 +15,12 @@ from pathlib import Path
 
 from ecgcore.data.synthetic import SITES
 from ecgcore.experiments.spec import grid_points, load_experiment
+from ecgcore.package_paths import preset
 from ecgcore.views.launch.estimate import JOB_OVERHEAD_SECONDS, Throughput, format_seconds, run_range, run_seconds
 from ecgcore.views.launch.preview import SOURCE_SHARES
 from ecgcore.transfer import STRATEGIES
 
-QUICKSTART = Path(__file__).resolve().parents[3] / "experiments" / "quickstart.toml"
+QUICKSTART = preset("quickstart.toml")
 # `time python -m ecgcore demo-data` (3,000 records, full scale): 23 s wall.
 DEMO_WRITE_SECONDS = 23.0
 # `time python -m ecgcore run experiments/quickstart.toml` after the demo data was written,
