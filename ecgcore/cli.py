@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ecgcore import logs
 from ecgcore.errors import EcgcoreError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -117,14 +118,15 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
          _prepare_args)
 def _prepare_data(args: argparse.Namespace) -> int:
     from ecgcore.data.pipeline import SplitConfig, build_dataset
-    from ecgcore.data.prepare import PrepConfig, text_progress
+    from ecgcore.data.prepare import PrepConfig
 
     prep = PrepConfig(fs=args.fs, seconds=args.seconds, crop=args.crop, resample=args.resample,
                       normalize=args.normalize)
     split = SplitConfig(method=args.split, seed=args.seed, train_fraction=args.train_fraction)
-    dataset = build_dataset(args.path, args.task, prep=prep, split=split,
-                            open_options=parse_options(args.option),
-                            progress=text_progress() if sys.stderr.isatty() else None)
+    with logs.progress_bars():
+        dataset = build_dataset(args.path, args.task, prep=prep, split=split,
+                                open_options=parse_options(args.option),
+                                progress=logs.tqdm_progress("prepare") if sys.stderr.isatty() else None)
     if args.json:
         print_json(dataset.describe())
         return 0
@@ -171,9 +173,8 @@ def _run(args: argparse.Namespace) -> int:
     from ecgcore.experiments import plan_experiment, run_experiment
     from ecgcore.runs import RunStore
 
-    say = (lambda message: print(message, file=sys.stderr)) if args.json else print
     if args.dry_run:
-        specs = plan_experiment(args.config, args.overrides, say, strict=False)
+        specs = plan_experiment(args.config, args.overrides, strict=False)
         store = RunStore()
         listing = [{"kind": s.kind, "config_hash": s.hash, "label": s.label,
                     "depends_on": s.depends_on, "done_run": store.find_done(s.hash, kind=s.kind),
@@ -187,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
                     state = "dataset not found: " + ", ".join(item["missing_datasets"])
                 print(f"{item['config_hash']}  {item['label']}  [{state}]")
         return 0
-    run_ids = run_experiment(args.config, args.overrides, say=say)
+    run_ids = run_experiment(args.config, args.overrides)
     if args.json:
         print_json(run_ids)
     else:
@@ -307,6 +308,8 @@ def _explain(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ecgcore", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also print the detail each run writes to its log.txt")
     subs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, configure, handler) in COMMANDS.items():
         sub = subs.add_parser(name, help=help_text, description=help_text)
@@ -319,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):  # `… | head` ends the output quietly, as Unix tools do
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = build_parser().parse_args(argv)
+    # Engine messages: to stdout for `run` (beside the run ids, as before), else to stderr,
+    # so a command's own output (and every --json) stays clean for scripts.
+    logs.console(to_stderr=args.command != "run" or bool(getattr(args, "json", False)),
+                 verbose=args.verbose)
     try:
         return args.handler(args)
     except (EcgcoreError, OSError, ValueError) as err:

@@ -4,7 +4,6 @@ registered in the one command registry of `ecgcore.cli` (which imports this modu
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ecgcore.cli import command, print_json
@@ -25,8 +24,7 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
 def _submit(args: argparse.Namespace) -> int:
     from ecgcore.jobs import submit
 
-    job_ids = submit(args.config, args.overrides, max_attempts=args.max_attempts,
-                     say=lambda message: print(message, file=sys.stderr))
+    job_ids = submit(args.config, args.overrides, max_attempts=args.max_attempts)
     if args.json:
         print_json(job_ids)
     else:
@@ -98,8 +96,7 @@ def _worker(args: argparse.Namespace) -> int:
         raise EcgcoreError(f"--slots must be at least 1, got {args.slots}")
     options = ({"address": args.address, "slots": args.slots, "cpus_per_job": args.cpus_per_job}
                if args.runner == "ray" else {"slots": args.slots})
-    return get_runner(args.runner, **options).serve(
-        once=args.once, say=lambda message: print(message, file=sys.stderr, flush=True))
+    return get_runner(args.runner, **options).serve(once=args.once)
 
 
 def _job_run_args(p: argparse.ArgumentParser) -> None:

@@ -31,12 +31,15 @@ from __future__ import annotations
 
 import json
 import math
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: Environment variable a worker sets for each CPU job: its share of the cores (the cap).
 THREADS_ENV = "ECGCORE_TORCH_THREADS"
@@ -155,12 +158,12 @@ class ThreadGovernor:
     later `start()` that finds it (a resumed run) keeps that count instead of choosing."""
 
     def __init__(self, cap: int | None = None, cores: int | None = None, reader: Any = None,
-                 log: Callable[[str], None] = print, min_seconds: float = START_SECONDS,
+                 min_seconds: float = START_SECONDS,
                  every_epoch: bool = True, record: Path | None = None) -> None:
         self.cores = cpu_cores() if cores is None else cores
         self.cap = thread_cap(self.cores) if cap is None else max(1, cap)
         self.reader = reader or default_reader()
-        self.log, self.min_seconds = log, min_seconds
+        self.min_seconds = min_seconds
         self.every_epoch, self.record = every_epoch, record
         self.threads: int | None = None
         self.first: int | None = None
@@ -187,7 +190,7 @@ class ThreadGovernor:
             self.threads = self.first = kept
             self.chosen.append(kept)
             torch.set_num_threads(kept)
-            self.log(f"torch threads: {kept} (kept from the run's first attempt, so the resumed run "
+            log.debug(f"torch threads: {kept} (kept from the run's first attempt, so the resumed run "
                      "computes as an uninterrupted one would)")
             return kept
         reading = self.reader.read()
@@ -198,7 +201,7 @@ class ThreadGovernor:
         self.threads = self.first = choose_threads(self.cap, self.cores, others)
         self.chosen.append(self.threads)
         torch.set_num_threads(self.threads)
-        self.log(f"torch threads: {self.threads} (cap {self.cap} of {self.cores} cores; {self._busy(others)}"
+        log.debug(f"torch threads: {self.threads} (cap {self.cap} of {self.cores} cores; {self._busy(others)}"
                  + ("" if self.every_epoch else "; kept for the whole run: it asks for deterministic training")
                  + ")")
         if self.record is not None:
@@ -229,7 +232,7 @@ class ThreadGovernor:
         threads = choose_threads(self.cap, self.cores, others)
         self.chosen.append(threads)
         if threads != self.threads:
-            self.log(f"torch threads: {self.threads} -> {threads} after epoch {row.get('epoch')} "
+            log.debug(f"torch threads: {self.threads} -> {threads} after epoch {row.get('epoch')} "
                      f"({self._busy(others)})")
             self.threads = threads
             torch.set_num_threads(threads)
@@ -249,8 +252,7 @@ class ThreadGovernor:
                 "changes": changes, "others_busy_max": round(max(self.others, default=0.0), 2)}
 
 
-def governor_for(train: Mapping[str, Any], log: Callable[[str], None],
-                 record: Path | None = None) -> ThreadGovernor | None:
+def governor_for(train: Mapping[str, Any], record: Path | None = None) -> ThreadGovernor | None:
     """The ThreadGovernor of a run with this `train` config section: None on a GPU (torch's
     own thread count only feeds the GPU) and when ECGCORE_ADAPT_THREADS=0. A run asking for
     deterministic training (the default: bit-equal resumes) keeps its first choice for the
@@ -267,4 +269,4 @@ def governor_for(train: Mapping[str, Any], log: Callable[[str], None],
         return None  # the trainer says why the device is unusable
     if not on_cpu:
         return None
-    return ThreadGovernor(log=log, every_epoch=not train.get("deterministic", True), record=record)
+    return ThreadGovernor(every_epoch=not train.get("deterministic", True), record=record)

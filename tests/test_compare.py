@@ -40,10 +40,8 @@ def trained_store(base: Path) -> Path:
     os.environ["ECGCORE_HOME"] = str(home)
     try:
         write_demo_data(home / "datasets", seed=0, scale=0.1)
-        quiet = lambda message: None
-        run_experiment(SMOKE, [*TINY, "grid.train_fraction=[0.5, 1.0]"], say=quiet)
-        run_experiment(SMOKE, [*TINY, 'grid.strategy=["scratch"]', "grid.train_fraction=[1.0]", "grid.seed=[1]"],
-                       say=quiet)
+        run_experiment(SMOKE, [*TINY, "grid.train_fraction=[0.5, 1.0]"])
+        run_experiment(SMOKE, [*TINY, 'grid.strategy=["scratch"]', "grid.train_fraction=[1.0]", "grid.seed=[1]"])
         RunStore(home).create({"kind": "target", "arch": "small_cnn", "strategy": "scratch", "seed": 9,
                                "train_fraction": 0.25, "target": "target_challenge"})
     finally:

@@ -238,7 +238,7 @@ def test_a_run_pretrained_on_a_renamed_copy_reports_the_overlap(leaky_home, tmp_
         train_fraction = [1.0]
         seed = [0]
     """))
-    pretrain_id, target_id = run_experiment(experiment, say=lambda message: None)
+    pretrain_id, target_id = run_experiment(experiment)
     store = RunStore()
     source_model = store.get(pretrain_id).load_model()
     trained_on = set(source_model.seen["hospital_x"])

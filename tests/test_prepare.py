@@ -22,7 +22,6 @@ import wfdb
 
 from ecgcore.data.prepare import (
     PrepConfig, Prepared, apply_standard_scaler, cache_key, fit_standard_scaler, prepare,
-    text_progress,
 )
 from ecgcore.data.prepare import signal_ops as ops
 from ecgcore.data.recordset import STANDARD_LEADS, Recordset, Signal, Unreadable
@@ -469,15 +468,6 @@ def test_sources_that_need_real_series_rows_still_work(small_set: Path, tmp_path
     assert prepared.dropped == {} and len(prepared) == 7
     reference = prepare(open_folder(small_set), PrepConfig(fs=100), tmp_path / "c2", n_jobs=1)
     np.testing.assert_array_equal(np.asarray(prepared.X), np.asarray(reference.X))
-
-
-def test_text_progress_draws_a_bar() -> None:
-    out = io.StringIO()
-    bar = text_progress(out, width=10, label="prep")
-    bar(5, 10)
-    bar(10, 10)
-    assert "prep [#####-----] 5/10" in out.getvalue()
-    assert out.getvalue().endswith("prep [##########] 10/10\n")
 
 
 # ------------------------------------------------------------------ real records

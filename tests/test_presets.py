@@ -7,6 +7,7 @@ protocol) work end to end on tiny demo data."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -199,7 +200,7 @@ def test_listed_snomed_tasks() -> None:
         experiment_task("snomed:AFIB", recordset=None)  # type: ignore[arg-type]
 
 
-def test_exclude_sources_leaves_out_a_challenge_source(tmp_path: Path) -> None:
+def test_exclude_sources_leaves_out_a_challenge_source(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from ecgcore.data.synthetic import SITES, write_site
 
     write_site(SITES["target_challenge"], tmp_path / "chal", scale=0.04, workers=1)
@@ -211,13 +212,13 @@ def test_exclude_sources_leaves_out_a_challenge_source(tmp_path: Path) -> None:
             other.rename(other.with_name(new + other.suffix))
         (header.parent / f"{new}.hea").write_text(text)
     recordset = open_dataset(tmp_path / "chal")
-    notes: list[str] = []
-    kept = without_sources(recordset, ["PTB-XL"], notes.append)
+    caplog.set_level(logging.DEBUG, logger="ecgcore")
+    kept = without_sources(recordset, ["PTB-XL"])
     assert len(kept.table) == len(recordset.table) - 3
-    assert not kept.table.index.str.startswith("HR").any() and "left out 3 records" in notes[0]
-    assert len(without_sources(recordset, ["Georgia"], notes.append).table) == len(recordset.table)
+    assert not kept.table.index.str.startswith("HR").any() and "left out 3 records" in caplog.messages[0]
+    assert len(without_sources(recordset, ["Georgia"]).table) == len(recordset.table)
     with pytest.raises(EcgcoreError, match=r"exclude_sources \['PTB_XL'\] name no source"):
-        without_sources(recordset, ["PTB_XL"], notes.append)
+        without_sources(recordset, ["PTB_XL"])
 
 
 STUDY = """
@@ -258,7 +259,7 @@ def test_protocols_run_end_to_end_and_results_name_them(workspace: Path) -> None
     write_demo_data(workspace / "datasets", seed=0, scale=0.08, workers=1)
     path = workspace / "study.toml"
     path.write_text(STUDY)
-    run_ids = run_experiment(path, say=lambda message: None)
+    run_ids = run_experiment(path)
     assert len(run_ids) == 2 * (1 + 1)
     store = RunStore()
     results = [store.get(r).results() for r in run_ids]

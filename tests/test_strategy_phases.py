@@ -223,7 +223,7 @@ def test_results_record_phases_and_precision_and_answer_reads_them(
 
     run_ids = run_experiment(ROOT / "experiments" / "smoke.toml",
                              ["grid.strategy=[\"scratch\", \"lp_ft\"]", "train.epochs=3", "pretrain.epochs=1",
-                              "strategy_options.head_epochs=2"], say=lambda m: None)
+                              "strategy_options.head_epochs=2"])
     results = json.loads((demo_home / "runs" / run_ids[-1] / "results.json").read_text())
     assert results["strategy"] == "lp_ft"
     assert [p["name"] for p in results["phases"]] == ["linear probe", "all"]

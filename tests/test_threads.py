@@ -5,6 +5,7 @@ the job's share, chosen at the start of a run and again after every epoch, and l
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +18,24 @@ from ecgcore.cpu import (
     choose_threads,
     thread_cap,
 )
+
+
+@pytest.fixture()
+def lines(caplog: pytest.LogCaptureFixture) -> "LogLines":
+    """The messages ecgcore logged during the test (DEBUG and above), read live."""
+    caplog.set_level(logging.DEBUG, logger="ecgcore")
+    return LogLines(caplog)
+
+
+class LogLines:
+    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
+        self.caplog = caplog
+
+    def __getitem__(self, index: int) -> str:
+        return self.caplog.messages[index]
+
+    def __len__(self) -> int:
+        return len(self.caplog.messages)
 
 
 @pytest.fixture()
@@ -67,7 +86,7 @@ def test_proc_stat_reading_counts_only_this_processs_cpus_and_subtracts_its_own_
     assert b.others_since(a) >= 0.0
 
 
-def test_governor_lowers_and_raises_the_threads_with_the_measured_load(keep_torch_threads: None):
+def test_governor_lowers_and_raises_the_threads_with_the_measured_load(keep_torch_threads: None, lines):
     busy = {"others": 0.0}
 
     class FakeReader:
@@ -82,8 +101,7 @@ def test_governor_lowers_and_raises_the_threads_with_the_measured_load(keep_torc
             self.others += busy["others"]
             return CpuReading(wall=self.t, busy=self.others, own=0.0)
 
-    lines: list[str] = []
-    governor = ThreadGovernor(cap=2, cores=2, reader=FakeReader(), log=lines.append, min_seconds=0.0)
+    governor = ThreadGovernor(cap=2, cores=2, reader=FakeReader(), min_seconds=0.0)
     busy["others"] = 1.0  # a competing program is running when the run starts
     assert governor.start() == 1 and torch.get_num_threads() == 1
     assert lines[-1] == "torch threads: 1 (cap 2 of 2 cores; other programs kept 1.0 of 2 cores busy)"
@@ -114,14 +132,14 @@ def test_governor_only_for_cpu_runs_and_can_be_switched_off(monkeypatch: pytest.
     from ecgcore.cpu import ADAPT_ENV, governor_for
     from ecgcore.train import device as device_module
 
-    deterministic = governor_for({"device": "cpu"}, print)
+    deterministic = governor_for({"device": "cpu"})
     assert isinstance(deterministic, ThreadGovernor) and not deterministic.every_epoch, \
         "deterministic training (the default) keeps its first choice"
-    assert governor_for({"device": "cpu", "deterministic": False}, print).every_epoch
+    assert governor_for({"device": "cpu", "deterministic": False}).every_epoch
     monkeypatch.setitem(device_module.AVAILABLE, "cuda", lambda: True)
-    assert governor_for({"device": "cuda"}, print) is None, "GPU runs keep torch's own threads"
+    assert governor_for({"device": "cuda"}) is None, "GPU runs keep torch's own threads"
     monkeypatch.setenv(ADAPT_ENV, "0")
-    assert governor_for({"device": "cpu"}, print) is None, "the fixed policy, for comparison"
+    assert governor_for({"device": "cpu"}) is None, "the fixed policy, for comparison"
 
 
 class Load:
@@ -136,11 +154,10 @@ class Load:
         return CpuReading(wall=self.t, busy=self.busy, own=0.0)
 
 
-def test_deterministic_runs_keep_their_first_choice_and_a_resume_reuses_it(tmp_path, keep_torch_threads):
+def test_deterministic_runs_keep_their_first_choice_and_a_resume_reuses_it(tmp_path, keep_torch_threads, lines):
     record = tmp_path / "checkpoints" / "threads.json"
-    lines: list[str] = []
     load = Load(others=1.0)
-    first = ThreadGovernor(cap=2, cores=2, reader=load, log=lines.append, min_seconds=0.0,
+    first = ThreadGovernor(cap=2, cores=2, reader=load, min_seconds=0.0,
                            every_epoch=False, record=record)
     assert first.start() == 1 and json.loads(record.read_text()) == {"threads": 1}
     assert "kept for the whole run" in lines[-1]
@@ -148,7 +165,7 @@ def test_deterministic_runs_keep_their_first_choice_and_a_resume_reuses_it(tmp_p
     first.on_epoch_end({"epoch": 0})
     assert torch.get_num_threads() == 1, "no change within a deterministic run"
     # The attempt is killed; the resumed attempt finds the machine free but keeps 1 thread.
-    resumed = ThreadGovernor(cap=2, cores=2, reader=Load(others=0.0), log=lines.append, min_seconds=0.0,
+    resumed = ThreadGovernor(cap=2, cores=2, reader=Load(others=0.0), min_seconds=0.0,
                              every_epoch=False, record=record)
     assert resumed.start() == 1 and torch.get_num_threads() == 1
     assert "kept from the run's first attempt" in lines[-1]

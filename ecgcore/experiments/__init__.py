@@ -8,6 +8,7 @@ in order in this process, reusing runs whose config hash already finished.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,22 +23,24 @@ if TYPE_CHECKING:
 
 DEMO_SITES = ("source_ptbxl", "target_challenge")
 
+log = logging.getLogger(__name__)
+
 __all__ = ["ExperimentError", "load_experiment", "plan_experiment", "run_experiment"]
 
 
-def ensure_demo_data(say: Callable[[str], None]) -> None:
+def ensure_demo_data() -> None:
     """Write the embedded default into the workspace when one of its sites is missing."""
     present = {entry.name for entry in workspace.list_datasets()}
     if all(site in present for site in DEMO_SITES):
         return
     from ecgcore.data.synthetic import write_demo_data
 
-    say("writing the embedded demo data into the workspace (first use)")
+    log.info("writing the embedded demo data into the workspace (first use)")
     write_demo_data(workspace.datasets_dir())
 
 
 def plan_experiment(path: Path | str, overrides: Sequence[str] = (),
-                    say: Callable[[str], None] = lambda m: None, strict: bool = True) -> list["RunSpec"]:
+                    strict: bool = True) -> list["RunSpec"]:
     """The runs an experiment file expands to (writes the demo data first if it asks).
 
     `strict=False` (a dry run) plans without the datasets: a dataset that is not found is
@@ -47,22 +50,23 @@ def plan_experiment(path: Path | str, overrides: Sequence[str] = (),
 
     config = load_experiment(path, list(overrides))
     if config.get("demo"):
-        ensure_demo_data(say)
+        ensure_demo_data()
     return expand(config, strict=strict)
 
 
 def run_experiment(path: Path | str, overrides: Sequence[str] = (), callbacks: Sequence[Any] = (),
-                   say: Callable[[str], None] = print) -> list[str]:
+                   on_run: Callable[[str], None] | None = None) -> list[str]:
     """Do every run of the file in this process; returns the run ids (pretraining first).
 
     One failed run does not stop the grid: its folder keeps the error, runs that need a
     failed pretraining are skipped, the others go on; at the end an ExperimentError says
-    how many failed and why the first one did."""
+    how many failed and why the first one did. `on_run(run_id)` is called as each run's id
+    becomes known, before its work starts."""
     from ecgcore.experiments.execute import execute
     from ecgcore.runs import RunStore
 
     store = RunStore()
-    specs = plan_experiment(path, overrides, say)
+    specs = plan_experiment(path, overrides)
     run_ids: list[str] = []
     failures: list[str] = []
     failed: set[str] = set()
@@ -72,11 +76,11 @@ def run_experiment(path: Path | str, overrides: Sequence[str] = (), callbacks: S
             failed.add(spec.hash)
             continue
         try:
-            run_ids.append(execute(spec, store, callbacks, say))
+            run_ids.append(execute(spec, store, callbacks, on_run=on_run))
         except Exception as exc:  # noqa: BLE001 -- recorded in the run's folder; the grid goes on
             failures.append(f"{spec.label}: {exc}")
             failed.add(spec.hash)
-            say(f"failed: {spec.label}: {exc}")
+            log.error("failed: %s: %s", spec.label, exc)
     if failures:
         raise ExperimentError(f"{len(failures)} of {len(specs)} runs failed; first: {failures[0]}")
     return run_ids

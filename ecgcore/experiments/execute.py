@@ -6,6 +6,7 @@ config hash already finished is reused, never trained again.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from ecgcore.evaluate.metrics import binarize, f1_prevalence_weighted
 from ecgcore.experiments.run_plan import RunSpec
 from ecgcore.experiments.extra_tasks import experiment_task, with_derived_labels
 from ecgcore.models import create_model
+from ecgcore.logs import run_log
 from ecgcore.views.provenance import data_origin
 from ecgcore.runs import RunFolder, RunStore
 from ecgcore.train import TrainConfig, fit, predict
@@ -34,34 +36,43 @@ from ecgcore.cpu import governor_for
 from ecgcore.transfer import StrategyOptions, class_mapping, get_strategy
 from ecgcore.transfer.leakage import run_fingerprints, run_leakage, seen_fingerprints
 
-Say = Callable[[str], None]
+log = logging.getLogger(__name__)
+
+#: Called with the run id as soon as it is known (reused, created or resumed), before any work.
+OnRun = Callable[[str], None]
 
 
 def execute(spec: RunSpec, store: RunStore, callbacks: Sequence[Any] = (),
-            say: Say = lambda message: None, folder: RunFolder | None = None) -> str:
+            folder: RunFolder | None = None, on_run: OnRun | None = None) -> str:
     """Run one spec (or reuse its finished twin) and return the run id. With `folder`, a
-    lost attempt continues in its own run folder (the trainer resumes from last.pt)."""
+    lost attempt continues in its own run folder (the trainer resumes from last.pt).
+    While the run is done, every engine log record also goes to its log.txt."""
     if folder is None:
         reused = store.find_done(spec.hash, kind=spec.kind)
         if reused is not None:
-            say(f"reusing {reused} ({spec.label})")
+            log.info("reusing %s (%s)", reused, spec.label)
+            if on_run is not None:
+                on_run(reused)
             return reused
         folder = store.create(spec.config, kind=spec.kind)
-        say(f"{folder.run_id}: {spec.label}")
+        log.info("%s: %s", folder.run_id, spec.label)
         folder.log(f"start: {spec.label}")
     else:
-        say(f"{folder.run_id}: resuming {spec.label} from its last checkpoint")
+        log.info("%s: resuming %s from its last checkpoint", folder.run_id, spec.label)
         folder.log("resumed by a new attempt")
-    try:
-        results = _do_run(spec, store, folder, callbacks)
-    except KeyboardInterrupt:
-        store.fail(folder.run_id, "cancelled by the user", status="cancelled")
-        raise
-    except Exception as exc:
-        store.fail(folder.run_id, f"{type(exc).__name__}: {exc}")  # logs the error too
-        raise
-    store.finish(folder.run_id, results)
-    folder.log(f"done: test macro AUC {results['test'].get('macro_auc')}")
+    if on_run is not None:
+        on_run(folder.run_id)
+    with run_log(folder):
+        try:
+            results = _do_run(spec, store, folder, callbacks)
+        except KeyboardInterrupt:
+            store.fail(folder.run_id, "cancelled by the user", status="cancelled")
+            raise
+        except Exception as exc:
+            store.fail(folder.run_id, f"{type(exc).__name__}: {exc}")  # logs the error too
+            raise
+        store.finish(folder.run_id, results)
+        log.debug("done: test macro AUC %s", results['test'].get('macro_auc'))
     return folder.run_id
 
 
@@ -73,7 +84,7 @@ class _HistoryWriter:
 
     def on_epoch_end(self, row: dict[str, Any]) -> None:
         self.folder.append_history(row)
-        self.folder.log("epoch " + ", ".join(f"{k}={v}" for k, v in row.items()))
+        log.debug("epoch %s", ", ".join(f"{k}={v}" for k, v in row.items()))
 
     def on_step(self, epoch: int, step: int, n_steps: int) -> None:
         return None
@@ -87,11 +98,11 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
     data_cfg = config["data"]
     # CPU runs: torch threads from the cores other programs leave free (chosen before
     # training, over the data preparation; logged; kept by a resumed attempt).
-    governor = governor_for(config.get("train") or {}, folder.log, folder.path / "checkpoints" / "threads.json")
+    governor = governor_for(config.get("train") or {}, folder.path / "checkpoints" / "threads.json")
 
     # 1. Data: the task's labels, the cached preprocessed array, the split.
     recordset = without_sources(open_dataset(data_cfg["dataset"], **data_cfg["options"]),
-                                data_cfg.get("exclude_sources") or (), folder.log)
+                                data_cfg.get("exclude_sources") or ())
     recordset = with_derived_labels(data_cfg["task"], recordset)
     other = None
     if data_cfg["task"] == "shared":
@@ -101,7 +112,7 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
     data = build_dataset(recordset, task, prep=PrepConfig.from_dict(config["prep"]),
                          split=SplitConfig.from_dict(config["split"]))
     classes = list(data.classes)
-    folder.log(f"data: {len(data)} records, {len(classes)} classes, split {data.split.sizes()}")
+    log.debug("data: %d records, %d classes, split %s", len(data), len(classes), data.split.sizes())
 
     # 2. Model and strategy (what is loaded from the source, what is frozen, at which LR).
     train_cfg = TrainConfig.from_dict(config["train"])
@@ -150,7 +161,7 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
     seen = dict(source.seen) if source is not None else {}
     train_ids = [data.record_ids[i] for i in data.split.train]
     seen[data.name] = [*seen.get(data.name, []), *train_ids] if strategy.trains else seen.get(data.name, [])
-    prints = run_fingerprints(data, folder.log)  # signal identity of every record (cached)
+    prints = run_fingerprints(data)  # signal identity of every record (cached)
     trained_prints = prints.subset(train_ids) if prints is not None and strategy.trains else None
     folder.save_model(Checkpoint(
         state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -165,7 +176,7 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
 
     leakage = run_leakage(source, data, [data.record_ids[i] for i in test], prints)
     if leakage is not None and leakage.overlap:
-        folder.log(f"WARNING: {leakage.warning}")
+        log.warning("%s", leakage.warning)
     return {
         "run_id": folder.run_id, "status": "done", "kind": spec.kind, "config_hash": spec.hash,
         "experiment": config.get("experiment"),
@@ -215,7 +226,7 @@ def protocol_facts(config: dict[str, Any], split_method: str) -> dict[str, Any]:
             "patients_may_leak": split_method == "paper"}
 
 
-def without_sources(recordset: Recordset, exclude: Sequence[str], log: Say) -> Recordset:
+def without_sources(recordset: Recordset, exclude: Sequence[str]) -> Recordset:
     """The recordset without the records of the named sources (the Challenge layout's
     `source` column, e.g. "PTB-XL" for the HR records), so a pretraining set can leave out
     the target it contains. A name that matches no record is an error (a typo would
@@ -230,7 +241,7 @@ def without_sources(recordset: Recordset, exclude: Sequence[str], log: Say) -> R
                            f"sources here: {sorted(present)}; Challenge sources: "
                            f"{sorted(CHALLENGE_SOURCES.values())}")
     keep = ~recordset.table["source"].astype(str).isin(list(exclude)).to_numpy()
-    log(f"data: left out {int((~keep).sum())} records of sources {sorted(exclude)}")
+    log.debug("data: left out %d records of sources %s", int((~keep).sum()), sorted(exclude))
     return dataclasses.replace(recordset, table=recordset.table[keep])
 
 

@@ -10,7 +10,7 @@ processes, workers with slots (one per GPU), cancel, and recovery of lost jobs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from ecgcore.jobs.queue import (
@@ -31,9 +31,8 @@ __all__ = ["ACTIVE", "ENDED", "STATES", "cancel", "claim", "get", "job_log_path"
            "public", "reap_stale", "submit", "submit_specs"]
 
 
-def submit(path: Path | str, overrides: Sequence[str] = (), max_attempts: int = 2,
-           say: Callable[[str], None] = lambda m: None) -> list[str]:
+def submit(path: Path | str, overrides: Sequence[str] = (), max_attempts: int = 2) -> list[str]:
     """Expand an experiment file into jobs (pretraining first); returns the job ids."""
     from ecgcore.experiments import plan_experiment
 
-    return submit_specs(plan_experiment(path, overrides, say), max_attempts=max_attempts)
+    return submit_specs(plan_experiment(path, overrides), max_attempts=max_attempts)

@@ -9,7 +9,6 @@ turns into a run marked "cancelled" with its partial folder kept) from the train
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sys
 import threading
@@ -20,7 +19,6 @@ from ecgcore.errors import EcgcoreError
 from ecgcore.jobs import queue
 
 BEAT_SECONDS = 1.0
-_RUN_LINE = re.compile(r"^(?:reusing )?(\S+?)[: ]")
 
 
 class JobCancelled(KeyboardInterrupt):
@@ -73,13 +71,10 @@ class JobCallback:
             raise JobCancelled("cancelled by the user")
         return False
 
-    def say(self, message: str) -> None:
-        """The engine's messages go to the job's log; the first one names the run."""
-        print(message, flush=True)
-        match = _RUN_LINE.match(message)
-        if self.run_id is None and match:
-            self.run_id = match.group(1)
-            self.beat(force=True)
+    def on_run(self, run_id: str) -> None:
+        """The engine names the job's run as soon as it is known: beat with it at once."""
+        self.run_id = run_id
+        self.beat(force=True)
 
 
 def resumable_folder(store: Any, job: dict[str, Any]) -> Any:
@@ -141,7 +136,7 @@ def run_job(job_id: str) -> int:
         folder = resumable_folder(store, job)
         if folder is not None:
             callback.run_id = folder.run_id
-        run_id = execute(spec, store, [callback], callback.say, folder=folder)
+        run_id = execute(spec, store, [callback], folder=folder, on_run=callback.on_run)
     except JobCancelled as exc:
         callback.stop_pulse()
         print(f"cancelled: {exc}", flush=True)

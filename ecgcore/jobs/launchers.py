@@ -26,12 +26,11 @@ class JobRunner:
 
     name: ClassVar[str] = ""
 
-    def submit(self, path: Path | str, overrides: Sequence[str] = (), max_attempts: int = 2,
-               say: Callable[[str], None] = lambda m: None) -> list[str]:
+    def submit(self, path: Path | str, overrides: Sequence[str] = (), max_attempts: int = 2) -> list[str]:
         """Expand an experiment file into queued jobs (pretraining first); their ids."""
         from ecgcore.jobs import submit
 
-        return submit(path, overrides, max_attempts=max_attempts, say=say)
+        return submit(path, overrides, max_attempts=max_attempts)
 
     def status(self, job_id: str) -> dict[str, Any]:
         """The job as `jobs --json` shows it (state, progress, pid, host, attempts, run_id, error)."""
@@ -47,11 +46,11 @@ class JobRunner:
         """The `worker.Launcher` that starts this runner's jobs."""
         raise EcgcoreError(f"runner {self.name!r} cannot start jobs")
 
-    def serve(self, once: bool = False, say: Callable[[str], None] = print) -> int:
+    def serve(self, once: bool = False) -> int:
         """Claim and run queued jobs until stopped (or, with `once`, until none is left)."""
         from ecgcore.jobs.worker_loop import Worker
 
-        return Worker(once=once, say=say, launcher=self.launcher()).run()
+        return Worker(once=once, launcher=self.launcher()).run()
 
 
 class LocalRunner(JobRunner):

@@ -24,17 +24,19 @@ runs are never touched. SIGTERM/SIGINT stop the worker the same way (its row is 
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ecgcore.jobs import queue, worker_status
 from ecgcore.cpu import THREADS_ENV, cpu_cores
+
+log = logging.getLogger(__name__)
 
 CANCEL_GRACE_SECONDS = 5.0
 KILL_GRACE_SECONDS = 5.0
@@ -169,7 +171,6 @@ class Worker:
     slots: int | None = None
     once: bool = False
     n_gpus: int | None = None
-    say: Callable[[str], None] = print
     cancel_grace: float = CANCEL_GRACE_SECONDS
     kill_grace: float = KILL_GRACE_SECONDS
     launcher: Launcher | None = None
@@ -188,7 +189,7 @@ class Worker:
 
     def run(self) -> int:
         """The loop; returns 0 when `once` and the queue is empty, or on SIGTERM/SIGINT."""
-        self.say(f"worker {os.getpid()} on {self.host} ({self.launcher.runner}): "
+        log.info(f"worker {os.getpid()} on {self.host} ({self.launcher.runner}): "
                  f"{self.launcher.capacity()} slot(s), {self.launcher.describe()}")
         worker_status.register(self.launcher.capacity(), runner=self.launcher.runner)
         self._last_beat = time.monotonic()
@@ -197,11 +198,11 @@ class Worker:
             while True:
                 self.step()
                 if self.once and not self.children and queue.pending_count() == 0:
-                    self.say("queue empty; worker stops")
+                    log.info("queue empty; worker stops")
                     return 0
                 time.sleep(POLL_SECONDS)
         except KeyboardInterrupt:
-            self.say("worker stopped; its running jobs go on and the next worker adopts them")
+            log.info("worker stopped; its running jobs go on and the next worker adopts them")
             return 0
         finally:
             worker_status.unregister()
@@ -213,7 +214,7 @@ class Worker:
             self._last_beat = time.monotonic()
             worker_status.beat()
         for job_id, state in queue.reap_stale(self.host):
-            self.say(f"{job_id}: lost -> {state}")
+            log.info(f"{job_id}: lost -> {state}")
         self._adopt()
         self._collect()
         self._enforce_cancel()
@@ -221,7 +222,7 @@ class Worker:
         for slot, job in zip(free, queue.claim(len(free), self.host, self.worker_id)):
             handle = self.launcher.start(job, slot)
             self.children[slot] = _Child(job["job_id"], handle, slot, job["attempts"])
-            self.say(f"{job['job_id']}: started (pid {handle.pid}) in slot {slot} ({job.get('label')})")
+            log.info(f"{job['job_id']}: started (pid {handle.pid}) in slot {slot} ({job.get('label')})")
 
     def _adopt(self) -> None:
         """Job processes of a dead worker on this host become this worker's children (in
@@ -232,7 +233,7 @@ class Worker:
                         if s not in self.children)
             self.children[slot] = _Child(job["job_id"], _AdoptedHandle(job["pid"]), slot, job["attempts"],
                                          adopted=True)
-            self.say(f"{job['job_id']}: adopted pid {job['pid']} (its worker is gone; slot {slot})")
+            log.info(f"{job['job_id']}: adopted pid {job['pid']} (its worker is gone; slot {slot})")
 
     def _collect(self) -> None:
         """Children that exited: a job still marked running never said how it ended."""
@@ -245,8 +246,8 @@ class Worker:
                       else f"job process {child.handle.pid} exited with code {code} without finishing the job")
             for job_id, state in queue.reap_stale(self.host, reason=reason, only=[child.job_id],
                                                   attempt=child.attempt):
-                self.say(f"{job_id}: {reason} -> {state}")
-            self.say(f"{child.job_id}: {queue.get(child.job_id)['state']}")
+                log.info(f"{job_id}: {reason} -> {state}")
+            log.info(f"{child.job_id}: {queue.get(child.job_id)['state']}")
 
     def _enforce_cancel(self) -> None:
         """SIGTERM a cancelled job that has not stopped within the grace period, then SIGKILL."""
@@ -259,11 +260,11 @@ class Worker:
             if child.term_sent is None and waited > self.cancel_grace:
                 child.term_sent = now
                 child.handle.signal(signal.SIGTERM)
-                self.say(f"{child.job_id}: still running {waited:.0f} s after cancel; SIGTERM")
+                log.info(f"{child.job_id}: still running {waited:.0f} s after cancel; SIGTERM")
             elif child.term_sent is not None and child.kill_sent is None and now - child.term_sent > self.kill_grace:
                 child.kill_sent = now
                 child.handle.signal(signal.SIGKILL)
-                self.say(f"{child.job_id}: SIGKILL")
+                log.info(f"{child.job_id}: SIGKILL")
 
 
 def _stop_on_sigterm() -> Any:

@@ -21,8 +21,9 @@ rule, so a run can warn and record it in its results.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,8 @@ from ecgcore.data.identity import (
     public_id,
 )
 from ecgcore.errors import EcgcoreError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ecgcore.checkpoint import Checkpoint
@@ -184,8 +187,7 @@ def _natural(record: str) -> tuple[str, int, str]:
 
 # ------------------------------------------------------------------ for the runner
 
-def run_fingerprints(data: "TaskDataset", log: Callable[[str], None] = lambda message: None
-                     ) -> Fingerprints | None:
+def run_fingerprints(data: "TaskDataset") -> Fingerprints | None:
     """Fingerprints of a prepared dataset's records (cached per dataset folder next to its
     prepared arrays); None, with a log line, when they cannot be had (the run goes on and
     its leakage check falls back to names)."""
@@ -195,7 +197,7 @@ def run_fingerprints(data: "TaskDataset", log: Callable[[str], None] = lambda me
     try:
         return dataset_fingerprints(data.recordset, cache, ids=data.record_ids)
     except (OSError, ValueError, EcgcoreError) as exc:
-        log(f"fingerprints: none for {data.name} ({type(exc).__name__}: {exc}); leakage is checked by name only")
+        log.warning(f"fingerprints: none for {data.name} ({type(exc).__name__}: {exc}); leakage is checked by name only")
         return None
 
 

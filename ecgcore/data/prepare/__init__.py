@@ -11,12 +11,12 @@ record through the pipeline), `runner` (chunks, joblib scheduling), `cache` (key
 entries, atomic publish), `build` (`prepare`), `scaler` (train-only standard scaler).
 """
 
-from ecgcore.data.prepare.build import prepare, text_progress
+from ecgcore.data.prepare.build import prepare
 from ecgcore.data.prepare.cache import Prepared, cache_key, open_entry
 from ecgcore.data.prepare.config import PrepConfig
 from ecgcore.data.prepare.scaler import apply_standard_scaler, fit_standard_scaler
 
 __all__ = [
-    "PrepConfig", "Prepared", "prepare", "cache_key", "open_entry", "text_progress",
+    "PrepConfig", "Prepared", "prepare", "cache_key", "open_entry",
     "fit_standard_scaler", "apply_standard_scaler",
 ]

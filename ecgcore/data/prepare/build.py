@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -135,18 +134,3 @@ def _reason_summary(infos: list[dict[str, Any]], limit: int = 3) -> str:
         counts[info.get("reason", "")] = counts.get(info.get("reason", ""), 0) + 1
     top = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
     return "; ".join(f"{n} x {reason}" for reason, n in top)
-
-
-def text_progress(stream: TextIO | None = None, width: int = 30, label: str = "prepare") -> Progress:
-    """A progress callback drawing `label [#####-----] done/total` on stderr (for the CLI;
-    the app passes its own callback)."""
-    out = stream if stream is not None else sys.stderr
-
-    def draw(done: int, total: int) -> None:
-        filled = int(width * done / total) if total else width
-        out.write(f"\r{label} [{'#' * filled}{'-' * (width - filled)}] {done}/{total}")
-        if done >= total:
-            out.write("\n")
-        out.flush()
-
-    return draw
