@@ -356,7 +356,7 @@ def _download_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--add", nargs="?", const="", default=None, metavar="NAME",
                    help="add the finished dataset to the workspace (default name: the dataset's)")
     p.add_argument("--json-progress", type=Path, default=None, metavar="FILE",
-                   help="keep FILE updated with the progress as JSON (for the app)")
+                   help="keep FILE updated with the progress as JSON (for scripts)")
     p.add_argument("--list", action="store_true", help="describe the catalogue and exit")
     p.add_argument("--json", action="store_true", help="print the result (or the catalogue) as JSON")
 
@@ -367,7 +367,8 @@ def _download(args: argparse.Namespace) -> int:
     import threading
 
     from ecgcore.download import CATALOGUE, download_dataset
-    from ecgcore.download.download_progress import JsonFile, TextBar, chain
+    from ecgcore.download.download_progress import JsonFile, TqdmBar, chain
+    from ecgcore.logs import progress_bars
 
     if args.list:
         if args.json:
@@ -382,12 +383,13 @@ def _download(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signums = (signal.SIGTERM, signal.SIGINT)  # stop after the current chunk, keep .part files
     before = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in signums}
-    progress = chain(TextBar(), JsonFile(args.json_progress) if args.json_progress else None)
+    progress = chain(TqdmBar(), JsonFile(args.json_progress) if args.json_progress else None)
     add_as = None if args.add is None else (args.add or args.name)
     try:
-        result = download_dataset(args.name, args.to, version=args.version, base_url=args.base_url,
-                                  include=tuple(args.include), workers=args.workers, add_as=add_as,
-                                  progress=progress, stop=stop)
+        with progress_bars():
+            result = download_dataset(args.name, args.to, version=args.version, base_url=args.base_url,
+                                      include=tuple(args.include), workers=args.workers, add_as=add_as,
+                                      progress=progress, stop=stop)
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)

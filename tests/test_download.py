@@ -195,7 +195,7 @@ def test_ludb_download_checks_the_published_sums_and_a_second_run_fetches_nothin
         for rel in LUDB_FILES:
             assert (dest / rel).read_bytes() == (shared_data / "ecg" / "ludb" / rel).read_bytes()
         assert not list(dest.rglob("*.part"))
-        assert "files" in err and "[" in err  # the text progress bar on stderr
+        assert "ludb: 100%" in err and f"{len(LUDB_FILES)}/{len(LUDB_FILES)} files" in err  # tqdm's bar
         assert result["added_as"] == "ludb"
         assert {e.name: e.path for e in ws.list_datasets()}["ludb"] == dest.resolve()
         recordset = open_dataset(dest)

@@ -1,5 +1,6 @@
 """Download progress: one tracker (thread-safe counters) and two ways to show it — a
-text bar for the terminal and a JSON file that another process (the app) reads.
+tqdm bar for the terminal and a JSON file that another process reads (`--json-progress`).
+A download job (`download_job`) reports the same snapshot as its job progress.
 
 The JSON file is replaced atomically (write + rename), so a reader never sees half of it.
 """
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
+
+from tqdm import tqdm
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,15 @@ class Progress:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "fraction": self.fraction}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Progress":
+        """A snapshot back from `to_dict` (a job's progress); unknown keys are ignored."""
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
+
+
+#: The states a download ends in.
+ENDED = ("done", "failed", "stopped")
 
 
 Callback = Callable[[Progress], None]
@@ -95,42 +107,38 @@ def describe(p: Progress) -> str:
     return f"{p.files_done}/{p.files_total} files{extra}, {_size(p.bytes_done)}{total} received"
 
 
-class TextBar:
-    """A terminal progress bar on stderr (redrawn in place on a TTY, a line every 5 s elsewhere)."""
+class TqdmBar:
+    """The CLI's bar (tqdm on stderr): bytes when the listing gives sizes (Zenodo), else files,
+    with the counts of `describe` after it. Snapshots come from several download threads."""
 
-    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.width = width
-        self.tty = self.stream.isatty()
-        self._last = 0.0
-        self._last_state = ""
+        self._bar: tqdm | None = None
         self._lock = threading.Lock()
 
     def __call__(self, p: Progress) -> None:
         with self._lock:
-            self._draw(p)
+            if p.state == "listing":
+                tqdm.write(f"{p.message} …", file=self.stream)
+            elif p.state == "downloading" or (self._bar is not None and p.state in ENDED):
+                self._draw(p)
+            if p.state in ENDED and self._bar is not None:
+                self._bar.close()
+                self._bar = None
 
     def _draw(self, p: Progress) -> None:
-        now = time.monotonic()
-        changed = p.state != self._last_state
-        if not changed and now - self._last < (0.1 if self.tty else 5.0):
-            return
-        self._last, self._last_state = now, p.state
-        if p.state == "starting" or (p.state == "failed" and not p.files_total):
-            return  # nothing to show yet; the error itself is printed by the caller
-        if p.state == "listing":
-            line = f"{p.message} …"
-        else:
-            filled = int(self.width * p.fraction)
-            line = f"[{'#' * filled}{'.' * (self.width - filled)}] {p.fraction:4.0%} {describe(p)}"
-        if p.current and p.state == "downloading":
-            line += f"  {p.current[-40:]}"
-        if self.tty:
-            end = "\n" if p.state in ("done", "failed", "stopped") else ""
-            self.stream.write("\r" + line[:150].ljust(150) + end)
-        else:
-            self.stream.write(f"{p.state}: {line}\n")
-        self.stream.flush()
+        by_bytes = p.bytes_total is not None
+        total = p.bytes_total if by_bytes else p.files_total
+        if self._bar is None:
+            # Off a terminal (a log file) a line every 5 s, not a redraw every 0.1 s.
+            self._bar = tqdm(total=total, desc=p.dataset, unit="B" if by_bytes else "file",
+                             unit_scale=by_bytes, file=self.stream, dynamic_ncols=True,
+                             mininterval=0.1 if self.stream.isatty() else 5.0)
+        self._bar.total = total
+        self._bar.set_postfix_str(describe(p), refresh=False)
+        ahead = (p.bytes_done if by_bytes else p.files_done) - self._bar.n
+        if ahead > 0:  # snapshots of two threads may arrive out of order: never go back
+            self._bar.update(ahead)
 
 
 class JsonFile:

@@ -127,33 +127,43 @@ def _run_all(job: _Job, files: list[RemoteFile], workers: int, result: DownloadR
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures: dict[Future[str], RemoteFile] = {pool.submit(_one_file, job, f): f for f in files}
         pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
-            if job.stop.is_set():
-                job.stop.cut_connections()
-            for future in done:
-                remote = futures[future]
-                try:
-                    outcome = future.result()
-                except (OfflineError, DownloadStopped) as err:
-                    job.stop.set()
-                    fatal.append(err)
-                    continue
-                except (ChecksumError, TransferError, EcgcoreError, OSError) as err:
-                    result.failed.append({"path": remote.path, "reason": str(err)})
-                    job.tracker.add(files_failed=1)
-                    continue
-                if outcome == "skipped":
-                    result.skipped += 1
-                    job.tracker.add(files_done=1, files_skipped=1)
-                    if remote.size and job.tracker.snapshot.bytes_total is not None:
-                        job.tracker.add(bytes_total=-remote.size)  # the bar counts what is to fetch
-                else:
-                    result.fetched += 1
-                    job.tracker.add(files_done=1)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+                if job.stop.is_set():
+                    job.stop.cut_connections()
+                for future in done:
+                    _tally(job, futures[future], future, result, fatal)
+        except BaseException:  # an interrupt in this thread (a job process's SIGTERM): stop the
+            job.stop.set()     # transfers too, or leaving the pool would wait for them to end
+            job.stop.cut_connections()
+            raise
     if fatal:
         offline = [e for e in fatal if isinstance(e, OfflineError)]
         raise (offline or fatal)[0]  # offline stops the others too: report the cause
+
+
+def _tally(job: _Job, remote: RemoteFile, future: Future[str], result: DownloadResult,
+           fatal: list[BaseException]) -> None:
+    """Count one finished file; offline/stopped stops the others (kept in `fatal`)."""
+    try:
+        outcome = future.result()
+    except (OfflineError, DownloadStopped) as err:
+        job.stop.set()
+        fatal.append(err)
+        return
+    except (ChecksumError, TransferError, EcgcoreError, OSError) as err:
+        result.failed.append({"path": remote.path, "reason": str(err)})
+        job.tracker.add(files_failed=1)
+        return
+    if outcome == "skipped":
+        result.skipped += 1
+        job.tracker.add(files_done=1, files_skipped=1)
+        if remote.size and job.tracker.snapshot.bytes_total is not None:
+            job.tracker.add(bytes_total=-remote.size)  # the bar counts what is to fetch
+    else:
+        result.fetched += 1
+        job.tracker.add(files_done=1)
 
 
 @contextmanager
