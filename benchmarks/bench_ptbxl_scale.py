@@ -62,7 +62,7 @@ N_RECORDS = 21799
 FS, SECONDS = 100, 10.0
 PRESETS = Path(__file__).resolve().parents[1] / "experiments"
 
-# Published record counts (REFERENCES.md; PTB-XL 1.0.3; Challenge 2021 training set
+# Published record counts (docs/references.md; PTB-XL 1.0.3; Challenge 2021 training set
 # without its 21,837 PTB-XL records: 88,253 - 21,837).
 DATASET_RECORDS = {"ptbxl": 21799, "cpsc2018": 6871, "georgia": 10292, "ptb": 522,
                    "code_test": 827, "challenge2021": 66416}

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "experiments" / "nguyen2025_grid.toml"
 SWEEP = ROOT / "experiments" / "nguyen2025_size_sweep.toml"
 
-# dataset key -> (records reaching the split, train, test), REFERENCES.md §1.2 / §1.8
+# dataset key -> (records reaching the split, train, test), docs/references.md "Nguyen & Do 2025"
 PUBLISHED = {"cpsc2018": (6871, 4603, 2268), "georgia": (10292, 6895, 3397),
              "ptb": (522, 349, 173), "code_test": (827, 554, 273)}
 TASKS = {"cpsc2018": "nguyen_cpsc2018", "georgia": "nguyen_georgia", "ptb": "nguyen_ptb",

@@ -1,5 +1,5 @@
 """Splits: determinism, patient-disjointness, stratification, official folds, the paper split
-(exactly scikit-learn's, with the record counts of REFERENCES.md §1.8) and training fractions."""
+(exactly scikit-learn's, with the record counts of docs/references.md) and training fractions."""
 
 from __future__ import annotations
 
@@ -197,7 +197,7 @@ def test_paper_split_is_sklearns_and_matches_published_counts(n, n_train, n_test
 
 
 def cpsc_like_labels(n: int, seed: int = 0) -> np.ndarray:
-    """Nine labels at CPSC train prevalences (REFERENCES.md §1.2), mostly one label per record."""
+    """Nine labels at CPSC train prevalences (docs/references.md), mostly one label per record."""
     prevalence = np.array([0.1336, 0.1775, 0.1051, 0.0343, 0.2703, 0.0895, 0.1015, 0.1262,
                            0.0319])
     rng = np.random.default_rng(seed)

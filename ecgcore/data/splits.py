@@ -4,7 +4,7 @@ Every split is a `Split` of integer positions into the recordset table (row orde
 `Recordset.table`), so the same positions index the prepared array X, the targets y and
 the record ids. Nothing here reads files.
 
-Which split to use (see REFERENCES.md §1.8):
+Which split to use (see docs/references.md, "Paper-exact against sound"):
 - `official_folds`: PTB-XL's `strat_fold` (1-8 train, 9 validation, 10 test), which the
   dataset's authors made patient-disjoint and stratified.
 - `patient_split` / `patient_kfold`: the sound default for every other dataset — no patient

@@ -1,6 +1,6 @@
 """Bootstrap draws and percentile confidence intervals of ROC-AUC (per class and macro).
 
-The protocol follows the PTB-XL benchmark (REFERENCES.md §3): records are
+The protocol follows the PTB-XL benchmark (docs/references.md, "PTB-XL benchmark"): records are
 resampled with replacement; a draw is kept only when every class that has
 positives in the full set still has a positive in it (and every class with
 negatives still has a negative, so no per-class AUC is undefined); the seed is

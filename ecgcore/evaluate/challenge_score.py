@@ -1,4 +1,5 @@
-"""The PhysioNet/CinC Challenge 2021 score (REFERENCES.md §4.3), re-implemented from its definition.
+"""The PhysioNet/CinC Challenge 2021 score (docs/references.md), re-implemented from its
+definition.
 
 1. Each of our classes is mapped onto a class of the reward matrix: a class key is a
    code or an "a|b" group of equivalent codes, and it maps to the weights class sharing

@@ -127,8 +127,8 @@ def f1_macro_positive_classes(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def f1_prevalence_weighted(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Nguyen & Do's metric (REFERENCES.md §1.6): Σ f1_c·w_c / Σ w_c with w_c the prevalence of
-    class c in this (test) set. Equal to scikit-learn's average='weighted'."""
+    """Nguyen & Do's metric (docs/references.md, "Nguyen & Do 2025"): Σ f1_c·w_c / Σ w_c with
+    w_c the prevalence of class c in this (test) set. Equal to scikit-learn's average='weighted'."""
     weights = y_true.mean(axis=0)
     if weights.sum() == 0:
         return float("nan")

@@ -1,4 +1,5 @@
-"""Per-class decision thresholds tuned on VALIDATION predictions only (DESIGN.md: nothing leaks).
+"""Per-class decision thresholds tuned on VALIDATION predictions only (nothing leaks:
+docs/architecture.md).
 
 For each class the threshold maximising F1 on the validation set is found exactly:
 every distinct validation score is a candidate (a record is positive when

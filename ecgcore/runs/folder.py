@@ -1,4 +1,5 @@
-"""One run's folder: the files the app, the CLI and other programs read (a contract, see DESIGN.md).
+"""One run's folder: the files the app, the CLI and other programs read (a contract: README,
+"Run folder"; docs/architecture.md).
 
 `runs/<run_id>/` holds `config.json` (everything needed to rerun), `history.csv`
 (one row per epoch), `results.json`, `predictions.npz`, `model.pt` and `log.txt`.

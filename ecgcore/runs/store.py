@@ -38,7 +38,7 @@ RUNS_DIR = "runs"
 STATUSES: tuple[str, ...] = ("running", "done", "failed", "cancelled", "incomplete")
 END_STATUSES: frozenset[str] = frozenset({"failed", "cancelled"})
 
-#: Keys results.json must hold for a finished run (DESIGN.md); "test" holds TEST_KEYS.
+#: Keys results.json must hold for a finished run (README, "Run folder"); "test" holds TEST_KEYS.
 RESULT_KEYS: tuple[str, ...] = (
     "run_id", "status", "source", "target", "arch", "strategy", "train_fraction", "n_train",
     "seed", "classes", "test", "best_epoch", "epochs_run", "train_seconds", "device",

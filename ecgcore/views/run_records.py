@@ -1,6 +1,6 @@
 """Browsing a run's test records: what the model said about each, and the record itself.
 
-Everything comes from the run folder (DESIGN: every figure can be rechecked from
+Everything comes from the run folder (docs/architecture.md: every figure can be rechecked from
 disk): `predictions.npz` holds the test records with their true labels and scores,
 `results.json` the decision thresholds tuned on validation (else 0.5 is used, and
 `threshold_source` says which), `config.json` the target dataset the signals are read

@@ -1,7 +1,7 @@
 """The named tasks, one registry: `get_task(name)` and `list_tasks()`.
 
 Class lists are facts copied from their sources: the Challenge's weights files
-(class order of `weights.csv`), Nguyen & Do 2025 (REFERENCES.md §1.2, paper code
+(class order of `weights.csv`), Nguyen & Do 2025 (docs/references.md, paper code
 order) and Ribeiro et al. 2020 (CODE-15% columns). PTB-XL tasks are built from
 the dataset's own scp_statements.csv.
 """
