@@ -1,19 +1,33 @@
 """The workspace: everything the app and CLI write lives under `$ECGCORE_HOME`.
 
-Layout (a contract, see README): `datasets/`, `cache/`, `runs/`, `store.sqlite`.
+Layout (a contract, see README): `datasets/`, `cache/`, `runs/`, `jobs/`, `store.sqlite`.
 Datasets the user adds by path are remembered in the store's `datasets` table;
 folders under `datasets/` are listed without registration.
+
+The index (`store.sqlite`: runs, jobs, workers, datasets) has one host: on a cluster the
+folders are shared between nodes but the index stays on the head node's local disk
+(`$ECGCORE_INDEX` names it), because SQLite's WAL mode does not work over a network file
+system. Job processes on other nodes call `forbid_index()` and never open it.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from ecgcore.errors import EcgcoreError
+
+#: The index file when it is not `$ECGCORE_HOME/store.sqlite` (a cluster's head node keeps
+#: it on its local disk while the workspace folders are on the shared file system).
+INDEX_ENV = "ECGCORE_INDEX"
+INDEX_FILE = "store.sqlite"
 
 
 def home() -> Path:
@@ -34,6 +48,32 @@ def cache_dir() -> Path:
 
 def runs_dir() -> Path:
     return home() / "runs"
+
+
+def index_path(root: Path | None = None) -> Path:
+    """The index of the workspace at `root` (default: this workspace): `$ECGCORE_INDEX` for
+    this workspace when set, else `root/store.sqlite`."""
+    root = home() if root is None else root
+    configured = os.environ.get(INDEX_ENV, "").strip()
+    if configured and root == home():
+        return Path(configured).expanduser().resolve()
+    return root / INDEX_FILE
+
+
+class IndexForbidden(EcgcoreError):
+    """A process that must not open the index (a job process on a cluster node) tried to."""
+
+
+def forbid_index(why: str) -> None:
+    """From now on this process opens no SQLite database file (an audit hook refuses every
+    `sqlite3.connect` but ":memory:"): a job process on a cluster node reports through
+    files and leaves the index to the dispatcher. Cannot be undone (audit hooks stay)."""
+
+    def refuse(event: str, args: tuple[Any, ...]) -> None:
+        if event == "sqlite3.connect" and str(args[0]) != ":memory:":
+            raise IndexForbidden(f"refused to open {args[0]}: {why}")
+
+    sys.addaudithook(refuse)
 
 
 def open_store(path: Path, *schema: str) -> sqlite3.Connection:
@@ -86,7 +126,7 @@ _DATASETS_SCHEMA = ("CREATE TABLE IF NOT EXISTS datasets ("
 
 def connect() -> sqlite3.Connection:
     """Open the workspace store with its `datasets` table."""
-    return open_store(home() / "store.sqlite", _DATASETS_SCHEMA)
+    return open_store(index_path(), _DATASETS_SCHEMA)
 
 
 @dataclass(frozen=True)

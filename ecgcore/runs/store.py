@@ -133,7 +133,7 @@ class RunStore:
         self.home = Path(home).expanduser().resolve() if home is not None else workspace.home()
         self.runs_dir = self.home / RUNS_DIR
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self.db_path = self.home / STORE_FILE
+        self.db_path = workspace.index_path(self.home)  # $ECGCORE_INDEX on a cluster's head node
         had_index = self.db_path.exists()
         with closing(self._connect()):
             pass
@@ -386,3 +386,57 @@ class RunStore:
                 if on_disk != "done":
                     report[run_id].append(f"indexed as done but its results.json says {on_disk!r}")
         return report
+
+    def index_run(self, run_id: str, running: bool = False) -> str:
+        """Index one run folder as it is on disk: a run that a process without the index
+        wrote (a job on a cluster node, see `UnindexedRunStore`). `running`: a folder
+        without results.json is a run in progress, not an incomplete one. Returns its status."""
+        folder = self.get(run_id)
+        known = self._index_row(run_id)
+        if running:
+            known = {**(known or {}), "status": "running"}
+        row = self._folder_row(folder, known)
+        with self._write() as conn:
+            self._upsert(conn, row)
+        return str(row["status"])
+
+
+class UnindexedRunStore(RunStore):
+    """The run store of a job process on a cluster node: it writes run folders only and
+    never opens the index (SQLite over a network file system is unsafe); the dispatcher on
+    the head node indexes each folder with `index_run`. `status` reads the folder, and
+    `find_done` the folders of the hash (a run id carries its hash's first 8 characters)."""
+
+    def __init__(self, home: Path | str | None = None) -> None:
+        self.home = Path(home).expanduser().resolve() if home is not None else workspace.home()
+        self.runs_dir = self.home / RUNS_DIR
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.db_path = workspace.index_path(self.home)
+
+    def _connect(self) -> sqlite3.Connection:
+        raise EcgcoreError(f"{self!r} writes run folders only; it does not open the index {self.db_path}")
+
+    def _write(self) -> AbstractContextManager[None]:  # type: ignore[override]
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+    @staticmethod
+    def _upsert(conn: sqlite3.Connection | None, row: Mapping[str, Any]) -> None:
+        """Nothing: the dispatcher indexes the folder."""
+
+    def _index_row(self, run_id: str) -> dict[str, Any] | None:
+        return None
+
+    def find_done(self, config_hash: str, kind: str | None = None) -> str | None:
+        found: list[tuple[str, str]] = []
+        for path in self.runs_dir.glob(f"*-{config_hash[:8]}-*"):
+            folder = RunFolder(path)
+            try:
+                results = folder.results() if folder.model_path.is_file() else None
+            except EcgcoreError:
+                continue
+            if (results and results.get("status") == "done" and results.get("config_hash") == config_hash
+                    and (kind is None or results.get("kind") == kind)):
+                found.append((str(results.get("created") or ""), path.name))
+        return max(found)[1] if found else None
