@@ -54,3 +54,10 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     if effective == "float32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[effective])
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU batch on `device`: pinned and `non_blocking` to CUDA, a plain copy elsewhere."""
+    if device.type == "cpu":
+        return tensor
+    return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)

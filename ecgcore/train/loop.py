@@ -1,20 +1,25 @@
 """The training loop: `fit` a model on a TaskDataset, `predict` scores for any rows.
 
-Read `fit` top to bottom; everything it does is in this file or named after what it does:
+`_fit` reads top to bottom like a textbook loop; each step is a function named after what
+it does, here or in the sibling module named:
 
-    seed everything ─ pick the device ─ (torchrun: join the process group)
-    resume from last.pt when there is one
+    set_up             the rows, the crop length, seeds, the device, precision, loss
+                       (`epoch.Setup`; `fit` joins the torchrun process group around it)
+    start_or_resume    a fresh `state.LoopState`, or the one last.pt saved
     for each epoch:
-        ask the transfer strategy what trains (plan_fn): its phase and cycle ─ a new optimizer
-            when a cycle starts or the plan changed (extended when it only adds groups)
-        train: shuffled batches of random crops, BCE-with-logits, Adam(W), one LR step per batch
-            along the cycle's schedule
-        validate: sliding windows, aggregated per record ─ val loss and macro AUC
-        keep the best weights of the strategy's last phase ─ write last.pt (and best.pt) ─
-            tell the callbacks
+        plan_fn            the transfer strategy says what trains: its phase and cycle
+        Optimisation.follow  a new optimizer when a cycle starts or the plan changed,
+                           extended when it only adds groups (`optimizers`)
+        train_one_epoch    shuffled batches of random crops, BCE-with-logits, Adam(W), one
+                           LR step per batch along the cycle's schedule (`epoch`)
+        validate           sliding windows, aggregated per record: val loss and macro AUC
+        LoopState.judge    keep the best weights of the strategy's last phase, count the
+                           patience ─ write best.pt and last.pt ─ tell the callbacks
         stop early when validation has not improved for `patience` epochs of the last phase
 
-Epochs are numbered from 0 everywhere (plan_fn, history rows, best_epoch).
+A callback's `should_stop` cancels the run after any step (the epoch is abandoned and
+last.pt keeps the previous one) or after an epoch. Epochs are numbered from 0 everywhere
+(plan_fn, history rows, best_epoch).
 """
 
 from __future__ import annotations
@@ -38,27 +43,29 @@ from ecgcore.models.base import ECGClassifier
 from ecgcore.train import distributed
 from ecgcore.train.callbacks import Callback, Callbacks
 from ecgcore.train.config import TrainConfig
-from ecgcore.train.data import (
-    crop_length,
-    evaluation_batches,
-    prefetch,
-    shuffled_batches,
-    training_batch,
+from ecgcore.train.data import crop_length, evaluation_batches, shuffled_batches
+from ecgcore.train.device import autocast, effective_precision, select_device, to_device
+from ecgcore.train.epoch import Setup, train_one_epoch
+from ecgcore.train.optimizers import (
+    group_learning_rates,
+    set_trainable,
+    train_everything,
 )
-from ecgcore.train.device import autocast, effective_precision, select_device
-from ecgcore.train.schedules import SCHEDULES
 from ecgcore.train.state import (
-    FORMAT,
-    VERSION,
+    LAST,
+    LoopState,
+    StateDict,
     atomic_save,
+    cpu_copy,
     load_state,
     restore_rng_states,
-    rng_states,
+    write_best,
 )
 from ecgcore.transfer.base import EpochPlan
 
 PlanFn = Callable[[nn.Module, int, float], EpochPlan]
-StateDict = dict[str, torch.Tensor]
+
+NO_VALIDATION = "no validation set: the best weights are the last epoch's and early stopping is off"
 
 
 @dataclass
@@ -102,160 +109,99 @@ def fit(model: nn.Module, data: TaskDataset, config: TrainConfig, *, plan_fn: Pl
 def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: PlanFn | None,
          checkpoint_dir: Path, callbacks: Callbacks, resume: bool, train_index: np.ndarray | None,
          ctx: distributed.Context, device: torch.device) -> FitResult:
-    # --- what to train on ------------------------------------------------------------------
-    train_index = np.asarray(data.split.train if train_index is None else train_index, dtype=np.int64)
-    val_index = np.asarray(data.split.val, dtype=np.int64)
-    if train_index.size == 0:
-        raise EcgcoreError(f"{data.name}: no training records to fit on")
-    has_val = val_index.size > 0
-    notes = [] if has_val else [("no validation set: the best weights are the last epoch's and "
-                                 "early stopping is off")]
-    patience = config.early_stopping_patience if has_val else None
-    length = crop_length(data, config.crop_seconds)
+    setup = set_up(model, data, config, train_index, ctx, device)
+    state = start_or_resume(model, setup, checkpoint_dir / LAST, resume)
+    for epoch in range(state.next_epoch, config.epochs):
+        if state.stopped_early:  # in the previous epoch, or in the run whose last.pt this is
+            break
+        started = time.perf_counter()
+        plan = plan_fn(model, epoch, config.lr) if plan_fn else train_everything(model, config.lr)
+        set_trainable(model, plan)
+        state.optimisation.follow(plan, epoch, model, config, ctx, device)
+        state.start_phase(plan)
 
-    # --- seeds, device, loss ----------------------------------------------------------------
+        trained = train_one_epoch(setup, model, state.optimisation, plan, epoch, callbacks)
+        if trained is None:
+            state.cancel(f"cancelled during epoch {epoch}; last.pt holds epoch {epoch - 1}")
+            break
+        state.step += trained.steps
+        val_loss, val_auc = validate(model, setup)
+
+        if state.judge(epoch, plan, val_auc, setup.has_val, setup.patience, model) and ctx.is_main:
+            write_best(checkpoint_dir, epoch, val_auc, state.best_state)
+        row = {"epoch": epoch, "train_loss": trained.loss, "val_loss": val_loss, "val_macro_auc": val_auc,
+               "lr": trained.lr, "seconds": time.perf_counter() - started,
+               **group_learning_rates(model, state.optimisation.optimizer), "phase": plan.phase}
+        state.record(row)
+        if ctx.is_main:
+            atomic_save(state.checkpoint(config, model, setup.grad_scaler, setup.generator),
+                        checkpoint_dir / LAST)
+        distributed.barrier(ctx)
+        callbacks.on_epoch_end(row)
+        if callbacks.should_stop() and epoch + 1 < config.epochs and not state.stopped_early:
+            state.cancel(f"cancelled after epoch {epoch}")
+            break
+    return fit_result(model, setup, state)
+
+
+def set_up(model: nn.Module, data: TaskDataset, config: TrainConfig, train_index: np.ndarray | None,
+           ctx: distributed.Context, device: torch.device) -> Setup:
+    """The rows to train and validate on, the crop length, the seeds, the model on its
+    device, the precision and the loss: what every epoch of this fit shares."""
+    train_rows = np.asarray(data.split.train if train_index is None else train_index, dtype=np.int64)
+    val_rows = np.asarray(data.split.val, dtype=np.int64)
+    if train_rows.size == 0:
+        raise EcgcoreError(f"{data.name}: no training records to fit on")
+    length = crop_length(data, config.crop_seconds)
     seed_everything(config.seed + ctx.rank)  # dropout differs per process; the data order does not
     generator = torch.Generator().manual_seed(config.seed)  # shuffles and crops
     model.to(device)
     precision = effective_precision(device, config.precision)
     grad_scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    pos_weight = positive_weights(data.y[train_index]).to(device) if config.pos_weight else None
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    steps_per_epoch = len(shuffled_batches(train_index, config.batch_size, torch.Generator(),
+    pos_weight = positive_weights(data.y[train_rows]).to(device) if config.pos_weight else None
+    steps_per_epoch = len(shuffled_batches(train_rows, config.batch_size, torch.Generator(),
                                            ctx.rank, ctx.world_size))
+    return Setup(data=data, config=config, train_index=train_rows, val_index=val_rows, length=length,
+                 ctx=ctx, device=device, precision=precision, generator=generator,
+                 grad_scaler=grad_scaler, loss_fn=nn.BCEWithLogitsLoss(pos_weight=pos_weight),
+                 steps_per_epoch=steps_per_epoch)
 
-    # --- the run's state, fresh or from last.pt ---------------------------------------------
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"auc": -math.inf, "epoch": None, "state": None}
-    start_epoch, step, bad_epochs, stopped_early = 0, 0, 0, False
-    saved_signature, saved_optimizer = None, None
-    last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
-    if resume and last_path.is_file():
-        saved = load_state(last_path, config)
-        model.load_state_dict(saved["model"])
-        restore_rng_states(saved["rng"], generator)
-        grad_scaler.load_state_dict(saved["grad_scaler"])
-        history, best = list(saved["history"]), dict(saved["best"])
-        start_epoch, step = saved["next_epoch"], saved["step"]
-        bad_epochs, stopped_early = saved["bad_epochs"], saved["stopped_early"]
-        saved_signature, saved_optimizer = saved["signature"], saved["optimizer"]
-        notes.append(f"resumed from {last_path} after epoch {start_epoch - 1}")
 
-    optimizer: torch.optim.Optimizer | None = None
-    signature: Any = None
-    net: nn.Module = model
-    cancelled = False
-    for epoch in range(start_epoch, config.epochs):
-        if stopped_early:
-            break
-        started = time.perf_counter()
+def start_or_resume(model: nn.Module, setup: Setup, last_path: Path, resume: bool) -> LoopState:
+    """A fresh state; or, when resuming and `last_path` exists, the state it saved, with the
+    model's weights, every random state and the gradient scaler restored from it."""
+    notes = [] if setup.has_val else [NO_VALIDATION]
+    if not (resume and last_path.is_file()):
+        return LoopState(notes=notes)
+    saved = load_state(last_path, setup.config)
+    model.load_state_dict(saved["model"])
+    restore_rng_states(saved["rng"], setup.generator)
+    setup.grad_scaler.load_state_dict(saved["grad_scaler"])
+    state = LoopState.from_checkpoint(saved, notes)
+    state.notes.append(f"resumed from {last_path} after epoch {state.next_epoch - 1}")
+    return state
 
-        # --- what trains this epoch (the transfer strategy decides) --------------------------
-        plan = plan_fn(model, epoch, config.lr) if plan_fn else train_everything(model, config.lr)
-        set_trainable(model, plan)
-        schedule = plan.schedule or config.schedule
-        cycle_steps = (plan.cycle_epochs or config.epochs - plan.cycle_start) * steps_per_epoch
-        new_cycle = epoch == plan.cycle_start
-        if optimizer is None or new_cycle or plan.signature != signature:
-            if optimizer is not None and not new_cycle and extends(signature, plan.signature):
-                extend_optimizer(optimizer, plan)  # more groups in the same cycle (ULMFiT)
-            else:
-                optimizer = build_optimizer(config, plan, schedule)
-            if saved_optimizer is not None and plan.signature == saved_signature and not new_cycle:
-                optimizer.load_state_dict(saved_optimizer)  # resumed: same plan, same Adam moments
-            saved_optimizer, signature = None, plan.signature
-            net = distributed.wrap(ctx, model, device)
-        if plan.final_phase and best.get("phase", plan.phase_index) != plan.phase_index:
-            # the strategy's last phase starts: the best weights and the patience are its own
-            best, bad_epochs = {"auc": -math.inf, "epoch": None, "state": None}, 0
-        net.train()
-        for module in plan.frozen:
-            module.eval()  # frozen batch-norm statistics, no dropout
 
-        # --- train ---------------------------------------------------------------------------
-        batches = shuffled_batches(train_index, config.batch_size, generator, ctx.rank, ctx.world_size)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        load = lambda rows: training_batch(data, rows, length, generator)
-        for i, (rows, (x, y)) in enumerate(zip(batches, prefetch(batches, load)), start=1):
-            x, y = to_device(x, device), to_device(y, device)
-            cycle_step = (epoch - plan.cycle_start) * steps_per_epoch + i - 1
-            lr = set_learning_rate(optimizer, schedule, cycle_step, cycle_steps, config.lr)
-            with autocast(device, precision):
-                logits = net(x)
-            loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            grad_scaler.scale(loss).backward()
-            if config.grad_clip is not None:
-                grad_scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(trainable_parameters(model), config.grad_clip)
-            grad_scaler.step(optimizer)
-            grad_scaler.update()
-            step += 1
-            loss_sum += loss.detach().double() * rows.size
-            callbacks.on_step(epoch, i, len(batches))
-            if callbacks.should_stop():
-                cancelled = True
-                break
-        if cancelled:
-            notes.append(f"cancelled during epoch {epoch}; last.pt holds epoch {epoch - 1}")
-            break
-        distributed.sync_buffers(ctx, model)
-        n_seen = sum(rows.size for rows in batches)
-        train_loss = distributed.mean_over_processes(ctx, float(loss_sum.item()) / n_seen, device)
+def validate(model: nn.Module, setup: Setup) -> tuple[float, float]:
+    """Validation loss and macro AUC on sliding windows; NaN and NaN without a validation set."""
+    if not setup.has_val:
+        return math.nan, math.nan
+    scores = predict_windows(model, setup.data, setup.val_index, setup.length, setup.config, setup.device)
+    y = setup.data.y[setup.val_index]
+    return binary_cross_entropy(y, scores), macro_auc(y, scores)
 
-        # --- validate ------------------------------------------------------------------------
-        val_loss, val_auc = math.nan, math.nan
-        if has_val:
-            scores = predict_windows(model, data, val_index, length, config, device)
-            val_loss = binary_cross_entropy(data.y[val_index], scores)
-            val_auc = macro_auc(data.y[val_index], scores)
 
-        # --- keep the best, stop early (both within the strategy's last phase only) -----------
-        improved = plan.final_phase and has_val and not math.isnan(val_auc) and val_auc > best["auc"]
-        if improved or best["epoch"] is None or not has_val or not plan.final_phase:
-            # the best so far; the latest when there is nothing to compare (no validation
-            # set, no validation class with both labels yet, or an earlier phase)
-            best = {"auc": val_auc if improved else best["auc"], "epoch": epoch,
-                    "state": cpu_copy(model.state_dict()), "phase": plan.phase_index}
-            if ctx.is_main:
-                atomic_save({"epoch": epoch, "val_macro_auc": val_auc, "state_dict": best["state"]},
-                            best_path)
-        if improved:
-            bad_epochs = 0
-        elif not math.isnan(val_auc) and plan.final_phase:
-            bad_epochs += 1
-        stopped_early = patience is not None and bad_epochs >= patience
-
-        # --- record the epoch ----------------------------------------------------------------
-        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-               "val_macro_auc": val_auc, "lr": lr, "seconds": time.perf_counter() - started,
-               **group_learning_rates(model, optimizer), "phase": plan.phase}
-        history.append(row)
-        if ctx.is_main:
-            atomic_save({
-                "format": FORMAT, "version": VERSION, "config": config.to_dict(),
-                "next_epoch": epoch + 1, "step": step, "bad_epochs": bad_epochs,
-                "stopped_early": stopped_early, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "signature": signature,
-                "grad_scaler": grad_scaler.state_dict(), "rng": rng_states(generator),
-                "history": history, "best": best,
-            }, last_path)
-        distributed.barrier(ctx)
-        callbacks.on_epoch_end(row)
-        if callbacks.should_stop() and epoch + 1 < config.epochs and not stopped_early:
-            cancelled = True
-            notes.append(f"cancelled after epoch {epoch}")
-            break
-
-    if stopped_early:
-        notes.append(f"stopped early: no better validation macro AUC for {patience} epochs of its "
-                     "last phase")
-    if best["state"] is None:  # cancelled before the first epoch ended
-        best["state"] = cpu_copy(model.state_dict())
-    return FitResult(history=history, best_epoch=best["epoch"], best_state=best["state"],
-                     epochs_run=len(history), train_seconds=sum(r["seconds"] for r in history),
-                     device=str(device), stopped_early=stopped_early, cancelled=cancelled,
-                     early_stopping=patience is not None, notes=notes, precision=precision)
+def fit_result(model: nn.Module, setup: Setup, state: LoopState) -> FitResult:
+    if state.stopped_early:
+        state.notes.append(f"stopped early: no better validation macro AUC for {setup.patience} epochs "
+                           "of its last phase")
+    # no best weights when cancelled before the first epoch ended: the model as it is
+    best_state = state.best_state if state.best_state is not None else cpu_copy(model.state_dict())
+    return FitResult(history=state.history, best_epoch=state.best_epoch, best_state=best_state,
+                     epochs_run=len(state.history), train_seconds=sum(r["seconds"] for r in state.history),
+                     device=str(setup.device), stopped_early=state.stopped_early,
+                     cancelled=state.cancelled, early_stopping=setup.patience is not None,
+                     notes=state.notes, precision=setup.precision)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,95 +275,6 @@ def positive_weights(y: np.ndarray) -> torch.Tensor:
     negatives = y.shape[0] - positives
     weights = np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0)
     return torch.tensor(weights, dtype=torch.float32)
-
-
-def train_everything(model: nn.Module, lr: float) -> EpochPlan:
-    """The plan without a transfer strategy: every parameter at the base LR."""
-    return EpochPlan(param_groups=[{"params": list(model.parameters()), "lr": lr, "group": "all"}],
-                     frozen=[], signature=("all", lr))
-
-
-def set_trainable(model: nn.Module, plan: EpochPlan) -> None:
-    """requires_grad exactly for the plan's parameters."""
-    training = {id(p) for group in plan.param_groups for p in group["params"]}
-    for parameter in model.parameters():
-        parameter.requires_grad_(id(parameter) in training)
-
-
-def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-OPTIMIZER_CLASSES: dict[str, type[torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-}
-
-
-def build_optimizer(config: TrainConfig, plan: EpochPlan, schedule: str | None = None) -> torch.optim.Optimizer:
-    """One optimizer group per plan group; `base_lr` remembers the plan's LR for the
-    schedule. Adam betas: the plan's (a recipe's), else beta2 of the schedule's recipe
-    (fastai's 0.99), else torch's defaults."""
-    groups = [{**group, "params": list(group["params"]), "base_lr": group["lr"]}
-              for group in plan.param_groups]
-    extra: dict[str, Any] = {}
-    beta2 = SCHEDULES[schedule].beta2 if schedule else None
-    if plan.betas is not None:
-        extra["betas"] = tuple(plan.betas)
-    elif beta2 is not None:
-        extra["betas"] = (0.9, beta2)
-    return OPTIMIZER_CLASSES[config.optimizer](groups, lr=config.lr, weight_decay=config.weight_decay,
-                                               **extra)
-
-
-def extends(old: Any, new: Any) -> bool:
-    """True when plan signature `new` keeps every (group, LR) of `old` and adds some."""
-    return isinstance(old, tuple) and isinstance(new, tuple) and set(old) < set(new)
-
-
-def extend_optimizer(optimizer: torch.optim.Optimizer, plan: EpochPlan) -> None:
-    """Add the plan's groups the optimizer lacks; the others keep their Adam moments."""
-    present = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    for group in plan.param_groups:
-        params = [p for p in group["params"] if id(p) not in present]
-        if params:
-            optimizer.add_param_group({**group, "params": params, "base_lr": group["lr"]})
-
-
-def set_learning_rate(optimizer: torch.optim.Optimizer, schedule: str, step: int, total_steps: int,
-                      base_lr: float) -> float:
-    """Scale every group's plan LR by the schedule at 0-based `step` of a cycle of
-    `total_steps`; return the base LR at this step."""
-    factor, beta1 = SCHEDULES[schedule].factors(step, total_steps)
-    for group in optimizer.param_groups:
-        group["lr"] = group["base_lr"] * factor
-        if beta1 is not None:
-            group["betas"] = (beta1, group["betas"][1])
-    return base_lr * factor
-
-
-def group_learning_rates(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, float]:
-    """`lr_group<i>` for each of the model's layer groups (0.0 when frozen), or per optimizer
-    group for models without layer groups."""
-    lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
-    layer_groups = getattr(model, "layer_groups", None)
-    if layer_groups is None:
-        return {f"lr_group{i}": float(g["lr"]) for i, g in enumerate(optimizer.param_groups)}
-    rates = {}
-    for i, module in enumerate(layer_groups()):
-        found = [lr_of[id(p)] for p in module.parameters() if id(p) in lr_of]
-        rates[f"lr_group{i}"] = float(max(found)) if found else 0.0
-    return rates
-
-
-def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    if device.type == "cpu":
-        return tensor
-    return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
-
-
-def cpu_copy(state: StateDict) -> StateDict:
-    return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
 
 
 def binary_cross_entropy(y_true: np.ndarray, scores: np.ndarray) -> float:
