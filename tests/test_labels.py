@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,11 @@ from ecgcore.data.labels import (
     LUDB_TO_SNOMED,
     PTB_REASON_TO_SNOMED,
     SCP_TO_SNOMED,
+    TASKS,
     Task,
     abbreviation,
     canonical,
+    check_task_name,
     class_key,
     class_name,
     concept,
@@ -26,9 +29,14 @@ from ecgcore.data.labels import (
     harmonise,
     list_tasks,
     overlap_table,
+    resolve,
     shared_task,
     task_targets,
+    with_derived_labels,
 )
+from ecgcore.data.recordset import Recordset
+from ecgcore.data.sources import open_dataset
+from ecgcore.errors import EcgcoreError
 
 PAIRS = {"713427006": "59118001", "733534002": "164909002", "284470004": "63593006", "427172004": "17338001"}
 
@@ -342,3 +350,80 @@ def test_overlap_table_and_shared_task() -> None:
     assert keep.all()
     with pytest.raises(ValueError, match="share no"):
         shared_task(_table(("164889003",)), _table(("270492004",)))
+
+
+# ----------------------------------------------------------------------------- resolve
+
+LUDB_CLASSES = (  # the 20 SNOMED classes of LUDB with >= 10 records (its dataset_labels)
+    "10370003", "164861001", "164865005", "164867002", "164873001", "164889003", "251266004",
+    "253339007", "253352002", "270492004", "370365005", "39732003", "425419005", "426177001",
+    "426783006", "427393009", "428750005", "445118002", "446813000", "713426002",
+)
+LUDB_CPSC_SHARED = ("164861001", "164865005", "164867002", "164889003", "426783006", "427084000",
+                    "427172004|17338001", "428750005", "713427006|59118001")
+
+
+def test_resolve_names_every_task_on_real_records(shared_data: Path, tmp_path: Path) -> None:
+    """One way from a task name to a Task: the dataset's own label sets, the shared
+    classes, listed codes, and the registry's tasks, PTB-XL's from the statements table
+    the PTB-XL reader puts in its Recordset (no other layout has one)."""
+    ludb = open_dataset(shared_data / "ecg" / "ludb")
+    cpsc = open_dataset(shared_data / "ecg" / "cinc2021" / "CPSC_CPSC-Extra")
+    own = resolve("dataset_labels", ludb)
+    assert (own.name, own.classes, own.description) == (
+        "ludb_labels", LUDB_CLASSES, "20 classes of ludb with >= 10 records")
+    assert own.class_labels[:3] == ("PR", "MIs", "MI")
+    assert resolve("dataset_labels", cpsc, min_positives=3).classes == (
+        "164867002", "164889003", "428750005", "713427006|59118001")
+    shared = resolve("shared", ludb, cpsc)
+    assert (shared.name, shared.classes) == ("shared_ludb_CPSC_CPSC-Extra", LUDB_CPSC_SHARED)
+    assert shared == shared_task(ludb.table, cpsc.table, name="shared_ludb_CPSC_CPSC-Extra")
+    assert resolve("snomed:164889003", ludb).classes == ("164889003",)
+    code_test = resolve("nguyen_code_test", ludb)
+    assert code_test.class_labels == ("NORM", "1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")
+    assert code_test.keep == "all"
+
+    ptbxl = tmp_path / "ptbxl"  # the CSVs alone: every record is unreadable, the statements are read
+    ptbxl.mkdir()
+    labels = shared_data / "labels" / "ptbxl"
+    shutil.copy(labels / "ptbxl_database_subset_for_HR_records.csv", ptbxl / "ptbxl_database.csv")
+    shutil.copy(labels / "scp_statements.csv", ptbxl / "scp_statements.csv")
+    ptbxl_set = open_dataset(ptbxl)
+    for name in TASKS:
+        expected = get_task(name, labels / "scp_statements.csv")
+        assert resolve(name, ptbxl_set) == expected and resolve(name, ptbxl_set).mapping == expected.mapping
+        if not TASKS[name].needs_scp_statements:
+            assert resolve(name, ludb) == expected
+            continue
+        with pytest.raises(EcgcoreError, match=f"ludb: task '{name}'.*scp_statements.csv"):
+            resolve(name, ludb)
+
+
+def test_resolve_and_check_task_name_refuse_the_same_names(shared_data: Path) -> None:
+    ludb = open_dataset(shared_data / "ecg" / "ludb")
+    with pytest.raises(EcgcoreError, match="^unknown task 'nope'; known: ptbxl_all,"):
+        resolve("nope", ludb)
+    with pytest.raises(EcgcoreError, match="unknown task 'nope'; known: dataset_labels, shared, snomed:CODES"):
+        check_task_name("nope")
+    for bad in ("snomed:AFIB", "snomed:"):
+        with pytest.raises(EcgcoreError, match="expected snomed: followed by"):
+            resolve(bad, ludb)
+        with pytest.raises(EcgcoreError, match="expected snomed: followed by"):
+            check_task_name(bad)
+    with pytest.raises(EcgcoreError, match="needs the other dataset"):
+        resolve("shared", ludb)
+    with pytest.raises(EcgcoreError, match="no SNOMED class has 1000 or more"):
+        resolve("dataset_labels", ludb, min_positives=1000)
+    for name in (*TASKS, "dataset_labels", "shared", "nguyen_code_test", "snomed:164889003|426783006"):
+        check_task_name(name)
+
+
+def test_nguyen_code_test_derives_normal_from_none_of_the_six() -> None:
+    table = pd.DataFrame({"labels": [("164889003",), (), ("10370003",)], "raw_labels": [(), (), ()],
+                          "unmapped": [(), (), ()], "label_vocab": ["code15"] * 3},
+                         index=pd.Index(["a", "b", "c"], name="record_id"))
+    derived = with_derived_labels("nguyen_code_test", Recordset("t", "test", Path("."), table, None))
+    assert list(derived.table["labels"]) == [("164889003",), ("426783006",), ("10370003", "426783006")]
+    targets, keep = task_targets(derived.table, resolve("nguyen_code_test", derived))
+    assert keep.all() and targets[:, 0].tolist() == [0, 1, 1]
+    assert with_derived_labels("dataset_labels", derived) is derived

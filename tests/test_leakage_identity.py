@@ -8,6 +8,7 @@ other layouts; nothing of them is copied into the repository.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import textwrap
@@ -148,7 +149,7 @@ def test_different_records_never_match(shared_data: Path, tmp_path: Path):
                                                 tmp_path / "cache", n_jobs=1).to_dict().items():
             prints[f"{folder}/{rid}"] = hashes
     ludb = open_dataset(shared_data / "ecg" / "ludb")
-    ludb = Recordset(ludb.name, ludb.layout, ludb.root, ludb.table.iloc[:60], ludb.source)
+    ludb = dataclasses.replace(ludb, table=ludb.table.iloc[:60])
     for rid, hashes in dataset_fingerprints(ludb, tmp_path / "cache", n_jobs=1).to_dict().items():
         prints[f"ludb/{rid}"] = hashes
     assert len(prints) == 130 and min(h.size for h in prints.values()) >= 5

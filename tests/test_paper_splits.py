@@ -23,7 +23,7 @@ from ecgcore.data.prepare import PrepConfig
 from ecgcore.data.labels import Task
 from ecgcore.data.recordset import Recordset
 from ecgcore.experiments import plan_experiment
-from ecgcore.experiments.extra_tasks import CODE_TEST_ABNORMAL, experiment_task, with_derived_labels
+from ecgcore.data.labels.task_names import CODE_TEST_ABNORMAL, resolve, with_derived_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "experiments" / "nguyen2025_grid.toml"
@@ -70,8 +70,10 @@ def table_of(n: int, labels: list[tuple[str, ...]], vocab: str = "snomed") -> pd
 
 
 def task_of(key: str) -> Task:
-    named = experiment_task(TASKS[key], recordset=None)  # type: ignore[arg-type]
-    return named if isinstance(named, Task) else get_task(named)
+    """The paper's task: a registry task, or nguyen_code_test (which reads no recordset)."""
+    if TASKS[key] == "nguyen_code_test":
+        return resolve(TASKS[key], recordset=None)  # type: ignore[arg-type]
+    return get_task(TASKS[key])
 
 
 def generated_labels(key: str, n: int, rng: np.random.Generator) -> list[tuple[str, ...]]:

@@ -7,16 +7,15 @@ appends one line per read to a file so reads in joblib workers are counted too.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 import wfdb
 
@@ -24,14 +23,14 @@ from ecgcore.data.prepare import (
     PrepConfig, Prepared, apply_standard_scaler, cache_key, fit_standard_scaler, prepare,
 )
 from ecgcore.data.prepare import signal_ops as ops
-from ecgcore.data.recordset import STANDARD_LEADS, Recordset, Signal, Unreadable
-from ecgcore.data.sources.base import DatasetSource
+from ecgcore.data.recordset import STANDARD_LEADS, RecordRow, Recordset, Signal, Unreadable
+from ecgcore.data.sources.base import DatasetSource, Scanned
 from ecgcore.errors import EcgcoreError, RecordError
 
 # ------------------------------------------------------------------ a real WFDB test source
 
 
-class CountingWfdbSource(DatasetSource):
+class CountingWfdbSource(DatasetSource[RecordRow]):
     """Every `.hea` in a folder, read with wfdb; each signal read appends to `reads.log`."""
 
     layout = "test_wfdb"
@@ -41,30 +40,26 @@ class CountingWfdbSource(DatasetSource):
     def detect(cls, root: Path) -> bool:
         return False
 
-    def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
-        rows = []
+    def scan(self) -> tuple[list[Scanned[RecordRow]], list[Unreadable]]:
+        records = []
         for hea in sorted(self.root.glob("*.hea")):
             header = wfdb.rdheader(str(hea.with_suffix("")))
-            rows.append({
+            records.append(Scanned({
                 "record_id": hea.stem, "patient_id": "", "fs": float(header.fs),
                 "n_samples": int(header.sig_len), "leads": tuple(header.sig_name),
                 "raw_labels": (), "label_vocab": "none", "age": math.nan, "sex": "",
                 "fold": 0, "source": "test", "path": str(hea),
-            })
-        return rows, []
+            }, RecordRow(hea.stem, hea, (hea.with_suffix(".dat"),))))
+        return records, []
 
-    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
+    def read_signal(self, row: RecordRow) -> Signal:
         with open(self.root / "reads.log", "a") as log:
-            log.write(f"{record_id} {os.getpid()}\n")
+            log.write(f"{row.record_id} {os.getpid()}\n")
         try:
-            rec = wfdb.rdrecord(str(Path(row["path"]).with_suffix("")))
+            rec = wfdb.rdrecord(str(row.path.with_suffix("")))
         except Exception as exc:
-            raise RecordError(record_id, f"wfdb could not read it: {exc}") from exc
+            raise RecordError(row.record_id, f"wfdb could not read it: {exc}") from exc
         return Signal(rec.p_signal.T.astype(np.float32), float(rec.fs), tuple(rec.sig_name))
-
-    def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
-        header = Path(row["path"])
-        return [header, header.with_suffix(".dat")]
 
 
 def n_reads(root: Path) -> int:
@@ -352,8 +347,8 @@ def test_touching_a_file_or_changing_a_setting_invalidates(small_set: Path, tmp_
     os.utime(dat, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     touched = prepare(rs, PrepConfig(fs=100), tmp_path / "cache", n_jobs=1)
     assert touched.key != base.key and n_reads(small_set) == 21
-    fewer = Recordset(name=rs.name, layout=rs.layout, root=rs.root, table=rs.table.iloc[:3],
-                      source=rs.source)
+    fewer = dataclasses.replace(rs, table=rs.table.iloc[:3])
+    assert list(fewer.rows) == ["r0", "r1", "r2"]  # a subset keeps its records' reader rows only
     assert cache_key(fewer, PrepConfig(fs=100)) != touched.key
 
 
@@ -385,10 +380,10 @@ def test_half_written_cache_is_not_used(small_set: Path, tmp_path: Path) -> None
     (small_set / "r3.dat").write_bytes(b"")  # reading r3 now fails -> dropped, not fatal
 
     class Boom(CountingWfdbSource):
-        def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-            if record_id == "r4":
+        def read_signal(self, row: RecordRow) -> Signal:
+            if row.record_id == "r4":
                 raise KeyboardInterrupt
-            return super().read_signal(row, record_id)
+            return super().read_signal(row)
 
     dying = Boom(small_set).load()
     with pytest.raises(KeyboardInterrupt):
@@ -451,23 +446,26 @@ def test_parallel_build_equals_sequential_and_reports_progress(
     assert str(os.getpid()) in reading_processes(root) and len(reading_processes(root)) == 2
 
 
-class SeriesOnlySource(CountingWfdbSource):
-    """A source that insists on real pandas rows (uses Series-only attributes)."""
+class FailingSource(CountingWfdbSource):
+    """Notes the row each read is handed; r2 fails with a plain (non-Record) error."""
 
-    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        assert row.index[-1] == "path" or "path" in row.index
-        return super().read_signal(row, record_id)
+    handed: list[object] = []
 
-    def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
-        return [Path(row.iloc[list(row.index).index("path")])]
+    def read_signal(self, row: RecordRow) -> Signal:
+        self.handed.append(row)
+        if row.record_id == "r2":
+            raise ValueError("unexpected value in r2")
+        return super().read_signal(row)
 
 
-def test_sources_that_need_real_series_rows_still_work(small_set: Path, tmp_path: Path) -> None:
-    rs = SeriesOnlySource(small_set).load()
+def test_reads_get_the_reader_row_and_an_error_drops_the_record_once(small_set: Path, tmp_path: Path) -> None:
+    rs = FailingSource(small_set).load()
     prepared = prepare(rs, PrepConfig(fs=100), tmp_path / "c", n_jobs=1)
-    assert prepared.dropped == {} and len(prepared) == 7
+    assert prepared.dropped == {"r2": "ValueError: unexpected value in r2"} and len(prepared) == 6
+    assert [type(row) for row in FailingSource.handed] == [RecordRow] * 7  # one read each, no retry
+    assert FailingSource.handed == [rs.rows[rid] for rid in rs.record_ids]
     reference = prepare(open_folder(small_set), PrepConfig(fs=100), tmp_path / "c2", n_jobs=1)
-    np.testing.assert_array_equal(np.asarray(prepared.X), np.asarray(reference.X))
+    np.testing.assert_array_equal(np.asarray(prepared.X), np.asarray(reference.X)[[0, 1, 3, 4, 5, 6]])
 
 
 # ------------------------------------------------------------------ real records

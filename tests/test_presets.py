@@ -22,7 +22,7 @@ from ecgcore.errors import EcgcoreError
 from ecgcore.experiments import plan_experiment, run_experiment
 from ecgcore.experiments.execute import without_sources
 from ecgcore.experiments.spec import ExperimentError, load_experiment
-from ecgcore.experiments.extra_tasks import experiment_task
+from ecgcore.data.labels import resolve
 from ecgcore.runs import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,12 +192,12 @@ def test_a_mistyped_task_shows_in_the_dry_run(workspace: Path, tmp_path: Path) -
 
 
 def test_listed_snomed_tasks() -> None:
-    task = experiment_task("snomed:164889003,427172004|17338001|164884008", recordset=None)  # type: ignore[arg-type]
+    task = resolve("snomed:164889003,427172004|17338001|164884008", recordset=None)  # type: ignore[arg-type]
     assert task.classes == ("164889003", "427172004|17338001|164884008")
     assert task.class_labels[0] == "AF"
     assert task.mapping["164884008"] == ("427172004|17338001|164884008",)  # PTB-XL's PVC code
     with pytest.raises(EcgcoreError, match="comma-separated SNOMED"):
-        experiment_task("snomed:AFIB", recordset=None)  # type: ignore[arg-type]
+        resolve("snomed:AFIB", recordset=None)  # type: ignore[arg-type]
 
 
 def test_exclude_sources_leaves_out_a_challenge_source(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -79,7 +79,8 @@ def test_code15_table_labels_and_unreadable(code15_tree: Path) -> None:
         assert tuple(row["leads"]) == STANDARD_LEADS
         assert Path(row["path"]).name == part
         assert row["source"] == "CODE-15%"
-    assert t.loc["2002", "h5_index"] == 2  # the row inside exams_part1.hdf5
+    assert rs.rows["2002"].index == 2  # the row inside exams_part1.hdf5, the reader's own note
+    assert "h5_index" not in t.columns
     reasons = {u.record: u.reason for u in rs.unreadable}
     assert set(reasons) == {"3001", "9999"}
     assert "exams_part7.hdf5" in reasons["3001"] and "absent" in reasons["3001"]

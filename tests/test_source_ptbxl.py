@@ -86,7 +86,9 @@ def test_table(ptbxl_tree: Path, shared_data: Path, fs: int) -> None:
     assert sorted(reasons, key=int) == [str(i) for i in range(6000, 6010)]
     suffix = "lr" if fs == 100 else "hr"
     assert reasons["6003"] == f"header records{fs}/06000/06003_{suffix}.hea is missing"
-    assert rs.source.scp_statements_path == ptbxl_tree / "scp_statements.csv"
+    statements = pd.read_csv(ptbxl_tree / "scp_statements.csv", index_col=0)
+    assert rs.scp_statements is not None and list(rs.scp_statements.index) == list(statements.index)
+    assert {"fast_read", "signal_files"}.isdisjoint(rs.table.columns)  # reader-private, not metadata
 
 
 def test_signals_match_source_records(ptbxl_tree: Path, shared_data: Path) -> None:

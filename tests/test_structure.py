@@ -155,11 +155,6 @@ def describe_cycle(graph: dict[str, list[Edge]], component: frozenset[str]) -> s
 # Cycles present when this test was written, each to be removed by issue 13's refactor; an
 # entry no longer needed fails the test, so the list only shrinks.
 KNOWN_CYCLES: dict[frozenset[str], str] = {
-    # issue 13, "Registries move out of package __init__ files": the readers import
-    # `register` from the package whose __init__ imports every reader.
-    frozenset({"ecgcore.data.sources", "ecgcore.data.sources.challenge", "ecgcore.data.sources.code15",
-               "ecgcore.data.sources.ludb", "ecgcore.data.sources.ptb", "ecgcore.data.sources.ptbxl",
-               "ecgcore.data.sources.sph", "ecgcore.data.sources.wfdb_folder"}): "reader registry in __init__",
     # issue 13, "Job runners": launchers.get_runner imports the Ray launcher (inside a
     # function), which imports JobRunner back from launchers.
     frozenset({"ecgcore.jobs.launchers", "ecgcore.jobs.ray_launcher"}): "JobRunner pass-throughs",

@@ -18,6 +18,7 @@ workers; statistics describe the readable records only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -32,7 +33,6 @@ from joblib import Parallel, delayed
 
 from ecgcore.data.recordset import Recordset, Unreadable, nonfinite_reason
 from ecgcore.data.sources import open_dataset
-from ecgcore.data.sources.base import DatasetSource
 from ecgcore.errors import RecordError
 
 # Signal checks projected to take longer than this in-process go to joblib workers.
@@ -123,7 +123,7 @@ def find_unreadable_signals(recordset: Recordset, n_jobs: int | None = None,
                             progress: Progress | None = None) -> list[Unreadable]:
     """Read every record's signal and return those that fail, each with its reason.
 
-    Records go in chunks (each ships only its rows and the picklable source). With
+    Records go in chunks (each ships only its records and the picklable source). With
     `n_jobs=None` the first chunk is read in-process and timed: when the rest would
     take longer than PARALLEL_AFTER_SECONDS (slow formats read through wfdb, or tens
     of thousands of records) the remaining chunks go to joblib workers; otherwise
@@ -132,12 +132,13 @@ def find_unreadable_signals(recordset: Recordset, n_jobs: int | None = None,
     number starts them at once.
     """
     table = recordset.table
-    chunks = [table.iloc[i:i + chunk_size] for i in range(0, len(table), chunk_size)]
+    chunks = [dataclasses.replace(recordset, table=table.iloc[i:i + chunk_size], unreadable=[])
+              for i in range(0, len(table), chunk_size)]
     total = len(table)
     found: list[Unreadable] = []
     done = 0
 
-    def collect(chunk: pd.DataFrame, bad: list[Unreadable]) -> None:
+    def collect(chunk: Recordset, bad: list[Unreadable]) -> None:
         nonlocal done
         found.extend(bad)
         done += len(chunk)
@@ -147,7 +148,7 @@ def find_unreadable_signals(recordset: Recordset, n_jobs: int | None = None,
     rest = chunks
     if n_jobs is None and chunks:
         started = time.perf_counter()
-        collect(chunks[0], _check_chunk(recordset.source, chunks[0]))
+        collect(chunks[0], _check_chunk(chunks[0]))
         per_record = (time.perf_counter() - started) / len(chunks[0])
         rest = chunks[1:]
         parallel = per_record * (total - done) > PARALLEL_AFTER_SECONDS
@@ -156,29 +157,30 @@ def find_unreadable_signals(recordset: Recordset, n_jobs: int | None = None,
     if parallel and rest:
         runner = Parallel(n_jobs=n_jobs or -1, return_as="generator")
         results: Iterable[list[Unreadable]] = runner(
-            delayed(_check_chunk)(recordset.source, chunk) for chunk in rest)
+            delayed(_check_chunk)(chunk) for chunk in rest)
     else:
-        results = (_check_chunk(recordset.source, chunk) for chunk in rest)
+        results = (_check_chunk(chunk) for chunk in rest)
     for chunk, bad in zip(rest, results):
         collect(chunk, bad)
     return found
 
 
-def _check_chunk(source: DatasetSource, rows: pd.DataFrame) -> list[Unreadable]:
+def _check_chunk(chunk: Recordset) -> list[Unreadable]:
     """Read each record of a chunk; each problem becomes an Unreadable (or NonFinite)."""
-    found = (_signal_problem(source, row, str(record_id)) for record_id, row in rows.iterrows())
+    shapes = zip(chunk.record_ids, chunk.table["leads"], chunk.table["n_samples"])
+    found = (_signal_problem(chunk, record_id, (len(leads), int(n))) for record_id, leads, n in shapes)
     return [problem for problem in found if problem is not None]
 
 
-def _signal_problem(source: DatasetSource, row: pd.Series, record_id: str) -> Unreadable | None:
-    """Why a record's signal cannot be used (or has gaps), None when it reads cleanly."""
+def _signal_problem(recordset: Recordset, record_id: str, expected: tuple[int, int]) -> Unreadable | None:
+    """Why a record's signal cannot be used (or has gaps), None when it reads cleanly;
+    `expected` is the (leads, samples) its metadata row gives."""
     try:
-        signal = source.read_signal(row, record_id)
+        signal = recordset.read(record_id, allow_nonfinite=True)
     except RecordError as err:
         return Unreadable(record_id, err.reason)
     except Exception as err:  # one broken file must not end the inspection of the rest
         return Unreadable(record_id, f"signal read failed: {type(err).__name__}: {err}")
-    expected = (len(row["leads"]), int(row["n_samples"]))
     if signal.data.shape != expected:
         return Unreadable(record_id, f"signal has {signal.data.shape[0]} leads x "
                                      f"{signal.data.shape[1]} samples; the metadata says "

@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from ecgcore.data.prepare.cache import record_file_lists
+from ecgcore.data.prepare.cache import file_stamp
 from ecgcore.data.prepare.signal_ops import canonical_lead, interpolate_nonfinite, lead_indices, resample
 from ecgcore.data.recordset import Recordset, Signal
 from ecgcore.data.sources.challenge import SOURCES
@@ -246,22 +246,12 @@ _PARALLEL_ABOVE = 1500  # records to fingerprint before joblib workers pay off
 
 def _stamps(recordset: Recordset) -> list[str]:
     """Per record: its files' path, size and mtime (what the prepared-array cache keys on)."""
-    stamps = []
-    for paths in record_file_lists(recordset):
-        parts = []
-        for path in paths:
-            try:
-                st = os.stat(path)
-                parts.append(f"{path}|{st.st_size}|{st.st_mtime_ns}")
-            except OSError:
-                parts.append(f"{path}|missing")
-        stamps.append("\0".join(parts))
-    return stamps
+    return ["\0".join(file_stamp(path) for path in recordset.files(rid)) for rid in recordset.record_ids]
 
 
 def _cache_file(recordset: Recordset, cache_dir: Path) -> Path:
     head = {"version": FINGERPRINT_VERSION, "root": str(Path(recordset.root).resolve()),
-            "layout": recordset.layout, "options": getattr(recordset.source, "options", {})}
+            "layout": recordset.layout, "options": recordset.open_options}
     key = hashlib.sha256(json.dumps(head, sort_keys=True, default=str).encode()).hexdigest()[:24]
     return cache_dir / "fingerprints" / f"{key}.npz"
 

@@ -28,7 +28,7 @@ import pandas as pd
 
 from ecgcore import workspace
 from ecgcore.data import splits as sp
-from ecgcore.data.labels import Task, get_task, task_targets
+from ecgcore.data.labels import Task, resolve, task_targets, with_derived_labels
 from ecgcore.data.prepare.build import Progress, prepare
 from ecgcore.data.prepare.config import PrepConfig
 from ecgcore.data.recordset import Recordset
@@ -287,28 +287,13 @@ class TaskDataset:
         }
 
 
-def resolve_task(task: str | Task, recordset: Recordset) -> Task:
-    """A Task object; PTB-XL tasks are built from the dataset's own scp_statements.csv."""
-    if isinstance(task, Task):
-        return task
-    statements = getattr(recordset.source, "scp_statements_path", None)
-    if statements is None and (Path(recordset.root) / "scp_statements.csv").is_file():
-        statements = Path(recordset.root) / "scp_statements.csv"
-    try:
-        return get_task(task, scp_statements=statements)
-    except KeyError as exc:
-        raise EcgcoreError(str(exc).strip("'\"")) from exc
-    except (ValueError, FileNotFoundError) as exc:
-        raise EcgcoreError(f"{recordset.name}: task {task!r}: {exc} "
-                           f"(no scp_statements.csv in {recordset.root})") from exc
-
-
 def build_dataset(path_or_recordset: Path | str | Recordset, task: str | Task,
                   prep: PrepConfig | None = None, split: SplitConfig | None = None,
                   cache_dir: Path | str | None = None, *, n_jobs: int = -1,
                   progress: Progress | None = None,
                   open_options: Mapping[str, Any] | None = None) -> TaskDataset:
-    """Open, label, preprocess (cached) and split a dataset for one task.
+    """Open, label, preprocess (cached) and split a dataset for one task (a Task, or any
+    name `ecgcore.data.labels.resolve` knows, with its default min_positives).
 
     Records leave on the way with a reason: the reader's unreadable ones, those without a
     label for the task (per the task's keep rule), and those preprocessing cannot use
@@ -320,7 +305,11 @@ def build_dataset(path_or_recordset: Path | str | Recordset, task: str | Task,
     split_config = split or SplitConfig()
     recordset = (path_or_recordset if isinstance(path_or_recordset, Recordset)
                  else open_dataset(path_or_recordset, **dict(open_options or {})))
-    the_task = resolve_task(task, recordset)
+    if isinstance(task, Task):
+        the_task = task
+    else:  # a task name: the labels it derives, then the Task it means on this dataset
+        recordset = with_derived_labels(task, recordset)
+        the_task = resolve(task, recordset)
     dropped: dict[str, str] = {u.record: f"unreadable: {u.reason}" for u in recordset.unreadable}
 
     targets, keep = task_targets(recordset.table, the_task)
@@ -358,6 +347,6 @@ def build_dataset(path_or_recordset: Path | str | Recordset, task: str | Task,
         split=split_obj, dropped=dropped, table=table, task=the_task, prep=prep,
         split_config=split_config, name=recordset.name, layout=recordset.layout,
         root=str(recordset.root), lead_mask=prepared.lead_mask, lengths=prepared.lengths,
-        scaler=scaler, cache_path=str(prepared.path), open_options=dict(getattr(recordset.source, "options", {})),
+        scaler=scaler, cache_path=str(prepared.path), open_options=recordset.open_options,
         recordset=recordset,
     )

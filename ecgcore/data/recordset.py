@@ -5,13 +5,18 @@ folder into a `Recordset`: one metadata row per readable record, the list of
 records it could not read (with the reason), and a way to read one signal.
 Everything after that — labels, preprocessing, splits, the app — only talks to
 this module's types, never to a layout.
+
+Two things per record, kept apart: the public metadata row (`Recordset.table`, the
+columns below, which labels, splits and the app read) and the reader's own note of
+where the samples are (`RecordRow`, which only its reader reads back).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -69,6 +74,27 @@ def nonfinite_reason(signal: Signal) -> str | None:
 
 
 @dataclass(frozen=True)
+class RecordRow:
+    """Where a reader finds one record's samples, as it noted them while scanning (so a
+    read needs no second look at the header). Only the reader that made it reads it back;
+    a reader with more to note subclasses it (`WfdbRow`, `TracingRow`, …).
+
+    record_id     the record, as errors name it
+    path          its main file (header or container), the table's `path`
+    signal_files  further files behind it (a WFDB record's `.dat`/`.mat`)
+    """
+
+    record_id: str
+    path: Path
+    signal_files: tuple[Path, ...] = ()
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file behind the record: what a cache key must cover."""
+        return [self.path, *self.signal_files]
+
+
+@dataclass(frozen=True)
 class Unreadable:
     """A record the reader skipped, and why (the rest of the dataset still loads)."""
 
@@ -80,6 +106,13 @@ class Unreadable:
 class Recordset:
     """A dataset as the engine sees it: metadata table + unreadable list + signal reader.
 
+    rows            record id -> the reader's `RecordRow`; a Recordset made from a subset
+                    of the table (`dataclasses.replace(rs, table=…)`) keeps the rows of
+                    those records only, so a chunk sent to a joblib worker pickles small
+    scp_statements  the dataset's SCP-ECG statements (PTB-XL's scp_statements.csv,
+                    indexed by code) when its reader has them: what the PTB-XL benchmark
+                    tasks are built from (`ecgcore.data.labels.resolve`); None otherwise
+
     Picklable (the source holds only paths and options), so joblib workers can
     read signals in parallel.
     """
@@ -88,11 +121,22 @@ class Recordset:
     layout: str
     root: Path
     table: pd.DataFrame
-    source: "DatasetSource"
+    source: "DatasetSource[Any]"
     unreadable: list[Unreadable] = field(default_factory=list)
+    rows: Mapping[str, RecordRow] = field(default_factory=dict, repr=False)
+    scp_statements: pd.DataFrame | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.rows) != len(self.table):
+            self.rows = {rid: self.rows[rid] for rid in map(str, self.table.index) if rid in self.rows}
 
     def __len__(self) -> int:
         return len(self.table)
+
+    @property
+    def open_options(self) -> dict[str, Any]:
+        """The reader options the folder was opened with (e.g. PTB-XL fs=500)."""
+        return dict(getattr(self.source, "options", {}))
 
     @property
     def record_ids(self) -> list[str]:
@@ -106,7 +150,7 @@ class Recordset:
         caller never computes on a NaN by accident."""
         from ecgcore.errors import RecordError
 
-        signal = self.source.read_signal(self.table.loc[record_id], record_id)
+        signal = self.source.read_signal(self.rows[record_id])
         if not allow_nonfinite:
             reason = nonfinite_reason(signal)
             if reason is not None:
@@ -115,4 +159,4 @@ class Recordset:
 
     def files(self, record_id: str) -> list[Path]:
         """The files behind one record (what a cache key must cover)."""
-        return self.source.record_files(self.table.loc[record_id], record_id)
+        return self.rows[record_id].files

@@ -298,7 +298,7 @@ def fast_path_reason(header: Header) -> str | None:
 class FastRead(NamedTuple):
     """Everything the numpy fast path needs to read one record, taken from its header at
     scan time, so reading a record does not parse its header a second time. A reader
-    keeps it in the record's table row (`fast_read`); None means "read through wfdb"."""
+    keeps it in the record's `WfdbRow`; None means "read through wfdb"."""
 
     file: str
     offset: int

@@ -26,7 +26,7 @@ from ecgcore.errors import EcgcoreError
 from ecgcore.evaluate import evaluate, macro_auc
 from ecgcore.evaluate.metrics import binarize, f1_prevalence_weighted
 from ecgcore.experiments.run_plan import RunSpec
-from ecgcore.experiments.extra_tasks import experiment_task, with_derived_labels
+from ecgcore.data.labels import resolve, with_derived_labels
 from ecgcore.models import create_model
 from ecgcore.logs import run_log
 from ecgcore.views.provenance import data_origin
@@ -108,7 +108,7 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
     if data_cfg["task"] == "shared":
         other_path = config.get("shared_with") or (config.get("source") or {}).get("dataset")
         other = open_dataset(other_path) if other_path else None
-    task = experiment_task(data_cfg["task"], recordset, other, data_cfg["min_positives"])
+    task = resolve(data_cfg["task"], recordset, other, data_cfg["min_positives"])
     data = build_dataset(recordset, task, prep=PrepConfig.from_dict(config["prep"]),
                          split=SplitConfig.from_dict(config["split"]))
     classes = list(data.classes)

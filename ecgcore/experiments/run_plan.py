@@ -16,7 +16,7 @@ from ecgcore.data.pipeline import SplitConfig
 from ecgcore.data.prepare import PrepConfig
 from ecgcore.errors import EcgcoreError
 from ecgcore.experiments.spec import ExperimentError, grid_points
-from ecgcore.experiments.extra_tasks import check_task_name
+from ecgcore.data.labels import check_task_name
 from ecgcore.models import MODELS
 from ecgcore.models.registry import layer_group_count
 from ecgcore.runs import config_hash

@@ -5,7 +5,10 @@
   table of the Challenge 2020/2021 and its equivalences (CRBBB|RBBB, CLBBB|LBBB,
   PAC|SVPB, PVC|VPB);
 - `Task`, `get_task`, `list_tasks`, `task_targets`: named multi-label tasks;
-- `overlap_table`, `shared_task`: what two datasets have in common.
+- `overlap_table`, `shared_task`: what two datasets have in common;
+- `resolve(name, recordset)`: the Task any task name an experiment may use means on a
+  dataset (`check_task_name` checks a name, `with_derived_labels` completes the labels
+  a task derives).
 """
 
 from ecgcore.data.labels.maps import (
@@ -31,11 +34,13 @@ from ecgcore.data.labels.snomed import (
     equivalents,
 )
 from ecgcore.data.labels.named_tasks import Task, ptbxl_task, read_scp_statements, snomed_task, task_targets
+from ecgcore.data.labels.task_names import check_task_name, resolve, with_derived_labels
 
 __all__ = [
     "CODE15_TO_SNOMED", "CONCEPTS", "EQUIVALENT", "HARMONISERS", "LUDB_TO_SNOMED",
     "PTB_REASON_TO_SNOMED", "SCP_TO_SNOMED", "TASKS", "Concept", "Task", "abbreviation",
-    "canonical", "class_counts", "class_key", "class_name", "concept", "concept_name",
-    "equivalents", "get_task", "harmonise", "list_tasks", "overlap_table", "ptbxl_task",
-    "read_scp_statements", "shared_task", "snomed_task", "task_targets",
+    "canonical", "check_task_name", "class_counts", "class_key", "class_name", "concept",
+    "concept_name", "equivalents", "get_task", "harmonise", "list_tasks", "overlap_table",
+    "ptbxl_task", "read_scp_statements", "resolve", "shared_task", "snomed_task",
+    "task_targets", "with_derived_labels",
 ]

@@ -70,28 +70,29 @@ def _paper_task(name: str, pairs: tuple[tuple[str, str], ...], description: str)
 
 @dataclass(frozen=True)
 class TaskEntry:
-    """A registered task: how to build it and whether it needs scp_statements.csv."""
+    """A registered task: how to build it (from the SCP statements table, which only the
+    PTB-XL tasks read) and whether it needs that table."""
 
     description: str
-    build: Callable[[Path | None], Task]
+    build: Callable[[pd.DataFrame | None], Task]
     needs_scp_statements: bool = False
 
 
-def _statements(name: str, path: Path | None) -> pd.DataFrame:
-    if path is None:
+def _statements(name: str, statements: pd.DataFrame | None) -> pd.DataFrame:
+    if statements is None:
         raise ValueError(f"task {name!r} is built from PTB-XL's scp_statements.csv: pass scp_statements=")
-    return read_scp_statements(path)
+    return statements
 
 
 def _ptbxl_entry(kind: str, count: int) -> TaskEntry:
-    def build(path: Path | None) -> Task:
-        return ptbxl_task(kind, _statements(f"ptbxl_{kind}", path))
+    def build(statements: pd.DataFrame | None) -> Task:
+        return ptbxl_task(kind, _statements(f"ptbxl_{kind}", statements))
 
     return TaskEntry(f"PTB-XL benchmark '{kind}' ({count} classes, SCP codes)", build, True)
 
 
 def _fixed(task: Task) -> TaskEntry:
-    return TaskEntry(task.description, lambda path: task)
+    return TaskEntry(task.description, lambda statements: task)
 
 
 TASKS: dict[str, TaskEntry] = {
@@ -113,8 +114,8 @@ TASKS: dict[str, TaskEntry] = {
         "nguyen_ptb", NGUYEN_PTB, "Nguyen & Do 2025 PTB Diagnostic labels: NORM (healthy control), MI")),
     "nguyen_ptbxl": TaskEntry(
         "Nguyen & Do 2025 PTB-XL superclasses in the paper's order (NORM, MI, STTC, HYP, CD)",
-        lambda path: ptbxl_task(
-            "superdiagnostic", _statements("nguyen_ptbxl", path),
+        lambda statements: ptbxl_task(
+            "superdiagnostic", _statements("nguyen_ptbxl", statements),
             name="nguyen_ptbxl", class_order=NGUYEN_PTBXL_ORDER),
         True),
     "code15": _fixed(snomed_task(
@@ -129,10 +130,13 @@ def list_tasks() -> dict[str, str]:
     return {name: entry.description for name, entry in TASKS.items()}
 
 
-def get_task(name: str, scp_statements: Path | str | None = None) -> Task:
-    """The named task. PTB-XL tasks are built from `scp_statements` (the CSV or the
-    PTB-XL folder holding it); the others ignore it."""
+def get_task(name: str, scp_statements: Path | str | pd.DataFrame | None = None) -> Task:
+    """The named task. PTB-XL tasks are built from `scp_statements` (the table, the CSV
+    or the PTB-XL folder holding it); the others ignore it. A dataset's own task:
+    `ecgcore.data.labels.resolve`."""
     entry = TASKS.get(name)
     if entry is None:
         raise KeyError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
-    return entry.build(None if scp_statements is None else Path(scp_statements))
+    if entry.needs_scp_statements and isinstance(scp_statements, (Path, str)):
+        scp_statements = read_scp_statements(scp_statements)
+    return entry.build(scp_statements if isinstance(scp_statements, pd.DataFrame) else None)

@@ -6,8 +6,8 @@
     prepared.record_ids   # the record of each row
     prepared.dropped      # {record: reason} for records that could not be used
 
-Modules: `config` (PrepConfig), `signal_ops` (pure per-array steps), `record` (one
-record through the pipeline), `runner` (chunks, joblib scheduling), `cache` (key,
+Modules: `config` (PrepConfig), `signal_ops` (pure per-array steps), `per_record` (one
+record through the pipeline), `parallel` (chunks, joblib scheduling), `cache` (key,
 entries, atomic publish), `build` (`prepare`), `scaler` (train-only standard scaler).
 """
 

@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 
 from ecgcore.data.prepare.config import PrepConfig
-from ecgcore.data.prepare.rows import RowViews
 from ecgcore.data.recordset import Recordset
 
 CACHE_FORMAT = 1  # bump when the entry layout or the pipeline's output changes
@@ -89,17 +88,14 @@ class Prepared:
 
 # ------------------------------------------------------------------ key
 
-def record_file_lists(recordset: Recordset) -> list[list[Path]]:
-    """`recordset.files(rid)` for every record, with dict rows (`rows.RowViews`:
-    microseconds where `table.loc` takes ~70 us). The readers note each record's files
-    while scanning, so no header is parsed again here. A source that cannot take a dict
-    row (any error) gets the contract's Series rows instead."""
-    views = RowViews(recordset.table)
+def file_stamp(path: Path) -> str:
+    """"path|size|mtime_ns" of one file ("path|missing" when it cannot be stat'ed): what
+    a metadata-mode key covers of it."""
     try:
-        return [[Path(p) for p in recordset.source.record_files(views.row(k), rid)]
-                for k, rid in enumerate(views.ids)]
-    except Exception:  # noqa: BLE001 -- the slow, always-valid path below
-        return [[Path(p) for p in recordset.files(rid)] for rid in views.ids]
+        st = os.stat(path)
+    except OSError:
+        return f"{path}|missing"
+    return f"{path}|{st.st_size}|{st.st_mtime_ns}"
 
 
 def _file_digest(path: Path) -> str:
@@ -116,18 +112,17 @@ def cache_key(recordset: Recordset, config: PrepConfig, key_mode: str = "metadat
         raise ValueError(f"key_mode must be one of {KEY_MODES}, got {key_mode!r}")
     digest = hashlib.sha256()
     head = {"format": CACHE_FORMAT, "config": config.to_dict(), "key_mode": key_mode,
-            "layout": recordset.layout, "options": getattr(recordset.source, "options", {})}
+            "layout": recordset.layout, "options": recordset.open_options}
     digest.update(json.dumps(head, sort_keys=True, default=str).encode())
     root = Path(recordset.root)
-    for rid, paths in zip(recordset.record_ids, record_file_lists(recordset)):
+    for rid in recordset.record_ids:  # the files each reader noted while scanning: no header is read
         parts = [rid]
-        for path in paths:
+        for path in recordset.files(rid):
+            if key_mode == "metadata":
+                parts.append(file_stamp(path))
+                continue
             try:
-                if key_mode == "metadata":
-                    st = os.stat(path)
-                    parts.append(f"{path}|{st.st_size}|{st.st_mtime_ns}")
-                else:
-                    parts.append(f"{_relative(path, root)}|{_file_digest(path)}")
+                parts.append(f"{_relative(path, root)}|{_file_digest(path)}")
             except OSError:
                 parts.append(f"{path}|missing")
         digest.update(("\0".join(parts) + "\n").encode("utf-8", "surrogateescape"))

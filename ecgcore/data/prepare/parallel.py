@@ -1,6 +1,6 @@
 """Running the per-record pipeline over a recordset, in chunks, in parallel.
 
-A chunk is a copy of the recordset holding only its table rows (pickles small), a
+A chunk is a copy of the recordset holding only its records (pickles small), a
 config and where its rows go in X. Each chunk buffers its rows and writes them
 with one positioned write into the `.npy` file; only a small status dict per
 record travels back. Results land in table order whatever order chunks finish in.
@@ -36,7 +36,6 @@ from joblib.executor import get_memmapping_executor
 
 from ecgcore.data.prepare.config import PrepConfig
 from ecgcore.data.prepare.per_record import RecordInfo, preprocess_signal
-from ecgcore.data.prepare.rows import RowViews
 from ecgcore.data.recordset import Recordset
 from ecgcore.errors import RecordError
 
@@ -175,23 +174,13 @@ def process_chunk(part: Recordset, config: PrepConfig, target: RowTarget,
                   start: int) -> tuple[int, list[dict[str, Any]]]:
     """Read + preprocess the records of one chunk; rows `start + k` of X.
 
-    Each record goes to `source.read_signal(row, rid)` -- what `Recordset.read` does --
-    with the row as a dict (`rows.RowView`) rather than a Series built by `table.loc`;
-    a source that fails on a dict for any reason but RecordError gets real Series rows."""
+    Each record is read as `Recordset.read` reads it, from its reader's row, NaN/inf kept
+    (preprocessing interpolates them). A record that fails is dropped with the reason."""
     rows = np.zeros((len(part), *target.row_shape), dtype=np.float32)
-    views: RowViews | None = RowViews(part.table)
     infos: list[dict[str, Any]] = []
     for k, rid in enumerate(part.record_ids):
         try:
-            try:
-                signal = part.source.read_signal(views.row(k) if views else part.table.iloc[k], rid)
-            except RecordError:
-                raise
-            except Exception:
-                if views is None:
-                    raise
-                views = None
-                signal = part.source.read_signal(part.table.iloc[k], rid)
+            signal = part.read(rid, allow_nonfinite=True)
             window, info = preprocess_signal(signal, config, target.row_shape[1], rid)
         except RecordError as exc:
             infos.append({"status": "dropped", "reason": exc.reason})

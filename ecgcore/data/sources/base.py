@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from ecgcore.data.recordset import TABLE_COLUMNS, Recordset, Signal, Unreadable
+from ecgcore.data.recordset import TABLE_COLUMNS, RecordRow, Recordset, Signal, Unreadable
+
+RowT = TypeVar("RowT", bound=RecordRow)
 
 
-class DatasetSource(ABC):
+class Scanned(NamedTuple, Generic[RowT]):
+    """One readable record as a scan found it: its public metadata (a dict with
+    `record_id` and the TABLE_COLUMNS except `labels`/`unmapped`, which `load` fills from
+    `raw_labels` + `label_vocab`, plus any layout-specific columns) and the reader's own
+    row (where the samples are)."""
+
+    metadata: dict[str, Any]
+    row: RowT
+
+
+class DatasetSource(ABC, Generic[RowT]):
     """One on-disk layout. Subclasses set `layout`/`description` and implement
     `detect`, `scan` and `read_signal`; `load` is shared.
 
@@ -33,32 +45,29 @@ class DatasetSource(ABC):
         """True when `root` looks like this layout (cheap: file names, one header at most)."""
 
     @abstractmethod
-    def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
-        """Rows (dicts with `record_id` and the TABLE_COLUMNS except `labels`/`unmapped`,
-        which `load` fills from `raw_labels` + `label_vocab`) and the records skipped, each
-        with its reason. Header-level checks belong here (missing/truncated signal file,
-        sample or channel count larger than stored, unknown format) so one bad record never
-        sinks the dataset."""
+    def scan(self) -> tuple[list[Scanned[RowT]], list[Unreadable]]:
+        """The readable records and those skipped, each with its reason. Header-level checks
+        belong here (missing/truncated signal file, sample or channel count larger than
+        stored, unknown format) so one bad record never sinks the dataset."""
 
     @abstractmethod
-    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
+    def read_signal(self, row: RowT) -> Signal:
         """Samples of one record as (n_leads, n_samples) float32 mV, NaN/inf kept as stored
         (`Recordset.read` refuses them by default; `prepare` interpolates them); raises
-        RecordError when the files cannot be read."""
+        RecordError naming `row.record_id` when the files cannot be read."""
 
-    def record_files(self, row: pd.Series, record_id: str) -> list[Path]:
-        """Files behind one record: `path` plus the row's `signal_files` (WFDB readers
-        note them while scanning, so a cache key needs no second header parse)."""
-        extra = row.get("signal_files", ())
-        return [Path(row["path"]), *(Path(f) for f in (extra if isinstance(extra, tuple) else ()))]
+    def scp_statements(self) -> pd.DataFrame | None:
+        """The dataset's SCP-ECG statements table when the layout has one (PTB-XL)."""
+        return None
 
     def load(self, name: str | None = None) -> Recordset:
         from ecgcore.data.labels import harmonise
 
-        rows, unreadable = self.scan()
-        for row in rows:
+        scanned, unreadable = self.scan()
+        metadata = [record.metadata for record in scanned]
+        for row in metadata:
             row["labels"], row["unmapped"] = harmonise(row["label_vocab"], row["raw_labels"])
-        table = pd.DataFrame(rows, columns=["record_id", *TABLE_COLUMNS, *_extra_columns(rows)])
+        table = pd.DataFrame(metadata, columns=["record_id", *TABLE_COLUMNS, *_extra_columns(metadata)])
         table = table.set_index("record_id", drop=True)
         table.index = table.index.astype(str)
         table["age"] = table["age"].astype(float)
@@ -72,6 +81,8 @@ class DatasetSource(ABC):
             table=table,
             source=self,
             unreadable=sorted(unreadable, key=lambda u: u.record),
+            rows={str(record.metadata["record_id"]): record.row for record in scanned},
+            scp_statements=self.scp_statements(),
         )
 
 

@@ -26,14 +26,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
 
 from ecgcore.data import wfdb_scan, wfdbio
-from ecgcore.data.recordset import Signal, Unreadable
-from ecgcore.data.sources import register
-from ecgcore.data.sources.base import DatasetSource
+from ecgcore.data.recordset import Unreadable
+from ecgcore.data.sources.base import Scanned
+from ecgcore.data.sources.wfdb_reader import WfdbRow, WfdbSource, wfdb_row
 
 # Record-name prefix -> originating database (Challenge 2021, Reyna et al. 2021, Table 1).
 SOURCES: dict[str, str] = {
@@ -67,10 +64,10 @@ def has_dx_line(header_path: Path) -> bool:
     return "dx" in wfdbio.comment_fields(comments)
 
 
-def header_row(record_id: str, header: wfdbio.Header, default_source: str) -> dict[str, Any]:
-    """The table row of one Challenge-style header (labels from `#Dx:`)."""
+def header_record(record_id: str, header: wfdbio.Header, default_source: str) -> Scanned[WfdbRow]:
+    """The table row and reader row of one Challenge-style header (labels from `#Dx:`)."""
     fields = wfdbio.challenge_fields(header.comments)
-    return {
+    return Scanned({
         "record_id": record_id,
         "patient_id": "",
         "fs": float(header.fs),
@@ -83,13 +80,10 @@ def header_row(record_id: str, header: wfdbio.Header, default_source: str) -> di
         "fold": 0,
         "source": source_of(header.record_name or header.path.stem, default_source),
         "path": str(header.path),
-        "signal_files": tuple(str(f) for f in header.signal_files),
-        "fast_read": wfdbio.fast_read_of(header),
-    }
+    }, wfdb_row(record_id, header))
 
 
-@register
-class ChallengeSource(DatasetSource):
+class ChallengeSource(WfdbSource):
     """Challenge 2020/2021 records (`.hea` with `#Dx:` + `.mat`), recursive."""
 
     layout = "challenge"
@@ -101,10 +95,7 @@ class ChallengeSource(DatasetSource):
             return False
         return any(has_dx_line(h) for h in wfdb_scan.first_headers(root, DETECT_HEADERS))
 
-    def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
+    def scan(self) -> tuple[list[Scanned[WfdbRow]], list[Unreadable]]:
         readable, unreadable = wfdb_scan.scan_headers(self.root)
-        rows = [header_row(record_id, header, self.root.name) for record_id, header in readable]
-        return rows, unreadable
-
-    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        return wfdbio.read_signal(row["path"], record=record_id, allow_nan=True, plan=row.get("fast_read"))
+        records = [header_record(record_id, header, self.root.name) for record_id, header in readable]
+        return records, unreadable

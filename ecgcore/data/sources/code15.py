@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,9 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from ecgcore.data.recordset import STANDARD_LEADS, Signal, Unreadable
+from ecgcore.data.recordset import STANDARD_LEADS, RecordRow, Signal, Unreadable
+from ecgcore.data.sources.base import DatasetSource, Scanned
 from ecgcore.data.wfdb_comments import non_negative_number
-from ecgcore.data.sources import register
-from ecgcore.data.sources.base import DatasetSource
 from ecgcore.errors import EcgcoreError, RecordError
 
 FS = 400.0
@@ -109,6 +109,13 @@ def exam_columns(exams: pd.DataFrame) -> dict[str, list[Any]]:
     }
 
 
+@dataclass(frozen=True)
+class TracingRow(RecordRow):
+    """An exam of a CODE HDF5 file: `path` is the file, `index` its row in `tracings`."""
+
+    index: int = 0
+
+
 @functools.lru_cache(maxsize=8)
 def _open_h5(path: str, mtime_ns: int, size: int, pid: int) -> h5py.File:
     """An open part file, reused across reads: opening a 1.5 GB CODE-15% part costs
@@ -152,8 +159,19 @@ def _index_part(path: Path) -> tuple[np.ndarray | None, int, str]:
     return ids, int(shape[1]), ""
 
 
-@register
-class Code15Source(DatasetSource):
+class _TracingSource(DatasetSource[TracingRow]):
+    """A CODE layout: tracings in HDF5 files, read as stored values times `mv_per_unit`."""
+
+    @property
+    def mv_per_unit(self) -> float:
+        return float(self.options.get("mv_per_unit", MV_PER_UNIT))
+
+    def read_signal(self, row: TracingRow) -> Signal:
+        data = read_tracing(row.path, row.index, row.record_id, self.mv_per_unit)
+        return Signal(data=data, fs=FS, leads=STANDARD_LEADS)
+
+
+class Code15Source(_TracingSource):
     """CODE-15%: exams.csv rows joined to the part file and row that store each tracing."""
 
     layout = "code15"
@@ -163,11 +181,7 @@ class Code15Source(DatasetSource):
     def detect(cls, root: Path) -> bool:
         return (root / "exams.csv").is_file() and any(root.glob("exams_part*.hdf5"))
 
-    @property
-    def mv_per_unit(self) -> float:
-        return float(self.options.get("mv_per_unit", MV_PER_UNIT))
-
-    def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
+    def scan(self) -> tuple[list[Scanned[TracingRow]], list[Unreadable]]:
         unreadable: list[Unreadable] = []
         location: dict[int, tuple[Path, int, int]] = {}
         for part in sorted(self.root.glob("exams_part*.hdf5")):
@@ -184,7 +198,7 @@ class Code15Source(DatasetSource):
         columns = exam_columns(exams)
         trace_files = exams["trace_file"].tolist() if "trace_file" in exams else [None] * len(exams)
         listed: set[int] = set()
-        rows: list[dict[str, Any]] = []
+        records: list[Scanned[TracingRow]] = []
         for exam_id, labels, age, sex, patient, trace_file in zip(
                 columns["exam_id"], columns["raw_labels"], columns["age"], columns["sex"],
                 columns["patient_id"], trace_files, strict=True):
@@ -193,21 +207,17 @@ class Code15Source(DatasetSource):
                 unreadable.append(Unreadable(str(exam_id), _missing_reason(trace_file)))
                 continue
             part, index, n_samples = location[exam_id]
-            rows.append({
+            records.append(Scanned({
                 "record_id": str(exam_id), "patient_id": patient, "fs": FS,
                 "n_samples": n_samples, "leads": STANDARD_LEADS, "raw_labels": labels,
                 "label_vocab": "code15", "age": age, "sex": sex, "fold": 0,
-                "source": "CODE-15%", "path": str(part), "h5_index": index,
-            })
+                "source": "CODE-15%", "path": str(part),
+            }, TracingRow(str(exam_id), part, index=index)))
         for exam_id, (part, _, _) in location.items():
             if exam_id not in listed:
                 unreadable.append(Unreadable(str(exam_id), f"stored in {part.name} but has no "
                                                            f"row in exams.csv (no labels)"))
-        return rows, unreadable
-
-    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        data = read_tracing(Path(row["path"]), int(row["h5_index"]), record_id, self.mv_per_unit)
-        return Signal(data=data, fs=FS, leads=STANDARD_LEADS)
+        return records, unreadable
 
 
 def _missing_reason(trace_file: Any) -> str:
@@ -224,8 +234,7 @@ def _gold_standard(root: Path) -> Path | None:
     return None
 
 
-@register
-class CodeTestSource(DatasetSource):
+class CodeTestSource(_TracingSource):
     """The 827-exam CODE test set (Ribeiro et al. 2020): one HDF5, cardiologists' labels."""
 
     layout = "code_test"
@@ -235,11 +244,7 @@ class CodeTestSource(DatasetSource):
     def detect(cls, root: Path) -> bool:
         return (root / "ecg_tracings.hdf5").is_file() and _gold_standard(root) is not None
 
-    @property
-    def mv_per_unit(self) -> float:
-        return float(self.options.get("mv_per_unit", MV_PER_UNIT))
-
-    def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
+    def scan(self) -> tuple[list[Scanned[TracingRow]], list[Unreadable]]:
         path = self.root / "ecg_tracings.hdf5"
         try:
             with h5py.File(path, "r") as f:
@@ -251,7 +256,7 @@ class CodeTestSource(DatasetSource):
             return [], [Unreadable(path.name, "no gold_standard.csv (top level or annotations/)")]
         gold = pd.read_csv(gold_path)
         attributes = self._attributes()
-        rows: list[dict[str, Any]] = []
+        records: list[Scanned[TracingRow]] = []
         unreadable: list[Unreadable] = []
         for index, labels in enumerate(gold.to_dict("records")):
             record_id = str(index + 1)
@@ -261,21 +266,17 @@ class CodeTestSource(DatasetSource):
                 continue
             attrs = attributes[index] if index < len(attributes) else {}
             sex = str(attrs.get("sex", "")).strip().upper()
-            rows.append({
+            records.append(Scanned({
                 "record_id": record_id, "patient_id": "", "fs": FS, "n_samples": int(shape[1]),
                 "leads": STANDARD_LEADS, "raw_labels": labels_of(labels), "label_vocab": "code15",
                 "age": non_negative_number(attrs.get("age")), "sex": sex if sex in ("M", "F") else "",
-                "fold": 0, "source": "CODE-test", "path": str(path), "h5_index": index,
-            })
+                "fold": 0, "source": "CODE-test", "path": str(path),
+            }, TracingRow(record_id, path, index=index)))
         for index in range(len(gold), shape[0]):
             unreadable.append(Unreadable(str(index + 1), f"tracing {index + 1} of {path.name} has "
                                                          f"no row in {gold_path.name} (no labels)"))
-        return rows, unreadable
+        return records, unreadable
 
     def _attributes(self) -> list[dict[str, Any]]:
         path = self.root / "attributes.csv"
         return pd.read_csv(path).to_dict("records") if path.is_file() else []
-
-    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        data = read_tracing(Path(row["path"]), int(row["h5_index"]), record_id, self.mv_per_unit)
-        return Signal(data=data, fs=FS, leads=STANDARD_LEADS)

@@ -24,14 +24,11 @@ README): absolute amplitudes carry no meaning on this dataset.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
 
 from ecgcore.data import wfdb_scan, wfdbio
-from ecgcore.data.recordset import Signal, Unreadable
-from ecgcore.data.sources import register
-from ecgcore.data.sources.base import DatasetSource
+from ecgcore.data.recordset import Unreadable
+from ecgcore.data.sources.base import Scanned
+from ecgcore.data.sources.wfdb_reader import WfdbRow, WfdbSource, wfdb_row
 
 DIAGNOSES_KEY = "<diagnoses>"
 
@@ -75,8 +72,7 @@ def mentions_diagnoses(header_path: Path) -> bool:
         return False
 
 
-@register
-class LudbSource(DatasetSource):
+class LudbSource(WfdbSource):
     """LUDB headers and format-16 signals; labels are the free-text diagnoses."""
 
     layout = "ludb"
@@ -90,8 +86,8 @@ class LudbSource(DatasetSource):
             iter(sorted(root.glob("*.hea"))), None)
         return first is not None and mentions_diagnoses(first)
 
-    def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
-        rows: list[dict[str, Any]] = []
+    def scan(self) -> tuple[list[Scanned[WfdbRow]], list[Unreadable]]:
+        records: list[Scanned[WfdbRow]] = []
         unreadable: list[Unreadable] = []
         for path in _header_paths(self.root):
             record_id = path.stem
@@ -99,14 +95,14 @@ class LudbSource(DatasetSource):
             if header is None:
                 unreadable.append(Unreadable(record_id, problem or "unreadable header"))
             else:
-                rows.append(self._row(record_id, path, header))
-        rows.sort(key=lambda r: _sort_key(r["record_id"]))
-        return rows, unreadable
+                records.append(self._record(record_id, path, header))
+        records.sort(key=lambda r: _sort_key(r.row.record_id))
+        return records, unreadable
 
     @staticmethod
-    def _row(record_id: str, path: Path, header: wfdbio.Header) -> dict[str, Any]:
+    def _record(record_id: str, path: Path, header: wfdbio.Header) -> Scanned[WfdbRow]:
         fields = wfdbio.comment_fields(header.comments)
-        return {
+        return Scanned({
             "record_id": record_id,
             "patient_id": record_id,
             "fs": header.fs,
@@ -119,9 +115,4 @@ class LudbSource(DatasetSource):
             "fold": 0,
             "source": "LUDB",
             "path": str(path),
-            "signal_files": tuple(str(f) for f in header.signal_files),
-            "fast_read": wfdbio.fast_read_of(header),
-        }
-
-    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        return wfdbio.read_signal(row["path"], record_id, allow_nan=True, plan=row.get("fast_read"))
+        }, wfdb_row(record_id, header))

@@ -23,14 +23,11 @@ files, so it takes wfdb's route (all 15 channels) and the 12 are selected after.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
 
 from ecgcore.data import wfdb_scan, wfdbio
 from ecgcore.data.recordset import STANDARD_LEADS, Signal, Unreadable
-from ecgcore.data.sources import register
-from ecgcore.data.sources.base import DatasetSource
+from ecgcore.data.sources.base import Scanned
+from ecgcore.data.sources.wfdb_reader import WfdbRow, WfdbSource, wfdb_row
 from ecgcore.errors import RecordError
 
 REASON_KEY = "reason for admission"
@@ -73,8 +70,7 @@ def _looks_like_ptb(header_path: Path) -> bool:
     return "reason for admission" in text or frank
 
 
-@register
-class PtbSource(DatasetSource):
+class PtbSource(WfdbSource):
     """PTB Diagnostic: 12 standard leads of each record, reason for admission as label."""
 
     layout = "ptb"
@@ -85,8 +81,8 @@ class PtbSource(DatasetSource):
         headers = sorted(root.glob("patient*/*.hea"))[:_DETECT_HEADERS]
         return any(_looks_like_ptb(path) for path in headers)
 
-    def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
-        rows: list[dict[str, Any]] = []
+    def scan(self) -> tuple[list[Scanned[WfdbRow]], list[Unreadable]]:
+        records: list[Scanned[WfdbRow]] = []
         unreadable: list[Unreadable] = []
         seen: set[str] = set()
         for path in _header_paths(self.root):
@@ -96,24 +92,24 @@ class PtbSource(DatasetSource):
                                              f"record name {record_id} appears twice"))
                 continue
             seen.add(record_id)
-            row, problem = self._row(record_id, path)
-            if problem is not None:
+            record, problem = self._record(record_id, path)
+            if record is None:
                 unreadable.append(Unreadable(record_id, problem))
             else:
-                rows.append(row)
-        return rows, unreadable
+                records.append(record)
+        return records, unreadable
 
     @staticmethod
-    def _row(record_id: str, path: Path) -> tuple[dict[str, Any], str | None]:
+    def _record(record_id: str, path: Path) -> tuple[Scanned[WfdbRow] | None, str]:
         header, problem = wfdb_scan.checked_header(path, f"{path.parent.name}/{path.name}")
         if header is None:
-            return {}, problem
+            return None, problem or "unreadable header"
         channels = standard_channels(header.leads)
         if channels is None:
-            return {}, (f"header does not name the 12 standard leads "
-                        f"(has {', '.join(header.leads) or 'none'})")
+            return None, (f"header does not name the 12 standard leads "
+                          f"(has {', '.join(header.leads) or 'none'})")
         fields = wfdbio.comment_fields(header.comments)
-        return {
+        return Scanned({
             "record_id": record_id,
             "patient_id": path.parent.name,
             "fs": header.fs,
@@ -126,14 +122,12 @@ class PtbSource(DatasetSource):
             "fold": 0,
             "source": "PTB",
             "path": str(path),
-            "signal_files": tuple(str(f) for f in header.signal_files),
-            "fast_read": wfdbio.fast_read_of(header),
-        }, None
+        }, wfdb_row(record_id, header)), ""
 
-    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        full = wfdbio.read_signal(row["path"], record_id, allow_nan=True, plan=row.get("fast_read"))
+    def read_signal(self, row: WfdbRow) -> Signal:
+        full = super().read_signal(row)
         channels = standard_channels(full.leads)
         if channels is None:
-            raise RecordError(record_id, f"signal lacks a standard lead (has {', '.join(full.leads)})")
+            raise RecordError(row.record_id, f"signal lacks a standard lead (has {', '.join(full.leads)})")
         data = full.data[channels]
         return Signal(data=data, fs=full.fs, leads=tuple(full.leads[i] for i in channels))

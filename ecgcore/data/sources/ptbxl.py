@@ -31,9 +31,10 @@ from typing import Any
 import pandas as pd
 
 from ecgcore.data import wfdb_scan, wfdbio
-from ecgcore.data.recordset import Signal, Unreadable
-from ecgcore.data.sources import register
-from ecgcore.data.sources.base import DatasetSource
+from ecgcore.data.labels import read_scp_statements
+from ecgcore.data.recordset import Unreadable
+from ecgcore.data.sources.base import Scanned
+from ecgcore.data.sources.wfdb_reader import WfdbRow, WfdbSource, wfdb_row
 from ecgcore.errors import EcgcoreError
 
 DATABASE_CSV = "ptbxl_database.csv"
@@ -94,8 +95,7 @@ def _fold(value: Any) -> int:
         return 0
 
 
-@register
-class PtbxlSource(DatasetSource):
+class PtbxlSource(WfdbSource):
     """PTB-XL native layout at 100 or 500 Hz (option `fs`)."""
 
     layout = "ptbxl"
@@ -112,44 +112,48 @@ class PtbxlSource(DatasetSource):
     def detect(cls, root: Path) -> bool:
         return (root / DATABASE_CSV).is_file()
 
-    @property
-    def scp_statements_path(self) -> Path | None:
+    def scp_statements(self) -> pd.DataFrame | None:
         """The dataset's scp_statements.csv (what the PTB-XL benchmark tasks are built
-        from), None when the folder lacks it."""
+        from), None when the folder lacks it; EcgcoreError when it is not one."""
         path = self.root / STATEMENTS_CSV
-        return path if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return read_scp_statements(path)
+        except ValueError as exc:
+            raise EcgcoreError(str(exc)) from exc
 
-    def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
+    def scan(self) -> tuple[list[Scanned[WfdbRow]], list[Unreadable]]:
         database = pd.read_csv(self.root / DATABASE_CSV, dtype=str, keep_default_na=False)
         column = FILENAME_COLUMN[self.fs]
         missing = {"ecg_id", column} - set(database.columns)
         if missing:
             raise EcgcoreError(f"{self.root / DATABASE_CSV}: no column {', '.join(sorted(missing))}")
-        rows: list[dict[str, Any]] = []
+        records: list[Scanned[WfdbRow]] = []
         unreadable: list[Unreadable] = []
         for entry in database.to_dict("records"):
             record_id = _integer_text(entry["ecg_id"])
-            row, problem = self._row(record_id, entry, column)
-            if problem is not None:
+            record, problem = self._record(record_id, entry, column)
+            if record is None:
                 unreadable.append(Unreadable(record_id, problem))
             else:
-                rows.append(row)
-        return rows, unreadable
+                records.append(record)
+        return records, unreadable
 
-    def _row(self, record_id: str, entry: dict[str, Any],
-             column: str) -> tuple[dict[str, Any], str | None]:
+    def _record(self, record_id: str, entry: dict[str, Any],
+                column: str) -> tuple[Scanned[WfdbRow] | None, str]:
         filename = entry[column].strip()
         if not filename:
-            return {}, f"no {column} in {DATABASE_CSV}"
+            return None, f"no {column} in {DATABASE_CSV}"
         try:
             scp_codes = parse_scp_codes(entry.get("scp_codes"))
         except ValueError as exc:
-            return {}, str(exc)
+            return None, str(exc)
         header_path = self.root / f"{filename}.hea"
         header, problem = wfdb_scan.checked_header(header_path, f"{filename}.hea")
         if header is None:
-            return {}, problem
-        return {
+            return None, problem or "unreadable header"
+        return Scanned({
             "record_id": record_id,
             "patient_id": _integer_text(entry.get("patient_id")),
             "fs": header.fs,
@@ -162,10 +166,5 @@ class PtbxlSource(DatasetSource):
             "fold": _fold(entry.get("strat_fold")),
             "source": "PTB-XL",
             "path": str(header_path),
-            "signal_files": tuple(str(f) for f in header.signal_files),
-            "fast_read": wfdbio.fast_read_of(header),
             "scp_codes": scp_codes,
-        }, None
-
-    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        return wfdbio.read_signal(row["path"], record_id, allow_nan=True, plan=row.get("fast_read"))
+        }, wfdb_row(record_id, header)), ""

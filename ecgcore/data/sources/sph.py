@@ -22,6 +22,7 @@ Decisions:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,9 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from ecgcore.data.recordset import STANDARD_LEADS, Signal, Unreadable
+from ecgcore.data.recordset import STANDARD_LEADS, RecordRow, Signal, Unreadable
+from ecgcore.data.sources.base import DatasetSource, Scanned
 from ecgcore.data.wfdb_comments import non_negative_number
-from ecgcore.data.sources import register
-from ecgcore.data.sources.base import DatasetSource
 from ecgcore.errors import RecordError
 
 DEFAULT_FS = 500.0
@@ -81,8 +81,14 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-@register
-class SphSource(DatasetSource):
+@dataclass(frozen=True)
+class SphRow(RecordRow):
+    """An SPH record: `path` is its `.h5`; `fs` the rate metadata.csv gives it."""
+
+    fs: float = DEFAULT_FS
+
+
+class SphSource(DatasetSource[SphRow]):
     """SPH `.h5` records joined to their metadata.csv row."""
 
     layout = "sph"
@@ -93,11 +99,11 @@ class SphSource(DatasetSource):
         metadata = root / "metadata.csv"
         return metadata.is_file() and _has_ecg_id_column(metadata) and bool(_h5_files(root))
 
-    def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
+    def scan(self) -> tuple[list[Scanned[SphRow]], list[Unreadable]]:
         files = _h5_files(self.root)
         metadata = pd.read_csv(self.root / "metadata.csv", dtype=str, keep_default_na=False)
         has_snomed = "SNOMEDCTCode" in metadata.columns
-        rows: list[dict[str, Any]] = []
+        records: list[Scanned[SphRow]] = []
         unreadable: list[Unreadable] = []
         seen: set[str] = set()
         for meta in metadata.to_dict("records"):
@@ -118,22 +124,23 @@ class SphSource(DatasetSource):
                 unreadable.append(Unreadable(record_id, f"`ecg` in {path.name} has shape {shape}, "
                                                         f"expected (12, n_samples)"))
                 continue
-            rows.append(self._row(record_id, meta, path, shape[1], has_snomed))
+            records.append(self._record(record_id, meta, path, shape[1], has_snomed))
         for record_id, path in files.items():
             if record_id not in seen:
                 unreadable.append(Unreadable(record_id, f"{path.name} has no row in metadata.csv "
                                                         f"(labels, patient, age and sex unknown)"))
-        return rows, unreadable
+        return records, unreadable
 
     @staticmethod
-    def _row(record_id: str, meta: dict[str, Any], path: Path, n_samples: int,
-             has_snomed: bool) -> dict[str, Any]:
-        fs = non_negative_number(meta.get("fs"))
+    def _record(record_id: str, meta: dict[str, Any], path: Path, n_samples: int,
+                has_snomed: bool) -> Scanned[SphRow]:
+        given = non_negative_number(meta.get("fs"))
+        fs = given if given > 0 else DEFAULT_FS
         sex = _text(meta.get("Sex")).upper()[:1]
-        return {
+        return Scanned({
             "record_id": record_id,
             "patient_id": _text(meta.get("Patient_ID")),
-            "fs": fs if fs > 0 else DEFAULT_FS,
+            "fs": fs,
             "n_samples": n_samples,
             "leads": STANDARD_LEADS,
             "raw_labels": snomed_codes(meta.get("SNOMEDCTCode")) if has_snomed else (),
@@ -144,11 +151,10 @@ class SphSource(DatasetSource):
             "source": "SPH",
             "path": str(path),
             "aha_code": _text(meta.get("AHA_Code")),
-        }
+        }, SphRow(record_id, path, fs=float(fs)))
 
-    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        return Signal(data=read_ecg(Path(row["path"]), record_id), fs=float(row["fs"]),
-                      leads=STANDARD_LEADS)
+    def read_signal(self, row: SphRow) -> Signal:
+        return Signal(data=read_ecg(row.path, row.record_id), fs=row.fs, leads=STANDARD_LEADS)
 
 
 def read_ecg(path: Path, record_id: str) -> np.ndarray:

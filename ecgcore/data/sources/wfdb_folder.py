@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from ecgcore.data import wfdb_scan, wfdbio
-from ecgcore.data.recordset import Signal, Unreadable
-from ecgcore.data.sources import register
-from ecgcore.data.sources.base import DatasetSource
-from ecgcore.data.sources.challenge import USER_LABELS_FILE, header_row
+from ecgcore.data import wfdb_scan
+from ecgcore.data.recordset import Unreadable
+from ecgcore.data.sources.base import Scanned
+from ecgcore.data.sources.challenge import USER_LABELS_FILE, header_record
+from ecgcore.data.sources.wfdb_reader import WfdbRow, WfdbSource
 from ecgcore.errors import EcgcoreError
 
 LABELS_FILE = USER_LABELS_FILE
@@ -70,8 +69,7 @@ def read_labels_csv(path: Path) -> dict[str, tuple[str, ...]]:
     return labels
 
 
-@register
-class WfdbFolderSource(DatasetSource):
+class WfdbFolderSource(WfdbSource):
     """Any WFDB records under a folder, labels from labels.csv or `#Dx:` comments."""
 
     layout = "wfdb_folder"
@@ -81,34 +79,32 @@ class WfdbFolderSource(DatasetSource):
     def detect(cls, root: Path) -> bool:
         return next(wfdb_scan.first_headers(root, 1), None) is not None
 
-    def scan(self) -> tuple[list[dict[str, Any]], list[Unreadable]]:
+    def scan(self) -> tuple[list[Scanned[WfdbRow]], list[Unreadable]]:
         readable, unreadable = wfdb_scan.scan_headers(self.root)
         labels_path = self.root / LABELS_FILE
         labels = read_labels_csv(labels_path) if labels_path.is_file() else {}
         used: set[str] = set()
-        rows: list[dict[str, Any]] = []
+        records: list[Scanned[WfdbRow]] = []
         for record_id, header in readable:
-            row = header_row(record_id, header, self.root.name)
+            record = header_record(record_id, header, self.root.name)
+            row = record.metadata
             row["source"] = self.root.name  # name prefixes mean nothing outside the Challenge
             for key in self._keys(record_id, header.path):
                 if key in labels:
                     row["raw_labels"] = labels[key]
                     used.add(key)
                     break
-            rows.append(row)
+            records.append(record)
         known = {key for record_id, header in readable for key in self._keys(record_id, header.path)}
         known |= {u.record for u in unreadable}
         for key in labels:
             if key not in used and key not in known:
                 unreadable.append(Unreadable(key, f"listed in {LABELS_FILE} but no such record "
                                                   f"(no {key}.hea under {self.root.name})"))
-        return rows, unreadable
+        return records, unreadable
 
     def _keys(self, record_id: str, header_path: Path) -> tuple[str, ...]:
         """The ways labels.csv may name a record: its id (the record name when unique)
         or its path relative to the folder."""
         relative = header_path.relative_to(self.root).with_suffix("").as_posix()
         return tuple(dict.fromkeys((record_id, relative)))
-
-    def read_signal(self, row: pd.Series, record_id: str) -> Signal:
-        return wfdbio.read_signal(row["path"], record=record_id, allow_nan=True, plan=row.get("fast_read"))

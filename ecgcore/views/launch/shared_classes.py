@@ -5,8 +5,8 @@ transfer can do: a fine-tuned head starts from the source's rows of the shared c
 (`keep_shared_head`), `source_only` can score only those, classes only the target has
 are learned from target data alone, and classes only the source has are seen in
 pretraining and dropped from the target's head. The classes are those the runs will
-use: the same task resolution as the experiment runner (`experiment_task`,
-`resolve_task`), matched across datasets as the transfer code matches them
+use: the same task resolution as the experiment runner (`ecgcore.data.labels.resolve`),
+matched across datasets as the transfer code matches them
 (`class_mapping`: canonical SNOMED codes with the Challenge equivalences).
 """
 
@@ -16,11 +16,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ecgcore.data.labels import Task, class_name, task_targets
-from ecgcore.data.pipeline import resolve_task
+from ecgcore.data.labels import class_name, resolve, task_targets
 from ecgcore.data.recordset import Recordset
 from ecgcore.errors import EcgcoreError
-from ecgcore.experiments.extra_tasks import experiment_task
 from ecgcore.transfer import class_mapping
 
 # What happens to a class, by where it is (shown in the class table).
@@ -107,8 +105,7 @@ def task_classes(recordset: Recordset, task: str, other: Recordset | None,
                  min_positives: int) -> TaskClasses:
     """The classes (and per-class counts) a run on `recordset` with `task` would use.
     Raises EcgcoreError with the reason when the task gives no usable class."""
-    resolved = experiment_task(task, recordset, other, min_positives)
-    task_obj: Task = resolved if isinstance(resolved, Task) else resolve_task(resolved, recordset)
+    task_obj = resolve(task, recordset, other, min_positives)
     targets, keep = task_targets(recordset.table, task_obj)
     counts = targets[keep].sum(axis=0)
     if not keep.any() or not counts.any():
