@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import FAST, one_thread, states_equal, tiny  # noqa: F401 (one_thread: autouse)
+from test_strategy_phases import ThreeGroups
+from test_train import FAST, StopAfter, one_thread, states_equal, tiny  # noqa: F401 (one_thread: autouse)
 from torch import nn
 
 from ecgcore.data.pipeline import SplitConfig, TaskDataset, build_dataset
@@ -19,6 +20,7 @@ from ecgcore.train.data import shuffled_batches
 from ecgcore.train.distributed import Context
 from ecgcore.train.optimizers import Optimisation
 from ecgcore.train.state import FORMAT, VERSION, LoopState
+from ecgcore.transfer import StrategyOptions, get_strategy
 from ecgcore.transfer.base import EpochPlan
 
 CPU = torch.device("cpu")
@@ -91,7 +93,7 @@ def test_the_state_round_trips_through_its_last_pt_payload():
     assert (back.next_epoch, back.step, back.bad_epochs, back.history) == (2, 12, 0, state.history)
     assert (back.best_auc, back.best_epoch, back.best_phase) == (0.7, 1, 0)
     assert states_equal(back.best_state, state.best_state) and back.best().keys() == saved["best"].keys()
-    assert back.optimisation.restore == (("all", 0.1), saved["optimizer"]) and back.notes == ["n"]
+    assert back.optimisation.optimizer is None and back.notes == ["n"]  # rebuilt from the plans
 
 
 # ------------------------------------------------------------------------------- Optimisation
@@ -118,24 +120,32 @@ def test_the_optimizer_is_kept_extended_or_rebuilt_as_the_plan_says():
     assert opt.optimizer is not first and opt.net is model  # a new cycle starts afresh
 
 
-def test_a_resumed_optimizer_loads_its_moments_only_into_the_same_plan_and_cycle():
-    model = nn.Linear(2, 1)
+def test_a_resumed_optimizer_is_rebuilt_along_its_cycle_then_loaded():
+    """Extended group by group (head, then body), the optimizer's groups are not those of
+    one built for the final plan: a resume rebuilds it the same way, so every saved Adam
+    moment lands on its own parameter."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
     config = TrainConfig(epochs=4)
-    plan = EpochPlan([{"params": list(model.parameters()), "lr": 0.1, "group": "all"}], signature=("all", 0.1))
+    head = {"params": list(model[1].parameters()), "lr": 0.1, "group": 1}
+    body = {"params": list(model[0].parameters()), "lr": 0.01, "group": 0}
+    head_only = EpochPlan([head], signature=((1, 0.1),))
+    both = EpochPlan([body, head], signature=((0, 0.01), (1, 0.1)))
     trained = Optimisation()
-    trained.follow(plan, 0, model, config, Context(), CPU)
+    trained.follow(head_only, 0, model, config, Context(), CPU)
+    trained.follow(both, 1, model, config, Context(), CPU)
     model(torch.ones(1, 2)).sum().backward()
     trained.optimizer.step()
     saved = trained.optimizer.state_dict()
 
-    same = Optimisation(restore=(("all", 0.1), saved))
-    same.follow(plan, 1, model, config, Context(), CPU)
-    assert int(same.optimizer.state_dict()["state"][0]["step"]) == 1 and same.restore is None
-    for other_plan, epoch in ((EpochPlan(plan.param_groups, signature=("all", 0.2)), 1),  # other plan
-                              (EpochPlan(plan.param_groups, signature=("all", 0.1), cycle_start=1), 1)):
-        other = Optimisation(restore=(("all", 0.1), saved))
-        other.follow(other_plan, epoch, model, config, Context(), CPU)
-        assert other.optimizer.state_dict()["state"] == {} and other.restore is None
+    resumed = Optimisation()
+    assert resumed.resume([(0, head_only), (1, both)], both.signature, saved, TrainConfig(epochs=4))
+    for parameter in model.parameters():
+        assert torch.equal(resumed.optimizer.state[parameter]["exp_avg"],
+                           trained.optimizer.state[parameter]["exp_avg"])
+    assert resumed.net is None  # the first epoch's follow wraps the model
+
+    stray = Optimisation()  # plans that do not end on the saved one: no optimizer, a fresh start
+    assert not stray.resume([(0, head_only)], both.signature, saved, config) and stray.optimizer is None
 
 
 # ------------------------------------------------------------------------------- through fit
@@ -185,3 +195,30 @@ def test_last_pt_and_best_pt_hold_the_version_1_fields(ds: TaskDataset, tmp_path
     best = torch.load(tmp_path / "best.pt", weights_only=True)
     assert list(best) == ["epoch", "val_macro_auc", "state_dict"] and best["epoch"] == 0
     assert states_equal(best["state_dict"], last["best"]["state"])
+
+
+@pytest.mark.parametrize(("name", "cut"), [("gradual_unfreeze", 1), ("gradual_unfreeze", 3), ("lp_ft", 1),
+                                           ("lp_ft", 2)])
+def test_a_strategy_run_resumed_after_epoch_k_ends_on_the_uninterrupted_weights(
+        ds: TaskDataset, tmp_path: Path, name: str, cut: int):
+    """ULMFiT's optimizer gains a group per stage: cut after epoch 0 (the next stage extends
+    the restored optimizer) or epoch 2 (restored into a grown optimizer; this used to fail
+    to load). lp_ft: cut within the linear probe (same plan) and at the new cycle of "all"."""
+    strategy = get_strategy(name)
+    options = StrategyOptions(unfreeze_epochs=1, head_epochs=2)
+    config = TrainConfig(epochs=5, lr=0.01, early_stopping_patience=None, **FAST)
+    plan_fn = lambda m, epoch, lr: strategy.plan(m, epoch, lr, options, config.epochs)
+
+    def model() -> nn.Module:
+        torch.manual_seed(0)
+        return ThreeGroups(len(ds.classes))
+
+    straight = model()
+    full = fit(straight, ds, config, plan_fn=plan_fn, checkpoint_dir=tmp_path / "a")
+    fit(model(), ds, config, plan_fn=plan_fn, checkpoint_dir=tmp_path / "b", callbacks=[StopAfter(cut)])
+    resumed_model = model()
+    resumed = fit(resumed_model, ds, config, plan_fn=plan_fn, checkpoint_dir=tmp_path / "b")
+    assert resumed.notes == [f"resumed from {tmp_path / 'b' / 'last.pt'} after epoch {cut - 1}"]
+    assert states_equal(straight.state_dict(), resumed_model.state_dict())
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert drop(resumed.history) == drop(full.history)

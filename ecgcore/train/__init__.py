@@ -1,5 +1,7 @@
-"""The trainer: one readable loop (`loop.fit`), its settings (`TrainConfig`), device
-choice, batches from a TaskDataset, callbacks, and torchrun support.
+"""The trainer: one readable loop (`loop.fit`) made of one training epoch (`epoch`), the
+optimizer a strategy's plan asks for (`optimizers`) and the loop's state with its
+last.pt/best.pt (`state`); its settings (`TrainConfig`), device choice, batches from a
+TaskDataset, LR schedules, callbacks, and torchrun support.
 
     from ecgcore.train import TrainConfig, fit, predict
     result = fit(model, dataset, TrainConfig(epochs=10, crop_seconds=2.5),

@@ -5,9 +5,10 @@ it does, here or in the sibling module named:
 
     set_up             the rows, the crop length, seeds, the device, precision, loss
                        (`epoch.Setup`; `fit` joins the torchrun process group around it)
-    start_or_resume    a fresh `state.LoopState`, or the one last.pt saved
+    start_or_resume    a fresh `state.LoopState`, or the one last.pt saved (weights, random
+                       states, and the optimizer rebuilt along its cycle's plans, then loaded)
     for each epoch:
-        plan_fn            the transfer strategy says what trains: its phase and cycle
+        plan_of            the transfer strategy (plan_fn) says what trains: phase and cycle
         Optimisation.follow  a new optimizer when a cycle starts or the plan changed,
                            extended when it only adds groups (`optimizers`)
         train_one_epoch    shuffled batches of random crops, BCE-with-logits, Adam(W), one
@@ -109,13 +110,15 @@ def fit(model: nn.Module, data: TaskDataset, config: TrainConfig, *, plan_fn: Pl
 def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: PlanFn | None,
          checkpoint_dir: Path, callbacks: Callbacks, resume: bool, train_index: np.ndarray | None,
          ctx: distributed.Context, device: torch.device) -> FitResult:
+    plan_of: Callable[[int], EpochPlan] = lambda epoch: (
+        plan_fn(model, epoch, config.lr) if plan_fn else train_everything(model, config.lr))
     setup = set_up(model, data, config, train_index, ctx, device)
-    state = start_or_resume(model, setup, checkpoint_dir / LAST, resume)
+    state = start_or_resume(model, setup, checkpoint_dir / LAST, resume, plan_of)
     for epoch in range(state.next_epoch, config.epochs):
         if state.stopped_early:  # in the previous epoch, or in the run whose last.pt this is
             break
         started = time.perf_counter()
-        plan = plan_fn(model, epoch, config.lr) if plan_fn else train_everything(model, config.lr)
+        plan = plan_of(epoch)
         set_trainable(model, plan)
         state.optimisation.follow(plan, epoch, model, config, ctx, device)
         state.start_phase(plan)
@@ -167,9 +170,12 @@ def set_up(model: nn.Module, data: TaskDataset, config: TrainConfig, train_index
                  steps_per_epoch=steps_per_epoch)
 
 
-def start_or_resume(model: nn.Module, setup: Setup, last_path: Path, resume: bool) -> LoopState:
+def start_or_resume(model: nn.Module, setup: Setup, last_path: Path, resume: bool,
+                    plan_of: Callable[[int], EpochPlan]) -> LoopState:
     """A fresh state; or, when resuming and `last_path` exists, the state it saved, with the
-    model's weights, every random state and the gradient scaler restored from it."""
+    model's weights, every random state, the gradient scaler and (when epochs are left) the
+    optimizer restored from it: rebuilt along the plans of its last epoch's cycle, as the
+    interrupted run built it, then loaded."""
     notes = [] if setup.has_val else [NO_VALIDATION]
     if not (resume and last_path.is_file()):
         return LoopState(notes=notes)
@@ -178,7 +184,12 @@ def start_or_resume(model: nn.Module, setup: Setup, last_path: Path, resume: boo
     restore_rng_states(saved["rng"], setup.generator)
     setup.grad_scaler.load_state_dict(saved["grad_scaler"])
     state = LoopState.from_checkpoint(saved, notes)
-    state.notes.append(f"resumed from {last_path} after epoch {state.next_epoch - 1}")
+    last = state.next_epoch - 1
+    state.notes.append(f"resumed from {last_path} after epoch {last}")
+    if state.next_epoch < setup.config.epochs and not state.stopped_early:
+        cycle = range(plan_of(last).cycle_start, last + 1)
+        state.optimisation.resume(((epoch, plan_of(epoch)) for epoch in cycle), saved["signature"],
+                                  saved["optimizer"], setup.config)
     return state
 
 

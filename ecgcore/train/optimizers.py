@@ -3,12 +3,15 @@
 A plan (`ecgcore.transfer.base.EpochPlan`) says which parameters train at which LR; this
 module turns it into Adam(W) groups, keeps the optimizer (and its Adam moments) while the
 plan stays the same within a cycle, extends it when the plan only adds groups (ULMFiT's
-gradual unfreezing), and builds a new one when a cycle starts or the plan changes.
+gradual unfreezing), and builds a new one when a cycle starts or the plan changes. A
+resume rebuilds the interrupted run's optimizer the same way before loading its state.
 `set_learning_rate` moves every group along the cycle's schedule, one step per batch.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +23,8 @@ from ecgcore.train.config import TrainConfig
 from ecgcore.train.schedules import SCHEDULES
 from ecgcore.transfer.base import EpochPlan
 
+log = logging.getLogger(__name__)
+
 OPTIMIZER_CLASSES: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
@@ -29,33 +34,48 @@ OPTIMIZER_CLASSES: dict[str, type[torch.optim.Optimizer]] = {
 @dataclass
 class Optimisation:
     """The optimizer the current epoch steps, the plan signature it was built for, and the
-    module the training step calls (DDP over the model under torchrun, else the model).
-
-    `restore` is (signature, optimizer state) read from `last.pt`: the first epoch after a
-    resume loads those Adam moments when its plan is the saved one within the same cycle.
-    """
+    module the training step calls (DDP over the model under torchrun, else the model)."""
 
     optimizer: torch.optim.Optimizer | None = None
     signature: Any = None
     net: nn.Module | None = None
-    restore: tuple[Any, dict[str, Any]] | None = None
 
     def follow(self, plan: EpochPlan, epoch: int, model: nn.Module, config: TrainConfig,
                ctx: distributed.Context, device: torch.device) -> None:
-        """Make the optimizer fit `epoch`'s plan: kept when the plan is unchanged within its
-        cycle, extended when it only adds groups, else built anew (and the model re-wrapped,
-        since DDP registers the parameters that train when it is built)."""
+        """Make the optimizer fit `epoch`'s plan, and (re)wrap the model when it changed:
+        DDP registers the parameters that train when it is built."""
+        if self.adapt(plan, epoch, config) or self.net is None:
+            self.net = distributed.wrap(ctx, model, device)
+
+    def adapt(self, plan: EpochPlan, epoch: int, config: TrainConfig) -> bool:
+        """Keep the optimizer when the plan is unchanged within its cycle, extend it when the
+        plan only adds groups, else build it anew; True when it changed."""
         new_cycle = epoch == plan.cycle_start
         if self.optimizer is not None and not new_cycle and plan.signature == self.signature:
-            return
+            return False
         if self.optimizer is not None and not new_cycle and extends(self.signature, plan.signature):
             extend_optimizer(self.optimizer, plan)  # more groups in the same cycle (ULMFiT)
         else:
             self.optimizer = build_optimizer(config, plan, schedule_of(plan, config))
-        if self.restore is not None and plan.signature == self.restore[0] and not new_cycle:
-            self.optimizer.load_state_dict(self.restore[1])  # resumed: same plan, same Adam moments
-        self.restore, self.signature = None, plan.signature
-        self.net = distributed.wrap(ctx, model, device)
+        self.signature = plan.signature
+        return True
+
+    def resume(self, plans: Iterable[tuple[int, EpochPlan]], saved_signature: Any,
+               saved_state: dict[str, Any], config: TrainConfig) -> bool:
+        """Rebuild the optimizer an interrupted run had after its last epoch and load its saved
+        state (Adam moments). `plans` are (epoch, plan) of that epoch's cycle up to it: adapting
+        to them in order gives the same groups in the same order (an optimizer extended
+        group by group differs from one built for the final plan). False, and no optimizer,
+        when they end on another plan than the saved one (the plans are not those of the run)."""
+        for epoch, plan in plans:
+            self.adapt(plan, epoch, config)
+        if self.optimizer is None or self.signature != saved_signature:
+            log.warning("last.pt's optimizer was built for plan %s, the plans end on %s: its Adam "
+                        "moments are not restored", saved_signature, self.signature)
+            self.optimizer = self.signature = None
+            return False
+        self.optimizer.load_state_dict(saved_state)
+        return True
 
 
 def train_everything(model: nn.Module, lr: float) -> EpochPlan:

@@ -64,14 +64,13 @@ class LoopState:
 
     @classmethod
     def from_checkpoint(cls, saved: dict[str, Any], notes: list[str]) -> LoopState:
-        """The state `last.pt` saved (`load_state`'s payload); its optimizer is restored by
-        the first epoch whose plan is the saved one."""
+        """The state `last.pt` saved (`load_state`'s payload), but for the optimizer, which
+        needs the plans to rebuild (`Optimisation.resume`)."""
         best = saved["best"]
         return cls(history=list(saved["history"]), next_epoch=saved["next_epoch"], step=saved["step"],
                    best_auc=best["auc"], best_epoch=best["epoch"], best_state=best["state"],
                    best_phase=best.get("phase"), bad_epochs=saved["bad_epochs"],
-                   stopped_early=saved["stopped_early"], notes=notes,
-                   optimisation=Optimisation(restore=(saved["signature"], saved["optimizer"])))
+                   stopped_early=saved["stopped_early"], notes=notes)
 
     def start_phase(self, plan: EpochPlan) -> None:
         """When the strategy's last phase starts, the best weights and the patience become its own."""
