@@ -86,8 +86,10 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 def _inspect_data(args: argparse.Namespace) -> int:
     from ecgcore.data.dataset_survey import format_report, inspect_dataset
 
-    report = inspect_dataset(args.path, layout=args.layout, check_signals=not args.no_signals,
-                             **parse_options(args.option))
+    with logs.progress_bars():
+        report = inspect_dataset(args.path, layout=args.layout, check_signals=not args.no_signals,
+                                 progress=logs.tqdm_progress("check signals") if sys.stderr.isatty() else None,
+                                 **parse_options(args.option))
     if args.json:
         print_json(report)
     else:
@@ -188,7 +190,11 @@ def _run(args: argparse.Namespace) -> int:
                     state = "dataset not found: " + ", ".join(item["missing_datasets"])
                 print(f"{item['config_hash']}  {item['label']}  [{state}]")
         return 0
-    run_ids = run_experiment(args.config, args.overrides)
+    from ecgcore.train import ProgressBar
+
+    bars = [ProgressBar()] if sys.stderr.isatty() else []  # a terminal: a tqdm bar per epoch
+    with logs.progress_bars():
+        run_ids = run_experiment(args.config, args.overrides, callbacks=bars)
     if args.json:
         print_json(run_ids)
     else:
