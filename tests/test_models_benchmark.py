@@ -219,3 +219,21 @@ def test_checkpoint_round_trip_rebuilds_the_model(tmp_path) -> None:
     x = torch.randn(2, 12, 250)
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), twin.eval()(x))
+
+
+def test_registry_lists_every_model_module_in_order() -> None:
+    """The registry's module list is written by hand: a model module that offers
+    ARCHITECTURES but is not listed would silently offer nothing."""
+    import ast
+    from pathlib import Path
+
+    import ecgcore.models as models
+    from ecgcore.models.registry import MODEL_MODULES, MODELS
+
+    offering = {path.stem for path in Path(models.__file__).parent.glob("*.py")
+                if any(isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "ARCHITECTURES"
+                       for node in ast.parse(path.read_text()).body)}
+    assert offering == {module.__name__.rsplit(".", 1)[1] for module in MODEL_MODULES}
+    assert list(MODELS) == [a.name for module in MODEL_MODULES for a in module.ARCHITECTURES]
+    assert list(MODELS)[:5] == ["resnet1d18", "resnet1d34", "resnet1d50", "resnet1d101", "lstm_nd"]
+    assert all(MODELS[name].name == name for name in MODELS)

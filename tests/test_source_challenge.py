@@ -143,3 +143,20 @@ def test_wfdb_folder_reads_ludb_like_any_folder(shared_data: Path) -> None:
     assert (rs.table["fs"] == 500.0).all() and (rs.table["n_samples"] == 5000).all()
     assert rs.table.loc["1", "age"] == 51.0 and rs.table.loc["1", "sex"] == "F"
     assert rs.read("200").data.shape == (12, 5000)
+
+
+def test_registry_lists_every_reader_in_detection_order() -> None:
+    """The readers are listed by hand (no self-registration): every reader class of the
+    package is in the list, most specific layout first, any WFDB folder last."""
+    import importlib
+    import pkgutil
+
+    import ecgcore.data.sources as sources
+    from ecgcore.data.sources.base import DatasetSource
+    from ecgcore.data.sources.registry import LAYOUTS, READERS
+
+    classes = {cls for info in pkgutil.iter_modules(sources.__path__)
+               for cls in vars(importlib.import_module(f"{sources.__name__}.{info.name}")).values()
+               if isinstance(cls, type) and issubclass(cls, DatasetSource) and hasattr(cls, "layout")}
+    assert classes == set(READERS)
+    assert list(LAYOUTS) == ["ptbxl", "code15", "code_test", "sph", "ludb", "ptb", "challenge", "wfdb_folder"]

@@ -1,12 +1,7 @@
-"""Model zoo: one registry, one interface (see base.ECGClassifier).
+"""Model zoo: one registry (`registry`: the model modules, each with its `ARCHITECTURES`),
+one interface (see base.ECGClassifier)."""
 
-Importing this package registers every architecture (each module decorates its builders).
-"""
+from ecgcore.models.base import Architecture, ECGClassifier
+from ecgcore.models.registry import MODELS, create_model, list_models
 
-from ecgcore.models.base import ECGClassifier
-from ecgcore.models.registry import MODELS, create_model, list_models, register_model
-from ecgcore.models import nguyen_do_resnet, nguyen_do_rnn, small  # noqa: F401,E402  (registers)
-from ecgcore.models import benchmark_cnn, benchmark_rnn  # noqa: F401,E402  (registers)
-from ecgcore.models import ecglib  # noqa: F401,E402  (registers)
-
-__all__ = ["ECGClassifier", "MODELS", "create_model", "list_models", "register_model"]
+__all__ = ["Architecture", "ECGClassifier", "MODELS", "create_model", "list_models"]

@@ -7,6 +7,8 @@ Input: (batch, leads, samples) float32. Output: (batch, n_classes) logits.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -63,3 +65,16 @@ class ECGClassifier(nn.Module):
     def n_classes(self) -> int:
         last = [m for m in self.head.modules() if isinstance(m, nn.Linear)][-1]
         return int(last.out_features)
+
+
+Builder = Callable[..., ECGClassifier]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A named architecture a model module offers (its `ARCHITECTURES`; the registry
+    lists the modules): `build(n_leads, n_classes, n_samples, **config)` makes one."""
+
+    name: str
+    description: str
+    build: Builder

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ecgcore.models.base import Architecture
 from ecgcore.models.heads import ConcatPool1d, PooledClassifier, kaiming_init
-from ecgcore.models.registry import register_model
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
@@ -108,14 +108,10 @@ class XResNet1d(PooledClassifier):
                     nn.init.zeros_(m.last_bn.weight)
 
 
-@register_model("xresnet1d50", "PTB-XL benchmark xresnet1d50: bag-of-tricks bottleneck ResNet "
-                "[3,4,6,3], kernel 5, concat-pool head")
 def build_xresnet1d50(n_leads: int, n_classes: int, n_samples: int, **config) -> XResNet1d:
     return XResNet1d(n_leads, n_classes, depths=(3, 4, 6, 3), **config)
 
 
-@register_model("xresnet1d101", "PTB-XL benchmark xresnet1d101: bag-of-tricks bottleneck ResNet "
-                "[3,4,23,3], kernel 5, concat-pool head")
 def build_xresnet1d101(n_leads: int, n_classes: int, n_samples: int, **config) -> XResNet1d:
     return XResNet1d(n_leads, n_classes, depths=(3, 4, 23, 3), **config)
 
@@ -187,8 +183,6 @@ class Inception1d(PooledClassifier):
         kaiming_init(self)
 
 
-@register_model("inception1d", "PTB-XL benchmark inception1d: InceptionTime, kernels 39/19/9 + "
-                "max-pool branch, 128 channels, depth 6, concat-pool head")
 def build_inception1d(n_leads: int, n_classes: int, n_samples: int, **config) -> Inception1d:
     return Inception1d(n_leads, n_classes, **config)
 
@@ -231,8 +225,6 @@ class ResNet1dWang(PooledClassifier):
         kaiming_init(self)
 
 
-@register_model("resnet1d_wang", "PTB-XL benchmark resnet1d_wang: Wang et al. 2017 ResNet, "
-                "128 channels, kernels 7 | 5-3 x3, concat-pool head")
 def build_resnet1d_wang(n_leads: int, n_classes: int, n_samples: int, **config) -> ResNet1dWang:
     return ResNet1dWang(n_leads, n_classes, **config)
 
@@ -256,7 +248,19 @@ class FCNWang(PooledClassifier):
         kaiming_init(self)
 
 
-@register_model("fcn_wang", "PTB-XL benchmark fcn_wang: Wang et al. 2017 FCN, 128-256-128 "
-                "channels, kernels 8-5-3, concat-pool head")
 def build_fcn_wang(n_leads: int, n_classes: int, n_samples: int, **config) -> FCNWang:
     return FCNWang(n_leads, n_classes, **config)
+
+
+ARCHITECTURES: tuple[Architecture, ...] = (
+    Architecture("xresnet1d50", "PTB-XL benchmark xresnet1d50: bag-of-tricks bottleneck ResNet "
+                 "[3,4,6,3], kernel 5, concat-pool head", build_xresnet1d50),
+    Architecture("xresnet1d101", "PTB-XL benchmark xresnet1d101: bag-of-tricks bottleneck ResNet "
+                 "[3,4,23,3], kernel 5, concat-pool head", build_xresnet1d101),
+    Architecture("inception1d", "PTB-XL benchmark inception1d: InceptionTime, kernels 39/19/9 + "
+                 "max-pool branch, 128 channels, depth 6, concat-pool head", build_inception1d),
+    Architecture("resnet1d_wang", "PTB-XL benchmark resnet1d_wang: Wang et al. 2017 ResNet, "
+                 "128 channels, kernels 7 | 5-3 x3, concat-pool head", build_resnet1d_wang),
+    Architecture("fcn_wang", "PTB-XL benchmark fcn_wang: Wang et al. 2017 FCN, 128-256-128 "
+                 "channels, kernels 8-5-3, concat-pool head", build_fcn_wang),
+)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ecgcore.models.base import Architecture
 from ecgcore.models.heads import ConcatPoolRNN, PooledClassifier, kaiming_init
-from ecgcore.models.registry import register_model
 
 CELLS: dict[str, type[nn.LSTM | nn.GRU]] = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -49,19 +49,23 @@ class RNN1d(PooledClassifier):
         kaiming_init(self.classifier)
 
 
-@register_model("lstm", "PTB-XL benchmark lstm: 2-layer LSTM, 256 hidden, [mean, max, last] "
-                "pooling, concat-pool head")
 def build_lstm(n_leads: int, n_classes: int, n_samples: int, **config) -> RNN1d:
     return RNN1d(n_leads, n_classes, cell="lstm", bidirectional=False, **config)
 
 
-@register_model("lstm_bidir", "PTB-XL benchmark lstm_bidir: 2-layer bidirectional LSTM, 256 "
-                "hidden per direction, [mean, max, last] pooling, concat-pool head")
 def build_lstm_bidir(n_leads: int, n_classes: int, n_samples: int, **config) -> RNN1d:
     return RNN1d(n_leads, n_classes, cell="lstm", bidirectional=True, **config)
 
 
-@register_model("gru", "PTB-XL benchmark gru: 2-layer GRU, 256 hidden, [mean, max, last] "
-                "pooling, concat-pool head")
 def build_gru(n_leads: int, n_classes: int, n_samples: int, **config) -> RNN1d:
     return RNN1d(n_leads, n_classes, cell="gru", bidirectional=False, **config)
+
+
+ARCHITECTURES: tuple[Architecture, ...] = (
+    Architecture("lstm", "PTB-XL benchmark lstm: 2-layer LSTM, 256 hidden, [mean, max, last] "
+                 "pooling, concat-pool head", build_lstm),
+    Architecture("lstm_bidir", "PTB-XL benchmark lstm_bidir: 2-layer bidirectional LSTM, 256 "
+                 "hidden per direction, [mean, max, last] pooling, concat-pool head", build_lstm_bidir),
+    Architecture("gru", "PTB-XL benchmark gru: 2-layer GRU, 256 hidden, [mean, max, last] "
+                 "pooling, concat-pool head", build_gru),
+)

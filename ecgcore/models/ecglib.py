@@ -46,10 +46,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from ecgcore.models.base import ECGClassifier
+from ecgcore.models.base import Architecture, ECGClassifier
 from ecgcore.models.convert import rename_state_dict
 from ecgcore.models.heads import ConcatPool1d
-from ecgcore.models.registry import register_model
 
 def _check_input(x: torch.Tensor, n_leads: int) -> None:
     if x.ndim != 3 or x.shape[1] != n_leads:
@@ -183,20 +182,6 @@ def _resnet_builder(depths: tuple[int, ...]):
         # n_samples is accepted for the common signature; global pooling makes it irrelevant.
         return EcglibResNet1d(depths, n_leads, n_classes, **config)
     return build
-
-
-register_model(
-    "ecglib_resnet1d18", "ecglib (Avetisyan et al. 2024) resnet1d18: bottleneck [1,2,2,1], kernel 3, "
-    "concat pooling, LinBnDrop head (dropout 0.5); 6.8M params at 12 leads",
-)(_resnet_builder((1, 2, 2, 1)))
-register_model(
-    "ecglib_resnet1d50", "ecglib (Avetisyan et al. 2024) resnet1d50: bottleneck [3,4,6,3], kernel 3, "
-    "concat pooling, LinBnDrop head (dropout 0.5); 16.0M params at 12 leads",
-)(_resnet_builder((3, 4, 6, 3)))
-register_model(
-    "ecglib_resnet1d101", "ecglib (Avetisyan et al. 2024) resnet1d101: bottleneck [3,4,23,3], kernel 3, "
-    "concat pooling, LinBnDrop head (dropout 0.5)",
-)(_resnet_builder((3, 4, 23, 3)))
 
 
 # ---------------------------------------------------------------- densenet1d
@@ -340,12 +325,6 @@ def _densenet_builder(block_config: tuple[int, ...]):
     return build
 
 
-register_model(
-    "ecglib_densenet1d121", "ecglib (Avetisyan et al. 2024) densenet1d121: growth 32, blocks "
-    "(6,12,24,16), 64 initial features, kernel 3; 5.5M params at 12 leads",
-)(_densenet_builder((6, 12, 24, 16)))
-
-
 # ---------------------------------------------------------------- loading ecglib weights
 
 _DENSE_STAGE = re.compile(r"backbone\.(denseblock|transition)(\d+)\.")
@@ -372,3 +351,18 @@ def _dense_key(key: str) -> str:
         return key
     kind, index = match.groups()
     return f"backbone.stage{index}.{kind}{index}." + key[match.end():]
+
+
+ARCHITECTURES: tuple[Architecture, ...] = (
+    Architecture("ecglib_resnet1d18", "ecglib (Avetisyan et al. 2024) resnet1d18: bottleneck [1,2,2,1], "
+                 "kernel 3, concat pooling, LinBnDrop head (dropout 0.5); 6.8M params at 12 leads",
+                 _resnet_builder((1, 2, 2, 1))),
+    Architecture("ecglib_resnet1d50", "ecglib (Avetisyan et al. 2024) resnet1d50: bottleneck [3,4,6,3], "
+                 "kernel 3, concat pooling, LinBnDrop head (dropout 0.5); 16.0M params at 12 leads",
+                 _resnet_builder((3, 4, 6, 3))),
+    Architecture("ecglib_resnet1d101", "ecglib (Avetisyan et al. 2024) resnet1d101: bottleneck [3,4,23,3], "
+                 "kernel 3, concat pooling, LinBnDrop head (dropout 0.5)", _resnet_builder((3, 4, 23, 3))),
+    Architecture("ecglib_densenet1d121", "ecglib (Avetisyan et al. 2024) densenet1d121: growth 32, blocks "
+                 "(6,12,24,16), 64 initial features, kernel 3; 5.5M params at 12 leads",
+                 _densenet_builder((6, 12, 24, 16))),
+)

@@ -21,9 +21,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from ecgcore.models.base import ECGClassifier
+from ecgcore.models.base import Architecture, ECGClassifier
 from ecgcore.models.convert import rename_state_dict
-from ecgcore.models.registry import register_model
 
 EMBEDDING_SIZE = 512  # fc1's width in Nguyen & Do's code
 
@@ -162,15 +161,13 @@ def _builder(block: Block, depths: tuple[int, int, int, int]):
     return build
 
 
-resnet1d18 = register_model(
-    "resnet1d18", "Nguyen & Do ResNet-18 1-D (BasicBlock [2,2,2,2]), fc1 512 -> fc2; ~4.1M params",
-)(_builder(BasicBlock, (2, 2, 2, 2)))
-resnet1d34 = register_model(
-    "resnet1d34", "Nguyen & Do style ResNet-34 1-D (BasicBlock [3,4,6,3]), fc1 512 -> fc2",
-)(_builder(BasicBlock, (3, 4, 6, 3)))
-resnet1d50 = register_model(
-    "resnet1d50", "Nguyen & Do ResNet-50 1-D (Bottleneck [3,4,6,3]), fc1 512 -> fc2; ~17.0M params",
-)(_builder(Bottleneck, (3, 4, 6, 3)))
-resnet1d101 = register_model(
-    "resnet1d101", "Nguyen & Do ResNet-101 1-D (Bottleneck [3,4,23,3]), fc1 512 -> fc2; ~29.3M params",
-)(_builder(Bottleneck, (3, 4, 23, 3)))
+ARCHITECTURES: tuple[Architecture, ...] = (
+    Architecture("resnet1d18", "Nguyen & Do ResNet-18 1-D (BasicBlock [2,2,2,2]), fc1 512 -> fc2; "
+                 "~4.1M params", _builder(BasicBlock, (2, 2, 2, 2))),
+    Architecture("resnet1d34", "Nguyen & Do style ResNet-34 1-D (BasicBlock [3,4,6,3]), fc1 512 -> fc2",
+                 _builder(BasicBlock, (3, 4, 6, 3))),
+    Architecture("resnet1d50", "Nguyen & Do ResNet-50 1-D (Bottleneck [3,4,6,3]), fc1 512 -> fc2; "
+                 "~17.0M params", _builder(Bottleneck, (3, 4, 6, 3))),
+    Architecture("resnet1d101", "Nguyen & Do ResNet-101 1-D (Bottleneck [3,4,23,3]), fc1 512 -> fc2; "
+                 "~29.3M params", _builder(Bottleneck, (3, 4, 23, 3))),
+)

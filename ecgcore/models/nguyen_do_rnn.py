@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from ecgcore.errors import EcgcoreError
-from ecgcore.models.base import ECGClassifier
+from ecgcore.models.base import Architecture, ECGClassifier
 from ecgcore.models.convert import rename_state_dict
-from ecgcore.models.registry import register_model
 
 HIDDEN_SIZE = 100
 
@@ -81,19 +80,26 @@ def nguyen_do_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.T
     return rename_state_dict(state, _ND_PREFIXES)
 
 
-@register_model("lstm_nd", "Nguyen & Do LSTM: 1 layer, hidden 100, whole sequence -> Linear (fixed length)")
 def lstm_nd(n_leads: int, n_classes: int, n_samples: int,
             hidden_size: int = HIDDEN_SIZE) -> SequenceFlattenRNN:
     return SequenceFlattenRNN("lstm", False, n_leads, n_classes, n_samples, hidden_size)
 
 
-@register_model("gru_nd", "Nguyen & Do GRU: 1 layer, hidden 100, whole sequence -> Linear (fixed length)")
 def gru_nd(n_leads: int, n_classes: int, n_samples: int,
            hidden_size: int = HIDDEN_SIZE) -> SequenceFlattenRNN:
     return SequenceFlattenRNN("gru", False, n_leads, n_classes, n_samples, hidden_size)
 
 
-@register_model("bilstm_nd", "Nguyen & Do BiLSTM: 1 layer, hidden 100 x 2, whole sequence -> Linear (fixed length)")
 def bilstm_nd(n_leads: int, n_classes: int, n_samples: int,
               hidden_size: int = HIDDEN_SIZE) -> SequenceFlattenRNN:
     return SequenceFlattenRNN("lstm", True, n_leads, n_classes, n_samples, hidden_size)
+
+
+ARCHITECTURES: tuple[Architecture, ...] = (
+    Architecture("lstm_nd", "Nguyen & Do LSTM: 1 layer, hidden 100, whole sequence -> Linear "
+                 "(fixed length)", lstm_nd),
+    Architecture("gru_nd", "Nguyen & Do GRU: 1 layer, hidden 100, whole sequence -> Linear "
+                 "(fixed length)", gru_nd),
+    Architecture("bilstm_nd", "Nguyen & Do BiLSTM: 1 layer, hidden 100 x 2, whole sequence -> Linear "
+                 "(fixed length)", bilstm_nd),
+)

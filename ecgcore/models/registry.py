@@ -1,28 +1,33 @@
-"""One registry of architectures: name -> builder; `create_model` is the only way in."""
+"""One registry of architectures: name -> `Architecture`; `create_model` is the only way in.
+
+The model modules are listed here (each offers its `ARCHITECTURES`), rather than each
+registering itself when imported, so nothing registers by side effect and the order
+`list_models` shows them in is read in one place.
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any
 
 from ecgcore.errors import EcgcoreError
-from ecgcore.models.base import ECGClassifier
+from ecgcore.models import benchmark_cnn, benchmark_rnn, ecglib, nguyen_do_resnet, nguyen_do_rnn, small
+from ecgcore.models.base import Architecture, ECGClassifier
 
-Builder = Callable[..., ECGClassifier]
-MODELS: dict[str, tuple[Builder, str]] = {}
+MODEL_MODULES = (nguyen_do_resnet, nguyen_do_rnn, small, benchmark_cnn, benchmark_rnn, ecglib)
 
 
-def register_model(name: str, description: str) -> Callable[[Builder], Builder]:
-    """Decorator for a builder `f(n_leads, n_classes, n_samples, **config) -> ECGClassifier`."""
+def _collect() -> dict[str, Architecture]:
+    models: dict[str, Architecture] = {}
+    for module in MODEL_MODULES:
+        for architecture in module.ARCHITECTURES:
+            if architecture.name in models:
+                raise ValueError(f"model {architecture.name!r} offered twice ({module.__name__})")
+            models[architecture.name] = architecture
+    return models
 
-    def wrap(builder: Builder) -> Builder:
-        if name in MODELS:
-            raise ValueError(f"model {name!r} registered twice")
-        MODELS[name] = (builder, description)
-        return builder
 
-    return wrap
+MODELS: dict[str, Architecture] = _collect()
 
 
 def create_model(name: str, n_leads: int = 12, n_classes: int = 5, n_samples: int = 1000,
@@ -30,9 +35,8 @@ def create_model(name: str, n_leads: int = 12, n_classes: int = 5, n_samples: in
     """Build a registered model; its `config` records everything needed to rebuild it."""
     if name not in MODELS:
         raise EcgcoreError(f"unknown architecture {name!r}; known: {', '.join(sorted(MODELS))}")
-    builder, _ = MODELS[name]
     try:
-        model = builder(n_leads=n_leads, n_classes=n_classes, n_samples=n_samples, **config)
+        model = MODELS[name].build(n_leads=n_leads, n_classes=n_classes, n_samples=n_samples, **config)
     except TypeError as exc:
         raise EcgcoreError(f"architecture {name!r}: {exc}") from exc
     model.name = name
@@ -49,4 +53,4 @@ def layer_group_count(name: str) -> int:
 
 def list_models() -> dict[str, str]:
     """name -> one-line description."""
-    return {name: description for name, (_, description) in MODELS.items()}
+    return {name: architecture.description for name, architecture in MODELS.items()}

@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from ecgcore.errors import EcgcoreError
-from ecgcore.models.base import ECGClassifier
-from ecgcore.models.registry import register_model
+from ecgcore.models.base import Architecture, ECGClassifier
 
 DEFAULT_WIDTHS = (24, 32, 48, 64, 96)
 
@@ -91,9 +90,14 @@ class SmallCNN(ECGClassifier):
         return self.blocks[-1]
 
 
-@register_model("small_cnn", "Small fast 1-D CNN (5 strided residual blocks, concat pooling); ~125k params, CPU-friendly")
 def small_cnn(n_leads: int, n_classes: int, n_samples: int,
               widths: tuple[int, ...] | list[int] = DEFAULT_WIDTHS, first_kernel: int = 7,
               hidden: int = 64, dropout: float = 0.2) -> SmallCNN:
     # n_samples is accepted for the common signature; global pooling makes any length work.
     return SmallCNN(n_leads, n_classes, tuple(int(w) for w in widths), first_kernel, hidden, dropout)
+
+
+ARCHITECTURES: tuple[Architecture, ...] = (
+    Architecture("small_cnn", "Small fast 1-D CNN (5 strided residual blocks, concat pooling); "
+                 "~125k params, CPU-friendly", small_cnn),
+)
