@@ -68,9 +68,9 @@ def _cancel(args: argparse.Namespace) -> int:
 
 @command("logs", "print a job's output and its run's log.txt", _job_args)
 def _logs(args: argparse.Namespace) -> int:
-    from ecgcore.jobs.launchers import job_logs
+    from ecgcore.jobs import get, log_files
 
-    print(job_logs(args.job), end="")
+    print("".join(f"== {title} ({path})\n" + path.read_text() for title, path in log_files(get(args.job))), end="")
     return 0
 
 
@@ -90,21 +90,25 @@ def _worker_args(p: argparse.ArgumentParser) -> None:
 @command("worker", "claim queued jobs and run each in its own process (or Ray task), one per slot",
          _worker_args)
 def _worker(args: argparse.Namespace) -> int:
-    from ecgcore.jobs.launchers import get_runner
+    from ecgcore.jobs.launchers import get_launcher
+    from ecgcore.jobs.worker_loop import Worker
 
     if args.slots is not None and args.slots < 1:
         raise EcgcoreError(f"--slots must be at least 1, got {args.slots}")
     options = ({"address": args.address, "slots": args.slots, "cpus_per_job": args.cpus_per_job}
                if args.runner == "ray" else {"slots": args.slots})
-    return get_runner(args.runner, **options).serve(once=args.once)
+    return Worker(get_launcher(args.runner, **options), once=args.once).run()
 
 
 def _job_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("job", help="job id (started by the worker)")
+    p.add_argument("--claim", type=Path, default=None, metavar="FILE",
+                   help="a job on a cluster node: read the job from this claim file and report beside it, "
+                        "never opening the index (the Ray launcher passes it)")
 
 
 @command("job-run", "run one claimed job in this process (the worker starts this)", _job_run_args)
 def _job_run(args: argparse.Namespace) -> int:
     from ecgcore.jobs.job_process import run_job
 
-    return run_job(args.job)
+    return run_job(args.job, claim=args.claim)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ecgcore import jobs
 from ecgcore.jobs import queue
-from ecgcore.jobs.worker_loop import slot_devices
+from ecgcore.jobs.local_launcher import slot_devices
 from ecgcore.runs import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]

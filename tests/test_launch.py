@@ -12,6 +12,7 @@ import torch
 from ecgcore import jobs, workspace
 from ecgcore.data.sources import open_dataset
 from ecgcore.experiments import plan_experiment
+from ecgcore.jobs.payload import RunJob
 from ecgcore.views.launch import (
     ClassPlan,
     LaunchChoices,
@@ -187,7 +188,8 @@ def test_measured_throughput_and_job_overhead():
 
 
 def _job(state: str, **extra) -> dict:
-    spec = {"config": {"strategy": extra.pop("strategy", "finetune"), "train": {"epochs": 4}}}
+    config = {"strategy": extra.pop("strategy", "finetune"), "train": {"epochs": 4}}
+    spec = RunJob(run_kind="target", config=config, hash="h").to_payload()
     return {"job_id": "job-1", "label": "a run", "state": state, "spec": spec, "attempts": 1,
             "run_id": None, "error": None, "started": 1000.0, **extra}
 

@@ -1,11 +1,12 @@
-"""Background jobs: a persistent queue in the workspace's store.sqlite, detached job
-processes, workers with slots (one per GPU), cancel, and recovery of lost jobs.
+"""Background jobs: a persistent queue in the workspace's index (store.sqlite), detached
+job processes, workers with slots (one per GPU), cancel, and recovery of lost jobs.
 
-    submit(path, overrides)  -> job ids (an experiment file expanded into jobs)
-    list_jobs(), get(job_id), cancel(job_id)
-    Worker(slots, once).run()  claims and runs jobs (see worker.py)
-    workers.alive_workers(), workers.ensure_local_worker()  (the app starts a worker itself)
-    runners.get_runner("local" | "ray", ...)  where jobs run (Ray only imported for "ray")
+    submit(path, overrides)        -> job ids (an experiment file expanded into run jobs)
+    submit_payloads([payload, …])  -> job ids (any job type, see `payload`)
+    list_jobs(), get(job_id), cancel(job_id), log_files(job)
+    payload.JobPayload, payload.job_type, payload.payload_of   what a job does, typed
+    worker_loop.Worker(launchers.get_launcher("local" | "ray", …)).run()   claims and runs jobs
+    worker_status.alive_workers(), worker_status.ensure_local_worker()   (the app starts a worker)
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from ecgcore.jobs.queue import (
     get,
     job_log_path,
     list_jobs,
+    log_files,
     public,
     reap_stale,
+    submit_payloads,
     submit_specs,
 )
 
-__all__ = ["ACTIVE", "ENDED", "STATES", "cancel", "claim", "get", "job_log_path", "list_jobs",
-           "public", "reap_stale", "submit", "submit_specs"]
+__all__ = ["ACTIVE", "ENDED", "STATES", "cancel", "claim", "get", "job_log_path", "list_jobs", "log_files",
+           "public", "reap_stale", "submit", "submit_payloads", "submit_specs"]
 
 
 def submit(path: Path | str, overrides: Sequence[str] = (), max_attempts: int = 2) -> list[str]:

@@ -136,7 +136,7 @@ def _load_known_types() -> None:
 
 
 #: Modules that register job types when imported (kept explicit: one place to look).
-KNOWN_TYPE_MODULES: list[str] = []
+KNOWN_TYPE_MODULES: list[str] = ["ecgcore.download.download_job"]
 
 
 @job_type("run")
@@ -159,8 +159,7 @@ class RunJob(JobPayload):
     def spec(self) -> "RunSpec":
         from ecgcore.experiments.run_plan import RunSpec
 
-        return RunSpec(kind=self.run_kind, config=self.config, hash=self.hash,
-                       depends_on=self.run_depends_on)
+        return RunSpec.from_config(self.config, self.hash, self.run_depends_on)
 
     @property
     def label(self) -> str:

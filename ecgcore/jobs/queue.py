@@ -1,8 +1,9 @@
-"""The job table in the workspace's store.sqlite: submit, claim, progress, cancel, reap.
+"""The job table in the workspace's index (store.sqlite): submit, claim, progress, cancel, reap.
 
 Every change is one short `BEGIN IMMEDIATE` transaction, so several workers, job
 processes and the app can write at once; a claim selects and marks jobs in the same
-transaction, so each job is claimed by exactly one worker.
+transaction, so each job is claimed by exactly one worker. A job's `spec` column holds
+its typed payload (`ecgcore.jobs.payload`) as JSON.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, closing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecgcore import workspace
 from ecgcore.errors import EcgcoreError
+from ecgcore.jobs.payload import JobPayload, RunJob, payload_of
 from ecgcore.processes import pid_alive
+
+if TYPE_CHECKING:
+    from ecgcore.experiments.run_plan import RunSpec
 
 STATES = ("queued", "waiting", "running", "cancelling", "done", "failed", "cancelled")
 ACTIVE = ("queued", "waiting", "running", "cancelling")
@@ -69,9 +74,28 @@ def job_log_path(job_id: str) -> Path:
     return jobs_dir() / f"{job_id}.log"
 
 
+def log_files(job: dict[str, Any]) -> list[tuple[str, Path]]:
+    """What `logs JOB` and the Jobs page show, with a title each: the job process's output,
+    then its run's log.txt (each when it exists)."""
+    from ecgcore.runs import RunStore
+
+    found: list[tuple[str, Path]] = []
+    path = job_log_path(job["job_id"])
+    if path.exists():
+        found.append(("job output", path))
+    if job.get("run_id"):
+        try:
+            log = RunStore().get(job["run_id"]).log_path
+        except EcgcoreError:
+            return found
+        if log.exists():
+            found.append(("run log", log))
+    return found
+
+
 def connect() -> sqlite3.Connection:
     """The workspace store with the jobs table (see `workspace.open_store`)."""
-    conn = workspace.open_store(workspace.home() / "store.sqlite", _SCHEMA,
+    conn = workspace.open_store(workspace.index_path(), _SCHEMA,
                                 "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created)")
     _add_worker_column(conn)
     return conn
@@ -108,7 +132,8 @@ def public(job: dict[str, Any]) -> dict[str, Any]:
     item["cancelling"] = job["state"] == "cancelling"
     if item["cancelling"]:  # scripts see the six documented states; a cancelling job still runs
         item["state"] = "running"
-    return item | {"config": job["spec"].get("config")}
+    payload = payload_of(job["spec"])
+    return item | {"config": payload.config if isinstance(payload, RunJob) else None}
 
 
 def get(job_id: str) -> dict[str, Any]:
@@ -125,47 +150,60 @@ def list_jobs() -> list[dict[str, Any]]:
     return [_as_dict(r) for r in rows]
 
 
-# -- submitting -----------------------------------------------------------------------------------
-def submit_specs(specs: Sequence[Any], max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[str]:
-    """Add one job per RunSpec (in plan order, pretraining first); returns their job ids.
+def running_jobs() -> list[dict[str, Any]]:
+    """The jobs a job process is working on (running or cancelling), oldest first."""
+    with closing(connect()) as conn:
+        rows = conn.execute("SELECT * FROM jobs WHERE state IN ('running', 'cancelling')"
+                            " ORDER BY created, job_id").fetchall()
+    return [_as_dict(r) for r in rows]
 
-    A spec whose hash already finished becomes a "done" job pointing at that run; a spec
-    with an active job (queued, waiting, running) reuses that job; a spec that needs a
-    pretraining waits for the pretraining's job."""
+
+# -- submitting -----------------------------------------------------------------------------------
+def submit_payloads(payloads: Sequence[JobPayload], max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[str]:
+    """Add one job per payload (in the order given: a job after the one it depends on);
+    returns their job ids.
+
+    A payload whose result a finished run already holds becomes a "done" job pointing at
+    that run; a payload with an active job (queued, waiting, running) of the same config
+    hash reuses that job; a payload that depends on another waits for that one's job."""
     from ecgcore.runs import RunStore
 
     store = RunStore()
-    done_runs = {s.hash: store.find_done(s.hash, kind=s.kind) for s in specs}
+    done_runs = [payload.finished_run(store) for payload in payloads]
     job_ids: list[str] = []
     by_hash: dict[str, str] = {}
     now = time.time()
     with write() as conn:
-        for offset, spec in enumerate(specs):
-            active = conn.execute(
+        for offset, (payload, run_id) in enumerate(zip(payloads, done_runs)):
+            key = payload.config_hash
+            active = None if key is None else conn.execute(
                 f"SELECT job_id FROM jobs WHERE config_hash = ? AND state IN ({_marks(ACTIVE)})"
-                " ORDER BY created LIMIT 1", (spec.hash, *ACTIVE)).fetchone()
+                " ORDER BY created LIMIT 1", (key, *ACTIVE)).fetchone()
             if active is not None:
-                by_hash[spec.hash] = active["job_id"]
+                by_hash[key] = active["job_id"]
                 job_ids.append(active["job_id"])
                 continue
             job_id = "job-" + uuid.uuid4().hex[:10]
-            run_id = done_runs[spec.hash]
             depends_on = None
-            if spec.depends_on:
-                depends_on = by_hash.get(spec.depends_on) or _latest_job_for(conn, spec.depends_on)
+            if payload.depends_on:
+                depends_on = by_hash.get(payload.depends_on) or _latest_job_for(conn, payload.depends_on)
             state, finished = ("done", now) if run_id else ("waiting" if depends_on else "queued", None)
             if state == "waiting" and _state_of(conn, depends_on) == "done":
                 state = "queued"
-            payload = {"kind": spec.kind, "config": spec.config, "hash": spec.hash,
-                       "depends_on": spec.depends_on, "label": spec.label}
             conn.execute(
                 "INSERT INTO jobs (job_id, spec, config_hash, kind, label, depends_on, state,"
                 " max_attempts, created, finished, run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (job_id, json.dumps(payload, default=str), spec.hash, spec.kind, spec.label,
-                 depends_on, state, max_attempts, now + offset * 1e-6, finished, run_id))
-            by_hash[spec.hash] = job_id
+                (job_id, json.dumps(payload.to_payload(), default=str), key or "", payload.kind,
+                 payload.label, depends_on, state, max_attempts, now + offset * 1e-6, finished, run_id))
+            if key is not None:
+                by_hash[key] = job_id
             job_ids.append(job_id)
     return job_ids
+
+
+def submit_specs(specs: Sequence[RunSpec], max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[str]:
+    """Add one run job per RunSpec (in plan order, pretraining first); see `submit_payloads`."""
+    return submit_payloads([RunJob.of(spec) for spec in specs], max_attempts=max_attempts)
 
 
 def _marks(values: Sequence[Any]) -> str:

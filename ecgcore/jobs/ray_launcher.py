@@ -1,21 +1,25 @@
-"""The Ray runner: each job runs as a Ray task on whichever node has its CPUs/GPUs.
+"""The Ray launcher: each job runs as a Ray task on whichever node has its CPUs/GPUs.
 
     python -m ecgcore worker --runner ray --address HEAD_IP:6379
 
-The dispatcher (this process, a Ray driver) claims queued jobs from the job table like a
-local worker and submits one task per job with `num_cpus` / `num_gpus` from the job's
-device needs (`task_resources`); it keeps at most as many tasks in flight as the cluster
-can run at once, so a claimed job never waits in Ray's own queue without a heartbeat.
-The task starts `python -m ecgcore job-run JOB` on its node — the same job process as
-locally, so heartbeat, progress, checkpoints, resume and the run folder are identical —
-and enforces cancellation there (SIGTERM after the grace period, then SIGKILL), where
-the process is.
+The dispatcher (this process, a Ray driver on the head node) claims queued jobs from the
+job table like a local worker and submits one task per job with `num_cpus` / `num_gpus`
+from the job's device (`task_resources`); it keeps at most as many tasks in flight as the
+cluster can run at once, so a claimed job never waits in Ray's own queue without a
+heartbeat. The task starts `python -m ecgcore job-run JOB --claim FILE` on its node: the
+same job process as locally (progress, checkpoints, resume, the run folder), except that
+it never opens the index. It reads its job from the claim file and reports through files
+in the job's folder (`job_files`); the dispatcher, the index's one writer, copies the
+reports into the job table and indexes the run folders. The task enforces cancellation
+on its node (SIGTERM after the grace period, then SIGKILL), where the process is.
 
-Requirements of a cluster: every node sees the workspace ($ECGCORE_HOME: store.sqlite,
-runs/, datasets/, cache/) at the same path (a shared file system) and has this package
-importable (installed, or the dispatcher's checkout, which it passes on PYTHONPATH). If the dispatcher dies,
-Ray stops its tasks but their job processes (own sessions) run on and finish; one that
-dies later is requeued or failed by the stale-heartbeat rule like any lost job.
+Requirements of a cluster: every node sees the workspace folders ($ECGCORE_HOME: runs/,
+datasets/, cache/, jobs/) at the same path (a shared file system) and has this package
+importable (installed, or the dispatcher's checkout, which it passes on PYTHONPATH); the
+index (store.sqlite, `$ECGCORE_INDEX`) is on the head node's local disk. If the
+dispatcher dies, Ray stops its tasks but their job processes (own sessions) run on; the
+next dispatcher relays their reports, and one that dies meanwhile is requeued or failed by
+the stale-heartbeat rule like any lost job.
 """
 
 from __future__ import annotations
@@ -31,50 +35,48 @@ from typing import Any
 import ray
 
 from ecgcore import workspace
+from ecgcore.cpu import THREADS_ENV
 from ecgcore.jobs import queue
-from ecgcore.jobs.launchers import JobRunner
-from ecgcore.jobs.worker_loop import (
-    CANCEL_GRACE_SECONDS,
-    KILL_GRACE_SECONDS,
-    THREADS_ENV,
-    signal_group,
-)
+from ecgcore.jobs.job_files import AttemptFiles, Relay
+from ecgcore.jobs.payload import payload_of
+from ecgcore.jobs.worker_loop import CANCEL_GRACE_SECONDS, KILL_GRACE_SECONDS, signal_group
 from ecgcore.package_paths import child_cwd, child_env, source_root
 
 POLL_SECONDS = 0.5
 
 
-def task_resources(config: dict[str, Any], cpus_per_job: float, cluster_gpus: float,
+def task_resources(device: str, cpus_per_job: float, cluster_gpus: float,
                    gpus_per_job: float | None = None) -> dict[str, float]:
     """Ray resources of one job: its CPUs, and a GPU when its device is "cuda" (or "auto"
     on a cluster that has GPUs); "cpu" and "mps" jobs take none."""
-    device = ((config.get("train") or {}).get("device") or "auto")
     wants_gpu = device == "cuda" or (device == "auto" and cluster_gpus > 0)
     return {"num_cpus": float(cpus_per_job),
             "num_gpus": float(gpus_per_job if gpus_per_job is not None else 1) if wants_gpu else 0.0}
 
 
-def run_job_task(job_id: str, home: str, threads: int | None,
+def run_job_task(job_id: str, attempt: int, home: str, threads: int | None,
                  cancel_grace: float = CANCEL_GRACE_SECONDS, kill_grace: float = KILL_GRACE_SECONDS) -> int:
-    """Body of the Ray task: the job process on this node; returns its exit code."""
+    """Body of the Ray task: the job process on this node; returns its exit code. Opens no
+    index: the claim and cancel files say what to run and when to stop."""
     os.environ["ECGCORE_HOME"] = home
+    files = AttemptFiles(job_id, attempt)
     env = child_env()
     if threads:  # CPU jobs: torch threads = the CPUs Ray gave the task (GPU jobs keep torch's own)
         env.update({THREADS_ENV: str(threads), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
     with open(queue.job_log_path(job_id), "a") as log:
-        process = subprocess.Popen([sys.executable, "-m", "ecgcore", "job-run", job_id], cwd=child_cwd(),
-                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   env=env, start_new_session=True)
-    queue.set_pid(job_id, process.pid, host=queue.host_name())
+        process = subprocess.Popen([sys.executable, "-m", "ecgcore", "job-run", job_id, "--claim", str(files.claim)],
+                                   cwd=child_cwd(), stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    cancelled: float | None = None  # when this task first saw the cancel file
     term_sent: float | None = None
     killed = False
     while (code := process.poll()) is None:
         time.sleep(POLL_SECONDS)
-        job = queue.get(job_id)
-        if job["state"] != "cancelling" or job["cancel_requested"] is None:
+        if cancelled is None:
+            cancelled = time.time() if files.cancel.exists() else None
             continue
         now = time.time()
-        if term_sent is None and now - job["cancel_requested"] > cancel_grace:
+        if term_sent is None and now - cancelled > cancel_grace:
             term_sent = now
             signal_group(process.pid, signal.SIGTERM)
         elif term_sent is not None and not killed and now - term_sent > kill_grace:
@@ -123,7 +125,8 @@ class RayHandle:
 
 @dataclass
 class RayLauncher:
-    """Starts jobs as Ray tasks against `address` (a running cluster; None: a local one)."""
+    """Starts jobs as Ray tasks against `address` (a running cluster, e.g. "HEAD_IP:6379"
+    or "auto"; None: a local one)."""
 
     address: str | None = None
     slots: int | None = None
@@ -142,6 +145,7 @@ class RayLauncher:
         fits = int(self.cluster_cpus // self.cpus_per_job) if self.cpus_per_job > 0 else 1
         self._capacity = max(1, self.slots or fits)
         self._task = ray.remote(run_job_task)
+        self._relay = Relay()
 
     def capacity(self) -> int:
         return self._capacity
@@ -150,24 +154,15 @@ class RayLauncher:
         return (f"Ray at {ray.get_runtime_context().gcs_address}: {self.cluster_cpus:g} CPUs, "
                 f"{self.cluster_gpus:g} GPUs, {self.cpus_per_job:g} CPU(s) per job")
 
+    def sync(self) -> None:
+        """Copy the job processes' reports into the index (this process is its one writer)."""
+        self._relay.sync()
+
     def start(self, job: dict[str, Any], slot: int) -> RayHandle:
-        needs = task_resources(job["spec"].get("config") or {}, self.cpus_per_job, self.cluster_gpus,
-                               self.gpus_per_job)
+        device = payload_of(job["spec"]).device
+        needs = task_resources(device, self.cpus_per_job, self.cluster_gpus, self.gpus_per_job)
         threads = None if needs["num_gpus"] else max(1, int(needs["num_cpus"]))
+        files = self._relay.claim(job)
         ref = self._task.options(**needs, name=f"ecgcore-{job['job_id']}", max_retries=0).remote(
-            job["job_id"], str(workspace.home()), threads)
+            job["job_id"], files.attempt, str(workspace.home()), threads)
         return RayHandle(job["job_id"], ref)
-
-
-class RayRunner(JobRunner):
-    """Jobs as Ray tasks on a cluster (`address`, e.g. "HEAD_IP:6379" or "auto")."""
-
-    name = "ray"
-
-    def __init__(self, address: str | None = None, slots: int | None = None,
-                 cpus_per_job: float = 1.0, gpus_per_job: float | None = None) -> None:
-        self.address, self.slots = address, slots
-        self.cpus_per_job, self.gpus_per_job = cpus_per_job, gpus_per_job
-
-    def launcher(self) -> RayLauncher:
-        return RayLauncher(self.address, self.slots, self.cpus_per_job, self.gpus_per_job)

@@ -1,16 +1,15 @@
-"""The worker: claims jobs and runs each in its own process (a new session), one per slot.
+"""The worker: claims jobs and has its launcher start each, one per slot.
 
-Each loop: beat in the `workers` table, notice lost jobs (stale heartbeat, dead pid),
-adopt orphaned jobs, collect finished children, enforce cancellation (SIGTERM after a
-grace period, then SIGKILL), claim jobs for the free slots. With GPUs, one slot per GPU
-and CUDA_VISIBLE_DEVICES set per job; on CPU each job may use max(1, cores // slots) torch
-threads (ECGCORE_TORCH_THREADS, read by the job process), so N jobs do not thrash C cores;
-within that share the run takes only the cores other programs leave free
-(`ecgcore.cpu`, chosen at the start and after every epoch).
+Each loop: beat in the `workers` table, let the launcher bring in what its job processes
+reported, notice lost jobs (stale heartbeat, dead pid), adopt orphaned jobs, collect
+finished children, enforce cancellation (SIGTERM after a grace period, then SIGKILL),
+claim jobs for the free slots.
 
-How a job is started is the launcher's business: `LocalLauncher` (a child process on this
-machine) here, `ecgcore.jobs.ray_launcher.RayLauncher` (a Ray task) for a cluster; claiming,
-cancelling and recovery are the same for both.
+How a job is started is the launcher's business (`ecgcore.jobs.launchers`):
+`local_launcher.LocalLauncher` (a child process on this machine, in its own session) or
+`ray_launcher.RayLauncher` (a Ray task on a cluster node); claiming, cancelling and
+recovery are the same for both. On CPU each job's run takes, within its share of the
+cores, only the cores other programs leave free (`ecgcore.cpu`).
 
 When the worker itself dies (SIGKILL, a crash, a reboot of the app's machine excepted)
 its job processes are not touched: they run in their own sessions, keep their heartbeat
@@ -27,14 +26,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ecgcore.jobs import queue, worker_status
-from ecgcore.cpu import THREADS_ENV, cpu_cores
 
 log = logging.getLogger(__name__)
 
@@ -42,41 +38,6 @@ CANCEL_GRACE_SECONDS = 5.0
 KILL_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.5
 BEAT_SECONDS = 1.0
-
-
-def slot_devices(slots: int | None, n_gpus: int) -> list[str | None]:
-    """The CUDA_VISIBLE_DEVICES value of each slot: one GPU per slot when there are GPUs
-    (default: as many slots as GPUs; more slots share GPUs round-robin), None on CPU."""
-    if n_gpus <= 0:
-        return [None] * max(1, slots or 1)
-    count = slots if slots else n_gpus
-    return [str(i % n_gpus) for i in range(max(1, count))]
-
-
-def threads_per_job(slots: int, cores: int) -> int:
-    """Torch threads for each of `slots` CPU jobs sharing `cores` cores."""
-    return max(1, cores // max(1, slots))
-
-
-def job_env(device: str | None, slots: int, cores: int) -> dict[str, str]:
-    """Environment of one job process: its GPU (CUDA jobs keep torch's own thread count),
-    or its share of the CPU cores (torch, OpenMP and MKL threads)."""
-    if device is not None:
-        return {"CUDA_VISIBLE_DEVICES": device}
-    n = str(threads_per_job(slots, cores))
-    return {THREADS_ENV: n, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
-
-
-def gpu_count() -> int:
-    """GPUs this machine can use (0 without CUDA); CUDA_VISIBLE_DEVICES="" means none."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
-        return 0
-    try:
-        import torch
-
-        return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
-    except ImportError:
-        return 0
 
 
 class Handle(Protocol):
@@ -90,26 +51,17 @@ class Handle(Protocol):
 
 
 class Launcher(Protocol):
-    runner: str
+    """Starts claimed jobs somewhere (`ecgcore.jobs.launchers` names them)."""
+
+    runner: str  # its name in the `workers` table ("local", "ray")
 
     def capacity(self) -> int: ...  # jobs at a time
 
     def start(self, job: dict[str, Any], slot: int) -> Handle: ...
 
+    def sync(self) -> None: ...  # bring what its job processes reported into the index
+
     def describe(self) -> str: ...
-
-
-class _ProcessHandle:
-    """A job process this worker started (its own session: signals go to the group)."""
-
-    def __init__(self, process: subprocess.Popen) -> None:
-        self.process, self.pid = process, process.pid
-
-    def poll(self) -> int | None:
-        return self.process.poll()
-
-    def signal(self, sig: int) -> None:
-        signal_group(self.pid, sig)
 
 
 class _AdoptedHandle:
@@ -126,34 +78,6 @@ class _AdoptedHandle:
 
 
 @dataclass
-class LocalLauncher:
-    """`python -m ecgcore job-run JOB` on this machine, one per slot."""
-
-    slots: int | None = None
-    n_gpus: int | None = None
-    runner: str = "local"
-
-    def __post_init__(self) -> None:
-        self.devices = slot_devices(self.slots, gpu_count() if self.n_gpus is None else self.n_gpus)
-        self.cores = cpu_cores()
-
-    def capacity(self) -> int:
-        return len(self.devices)
-
-    def describe(self) -> str:
-        return f"devices {[d or 'cpu' for d in self.devices]}, {self.cores} cores"
-
-    def start(self, job: dict[str, Any], slot: int) -> Handle:
-        env = {**os.environ, **job_env(self.devices[slot], len(self.devices), self.cores)}
-        with open(queue.job_log_path(job["job_id"]), "a") as log:  # the child keeps its own copy
-            process = subprocess.Popen([sys.executable, "-m", "ecgcore", "job-run", job["job_id"]],
-                                       stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                       env=env, start_new_session=True)
-        queue.set_pid(job["job_id"], process.pid)
-        return _ProcessHandle(process)
-
-
-@dataclass
 class _Child:
     job_id: str
     handle: Handle
@@ -166,26 +90,19 @@ class _Child:
 
 @dataclass
 class Worker:
-    """Run queued jobs with `slots` at a time; `once`: stop when nothing is left."""
+    """Run queued jobs through `launcher`, as many at a time as it has slots; `once`: stop
+    when nothing is left."""
 
-    slots: int | None = None
+    launcher: Launcher
     once: bool = False
-    n_gpus: int | None = None
     cancel_grace: float = CANCEL_GRACE_SECONDS
     kill_grace: float = KILL_GRACE_SECONDS
-    launcher: Launcher | None = None
     children: dict[int, _Child] = field(default_factory=dict)  # slot -> child
 
     def __post_init__(self) -> None:
-        if self.launcher is None:
-            self.launcher = LocalLauncher(self.slots, self.n_gpus)
         self.host = queue.host_name()
         self.worker_id = worker_status.worker_id()
         self._last_beat = 0.0
-
-    @property
-    def devices(self) -> list[str | None]:
-        return getattr(self.launcher, "devices", [None] * self.launcher.capacity())
 
     def run(self) -> int:
         """The loop; returns 0 when `once` and the queue is empty, or on SIGTERM/SIGINT."""
@@ -213,6 +130,7 @@ class Worker:
         if time.monotonic() - self._last_beat >= BEAT_SECONDS:
             self._last_beat = time.monotonic()
             worker_status.beat()
+        self.launcher.sync()
         for job_id, state in queue.reap_stale(self.host):
             log.info(f"{job_id}: lost -> {state}")
         self._adopt()

@@ -1,7 +1,8 @@
 """Which workers are alive, and starting a local one when none is (the app does this).
 
 Every worker (the local `python -m ecgcore worker` and the Ray dispatcher) keeps one row
-in the `workers` table of store.sqlite: pid, host, heartbeat, slots, started, runner, log.
+in the `workers` table of the index (store.sqlite): pid, host, heartbeat, slots, started,
+runner (the launcher's name), log.
 A worker is alive when its heartbeat is younger than `queue.STALE_SECONDS` and, on this
 host, its pid still exists; rows of dead workers on this host are pruned when read.
 
@@ -56,7 +57,7 @@ def worker_id(pid: int | None = None, host: str | None = None) -> str:
 
 
 def connect() -> sqlite3.Connection:
-    return workspace.open_store(workspace.home() / "store.sqlite", _SCHEMA)
+    return workspace.open_store(workspace.index_path(), _SCHEMA)
 
 
 def register(slots: int, runner: str = "local", pid: int | None = None,

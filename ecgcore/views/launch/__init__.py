@@ -16,7 +16,7 @@ The form's choices become the same experiment config an `experiments/*.toml` fil
 grid is. Nothing here imports Streamlit.
 """
 
-from ecgcore.views.launch.actions import job_log, retry_job, spec_of
+from ecgcore.views.launch.actions import job_log, retry_job
 from ecgcore.views.launch.choices import (
     EXPERIMENT_TASKS,
     LaunchChoices,
@@ -88,7 +88,6 @@ __all__ = [
     "retry_job",
     "run_range",
     "run_seconds",
-    "spec_of",
     "store_throughput",
     "submit_launch",
     "task_classes",

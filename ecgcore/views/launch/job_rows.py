@@ -1,6 +1,7 @@
 """One row per job for the Jobs page: state, progress, epoch, best validation AUC, time left.
 
-Pure: it reads a job as `ecgcore.jobs.list_jobs` returns it (progress is the latest
+Pure: it reads a job as `ecgcore.jobs.list_jobs` returns it (its payload typed by
+`ecgcore.jobs.payload.payload_of`) (progress is the latest
 `{"epoch", "step", "n_steps", "metrics"}` the job process wrote, metrics being the last
 finished epoch's history row) and, when given, the run's history rows. `job_row` gives the
 raw values; `jobs_table` is what the page shows: the running jobs first, then the queue in the
@@ -16,15 +17,26 @@ from typing import Any
 
 import pandas as pd
 
+from ecgcore.jobs.payload import RunJob, payload_of
 from ecgcore.views.display import MISSING, format_number
 
 JOB_COLUMNS: tuple[str, ...] = ("job_id", "run", "state", "progress", "epoch", "best val AUC",
                                 "time left (s)", "attempts", "run_id", "error")
 
 
+def run_config(job: dict[str, Any]) -> dict[str, Any]:
+    """The run config of a run job (as `list_jobs` or `jobs --json` gives it); {} for a job
+    of another type (a download)."""
+    if not job.get("spec"):
+        return job.get("config") or {}
+    payload = payload_of(job["spec"])
+    return payload.config if isinstance(payload, RunJob) else {}
+
+
 def total_epochs(job: dict[str, Any]) -> int:
-    """Epochs the job's run trains at most (0 for runs that do not train, e.g. source_only)."""
-    config = (job.get("spec") or {}).get("config") or job.get("config") or {}
+    """Epochs the job's run trains at most (0 for runs that do not train, e.g. source_only,
+    and for jobs that are no runs)."""
+    config = run_config(job)
     if config.get("strategy") == "source_only":
         return 0
     return int((config.get("train") or {}).get("epochs") or 0)
