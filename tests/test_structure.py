@@ -155,9 +155,6 @@ def describe_cycle(graph: dict[str, list[Edge]], component: frozenset[str]) -> s
 # Cycles present when this test was written, each to be removed by issue 13's refactor; an
 # entry no longer needed fails the test, so the list only shrinks.
 KNOWN_CYCLES: dict[frozenset[str], str] = {
-    # issue 13, "Job runners": launchers.get_runner imports the Ray launcher (inside a
-    # function), which imports JobRunner back from launchers.
-    frozenset({"ecgcore.jobs.launchers", "ecgcore.jobs.ray_launcher"}): "JobRunner pass-throughs",
     # issue 13, "fails on any import cycle": cli imports cli_queue and cli_compare at its end
     # so they register their commands, and they import `command` from cli.
     frozenset({"ecgcore.cli", "ecgcore.cli_compare", "ecgcore.cli_queue"}): "command registry in cli",
