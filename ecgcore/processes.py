@@ -1,4 +1,4 @@
-"""Is a process alive? One answer for the job queue and the background downloads."""
+"""Is a process alive? One answer for the job queue and its workers."""
 
 from __future__ import annotations
 
@@ -19,12 +19,3 @@ def pid_alive(pid: int) -> bool:
         return status != "Z"
     except (OSError, IndexError):
         return True
-
-
-def child_or_pid_alive(pid: int) -> bool:
-    """`pid_alive`, but a finished child of this process is reaped first (never counted)."""
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)
-        return finished != pid
-    except ChildProcessError:
-        return pid_alive(pid)  # not our child (started by another process): ask the system

@@ -20,8 +20,11 @@ from ecgcore.data.labels import class_name, overlap_table
 from ecgcore.data.recordset import Recordset
 from ecgcore.data.sources import detect_layout, open_dataset
 from ecgcore.views.display import escape_markdown
-from ecgcore.download import CATALOGUE, background
+from ecgcore.download import CATALOGUE
+from ecgcore.download.download_job import DownloadJob, DownloadStatus, download_jobs, submit_download
 from ecgcore.errors import EcgcoreError
+from ecgcore.jobs import ACTIVE, cancel
+from ecgcore.jobs.worker_status import ensure_local_worker
 from ecgcore.views.figures import ecg_paper_figure
 from pages import require_router
 
@@ -76,41 +79,46 @@ def _add_form(expanded: bool) -> None:
 
 
 def _start_download() -> None:
-    """Button callback: start the chosen catalogue dataset downloading in its own process."""
+    """Button callback: queue the chosen catalogue dataset's download as a job, and make sure
+    a worker runs it (the app starts one on this machine when none is alive)."""
     name = st.session_state.get("dl_name") or next(iter(CATALOGUE))
     folder = st.session_state.get("dl_folder", "").strip() or str(workspace.datasets_dir() / name)
     base_url = st.session_state.get("dl_base_url", "").strip() or None
     try:
-        background.start_download(name, folder, base_url=base_url, add_as=name)
+        submit_download(DownloadJob.of(name, folder, base_url=base_url, add_as=name))
+        worker = ensure_local_worker()
     except (EcgcoreError, OSError, ValueError) as err:
         st.session_state["dl_error"] = f"Not started: {err}"
         return
     st.session_state["dl_error"] = ""
+    st.session_state["dl_note"] = "" if worker else (
+        "Queued, but no worker runs it: automatic start is off here (ECGCORE_AUTO_WORKER=0). "
+        "Start one on the Jobs page or with `python -m ecgcore worker`.")
     st.session_state["dl_open"] = True  # keep the section open in this session to show the outcome
 
 
-def _download_line(item: dict[str, Any]) -> None:
-    """One download: a progress bar while it runs, then what came of it."""
-    where = f"**{item.get('title', item['dataset'])}** → `{item['to']}`"
-    state = item["state"]
-    if state in background.ACTIVE:
-        st.progress(float(item["fraction"]), text=f"{where}: {state}, {item['summary']}")
-        st.button("Stop", key=f"dl_stop:{item['id']}", on_click=background.stop_download,
-                  args=(item["id"],), help="Stops after the current piece; starting again resumes.")
-    elif state == "done":
-        st.success(f"{where}: every file verified ({item['summary']}); in the workspace as "
-                   f"**{item.get('added_as') or item['dataset']}**.")
-    elif state == "stopped":
-        st.warning(f"{where}: stopped ({item['summary']}). Start it again to resume.")
+def _download_line(item: DownloadStatus) -> None:
+    """One download job: a progress bar while it is queued or runs, then what came of it."""
+    where = f"**{item.job.title}** → `{item.job.to}`"
+    if item.state in ACTIVE:
+        counts = f", {item.summary}" if item.progress.files_total else ""
+        st.progress(float(item.progress.fraction), text=f"{where}: {item.stage}{counts}")
+        st.button("Stop", key=f"dl_stop:{item.job_id}", on_click=cancel, args=(item.job_id,),
+                  disabled=item.state == "cancelling",
+                  help="Stops after the current piece; starting again resumes.")
+    elif item.state == "done":
+        st.success(f"{where}: every file verified ({item.summary}); in the workspace as "
+                   f"**{item.progress.added_as or item.job.add_as or item.job.dataset}**.")
+    elif item.state == "cancelled":
+        st.warning(f"{where}: stopped ({item.summary}). Start it again to resume.")
     else:
-        st.error(f"{where}: {state}. {escape_markdown(item.get('message', ''))}")
+        st.error(f"{where}: {item.state}. {escape_markdown(item.message)}")
 
 
 def _download_section() -> None:
-    """Download a catalogue dataset in the background; progress is read from its status file
-    by a fragment that refreshes every second while a download runs."""
-    downloads = background.list_downloads()
-    running = any(item["state"] in background.ACTIVE for item in downloads)
+    """Download a catalogue dataset as a job of the queue; its progress is read from the job
+    by a fragment that refreshes every second while a download is queued or runs."""
+    running = any(item.state in ACTIVE for item in download_jobs())
     with st.expander("Download a public dataset (PhysioNet, Zenodo)",
                      expanded=running or st.session_state.get("dl_open", False)):
         names = list(CATALOGUE)
@@ -127,13 +135,15 @@ def _download_section() -> None:
         st.button("Start download", key="dl_start", on_click=_start_download)
         if st.session_state.get("dl_error"):
             st.error(st.session_state["dl_error"])
+        elif st.session_state.get("dl_note"):
+            st.warning(st.session_state["dl_note"])
 
         @st.fragment(run_every=1.0 if running else None)
         def status() -> None:
-            current = background.list_downloads()[:5]
+            current = download_jobs(limit=5)
             for item in current:
                 _download_line(item)
-            if running and not any(item["state"] in background.ACTIVE for item in current):
+            if running and not any(item.state in ACTIVE for item in current):
                 st.rerun()  # finished: the whole page again, so the new dataset is listed
 
         status()

@@ -1,32 +1,76 @@
-"""The Datasets page's download section, and background downloads (stop, resume), against
-the local mirror of test_download.py serving real LUDB records."""
+"""Downloads as jobs of the queue (the Datasets page submits one, a worker runs it), and
+cancelling and resuming one, against the local mirror of test_download.py serving real
+LUDB records. Workers run as `python -m ecgcore worker --once` subprocesses, as a user's
+would (the suite turns the app's automatic worker off)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 from test_download import LUDB_FILES, Mirror, build_ludb_tree
 
+from ecgcore import jobs
 from ecgcore import workspace as ws
-from ecgcore.download import CATALOGUE, background
+from ecgcore.download import CATALOGUE
+from ecgcore.download.download_job import DownloadJob, download_jobs, submit_download
+from ecgcore.errors import EcgcoreError
+from ecgcore.jobs.payload import payload_of
 
 REPO = Path(__file__).resolve().parents[1]
+LUDB = "/files/ludb/1.0.1/"
 
 
-def _wait(download_id: str, states: tuple[str, ...], timeout: float = 60.0) -> dict:
+def _worker(once: bool = True) -> subprocess.Popen:
+    """A local worker on the test's workspace (ECGCORE_HOME, set by the fixture)."""
+    return subprocess.Popen([sys.executable, "-m", "ecgcore", "worker", *(["--once"] if once else [])],
+                            cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _finish(worker: subprocess.Popen, timeout: float = 120.0) -> str:
+    """Wait for a `--once` worker to empty the queue and exit; its output."""
+    out, _ = worker.communicate(timeout=timeout)
+    assert worker.returncode == 0, out
+    return out
+
+
+def _wait_for(job_id: str, done: Callable[[dict], bool], timeout: float = 60.0) -> dict:
+    """The job once `done(job)` holds (an AssertionError with the job after `timeout` s)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        info = background.status(download_id)
-        if info["state"] in states:
-            return info
+        job = jobs.get(job_id)
+        if done(job):
+            return job
         time.sleep(0.2)
-    raise AssertionError(f"download {download_id} still {info['state']} after {timeout} s: {info}")
+    raise AssertionError(f"job {job_id} after {timeout} s: {job}")
 
 
-def test_datasets_page_downloads_in_the_background_and_lists_the_dataset(
+def test_a_download_job_round_trips_and_one_folder_takes_one_download(tmp_path: Path, workspace: Path):
+    job = DownloadJob.of("ludb", tmp_path / "ludb", base_url="http://127.0.0.1:9/files",
+                         include=("data/*",), add_as="mine")
+    assert job.version == CATALOGUE["ludb"].version and job.to == str((tmp_path / "ludb").resolve())
+    assert payload_of(json.loads(json.dumps(job.to_payload()))) == job  # as stored in the queue
+    first = submit_download(job)
+    assert submit_download(DownloadJob.of("ludb", tmp_path / "ludb")) == first  # same download: same job
+    assert DownloadJob.of("ludb", tmp_path / "other").config_hash != job.config_hash
+    with pytest.raises(EcgcoreError, match=f"download job {first} \\(ludb\\) is already writing there"):
+        submit_download(DownloadJob.of("ptbdb", tmp_path / "ludb"))
+    [row] = jobs.list_jobs()
+    assert (row["kind"], row["state"], row["label"]) == ("download", "queued", job.label)
+    [status] = download_jobs()
+    assert (status.job_id, status.stage, status.progress.files_total) == (first, "queued", 0)
+
+
+def test_datasets_page_queues_the_download_and_lists_the_dataset_when_a_worker_ran_it(
         shared_data: Path, tmp_path: Path, workspace: Path):
     build_ludb_tree(shared_data, tmp_path / "mirror")
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
@@ -39,18 +83,22 @@ def test_datasets_page_downloads_in_the_background_and_lists_the_dataset(
         at.radio(key="dl_name").set_value("ludb")
         at.text_input(key="dl_folder").input(str(tmp_path / "downloads" / "ludb"))
         at.text_input(key="dl_base_url").input(f"{mirror.url}/files")
-        started = time.monotonic()
         at.button(key="dl_start").click().run()
-        assert time.monotonic() - started < 15  # the script did not wait for the download
         assert not at.exception and not at.error
-        [item] = background.list_downloads()
-        assert item["dataset"] == "ludb" and item["to"] == str((tmp_path / "downloads" / "ludb").resolve())
-        info = _wait(item["id"], ("done", "failed", "ended"))
-        assert info["state"] == "done", info
-        assert len([r for r in mirror.file_requests()]) == len(LUDB_FILES)
+        assert "no worker runs it" in at.warning[0].value  # the suite turned the automatic worker off
+        [item] = download_jobs()
+        assert item.state == "queued" and item.job.dataset == "ludb" and item.job.add_as == "ludb"
+        assert item.job.to == str((tmp_path / "downloads" / "ludb").resolve())
+        assert any("queued" in p.proto.text for p in at.get("progress"))
+        _finish(_worker())
+        assert jobs.get(item.job_id)["state"] == "done", jobs.get(item.job_id)
+        assert sorted(p for p, _ in mirror.file_requests()) == sorted(LUDB + f for f in LUDB_FILES)
+    log = jobs.job_log_path(item.job_id).read_text()
+    assert "every file verified" in log and "added to the workspace as ludb" in log
     at.run()
     assert not at.exception
-    assert any("every file verified" in s.value and "**ludb**" in s.value for s in at.success)
+    assert any("every file verified" in s.value and "7/7 files" in s.value and "**ludb**" in s.value
+               for s in at.success)
     assert "ludb" in at.selectbox(key="dataset").options
     at.selectbox(key="dataset").set_value("ludb").run()
     assert not at.exception
@@ -58,35 +106,47 @@ def test_datasets_page_downloads_in_the_background_and_lists_the_dataset(
     assert {m.label: m.value for m in at.metric}["Readable records"] == "3"
 
 
-def test_a_background_download_stops_keeps_its_part_and_resumes(
+def test_a_cancelled_download_job_keeps_its_part_and_a_new_submission_resumes(
         shared_data: Path, tmp_path: Path, workspace: Path):
     folder = build_ludb_tree(shared_data, tmp_path / "mirror")
-    big = "/files/ludb/1.0.1/data/1.dat"
-    size = (folder / "data" / "1.dat").stat().st_size
+    big = LUDB + "data/1.dat"
     dest = tmp_path / "ludb"
+    part = dest / "data" / "1.dat.part"
     with Mirror(tmp_path / "mirror") as mirror:
         mirror.stall_once[big] = 4000  # sends 4000 bytes, then holds the connection
-        first = background.start_download("ludb", dest, base_url=f"{mirror.url}/files", add_as="ludb-bg")
-        deadline = time.monotonic() + 30
-        part = dest / "data" / "1.dat.part"
+        job = DownloadJob.of("ludb", dest, base_url=f"{mirror.url}/files", add_as="ludb-bg")
+        first = submit_download(job)
+        worker = _worker()
+        deadline = time.monotonic() + 60
         while not (part.exists() and part.stat().st_size == 4000) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert part.exists() and part.stat().st_size == 4000
-        background.stop_download(first)
-        info = _wait(first, ("stopped", "failed", "ended", "done"))
-        assert info["state"] == "stopped", info
+        running = _wait_for(first, lambda j: (j["progress"] or {}).get("state") == "downloading")
+        assert running["state"] == "running" and running["progress"]["files_total"] == len(LUDB_FILES)
+        assert jobs.cancel(first) == "cancelling"
+        ended = _wait_for(first, lambda j: j["state"] in jobs.ENDED)
+        assert ended["state"] == "cancelled", ended
+        # It stopped itself (well within the worker's grace before SIGTERM), and said so.
+        assert "still running" not in _finish(worker)
+        assert "download stopped" in jobs.job_log_path(first).read_text()
         assert part.stat().st_size == 4000 and not (dest / "data" / "1.dat").exists()
         assert "ludb-bg" not in [e.name for e in ws.list_datasets()]
+        complete = {p for p, _ in mirror.file_requests()} - {big}
+        assert complete, "files other than the stalled one finished before the cancel"
 
-        second = background.start_download("ludb", dest, base_url=f"{mirror.url}/files",
-                                           add_as="ludb-bg")
-        info = _wait(second, ("done", "failed", "ended", "stopped"))
-        assert info["state"] == "done", info
+        second = submit_download(job)
+        assert second != first  # the cancelled job is over: a new job, which resumes
+        _finish(_worker())
+        assert jobs.get(second)["state"] == "done", jobs.get(second)
         assert [r for p, r in mirror.requests if p == big] == [None, "bytes=4000-"]
-    assert (dest / "data" / "1.dat").stat().st_size == size
+        fetched = Counter(p for p, _ in mirror.file_requests())
+        assert all(fetched[p] == 1 for p in complete), fetched  # verified files: not fetched again
+        assert set(fetched) == {LUDB + f for f in LUDB_FILES}
+    assert (dest / "data" / "1.dat").read_bytes() == (folder / "data" / "1.dat").read_bytes()
     assert {e.name: e.path for e in ws.list_datasets()}["ludb-bg"] == dest.resolve()
     assert json.loads((dest / ".ecgcore-download.json").read_text())["ok"]
-    assert [d["id"] for d in background.list_downloads()] == [second, first]
+    assert [d.job_id for d in download_jobs()] == [second, first]
+    assert [d.state for d in download_jobs()] == ["done", "cancelled"]
 
 
 def test_download_hint_keeps_its_globs(workspace: Path):
@@ -96,3 +156,39 @@ def test_download_hint_keeps_its_globs(workspace: Path):
     assert not at.exception and at.radio(key="dl_name").value == "ptb-xl"
     hint = next(c.value for c in at.caption if "Licence" in c.value)
     assert "--include 'records100/\\*' --include '\\*.csv'" in hint, hint
+
+
+class _Context:
+    """A job process's context, in this process: records what the job reports."""
+
+    attempt = 1
+    resume_run_id = None
+    indexed = True
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[dict, bool]] = []
+
+    def on_run(self, run_id: str) -> None:
+        raise AssertionError("a download makes no run")
+
+    def report(self, progress: dict, force: bool = False) -> None:
+        self.reports.append((dict(progress), force))
+
+    def check_cancelled(self) -> None:
+        pass
+
+
+def test_perform_reports_each_stage_at_once_and_fails_with_the_files_that_failed(
+        shared_data: Path, tmp_path: Path, workspace: Path):
+    build_ludb_tree(shared_data, tmp_path / "mirror")
+    context = _Context()
+    with Mirror(tmp_path / "mirror") as mirror:
+        mirror.corrupt_always.add(LUDB + "data/2.hea")
+        job = DownloadJob.of("ludb", tmp_path / "ludb", base_url=f"{mirror.url}/files", add_as="ludb")
+        with pytest.raises(EcgcoreError, match=r"^1 file\(s\) failed: data/2.hea: corrupt twice"):
+            job.perform(context)
+    forced = [progress["state"] for progress, force in context.reports if force]
+    assert forced == ["listing", "downloading", "failed"]
+    last, _ = context.reports[-1]
+    assert (last["files_total"], last["files_done"], last["files_failed"]) == (7, 6, 1)
+    assert "ludb" not in [e.name for e in ws.list_datasets()]  # added only when every file is verified

@@ -1,5 +1,5 @@
 """Downloading the public datasets (PhysioNet, Zenodo): catalogue, resumable checked
-transfers, and a background process the app starts (`background`)."""
+transfers, and the job the app queues to run one in the background (`download_job`)."""
 
 from ecgcore.download.catalogue import CATALOGUE, CatalogueEntry, get_entry
 from ecgcore.download.fetch import DownloadResult, download_dataset
