@@ -19,12 +19,17 @@ from ecgcore.data.dataset_survey import dataset_stamp, inspect_recordset
 from ecgcore.data.labels import class_name, overlap_table
 from ecgcore.data.recordset import Recordset
 from ecgcore.data.sources import detect_layout, open_dataset
-from ecgcore.views.display import escape_markdown
 from ecgcore.download import CATALOGUE
-from ecgcore.download.download_job import DownloadJob, DownloadStatus, download_jobs, submit_download
+from ecgcore.download.download_job import (
+    DownloadJob,
+    DownloadStatus,
+    download_jobs,
+    submit_download,
+)
 from ecgcore.errors import EcgcoreError
 from ecgcore.jobs import ACTIVE, cancel
 from ecgcore.jobs.worker_status import ensure_local_worker
+from ecgcore.views.display import escape_markdown
 from ecgcore.views.figures import ecg_paper_figure
 from pages import require_router
 

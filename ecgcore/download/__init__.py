@@ -2,8 +2,8 @@
 transfers, and the job the app queues to run one in the background (`download_job`)."""
 
 from ecgcore.download.catalogue import CATALOGUE, CatalogueEntry, get_entry
-from ecgcore.download.fetch import DownloadResult, download_dataset
 from ecgcore.download.download_progress import Progress
+from ecgcore.download.fetch import DownloadResult, download_dataset
 from ecgcore.download.remote import DownloadStopped, OfflineError, TransferError
 from ecgcore.download.verify_download import ChecksumError
 

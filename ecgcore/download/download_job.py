@@ -49,7 +49,7 @@ class DownloadJob(JobPayload):
 
     @classmethod
     def of(cls, name: str, to: Path | str, *, version: str | None = None, base_url: str | None = None,
-           include: tuple[str, ...] = (), workers: int = 4, add_as: str | None = None) -> "DownloadJob":
+           include: tuple[str, ...] = (), workers: int = 4, add_as: str | None = None) -> DownloadJob:
         """The job for catalogue dataset `name` (its default version unless given) into `to`."""
         entry = get_entry(name)
         return cls(dataset=name, version=version or entry.version, to=str(Path(to).expanduser().resolve()),
@@ -76,7 +76,7 @@ class DownloadJob(JobPayload):
                 "add_as": self.add_as, "label": self.label}
 
     @classmethod
-    def from_payload(cls, data: dict[str, Any]) -> "DownloadJob":
+    def from_payload(cls, data: dict[str, Any]) -> DownloadJob:
         return cls(dataset=data["dataset"], version=data["version"], to=data["to"],
                    base_url=data.get("base_url"), include=tuple(data.get("include") or ()),
                    workers=int(data.get("workers") or 4), add_as=data.get("add_as"))

@@ -52,7 +52,7 @@ class Progress:
         return {**asdict(self), "fraction": self.fraction}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Progress":
+    def from_dict(cls, data: dict[str, Any]) -> Progress:
         """A snapshot back from `to_dict` (a job's progress); unknown keys are ignored."""
         return cls(**{key: data[key] for key in cls.__dataclass_fields__ if key in data})
 

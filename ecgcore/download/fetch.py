@@ -25,8 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from ecgcore.download.catalogue import CatalogueEntry, get_entry
+from ecgcore.download.download_progress import (
+    Callback,
+    Tracker,
+    describe,
+    write_json_atomic,
+)
 from ecgcore.download.listing import LISTERS, RemoteFile, select
-from ecgcore.download.download_progress import Callback, Tracker, describe, write_json_atomic
 from ecgcore.download.remote import (
     DownloadStopped,
     OfflineError,
@@ -35,7 +40,12 @@ from ecgcore.download.remote import (
     fetch_bytes,
     fetch_to_part,
 )
-from ecgcore.download.verify_download import ChecksumError, VerifiedLog, check, unpack_zip
+from ecgcore.download.verify_download import (
+    ChecksumError,
+    VerifiedLog,
+    check,
+    unpack_zip,
+)
 from ecgcore.errors import EcgcoreError
 
 
