@@ -65,7 +65,7 @@ def _write(root: Path, name: str, fs: float = 500, seconds: float = 10, leads: l
            comments: list[str] = DX, container: str = "dat", data: np.ndarray | None = None) -> Path:
     if data is None:
         data = _ecg(len(leads), int(fs * seconds), seed=len(name))
-    return wfdbio.write_record(root, name, data, fs, leads, comments, container=container, engine="wfdb")
+    return wfdbio.write_record(root, name, data, fs, leads, comments, container=container)
 
 
 def _edit(header: Path, old: str, new: str, count: int = 1) -> None:

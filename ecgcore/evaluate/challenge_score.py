@@ -108,6 +108,7 @@ def _project(matrix: np.ndarray, index: np.ndarray, n_weight_classes: int) -> np
     return out
 
 
+# Kept by hand: the Challenge 2021 score is in no library; this follows the official evaluate_model.py.
 def confusion(labels: np.ndarray, outputs: np.ndarray) -> np.ndarray:
     """The Challenge's multi-label confusion matrix A[true, predicted] with per-record weight
     1 / max(1, |labels ∪ outputs|)."""

@@ -100,6 +100,7 @@ def binarize(y_score: np.ndarray, thresholds: float | np.ndarray = DEFAULT_THRES
     return (y_score >= np.asarray(thresholds, dtype=np.float64)).astype(np.int8)
 
 
+# Kept by hand: f1_score(average=None) reads a one-column indicator as binary (two scores); equal otherwise.
 def per_class_f1(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """(C,) F1 per column, 2TP / (2TP + FP + FN), 0 when a class has neither positives nor
     predictions (scikit-learn's zero_division=0). Computed per column here because
@@ -135,6 +136,7 @@ def f1_prevalence_weighted(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float((per_class_f1(y_true, y_pred) * weights).sum() / weights.sum())
 
 
+# Kept by hand: f1_score(average='samples') refuses a one-column indicator; equal otherwise.
 def f1_samples(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Sample-averaged F1 (per record 2|T∩P| / (|T| + |P|), 0 when both are empty, then the mean
     over records): scikit-learn's average='samples', which refuses a single-column indicator."""
@@ -144,6 +146,7 @@ def f1_samples(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.divide(2.0 * both, sizes, out=np.zeros(truth.shape[0]), where=sizes > 0).mean())
 
 
+# Kept by hand: no library implements the sample-centric Fmax.
 def fmax(y_true: np.ndarray, y_score: np.ndarray, grid: np.ndarray = FMAX_GRID) -> tuple[float, float]:
     """Sample-centric Fmax (CAFA's protein-centric F-max, with records as the proteins), and its
     threshold. Reported as one more summary of the scores; not a metric of the PTB-XL benchmark

@@ -39,6 +39,7 @@ import pandas as pd
 from ecgcore.data.prepare.config import PrepConfig
 from ecgcore.data.recordset import Recordset
 
+# Kept by hand, not joblib.Memory: an entry is a read-only memmap plus status tables, published atomically.
 CACHE_FORMAT = 1  # bump when the entry layout or the pipeline's output changes
 KEY_MODES: tuple[str, ...] = ("metadata", "content")
 # status.csv: one row per input record. row = row in X (-1 when dropped); fs_in and

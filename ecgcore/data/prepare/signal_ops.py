@@ -202,6 +202,7 @@ def crop_or_pad(data: np.ndarray, length: int, mode: str) -> tuple[np.ndarray, i
 
 # ------------------------------------------------------------------ per-record scaling
 
+# Kept by hand: per lead over the valid part only (padding stays 0), which sklearn's scalers cannot mask.
 def zscore(window: np.ndarray, valid: int) -> np.ndarray:
     """Per-lead (x - mean) / std over the valid part; flat leads -> 0; padding stays 0."""
     part = window[:, :valid].astype(np.float64)
