@@ -8,7 +8,6 @@ appends one line per read to a file so reads in joblib workers are counted too.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 import os

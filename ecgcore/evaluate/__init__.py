@@ -1,7 +1,7 @@
 """Evaluation: pure functions of (y_true, y_score, classes); no torch, no files (except the
 Challenge weights, read from a path the caller gives).
 
-- `evaluate(...)`            every test metric of one run, JSON-ready (results.json "test");
+- `test_metrics.evaluate`    every test metric of one run, JSON-ready (results.json "test");
                              `upgrade_test_metrics` reads older "test" dicts with today's key names
 - `metrics`                  ROC-AUC, AUPRC, F1 family (scikit-learn's macro F1 and the mean over
                              classes with positives, each under its own name), sample-centric
@@ -9,8 +9,8 @@ Challenge weights, read from a path the caller gives).
 - `calibration`              Brier score, expected calibration error, reliability table
 - `thresholds`               per-class F1-optimal thresholds tuned on validation only
 - `bootstrap`                kept draws (every class keeps a positive), rank AUC, percentile CIs
-- `paired`                   paired bootstrap difference of two runs on the same records
-- `challenge`                PhysioNet/CinC 2021 challenge score (official only when every scored
+- `paired_bootstrap`         paired bootstrap difference of two runs on the same records
+- `challenge_score`          PhysioNet/CinC 2021 challenge score (official only when every scored
                              class is covered: `scored_coverage`) and `load_challenge_weights`
 - `summary.mean_std`         mean ± std over seeds
 """
