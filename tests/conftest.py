@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from worker_shared import shared_workspace
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -62,20 +63,27 @@ class TrainedRun:
     run_id: str
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
-    """A workspace with demo data (scale 0.1) and one finished run of experiments/smoke.toml."""
+def _train_tiny_run(home: Path) -> None:
+    """Demo data (scale 0.1) and one finished run of experiments/smoke.toml in `home`; the
+    run id in `home/run_id`."""
     from ecgcore.data.synthetic import write_demo_data
 
     root = Path(__file__).resolve().parents[1]
-    home = tmp_path_factory.mktemp("trained_run")
     write_demo_data(home / "datasets", seed=0, scale=0.1)
     env = {**os.environ, "ECGCORE_HOME": str(home), "ECGCORE_AUTO_WORKER": "0"}
     done = subprocess.run([sys.executable, "-m", "ecgcore", "run", str(root / "experiments" / "smoke.toml"),
                            *TINY_RUN_SETTINGS, "--json"], capture_output=True, text=True, cwd=root,
                           env=env, timeout=600)
     assert done.returncode == 0, done.stderr
-    return TrainedRun(home, json.loads(done.stdout)[-1])
+    (home / "run_id").write_text(json.loads(done.stdout)[-1])
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
+    """A workspace with demo data and one finished run: trained once per session, each
+    xdist worker using its own copy (`worker_shared`)."""
+    home = shared_workspace(tmp_path_factory.getbasetemp(), "trained_run", _train_tiny_run)
+    return TrainedRun(home, (home / "run_id").read_text())
 
 
 @pytest.fixture()

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from worker_shared import shared_workspace
 
 from ecgcore.views import compare
 from ecgcore.views.compare import RunFilters
@@ -28,11 +29,12 @@ TINY = ["train.epochs=2", "pretrain.epochs=1", "source.train_fraction=0.3", "tar
 
 
 def trained_store(base: Path) -> Path:
-    """ECGCORE_HOME of the shared trained store under `base` (trained on first use)."""
-    home = base / "compare_store"
-    ready = home / "ready"
-    if ready.is_file():
-        return home
+    """ECGCORE_HOME of the shared trained store under `base` (trained once per session,
+    copied once per xdist worker: `worker_shared`)."""
+    return shared_workspace(base, "compare_store", _train_store)
+
+
+def _train_store(home: Path) -> None:
     from ecgcore.data.synthetic import write_demo_data
     from ecgcore.experiments import run_experiment
 
@@ -49,8 +51,6 @@ def trained_store(base: Path) -> Path:
             os.environ.pop("ECGCORE_HOME", None)
         else:
             os.environ["ECGCORE_HOME"] = previous
-    ready.write_text("ok\n")
-    return home
 
 
 @pytest.fixture(scope="module")
