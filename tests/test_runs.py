@@ -24,6 +24,13 @@ from ecgcore.runs import (
     canonical_json,
     config_hash,
 )
+from ecgcore.runs.run_config import (
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    SourceConfig,
+    StrategyConfig,
+)
 
 CONFIG = {
     "source": "synthetic-source", "target": "synthetic-target", "task": "superdiagnostic",
@@ -280,14 +287,34 @@ def test_list_filters(workspace: Path) -> None:
     assert isinstance(store.list(arch="none"), pd.DataFrame) and store.list(arch="none").empty
 
 
-def test_nested_config_identity_is_indexed(workspace: Path) -> None:
+def test_a_run_config_is_indexed_by_its_parts(workspace: Path) -> None:
+    """A running run's row names what its results will: datasets by folder name, the
+    strategy, the training fraction; its failed results.json says the same."""
+    config = RunConfig(
+        kind="target", experiment="e", model=ModelConfig("resnet1d18"), seed=1,
+        data=DataConfig("/d/target_challenge", task="superdiagnostic"),
+        strategy=StrategyConfig("finetune"), train_fraction=0.5,
+        source=SourceConfig(DataConfig("/d/source_ptbxl", task="shared"), pretrain_hash="ab" * 8))
     store = RunStore()
-    nested = {"data": {"target": "ptbxl", "train_fraction": 0.5}, "source": {"dataset": "/d/source_ptbxl"},
-              "model": {"arch": "resnet1d18"}, "transfer": {"strategy": "scratch"}, "seed": 1}
-    run = store.create(nested)
+    run = store.create(config.to_dict())
     row = store.list(run_id=run.run_id).iloc[0]
-    assert row["target"] == "ptbxl" and row["arch"] == "resnet1d18" and row["train_fraction"] == 0.5
-    assert row["source"] == "source_ptbxl" and row["seed"] == 1 and pd.isna(row["macro_auc"])
+    assert (row["source"], row["target"], row["task"], row["arch"], row["strategy"]) == (
+        "source_ptbxl", "target_challenge", "superdiagnostic", "resnet1d18", "finetune")
+    assert row["train_fraction"] == 0.5 and row["seed"] == 1 and row["device"] == "auto"
+    assert pd.isna(row["macro_auc"])
+    store.fail(run.run_id, "boom")
+    failed = run.results()
+    assert (failed["source"], failed["target"], failed["strategy"]) == ("source_ptbxl", "target_challenge",
+                                                                        "finetune")
+    assert store.list(run_id=run.run_id).iloc[0]["source"] == "source_ptbxl"
+
+
+def test_a_config_that_is_not_a_run_config_is_indexed_by_its_top_level_keys(workspace: Path) -> None:
+    store = RunStore()
+    run = store.create({"arch": "small_cnn", "seed": 7, "target": "t", "model": {"arch": "other"}})
+    row = store.list(run_id=run.run_id).iloc[0]
+    assert (row["arch"], row["seed"], row["target"]) == ("small_cnn", 7, "t")
+    assert row["strategy"] is None and row["source"] is None
 
 
 # -- concurrency --------------------------------------------------------------------------------

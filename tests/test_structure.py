@@ -196,7 +196,6 @@ FRONT_ENDS = ("ecgcore.views", "ecgcore.cli", "ecgcore.cli_queue", "ecgcore.cli_
 # Engine modules that import a view when this test was written (issue 13 moves the code
 # they use into the engine); an entry no longer needed fails the test.
 KNOWN_VIEW_IMPORTS: set[tuple[str, str]] = {
-    ("ecgcore.experiments.execute", "ecgcore.views.provenance"),
     ("ecgcore.explain.explain_record", "ecgcore.views.scoring"),
 }
 

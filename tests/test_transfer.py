@@ -386,6 +386,34 @@ def test_source_only_loads_the_whole_model_and_maps_its_scores() -> None:
     assert not get_strategy("source_only").plan(model, 0, LR, OPTIONS).param_groups
 
 
+def test_scored_outputs_say_which_columns_score_which_target_class() -> None:
+    """Every strategy that trains a head of the target's classes scores all of them from
+    their own columns; source_only scores the target classes the source head knows, from
+    the source's columns, and refuses a source that knows none."""
+    target = ["426783006", "10370003", "713427006"]
+    source = checkpoint_of(build("tiny_cnn", n_classes=3), ["164889003", "59118001", "426783006"])
+    scores = np.arange(12, dtype=np.float32).reshape(4, 3)
+    for name in sorted(set(STRATEGIES) - {"source_only"}):
+        outputs = get_strategy(name).scored_outputs(source, target)
+        assert (outputs.classes, outputs.columns) == (target, [0, 1, 2]), name
+        assert outputs.pick(scores) is scores, "every column in order: the array itself"
+    only = get_strategy("source_only").scored_outputs(source, target)
+    assert (only.classes, only.columns) == (["426783006", "713427006"], [2, 1])
+    assert only.pick(scores).tolist() == scores[:, [2, 1]].tolist()
+    with pytest.raises(RuntimeError, match="knows none of the target classes"):
+        get_strategy("source_only").scored_outputs(checkpoint_of(build("tiny_cnn", n_classes=1), ["x"]), target)
+    with pytest.raises(EcgcoreError, match="needs a source"):
+        get_strategy("source_only").scored_outputs(None, target)
+
+
+def test_phase_reports_of_a_strategy_that_trains_and_of_one_that_does_not() -> None:
+    options = StrategyOptions(head_epochs=2)
+    reports = get_strategy("lp_ft").phase_reports(3, 5, options, epochs_run=3)
+    assert [(r["name"], r["epochs_planned"], r["epochs_run"], r["reached"]) for r in reports] == [
+        ("linear probe", 2, 2, True), ("all", 3, 1, True)]
+    assert get_strategy("source_only").phase_reports(3, 5, options, epochs_run=0) == []
+
+
 def test_class_mapping_uses_canonical_snomed_codes() -> None:
     source = ["164889003", "59118001", "164909002", "NORM", "713427006"]
     target = ["713427006|59118001", "733534002|164909002", "NORM", "MI", "164889003"]

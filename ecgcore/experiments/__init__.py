@@ -40,7 +40,7 @@ def ensure_demo_data() -> None:
 
 
 def plan_experiment(path: Path | str, overrides: Sequence[str] = (),
-                    strict: bool = True) -> list["RunSpec"]:
+                    strict: bool = True) -> list[RunSpec]:
     """The runs an experiment file expands to (writes the demo data first if it asks).
 
     `strict=False` (a dry run) plans without the datasets: a dataset that is not found is

@@ -1,6 +1,16 @@
-"""Doing one run of an experiment: data -> model -> strategy -> training -> evaluation
--> run folder. Pretraining runs and target runs go through the same steps; a run whose
-config hash already finished is reused, never trained again.
+"""Doing one run of an experiment. A run whose config hash already finished is reused,
+never trained again; any other goes through the same named steps, pretraining and target
+runs alike (the lifecycle of the PTB-XL benchmark's `SCP_Experiment`):
+
+1. `prepare_data`: the dataset's records, the task's labels, the cached preprocessed
+   array, the split;
+2. `perform`: the model, the strategy's setup (what is loaded from the source, what is
+   frozen) and the training it prescribes;
+3. `evaluate_test`: scores on the test split of the classes the strategy can score,
+   metrics with thresholds tuned on validation only, predictions.npz;
+4. `save_model`: model.pt with the records it has seen (so later runs can check for
+   leakage) and this run's own leakage check;
+then `results_of` gathers results.json.
 """
 
 from __future__ import annotations
@@ -9,32 +19,36 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from ecgcore.checkpoint import Checkpoint
-from ecgcore.data.pipeline import SplitConfig, TaskDataset, build_dataset
-from ecgcore.data.prepare import PrepConfig
+from ecgcore.cpu import ThreadGovernor, governor_for
+from ecgcore.data.labels import resolve, with_derived_labels
+from ecgcore.data.pipeline import TaskDataset, build_dataset
 from ecgcore.data.recordset import Recordset
 from ecgcore.data.sources import open_dataset
 from ecgcore.data.sources.challenge import SOURCES as CHALLENGE_SOURCES
 from ecgcore.errors import EcgcoreError
-from ecgcore.evaluate import evaluate, macro_auc
-from ecgcore.evaluate.metrics import binarize, f1_prevalence_weighted
+from ecgcore.evaluate import evaluate
+from ecgcore.experiments.run_callbacks import HistoryWriter, TestEveryEpoch
 from ecgcore.experiments.run_plan import RunSpec
-from ecgcore.data.labels import resolve, with_derived_labels
-from ecgcore.models import create_model
 from ecgcore.logs import run_log
-from ecgcore.views.provenance import data_origin
+from ecgcore.models import create_model
 from ecgcore.runs import RunFolder, RunStore
-from ecgcore.train import TrainConfig, fit, predict
-from ecgcore.cpu import governor_for
-from ecgcore.transfer import StrategyOptions, class_mapping, get_strategy
-from ecgcore.transfer.leakage import run_fingerprints, run_leakage, seen_fingerprints
+from ecgcore.runs.data_origin import data_origin
+from ecgcore.runs.run_config import RunConfig
+from ecgcore.train import FitResult, fit, predict
+from ecgcore.transfer import ScoredOutputs, Strategy, StrategyOptions, get_strategy
+from ecgcore.transfer.leakage import (
+    LeakageReport,
+    run_fingerprints,
+    run_leakage,
+    seen_fingerprints,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,96 +90,141 @@ def execute(spec: RunSpec, store: RunStore, callbacks: Sequence[Any] = (),
     return folder.run_id
 
 
-class _HistoryWriter:
-    """Trainer callback: one history.csv row per epoch, as soon as the epoch ends."""
-
-    def __init__(self, folder: RunFolder) -> None:
-        self.folder = folder
-
-    def on_epoch_end(self, row: dict[str, Any]) -> None:
-        self.folder.append_history(row)
-        log.debug("epoch %s", ", ".join(f"{k}={v}" for k, v in row.items()))
-
-    def on_step(self, epoch: int, step: int, n_steps: int) -> None:
-        return None
-
-    def should_stop(self) -> bool:
-        return False
-
-
 def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequence[Any]) -> dict:
-    config = spec.config
-    data_cfg = config["data"]
+    """The run's steps in order; returns what results.json holds."""
+    config = spec.run_config
     # CPU runs: torch threads from the cores other programs leave free (chosen before
     # training, over the data preparation; logged; kept by a resumed attempt).
-    governor = governor_for(config.get("train") or {}, folder.path / "checkpoints" / "threads.json")
+    governor = governor_for(config.train.to_dict(), folder.path / "checkpoints" / "threads.json")
+    data = prepare_data(config)
+    performed = perform(config, data, store, folder, callbacks, governor)
+    evaluated = evaluate_test(config, data, performed, folder)
+    leakage = save_model(spec, data, performed, folder)
+    return results_of(spec, data, performed, evaluated, leakage, folder)
 
-    # 1. Data: the task's labels, the cached preprocessed array, the split.
-    recordset = without_sources(open_dataset(data_cfg["dataset"], **data_cfg["options"]),
-                                data_cfg.get("exclude_sources") or ())
-    recordset = with_derived_labels(data_cfg["task"], recordset)
+
+# -- 1. prepare ------------------------------------------------------------------------------
+def prepare_data(config: RunConfig) -> TaskDataset:
+    """The run's dataset: records (less any excluded sources), the task's labels, the
+    cached preprocessed array and the split."""
+    part = config.data
+    recordset = without_sources(open_dataset(part.dataset, **part.options), part.exclude_sources)
+    recordset = with_derived_labels(part.task, recordset)
     other = None
-    if data_cfg["task"] == "shared":
-        other_path = config.get("shared_with") or (config.get("source") or {}).get("dataset")
-        other = open_dataset(other_path) if other_path else None
-    task = resolve(data_cfg["task"], recordset, other, data_cfg["min_positives"])
-    data = build_dataset(recordset, task, prep=PrepConfig.from_dict(config["prep"]),
-                         split=SplitConfig.from_dict(config["split"]))
-    classes = list(data.classes)
-    log.debug("data: %d records, %d classes, split %s", len(data), len(classes), data.split.sizes())
+    if part.task == "shared":
+        partner = config.shared_partner
+        other = open_dataset(partner) if partner else None
+    task = resolve(part.task, recordset, other, part.min_positives)
+    data = build_dataset(recordset, task, prep=config.prep, split=config.split)
+    log.debug("data: %d records, %d classes, split %s", len(data), len(data.classes), data.split.sizes())
+    return data
 
-    # 2. Model and strategy (what is loaded from the source, what is frozen, at which LR).
-    train_cfg = TrainConfig.from_dict(config["train"])
-    n_samples = data.X.shape[2] if not train_cfg.crop_seconds else int(
-        round(train_cfg.crop_seconds * data.prep.fs))
-    torch.manual_seed(config["seed"])
-    model = create_model(config["arch"], n_leads=data.X.shape[1], n_classes=len(classes),
+
+# -- 2. perform ------------------------------------------------------------------------------
+@dataclass
+class Performed:
+    """What `perform` leaves: the model (its best weights loaded), the strategy that set it
+    up with its options, the source checkpoint it started from, and the fit (None when the
+    strategy trains nothing)."""
+
+    model: torch.nn.Module
+    strategy: Strategy
+    options: StrategyOptions
+    source: Checkpoint | None
+    fit: FitResult | None
+    phases: list[dict[str, Any]]
+    governor: ThreadGovernor | None
+
+    @property
+    def epochs_run(self) -> int:
+        return self.fit.epochs_run if self.fit is not None else 0
+
+
+def perform(config: RunConfig, data: TaskDataset, store: RunStore, folder: RunFolder,
+            callbacks: Sequence[Any], governor: ThreadGovernor | None) -> Performed:
+    """The model, set up by the strategy (what is loaded from the source, what is frozen,
+    at which learning rate), then trained as the strategy prescribes."""
+    classes = list(data.classes)
+    train = config.train
+    n_samples = data.X.shape[2] if not train.crop_seconds else round(train.crop_seconds * data.prep.fs)
+    torch.manual_seed(config.seed)
+    model = create_model(config.model.arch, n_leads=data.X.shape[1], n_classes=len(classes),
                          n_samples=n_samples)
-    strategy = get_strategy(config.get("strategy") or "scratch")
-    options = StrategyOptions.from_dict(config.get("strategy_options") or {})
+    strategy = get_strategy(config.strategy_name)
+    options = config.effective_strategy.options
     source = _source_checkpoint(config, store)
     n_groups = len(model.layer_groups())
-    if strategy.trains:
-        strategy.check_epochs(n_groups, train_cfg.epochs, options)  # before any work is done
+    strategy.check_epochs(n_groups, train.epochs, options)  # before any work is done
     strategy.setup(model, source, classes, options)
-
-    # 3. Training (nothing to train for source_only).
     fit_result = None
-    every_epoch = [_TestEveryEpoch(model, data, train_cfg, folder)] if (
-        (config.get("report") or {}).get("test_every_epoch")) else []
     if strategy.trains:
+        every_epoch = [TestEveryEpoch(model, data, train, folder)] if config.report.test_every_epoch else []
         if governor is not None:
             governor.start()
-        fit_result = fit(model, data, train_cfg,
-                         plan_fn=lambda m, epoch, lr: strategy.plan(m, epoch, lr, options, train_cfg.epochs),
+        fit_result = fit(model, data, train,
+                         plan_fn=lambda m, epoch, lr: strategy.plan(m, epoch, lr, options, train.epochs),
                          checkpoint_dir=folder.path / "checkpoints",
-                         callbacks=[_HistoryWriter(folder), *every_epoch, *callbacks,
+                         callbacks=[HistoryWriter(folder), *every_epoch, *callbacks,
                                     *([governor] if governor is not None else [])])
         model.load_state_dict(fit_result.best_state)
-    phases = [p.report(fit_result.epochs_run if fit_result else 0)
-              for p in strategy.placed_phases(n_groups, train_cfg.epochs, options)] if strategy.trains else []
+    phases = strategy.phase_reports(n_groups, train.epochs, options,
+                                    fit_result.epochs_run if fit_result else 0)
+    return Performed(model, strategy, options, source, fit_result, phases, governor)
 
-    # 4. Evaluation on the test split (thresholds tuned on validation only).
-    scored_classes, test_scores, val_scores = _scores(model, data, train_cfg, strategy.name,
-                                                      source, classes)
-    keep = [classes.index(c) for c in scored_classes]
+
+def _source_checkpoint(config: RunConfig, store: RunStore) -> Checkpoint | None:
+    pretrain_hash = config.source.pretrain_hash if config.source is not None else None
+    if not pretrain_hash:
+        return None
+    run_id = store.find_done(pretrain_hash, kind="pretrain")
+    if run_id is None:
+        raise RuntimeError(f"the pretraining run {pretrain_hash} this run needs has not finished")
+    return store.get(run_id).load_model()
+
+
+# -- 3. evaluate -----------------------------------------------------------------------------
+@dataclass
+class Evaluated:
+    """The classes scored (and their model output columns) and the test metrics."""
+
+    scored: ScoredOutputs
+    metrics: dict[str, Any]
+
+
+def evaluate_test(config: RunConfig, data: TaskDataset, performed: Performed,
+                  folder: RunFolder) -> Evaluated:
+    """Metrics on the test split (thresholds tuned on validation only) of the classes the
+    strategy can score, and predictions.npz."""
+    classes = list(data.classes)
+    scored = performed.strategy.scored_outputs(performed.source, classes)
     test, val = data.split.test, data.split.val
-    metrics = evaluate(data.y[test][:, keep], test_scores, scored_classes,
-                       y_val=data.y[val][:, keep] if val.size else None,
-                       score_val=val_scores if val.size else None, seed=config["seed"],
-                       challenge_weights=data_cfg.get("challenge_weights"))
+    test_scores = scored.pick(predict(performed.model, data, test, config.train))
+    val_scores = scored.pick(predict(performed.model, data, val, config.train)) if val.size else None
+    keep = [classes.index(c) for c in scored.classes]
+    metrics = evaluate(data.y[test][:, keep], test_scores, scored.classes,
+                       y_val=data.y[val][:, keep] if val.size else None, score_val=val_scores,
+                       seed=config.seed, challenge_weights=config.data.challenge_weights)
     folder.write_predictions(np.asarray(data.record_ids)[test], data.y[test][:, keep],
-                             test_scores, scored_classes)
+                             test_scores, scored.classes)
+    return Evaluated(scored, metrics)
 
-    # 5. The model file, with what it has seen (so later runs can check for leakage).
+
+# -- 4. save ---------------------------------------------------------------------------------
+def save_model(spec: RunSpec, data: TaskDataset, performed: Performed,
+               folder: RunFolder) -> LeakageReport | None:
+    """model.pt with what the model has seen (the source's records and this run's training
+    records, with their signal fingerprints), so later runs can check for leakage; returns
+    this run's own check (test records the source saw)."""
+    source = performed.source
+    trained_ids = [data.record_ids[i] for i in data.split.train] if performed.fit is not None else []
     seen = dict(source.seen) if source is not None else {}
-    train_ids = [data.record_ids[i] for i in data.split.train]
-    seen[data.name] = [*seen.get(data.name, []), *train_ids] if strategy.trains else seen.get(data.name, [])
+    seen[data.name] = [*seen.get(data.name, []), *trained_ids]
     prints = run_fingerprints(data)  # signal identity of every record (cached)
-    trained_prints = prints.subset(train_ids) if prints is not None and strategy.trains else None
+    trained_prints = prints.subset(trained_ids) if prints is not None and performed.fit is not None else None
+    model = performed.model
     folder.save_model(Checkpoint(
         state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
-        model_name=config["arch"], model_config=dict(model.config), classes=classes,
+        model_name=spec.run_config.model.arch, model_config=dict(model.config), classes=list(data.classes),
         class_names=list(data.class_names), prep=data.prep.to_dict(),
         stage=spec.kind, seen=seen, extra={
             "run_id": folder.run_id, "task": data.task.name,
@@ -173,56 +232,66 @@ def _do_run(spec: RunSpec, store: RunStore, folder: RunFolder, callbacks: Sequen
             "standard_scaler": None if data.scaler is None else
             {"mean": data.scaler[0].tolist(), "std": data.scaler[1].tolist()}},
         fingerprints=seen_fingerprints(source, data.name, trained_prints)))
-
-    leakage = run_leakage(source, data, [data.record_ids[i] for i in test], prints)
+    leakage = run_leakage(source, data, [data.record_ids[i] for i in data.split.test], prints)
     if leakage is not None and leakage.overlap:
         log.warning("%s", leakage.warning)
+    return leakage
+
+
+# -- results.json ----------------------------------------------------------------------------
+def results_of(spec: RunSpec, data: TaskDataset, performed: Performed, evaluated: Evaluated,
+               leakage: LeakageReport | None, folder: RunFolder) -> dict[str, Any]:
+    """What results.json holds (`RunStore.finish` adds the status and the times)."""
+    config = spec.run_config
+    fitted, governor = performed.fit, performed.governor
+    classes = list(data.classes)
+    scored = evaluated.scored.classes
     return {
         "run_id": folder.run_id, "status": "done", "kind": spec.kind, "config_hash": spec.hash,
-        "experiment": config.get("experiment"),
-        "source": Path(config["source"]["dataset"]).name if config.get("source") else None,
-        "target": data.name, "task": data.task.name, "arch": config["arch"],
-        "strategy": config.get("strategy") or "scratch",
+        "experiment": config.experiment,
+        "source": config.source.data.name if config.source is not None else None,
+        "target": data.name, "task": data.task.name, "arch": config.model.arch,
+        "strategy": config.strategy_name,
         "train_fraction": _train_fraction(config, data), "n_train": int(data.split.train.size),
-        "n_val": int(val.size), "n_test": int(test.size), "seed": config["seed"],
-        "classes": scored_classes, "class_names": [data.class_names[classes.index(c)] for c in scored_classes],
-        "unscored_classes": [c for c in classes if c not in scored_classes],
-        "test": metrics,
-        "best_epoch": fit_result.best_epoch if fit_result else None,
-        "epochs_run": fit_result.epochs_run if fit_result else 0,
-        "train_seconds": fit_result.train_seconds if fit_result else 0.0,
-        "device": str(fit_result.device) if fit_result else "cpu",
-        "precision": fit_result.precision if fit_result else "float32",
-        "threads": governor.summary() if governor is not None and fit_result else None,
-        "precision_asked": train_cfg.precision,
-        "phases": phases,
-        "training_notes": list(fit_result.notes) if fit_result else ["no target training"],
+        "n_val": int(data.split.val.size), "n_test": int(data.split.test.size), "seed": config.seed,
+        "classes": scored, "class_names": [data.class_names[classes.index(c)] for c in scored],
+        "unscored_classes": [c for c in classes if c not in scored],
+        "test": evaluated.metrics,
+        "best_epoch": fitted.best_epoch if fitted else None,
+        "epochs_run": performed.epochs_run,
+        "train_seconds": fitted.train_seconds if fitted else 0.0,
+        "device": str(fitted.device) if fitted else "cpu",
+        "precision": fitted.precision if fitted else "float32",
+        "threads": governor.summary() if governor is not None and fitted else None,
+        "precision_asked": config.train.precision,
+        "phases": performed.phases,
+        "training_notes": list(fitted.notes) if fitted else ["no target training"],
         "split": {"method": data.split.method, "notes": data.split.notes, "sizes": data.split.sizes()},
         "dropped_counts": data.dropped_counts(),
         "leakage": leakage.to_dict() if leakage is not None else None,
         "data_origin": data_origin(config),  # real or synthetic, as every prediction view says
         **protocol_facts(config, data.split.method),
-        **({"test_by_epoch": _TestEveryEpoch.summary(folder)} if every_epoch else {}),
+        **({"test_by_epoch": TestEveryEpoch.summary(folder)} if config.report.test_every_epoch else {}),
         "finished": time.time(),
     }
 
 
-def _train_fraction(config: dict[str, Any], data: TaskDataset) -> float:
+def _train_fraction(config: RunConfig, data: TaskDataset) -> float:
     """The fraction of the training split used: as configured, or for a run given a record
     count (train_n) the count over the full training split, so the data-efficiency curve
     places runs of a size sweep along the same axis as fractions."""
     full = data.split.params.get("n_train_full")
-    if config.get("train_n") and full:
+    if config.train_n and full:
         return round(int(data.split.train.size) / int(full), 4)
-    return config.get("train_fraction", 1.0)
+    return config.train_fraction
 
 
-def protocol_facts(config: dict[str, Any], split_method: str) -> dict[str, Any]:
+def protocol_facts(config: RunConfig, split_method: str) -> dict[str, Any]:
     """What results.json says about the protocol that produced it: its name (None for a
     file without one), the training-subset size asked for, and whether patients may be in
     both training and test (a record-level, paper-exact split)."""
-    return {"protocol": config.get("protocol"), "train_n": config.get("train_n"),
-            "exclude_sources": (config.get("data") or {}).get("exclude_sources") or [],
+    return {"protocol": config.protocol, "train_n": config.train_n,
+            "exclude_sources": list(config.data.exclude_sources),
             "patients_may_leak": split_method == "paper"}
 
 
@@ -243,77 +312,3 @@ def without_sources(recordset: Recordset, exclude: Sequence[str]) -> Recordset:
     keep = ~recordset.table["source"].astype(str).isin(list(exclude)).to_numpy()
     log.debug("data: left out %d records of sources %s", int((~keep).sum()), sorted(exclude))
     return dataclasses.replace(recordset, table=recordset.table[keep])
-
-
-class _TestEveryEpoch:
-    """Trainer callback: scores the test split after every epoch into test_by_epoch.csv
-    (epoch, f1_weighted at 0.5, macro_auc). Nguyen & Do report the best test F1 over their
-    epochs — model selection on the test set — so a paper-exact run can show that number
-    beside its honest one (the last or best-validation epoch's, in `test`). The file is
-    appended to, so a resumed run keeps its earlier epochs."""
-
-    FILE = "test_by_epoch.csv"
-    NOTE = ("best epoch chosen on the test set, as Nguyen & Do report it: optimistic; "
-            "the run's own result is `test`")
-
-    def __init__(self, model: torch.nn.Module, data: TaskDataset, config: TrainConfig,
-                 folder: RunFolder) -> None:
-        self.model, self.data, self.config, self.folder = model, data, config, folder
-
-    def on_step(self, epoch: int, step: int, n_steps: int) -> None:
-        return None
-
-    def should_stop(self) -> bool:
-        return False
-
-    def on_epoch_end(self, row: dict[str, Any]) -> None:
-        test = self.data.split.test
-        scores = predict(self.model, self.data, test, self.config)
-        truth = self.data.y[test]
-        f1 = f1_prevalence_weighted(truth, binarize(scores))
-        path = self.folder.path / self.FILE
-        line = f"{row['epoch']},{f1:.6f},{macro_auc(truth, scores):.6f}\n"
-        with path.open("a", encoding="utf-8") as fh:
-            if fh.tell() == 0:
-                fh.write("epoch,f1_weighted,macro_auc\n")
-            fh.write(line)
-
-    @classmethod
-    def summary(cls, folder: RunFolder) -> dict[str, Any]:
-        path = folder.path / cls.FILE
-        if not path.is_file():
-            return {"note": cls.NOTE, "epochs": []}
-        table = pd.read_csv(path).drop_duplicates("epoch", keep="last").sort_values("epoch")
-        best = table.loc[table["f1_weighted"].idxmax()]
-        return {"note": cls.NOTE, "best_f1_weighted": float(best["f1_weighted"]),
-                "best_epoch": int(best["epoch"]), "epochs": table["epoch"].astype(int).tolist(),
-                "f1_weighted": table["f1_weighted"].astype(float).round(6).tolist(),
-                "macro_auc": table["macro_auc"].astype(float).round(6).tolist()}
-
-
-def _source_checkpoint(config: dict[str, Any], store: RunStore) -> Checkpoint | None:
-    pretrain_hash = config.get("pretrain_hash")
-    if not pretrain_hash:
-        return None
-    run_id = store.find_done(pretrain_hash, kind="pretrain")
-    if run_id is None:
-        raise RuntimeError(f"the pretraining run {pretrain_hash} this run needs has not finished")
-    return store.get(run_id).load_model()
-
-
-def _scores(model: torch.nn.Module, data: TaskDataset, train_cfg: TrainConfig, strategy: str,
-            source: Checkpoint | None, classes: list[str]
-            ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Test and validation scores, and the classes they cover: all of them, except for
-    source_only, which can only score the target classes the source head knows."""
-    test_scores = predict(model, data, data.split.test, train_cfg)
-    val_scores = predict(model, data, data.split.val, train_cfg) if data.split.val.size else \
-        np.zeros((0, test_scores.shape[1]), np.float32)
-    if strategy != "source_only" or source is None:
-        return classes, test_scores, val_scores
-    mapping = class_mapping(source.classes, classes)  # target index -> source index
-    if not mapping:
-        raise RuntimeError("source_only: the source model knows none of the target classes")
-    target_idx = sorted(mapping)
-    source_idx = [mapping[t] for t in target_idx]
-    return [classes[t] for t in target_idx], test_scores[:, source_idx], val_scores[:, source_idx]

@@ -6,46 +6,70 @@ that already finished is reused instead of trained again.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ecgcore import workspace
+from ecgcore.data.labels import check_task_name
 from ecgcore.data.pipeline import SplitConfig
 from ecgcore.data.prepare import PrepConfig
 from ecgcore.errors import EcgcoreError
 from ecgcore.experiments.spec import ExperimentError, grid_points
-from ecgcore.data.labels import check_task_name
 from ecgcore.models import MODELS
 from ecgcore.models.registry import layer_group_count
 from ecgcore.runs import config_hash
+from ecgcore.runs.run_config import (
+    DataConfig,
+    ModelConfig,
+    ReportConfig,
+    RunConfig,
+    SourceConfig,
+    StrategyConfig,
+)
 from ecgcore.train import TrainConfig
 from ecgcore.transfer import STRATEGIES, StrategyOptions
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run to do: its kind, its full config (what config.json holds) and its hash."""
+    """One run to do: its typed config, its hash (the hash of `config`, what config.json
+    holds), the pretraining run it needs, and, in a lenient plan, the datasets not found."""
 
-    kind: str  # "pretrain" | "target"
-    config: dict[str, Any]
+    run_config: RunConfig
     hash: str
     depends_on: str | None = None  # hash of the pretraining run it needs
     missing: tuple[str, ...] = ()  # datasets not found (only in a lenient plan, e.g. a dry run)
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], hash: str, depends_on: str | None = None) -> RunSpec:
+        """The spec of a run planned earlier, from the config and hash it was planned with
+        (a job's payload): the hash is kept as given, never recomputed."""
+        return cls(RunConfig.from_dict(config), hash, depends_on)
+
+    @property
+    def kind(self) -> str:
+        """"pretrain" or "target"."""
+        return self.run_config.kind
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The config as config.json, the job queue and `run --dry-run --json` spell it."""
+        return self.run_config.to_dict()
+
     @property
     def label(self) -> str:
-        c = self.config
-        where = f"[{c['protocol']}] " if c.get("protocol") else ""
-        task = f" task {c['data']['task']}" if c.get("task_from_grid") else ""
-        if self.kind == "pretrain":
-            return (f"{where}pretrain {c['arch']} on {Path(c['data']['dataset']).name}{task} "
-                    f"(seed {c['seed']})")
-        source = f" from {Path(c['source']['dataset']).name}" if c.get("source") else ""
-        size = f"n {c['train_n']}" if c.get("train_n") else f"fraction {c['train_fraction']}"
-        return (f"{where}{c['arch']} {c['strategy']}{source} on {Path(c['data']['dataset']).name}"
-                f"{task} {size} seed {c['seed']}")
+        c = self.run_config
+        where = f"[{c.protocol}] " if c.protocol else ""
+        task = f" task {c.data.task}" if c.task_from_grid else ""
+        if c.kind == "pretrain":
+            return f"{where}pretrain {c.model.arch} on {c.data.name}{task} (seed {c.seed})"
+        source = f" from {c.source.data.name}" if c.source is not None else ""
+        size = f"n {c.train_n}" if c.train_n else f"fraction {c.train_fraction}"
+        return (f"{where}{c.model.arch} {c.strategy_name}{source} on {c.data.name}"
+                f"{task} {size} seed {c.seed}")
 
 
 def resolve_dataset(name_or_path: str) -> str:
@@ -67,17 +91,20 @@ def find_dataset(name_or_path: str) -> str | None:
     return str(path.resolve()) if path.is_dir() else None
 
 
-def _checked(values: dict[str, Any], key: str, cls: Any) -> dict:
-    """Validate a section's merged values through its dataclass (unknown keys, bad values
-    -> one clear line naming the section)."""
+Section = TypeVar("Section")
+
+
+def _checked(values: dict[str, Any], key: str, cls: type[Section]) -> Section:
+    """A section's merged values as its dataclass (unknown keys, bad values -> one clear
+    line naming the section)."""
     try:
-        return cls.from_dict(values).to_dict()
+        return cls.from_dict(values)  # type: ignore[attr-defined]
     except (TypeError, ValueError, KeyError) as exc:
         raise ExperimentError(f"[{key}]: " + str(exc).replace("\n", "\\n")) from exc
 
 
-def _data(section: dict[str, Any], missing: list[str] | None = None) -> dict[str, Any]:
-    """The run config's data entry. With `missing` (a lenient plan), a dataset that is not
+def _data(section: dict[str, Any], missing: list[str] | None = None) -> DataConfig:
+    """The run config's data part. With `missing` (a lenient plan), a dataset that is not
     found keeps its name and is listed there instead of stopping the plan."""
     name = section["dataset"]
     try:
@@ -87,14 +114,12 @@ def _data(section: dict[str, Any], missing: list[str] | None = None) -> dict[str
     found = find_dataset(name) if missing is not None else resolve_dataset(name)
     if found is None and missing is not None:
         missing.append(name)
-    data = {"dataset": found or name, "task": section.get("task", "dataset_labels"),
-            "options": dict(section.get("options", {})),
-            "min_positives": int(section.get("min_positives", 10)),
-            "challenge_weights": (str(Path(section["challenge_weights"]).expanduser().resolve())
-                                  if section.get("challenge_weights") else None)}
-    if section.get("exclude_sources"):  # only when used: older configs keep their hashes
-        data["exclude_sources"] = sorted(str(s) for s in section["exclude_sources"])
-    return data
+    return DataConfig(
+        dataset=found or name, task=section.get("task", "dataset_labels"),
+        options=dict(section.get("options", {})), min_positives=int(section.get("min_positives", 10)),
+        challenge_weights=(str(Path(section["challenge_weights"]).expanduser().resolve())
+                           if section.get("challenge_weights") else None),
+        exclude_sources=tuple(sorted(str(s) for s in section.get("exclude_sources") or ())))
 
 
 def _merged(*tables: dict[str, Any] | None) -> dict[str, Any]:
@@ -137,85 +162,97 @@ def expand(config: dict[str, Any], strict: bool = True) -> list[RunSpec]:
 
     `strict=False` plans even when a dataset is not found (each spec lists its missing
     datasets, and its config names the dataset as written): what a dry run shows."""
-    experiment = config.get("name", "experiment")
     pretrains: dict[str, RunSpec] = {}
     targets: dict[str, RunSpec] = {}
     for point in grid_points(config):
-        arch, strategy_name = point["arch"], point["strategy"]
-        if arch not in MODELS:
-            raise ExperimentError(f"unknown architecture {arch!r}; known: {', '.join(sorted(MODELS))}")
-        if strategy_name not in STRATEGIES:
-            raise ExperimentError(f"unknown strategy {strategy_name!r}; known: {', '.join(STRATEGIES)}")
-        strategy = STRATEGIES[strategy_name]
-        protocol = point.get("protocol") or config.get("protocol")
-        layers = _Layers(config, point.get("protocol"), arch)
+        _check_names(point)
         missing: list[str] | None = None if strict else []
-        target_section = layers.dataset("target", point.get("target"), point.get("task"))
-        source_section = layers.dataset("source", point.get("source"), point.get("task"))
-        target = _data(target_section, missing)  # type: ignore[arg-type]
-        tag = {"protocol": protocol} if protocol else {}
-        if point.get("task"):
-            tag["task_from_grid"] = True
-        options = _checked(layers.section("strategy_options"), "strategy_options", StrategyOptions)
-        train = _checked(layers.section("train"), "train", TrainConfig)
-        if strategy.trains:
-            try:
-                strategy.check_epochs(layer_group_count(arch), train["epochs"],
-                                      StrategyOptions.from_dict(options))
-            except EcgcoreError as exc:
-                raise ExperimentError(f"{arch} {strategy_name}: {exc}") from exc
-        prep = _checked(layers.section("prep", point.get("target")), "prep", PrepConfig)
-        split = _checked(layers.section("split", point.get("target")), "split", SplitConfig)
-
-        pretrain_hash = None
-        source = None
-        if strategy.needs_source:
-            if source_section is None:
-                raise ExperimentError(f"strategy {strategy_name!r} needs a [source] dataset")
-            source = _data(source_section, missing)
-            source_fraction = float(source_section.get("train_fraction", 1.0))
-            key = point.get("source")
-            pretrain_split = layers.section("pretrain_split", key, base={
-                "seed": point["seed"],
-                "train_fraction": source_fraction if source_fraction < 1.0 else None})
-            pretrain_train = _merged(config.get("train"), layers.protocol.get("train"),
-                                     layers.arch.get("train"), config.get("pretrain"),
-                                     layers.protocol.get("pretrain"), layers.arch.get("pretrain"))
-            pre_config = {
-                "kind": "pretrain", "experiment": experiment, "arch": arch, "seed": point["seed"],
-                "train_fraction": source_fraction,
-                "data": source, "shared_with": target["dataset"] if source["task"] == "shared" else None,
-                "prep": _checked(layers.section("prep", key), "prep", PrepConfig),
-                "split": _checked(pretrain_split, "pretrain_split", SplitConfig),
-                "train": {**_checked(pretrain_train, "pretrain", TrainConfig), "seed": point["seed"]},
-                **tag,
-            }
-            pretrain_hash = config_hash(pre_config)
-            pretrains.setdefault(pretrain_hash, RunSpec("pretrain", pre_config, pretrain_hash,
-                                                        missing=_missing_of(missing, source)))
-        # The split (and so the test set) is the same for every seed and strategy, so runs
-        # compare on the same records; the seed varies initialisation and batch order.
-        run_split = {**split, "train_fraction": None if point["train_fraction"] >= 1.0
-                     else point["train_fraction"]}
-        size: dict[str, Any] = {}
-        if layers.section("report").get("test_every_epoch"):  # only when asked: hashes stay
-            size["report"] = {"test_every_epoch": True}
-        if point.get("train_n"):
-            run_split["train_n"] = point["train_n"]
-            size["train_n"] = point["train_n"]
-        run_config = {
-            "kind": "target", "experiment": experiment, "arch": arch, "strategy": strategy_name,
-            "strategy_options": options, "seed": point["seed"], "data": target,
-            "source": copy.deepcopy(source) if strategy.needs_source else None,
-            "pretrain_hash": pretrain_hash, "prep": prep, "split": run_split,
-            "train_fraction": point["train_fraction"], "train": {**train, "seed": point["seed"]},
-            **size, **tag,
-        }
-        run_hash = config_hash(run_config)
-        targets.setdefault(run_hash, RunSpec("target", run_config, run_hash, pretrain_hash,
+        target_data = _target_data(config, point, missing)
+        target = _target_config(config, point, target_data)
+        pretrain = _pretrain_spec(config, point, target_data, missing)
+        if pretrain is not None:
+            pretrains.setdefault(pretrain.hash, pretrain)
+            target = dataclasses.replace(target, source=SourceConfig(pretrain.run_config.data, pretrain.hash))
+        run_hash = config_hash(target.to_dict())
+        targets.setdefault(run_hash, RunSpec(target, run_hash, pretrain.hash if pretrain else None,
                                              missing=tuple(dict.fromkeys(missing or ()))))
     return [*pretrains.values(), *targets.values()]
 
 
-def _missing_of(missing: list[str] | None, data: dict[str, Any]) -> tuple[str, ...]:
-    return (data["dataset"],) if missing and data["dataset"] in missing else ()
+def _check_names(point: dict[str, Any]) -> None:
+    if point["arch"] not in MODELS:
+        raise ExperimentError(f"unknown architecture {point['arch']!r}; known: {', '.join(sorted(MODELS))}")
+    if point["strategy"] not in STRATEGIES:
+        raise ExperimentError(f"unknown strategy {point['strategy']!r}; known: {', '.join(STRATEGIES)}")
+
+
+def _tags(config: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    """The protocol a run belongs to, and whether the grid chose its task."""
+    return {"protocol": point.get("protocol") or config.get("protocol") or None,
+            "task_from_grid": bool(point.get("task"))}
+
+
+def _target_data(config: dict[str, Any], point: dict[str, Any], missing: list[str] | None) -> DataConfig:
+    layers = _Layers(config, point.get("protocol"), point["arch"])
+    section = layers.dataset("target", point.get("target"), point.get("task"))
+    return _data(section, missing)  # type: ignore[arg-type]
+
+
+def _pretrain_spec(config: dict[str, Any], point: dict[str, Any], target: DataConfig,
+                   missing: list[str] | None) -> RunSpec | None:
+    """The pretraining run a grid point's strategy starts from (None: it needs none)."""
+    arch, strategy_name = point["arch"], point["strategy"]
+    if not STRATEGIES[strategy_name].needs_source:
+        return None
+    layers = _Layers(config, point.get("protocol"), arch)
+    section = layers.dataset("source", point.get("source"), point.get("task"))
+    if section is None:
+        raise ExperimentError(f"strategy {strategy_name!r} needs a [source] dataset")
+    source = _data(section, missing)
+    source_fraction = float(section.get("train_fraction", 1.0))
+    key = point.get("source")
+    split = layers.section("pretrain_split", key, base={
+        "seed": point["seed"], "train_fraction": source_fraction if source_fraction < 1.0 else None})
+    train = _merged(config.get("train"), layers.protocol.get("train"), layers.arch.get("train"),
+                    config.get("pretrain"), layers.protocol.get("pretrain"), layers.arch.get("pretrain"))
+    run_config = RunConfig(
+        kind="pretrain", experiment=config.get("name", "experiment"), model=ModelConfig(arch),
+        seed=point["seed"], train_fraction=source_fraction, data=source,
+        shared_with=target.dataset if source.task == "shared" else None,
+        prep=_checked(layers.section("prep", key), "prep", PrepConfig),
+        split=_checked(split, "pretrain_split", SplitConfig),
+        train=dataclasses.replace(_checked(train, "pretrain", TrainConfig), seed=point["seed"]),
+        **_tags(config, point))
+    run_hash = config_hash(run_config.to_dict())
+    return RunSpec(run_config, run_hash, missing=_missing_of(missing, source))
+
+
+def _target_config(config: dict[str, Any], point: dict[str, Any], target: DataConfig) -> RunConfig:
+    """The target run of a grid point, without its source (`expand` adds the pretraining
+    run it starts from)."""
+    arch, strategy_name = point["arch"], point["strategy"]
+    layers = _Layers(config, point.get("protocol"), arch)
+    options = _checked(layers.section("strategy_options"), "strategy_options", StrategyOptions)
+    train = _checked(layers.section("train"), "train", TrainConfig)
+    try:  # before any run is done: a run too short for its strategy's last phase
+        STRATEGIES[strategy_name].check_epochs(layer_group_count(arch), train.epochs, options)
+    except EcgcoreError as exc:
+        raise ExperimentError(f"{arch} {strategy_name}: {exc}") from exc
+    prep = _checked(layers.section("prep", point.get("target")), "prep", PrepConfig)
+    split = _checked(layers.section("split", point.get("target")), "split", SplitConfig)
+    # The split (and so the test set) is the same for every seed and strategy, so runs
+    # compare on the same records; the seed varies initialisation and batch order.
+    fraction = point["train_fraction"]
+    split = dataclasses.replace(split, train_fraction=None if fraction >= 1.0 else fraction,
+                                **({"train_n": point["train_n"]} if point.get("train_n") else {}))
+    return RunConfig(
+        kind="target", experiment=config.get("name", "experiment"), model=ModelConfig(arch),
+        strategy=StrategyConfig(strategy_name, options), seed=point["seed"], data=target,
+        prep=prep, split=split, train_fraction=fraction,
+        train=dataclasses.replace(train, seed=point["seed"]), train_n=point.get("train_n"),
+        report=ReportConfig(test_every_epoch=bool(layers.section("report").get("test_every_epoch"))),
+        **_tags(config, point))
+
+
+def _missing_of(missing: list[str] | None, data: DataConfig) -> tuple[str, ...]:
+    return (data.dataset,) if missing and data.dataset in missing else ()

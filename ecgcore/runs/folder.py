@@ -28,6 +28,7 @@ import pandas as pd
 
 from ecgcore.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ecgcore.errors import EcgcoreError
+from ecgcore.runs.run_config import RunConfig
 
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
@@ -148,6 +149,11 @@ class RunFolder:
         if not self.config_path.exists():
             raise EcgcoreError(f"{self.run_id}: the run folder has no {CONFIG_FILE}")
         return read_json(self.config_path)
+
+    @property
+    def run_config(self) -> RunConfig:
+        """config.json as a typed value (RunConfigError when it is not a run's config)."""
+        return RunConfig.from_dict(self.config)
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         write_json_atomic(self.config_path, config)

@@ -30,6 +30,7 @@ from ecgcore import workspace
 from ecgcore.errors import EcgcoreError
 from ecgcore.runs.folder import CONFIG_FILE, RunFolder, jsonable
 from ecgcore.runs.hashing import config_hash
+from ecgcore.runs.run_config import RunConfig, RunConfigError
 
 STORE_FILE = "store.sqlite"
 RUNS_DIR = "runs"
@@ -86,16 +87,18 @@ def new_run_id(hash_: str) -> str:
     return f"{time.strftime('%Y%m%d-%H%M', time.gmtime())}-{hash_[:8]}-{secrets.token_hex(2)}"
 
 
-def lookup(config: Mapping[str, Any], key: str) -> Any:
-    """`config[key]`, or the first nested section holding `key` (breadth first), or None.
-    The runner may nest its config (`{"data": {"target": …}}`); the index still finds it."""
-    queue: list[Mapping[str, Any]] = [config]
-    while queue:
-        section = queue.pop(0)
-        if key in section:
-            return section[key]
-        queue.extend(value for value in section.values() if isinstance(value, Mapping))
-    return None
+def config_identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The IDENTITY_KEYS of a run before its results say more, named as its results.json
+    will name them: a run config's from its parts (datasets by folder name); a config that
+    is not a run's (one written by hand, e.g. in a test) from its top-level keys."""
+    try:
+        run = RunConfig.from_dict(config)
+    except RunConfigError:
+        return {key: config.get(key) for key in IDENTITY_KEYS}
+    return {"source": run.source.data.name if run.source is not None else None,
+            "target": run.data.name, "task": run.data.task, "arch": run.model.arch,
+            "strategy": run.strategy_name, "train_fraction": run.train_fraction, "seed": run.seed,
+            "device": run.train.device}
 
 
 def _cell(value: Any) -> Any:
@@ -106,9 +109,10 @@ def _cell(value: Any) -> Any:
     return json.dumps(value, sort_keys=True)
 
 
-def _identity(value: Any) -> Any:
-    """How a config value shows in an index column: a dataset section (a mapping with a
-    "dataset" path, as the experiment runner writes for `source`) by its folder name."""
+def _shown(value: Any) -> Any:
+    """How an identity value shows in an index column: a dataset section (a mapping with a
+    "dataset" path, as results.json of runs that failed before RunConfig held for `source`)
+    by its folder name."""
     if isinstance(value, Mapping) and isinstance(value.get("dataset"), str):
         return Path(value["dataset"]).name
     return value
@@ -184,11 +188,11 @@ class RunStore:
         self, folder: RunFolder, status: str, meta: Mapping[str, Any], results: Mapping[str, Any] | None
     ) -> dict[str, Any]:
         """The index row of a run from its config, its results (if any) and its meta."""
-        config = _config_or_empty(folder)
         results = results or {}
+        identity = config_identity(_config_or_empty(folder))
         row: dict[str, Any] = {"run_id": folder.run_id, "status": status, **meta}
         for key in IDENTITY_KEYS:
-            row[key] = _cell(_identity(results[key] if key in results else lookup(config, key)))
+            row[key] = _cell(_shown(results[key] if key in results else identity[key]))
         test = results.get("test") if isinstance(results.get("test"), Mapping) else {}
         ci = test.get("macro_auc_ci")
         low, high = (ci[0], ci[1]) if isinstance(ci, (list, tuple)) and len(ci) == 2 else (None, None)
@@ -249,7 +253,7 @@ class RunStore:
         RESULT_KEYS and test.TEST_KEYS; identity keys missing from them come from the config."""
         folder = self.get(run_id)
         config = folder.config
-        merged: dict[str, Any] = {key: lookup(config, key) for key in IDENTITY_KEYS}
+        merged: dict[str, Any] = config_identity(config)
         merged.update(results)
         merged.update(run_id=folder.run_id, status="done", finished=now_iso())
         merged.update(self._meta(folder, results, self._index_row(folder.run_id)))
@@ -277,7 +281,7 @@ class RunStore:
         if (previous and previous.get("status") == "done") or folder.manifest_path.exists():
             raise EcgcoreError(f"{folder.run_id}: already finished; its results are kept (not marked {status})")
         config = folder.config
-        results: dict[str, Any] = {key: lookup(config, key) for key in IDENTITY_KEYS}
+        results: dict[str, Any] = config_identity(config)
         results.update(run_id=folder.run_id, status=status, error=str(error), finished=now_iso())
         results.update(self._meta(folder, None, self._index_row(folder.run_id)))
         folder.log(f"{status}: {error}")

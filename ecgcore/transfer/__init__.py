@@ -33,6 +33,7 @@ from ecgcore.transfer.loading import (
 from ecgcore.transfer.options import StrategyOptions
 from ecgcore.transfer.strategy import (
     STRATEGIES,
+    ScoredOutputs,
     SetupReport,
     Strategy,
     get_strategy,
@@ -42,7 +43,7 @@ from ecgcore.transfer.strategy import (
 )
 
 __all__ = [
-    "STRATEGIES", "EpochPlan", "LeakageReport", "MappedScores", "SetupReport", "Strategy",
+    "STRATEGIES", "EpochPlan", "LeakageReport", "MappedScores", "ScoredOutputs", "SetupReport", "Strategy",
     "StrategyOptions", "check_leakage", "class_mapping", "copy_shared_head_rows",
     "final_linear_name", "get_strategy", "leakage_report", "list_strategies", "load_source", "map_scores",
     "plan_from_rates", "register_strategy", "shared_classes", "source_only_scores",

@@ -37,6 +37,7 @@ Strategies that load a source can keep the source head rows of shared classes
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -44,9 +45,21 @@ from torch import nn
 from ecgcore.checkpoint import Checkpoint
 from ecgcore.errors import EcgcoreError
 from ecgcore.models.base import ECGClassifier
-from ecgcore.transfer.loading import copy_shared_head_rows, final_linear_name, load_source
+from ecgcore.transfer.class_mapping import class_mapping
+from ecgcore.transfer.loading import (
+    copy_shared_head_rows,
+    final_linear_name,
+    load_source,
+)
 from ecgcore.transfer.options import StrategyOptions
-from ecgcore.transfer.strategy import Phase, Rates, SetupReport, Strategy, register_strategy
+from ecgcore.transfer.strategy import (
+    Phase,
+    Rates,
+    ScoredOutputs,
+    SetupReport,
+    Strategy,
+    register_strategy,
+)
 
 
 def all_at(n_groups: int, rate: float = 1.0) -> Rates:
@@ -225,3 +238,19 @@ class SourceOnly(Strategy):
 
     def phases(self, n_groups: int, options: StrategyOptions) -> list[Phase]:
         return one_phase("none", (None,) * n_groups)
+
+    def phase_reports(self, n_groups: int, epochs: int, options: StrategyOptions,
+                      epochs_run: int) -> list[dict[str, Any]]:
+        """None: nothing trains."""
+        return []
+
+    def scored_outputs(self, source: Checkpoint | None, target_classes: Sequence[str]) -> ScoredOutputs:
+        """The target classes the source head knows, each from its source class's column
+        (`class_mapping`); the others cannot be scored and are reported apart."""
+        self.check_source(source)
+        assert source is not None
+        mapping = class_mapping(source.classes, target_classes)  # target index -> source index
+        if not mapping:
+            raise RuntimeError("source_only: the source model knows none of the target classes")
+        target_index = sorted(mapping)
+        return ScoredOutputs([target_classes[t] for t in target_index], [mapping[t] for t in target_index])

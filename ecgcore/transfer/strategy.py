@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from ecgcore.checkpoint import Checkpoint
@@ -105,6 +106,23 @@ class PlacedPhase:
                 "schedule": self.phase.schedule, "train_bn": self.phase.train_bn}
 
 
+@dataclass(frozen=True)
+class ScoredOutputs:
+    """The target classes a model set up by a strategy can score, and for each the model's
+    output column that holds its score (in the order of `classes`)."""
+
+    classes: list[str]
+    columns: list[int]
+
+    def pick(self, scores: np.ndarray) -> np.ndarray:
+        """The columns of `scores` (records x model outputs) that score `classes`: the array
+        itself when those are all its columns in order (a copy would come out in another
+        memory layout, and sums over it, such as the Brier score, in another last digit)."""
+        if self.columns == list(range(scores.shape[1])):
+            return scores
+        return scores[:, self.columns]
+
+
 def place_phases(phases: Sequence[Phase], epochs: int | None) -> list[PlacedPhase]:
     """Lay the phases out over a run of `epochs` epochs (None: open-ended). A cycle runs
     from a phase with new_cycle (or the first) up to the next such phase."""
@@ -163,6 +181,17 @@ class Strategy(ABC):
     def rates(self, n_groups: int, epoch: int, options: StrategyOptions) -> Rates:
         """LR multiplier per layer group at 0-based `epoch`; None = frozen."""
         return self.phase_at(n_groups, epoch, options).phase.rates
+
+    def phase_reports(self, n_groups: int, epochs: int, options: StrategyOptions,
+                      epochs_run: int) -> list[dict[str, Any]]:
+        """What results.json says of each phase after `epochs_run` of `epochs` epochs."""
+        return [p.report(epochs_run) for p in self.placed_phases(n_groups, epochs, options)]
+
+    def scored_outputs(self, source: Checkpoint | None, target_classes: Sequence[str]) -> ScoredOutputs:
+        """Which target classes the model this strategy set up can score, and from which
+        output columns: every target class, each from its own column (the model has a
+        head of the target's classes)."""
+        return ScoredOutputs(list(target_classes), list(range(len(target_classes))))
 
     def min_epochs(self, n_groups: int, options: StrategyOptions) -> int:
         """The fewest epochs that reach the last phase (one epoch of it)."""

@@ -5,72 +5,25 @@ provenance: the run id, the datasets it was trained on and whether each is real 
 embedded synthetic data, the task, and its test macro AUC with the bootstrap CI, beside
 RESEARCH_USE. A model trained on synthetic data gets `Provenance.warning`.
 
-Whether a dataset is synthetic is decided here, never guessed by a page: a folder that
-`ecgcore.data.synthetic` wrote holds its SYNTHETIC.json marker; demo sites written before
-the marker existed are known by their site folder names (`source_ptbxl`,
-`target_challenge`). The runner records the answer in results.json (`data_origin`) when
-the run finishes, so it holds even after the folder moves; for older runs it is checked
-now from the dataset folders config.json names, and the line says so.
+Whether a dataset is synthetic is decided by the engine, never guessed by a page
+(`ecgcore.runs.data_origin`): the runner records the answer in results.json
+(`data_origin`) when the run finishes, so it holds even after the folder moves; for older
+runs it is checked now from the dataset folders config.json names, and the line says so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ecgcore.data.synthetic import SITES, synthetic_marker
-from ecgcore.data.synthetic.marker import MARKER_FILE
 from ecgcore.runs import RunStore
+from ecgcore.runs.data_origin import DatasetOrigin, data_origin, dataset_origin
+
+__all__ = ["RESEARCH_USE", "DatasetOrigin", "Provenance", "data_origin", "dataset_origin",
+           "run_provenance"]
 
 RESEARCH_USE = "Research use only, not for diagnosis."
-
-
-@dataclass(frozen=True)
-class DatasetOrigin:
-    """A dataset by name, whether it is synthetic (None: cannot tell), and why we think so."""
-
-    name: str
-    synthetic: bool | None
-    evidence: str
-
-    @property
-    def label(self) -> str:
-        kind = {True: "synthetic", False: "real"}.get(self.synthetic, "real or synthetic: unknown")
-        return f"{self.name} ({kind})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "synthetic": self.synthetic, "evidence": self.evidence}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DatasetOrigin:
-        synthetic = data.get("synthetic")
-        return cls(str(data.get("name") or "?"), synthetic if isinstance(synthetic, bool) else None,
-                   str(data.get("evidence") or ""))
-
-
-def dataset_origin(path: Path | str) -> DatasetOrigin:
-    """Whether the dataset folder at `path` is the embedded synthetic data."""
-    folder = Path(path)
-    name = folder.name
-    if synthetic_marker(folder) is not None:
-        return DatasetOrigin(name, True, f"{MARKER_FILE} written by ecgcore.data.synthetic")
-    if name in SITES:
-        return DatasetOrigin(name, True, f"folder name of a demo site (written before {MARKER_FILE} "
-                                         "existed)")
-    if not folder.is_dir():
-        return DatasetOrigin(name, None, f"folder {folder} not found")
-    return DatasetOrigin(name, False, f"no {MARKER_FILE} from ecgcore.data.synthetic")
-
-
-def data_origin(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What results.json records as `data_origin`: the dataset trained on (`target`; the
-    pretraining set for a pretraining run) and the source a transfer run started from."""
-    data = config.get("data") or {}
-    source = config.get("source") or {}
-    return {"target": dataset_origin(str(data.get("dataset") or "")).to_dict(),
-            "source": dataset_origin(source["dataset"]).to_dict() if source.get("dataset") else None}
 
 
 @dataclass(frozen=True)
@@ -170,17 +123,17 @@ def run_provenance(run_id: str, store: RunStore | None = None) -> Provenance:
     """The provenance of a finished run from its results.json and config.json."""
     folder = (store or RunStore()).get(run_id)
     results = folder.results() or {}
-    config = folder.config
+    config = folder.run_config
     recorded = isinstance(results.get("data_origin"), Mapping)
     origin = results["data_origin"] if recorded else data_origin(config)
     test = results.get("test") or {}
     auc = test.get("macro_auc")
     n_test = results.get("n_test", test.get("n_records"))
     return Provenance(
-        run_id=folder.run_id, kind=str(results.get("kind") or config.get("kind") or "target"),
-        arch=str(results.get("arch") or config.get("arch") or "?"),
-        strategy=str(results.get("strategy") or config.get("strategy") or "scratch"),
-        task=str(results.get("task") or (config.get("data") or {}).get("task") or "?"),
+        run_id=folder.run_id, kind=str(results.get("kind") or config.kind),
+        arch=str(results.get("arch") or config.model.arch),
+        strategy=str(results.get("strategy") or config.strategy_name),
+        task=str(results.get("task") or config.data.task),
         target=DatasetOrigin.from_dict(origin.get("target") or {}),
         source=DatasetOrigin.from_dict(origin["source"]) if origin.get("source") else None,
         macro_auc=float(auc) if isinstance(auc, (int, float)) else None,

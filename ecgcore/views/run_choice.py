@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ecgcore.data.recordset import STANDARD_LEADS
-from ecgcore.views.provenance import run_provenance
 from ecgcore.runs import RunStore
+from ecgcore.views.provenance import run_provenance
 
 
 @dataclass(frozen=True)
@@ -53,10 +52,9 @@ def _candidates(store: RunStore) -> list[_Candidate]:
         if not (Path(row["path"]) / "model.pt").is_file():
             continue
         run_id = str(row["run_id"])
-        prep = store.get(run_id).config.get("prep") or {}
+        prep = store.get(run_id).run_config.prep
         auc = row.get("macro_auc")
-        out.append(_Candidate(run_id, tuple(prep.get("leads") or STANDARD_LEADS),
-                              float(prep.get("fs") or 100.0),
+        out.append(_Candidate(run_id, prep.leads, prep.fs,
                               None if auc is None or pd.isna(auc) else float(auc),
                               run_provenance(run_id, store).synthetic))
     return out

@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecgcore.views.calls import Call, run_thresholds
 from ecgcore.data.labels import class_name
 from ecgcore.data.recordset import Recordset, Signal
 from ecgcore.data.sources import open_dataset
-from ecgcore.views.display import full_labels
 from ecgcore.errors import EcgcoreError
-from ecgcore.views.record_facts import RecordFacts
 from ecgcore.runs import RunStore
+from ecgcore.views.calls import Call, run_thresholds
+from ecgcore.views.display import full_labels
+from ecgcore.views.record_facts import RecordFacts
 
 OUTCOMES: dict[str, str] = {
     "TP": "true positive", "FP": "false positive", "FN": "false negative", "TN": "true negative",
@@ -72,7 +72,7 @@ def load_run_predictions(run_id: str, store: RunStore | None = None) -> RunPredi
     arrays = folder.predictions()
     classes = tuple(str(c) for c in arrays["classes"])
     tuned = run_thresholds(folder.results(), classes)
-    data = folder.config.get("data") or {}
+    data = folder.run_config.data
     return RunPredictions(
         run_id=folder.run_id, classes=classes,
         record_ids=tuple(str(r) for r in arrays["record_ids"]),
@@ -80,7 +80,7 @@ def load_run_predictions(run_id: str, store: RunStore | None = None) -> RunPredi
         y_score=np.asarray(arrays["y_score"], dtype=np.float64),
         thresholds=np.asarray([tuned[c] for c in classes], dtype=np.float64),
         threshold_source=tuned.source,
-        dataset=str(data.get("dataset") or ""), dataset_options=dict(data.get("options") or {}),
+        dataset=data.dataset, dataset_options=dict(data.options),
     )
 
 

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ecgcore.views.calls import make_calls, rhythm_conflict, run_thresholds
 from ecgcore.checkpoint import Checkpoint
 from ecgcore.data import wfdbio
 from ecgcore.data.prepare import PrepConfig, apply_standard_scaler
@@ -25,12 +24,13 @@ from ecgcore.data.prepare.per_record import preprocess_signal
 from ecgcore.data.recordset import Signal
 from ecgcore.errors import EcgcoreError, RecordError
 from ecgcore.models import create_model
-from ecgcore.views.provenance import RESEARCH_USE, run_provenance
-from ecgcore.views.record_facts import facts_from_comments
 from ecgcore.runs import RunStore
 from ecgcore.train import TrainConfig, select_device
 from ecgcore.train.data import record_windows
 from ecgcore.train.loop import aggregate_windows
+from ecgcore.views.calls import make_calls, rhythm_conflict, run_thresholds
+from ecgcore.views.provenance import RESEARCH_USE, run_provenance
+from ecgcore.views.record_facts import facts_from_comments
 
 # A record file's header: WFDB/Challenge records are named by any of their files.
 HEADER_FOR_SUFFIX = {".hea": "", ".mat": ".hea", ".dat": ".hea"}
@@ -56,7 +56,7 @@ def load_run(run_id: str) -> LoadedRun:
     checkpoint = folder.load_model()
     model = create_model(checkpoint.model_name, **checkpoint.model_config)
     model.load_state_dict(checkpoint.state_dict)
-    train = TrainConfig.from_dict(folder.config.get("train", {}))
+    train = folder.run_config.train
     device = select_device(train.device)
     return LoadedRun(run_id, model.to(device).eval(), checkpoint, train, device)
 

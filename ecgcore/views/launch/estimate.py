@@ -35,8 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from ecgcore.data.prepare.config import PrepConfig
 from ecgcore.errors import EcgcoreError
 from ecgcore.runs import RunStore
+from ecgcore.train.config import TrainConfig
 
 # Validation record cost in training-sample units (sliding windows, forward only, larger
 # batches); fitted on experiments/quickstart.toml's scratch runs on this 2-core CPU
@@ -59,7 +61,7 @@ PRIOR_FACTORS = (1.0, 2.0, 4.0)
 # ran a median of 67-80 % of theirs).
 PRIOR_EPOCH_SHARE = 0.5
 # Leads of a run whose config names none (ecgcore.data.prepare's standard 12).
-DEFAULT_LEADS = 12
+DEFAULT_LEADS = len(PrepConfig().leads)
 
 
 @dataclass(frozen=True)
@@ -84,17 +86,15 @@ class Throughput:
                 object.__setattr__(self, name, self.seconds_per_sample)
 
 
+def samples_per_input(prep: PrepConfig, train: TrainConfig) -> int:
+    """Samples in one training input (the crop, else the whole window)."""
+    return round(float(train.crop_seconds or prep.seconds) * prep.fs)
+
+
 def input_samples_of(config: Mapping[str, Any]) -> int:
-    """Samples in one training input of a run config (the crop, else the whole window)."""
-    prep, train = config.get("prep") or {}, config.get("train") or {}
-    seconds = train.get("crop_seconds") or prep.get("seconds", 10.0)
-    return round(float(seconds) * float(prep.get("fs", 100.0)))
-
-
-def leads_of(config: Mapping[str, Any]) -> int:
-    """Leads a run config feeds the model."""
-    leads = (config.get("prep") or {}).get("leads")
-    return len(leads) if leads else DEFAULT_LEADS
+    """`samples_per_input` of an experiment file's (or a run config's) prep and train sections."""
+    return samples_per_input(PrepConfig.from_dict(dict(config.get("prep") or {})),
+                         TrainConfig.from_dict(config.get("train") or {}))
 
 
 def sample_epochs(n_train: float, n_val: float) -> float:
@@ -121,16 +121,17 @@ def store_throughput(store: RunStore, arch: str, device_type: str, input_samples
             break
         try:
             folder = store.get(run_id)
-            results, config = folder.results() or {}, folder.config
+            results, config = folder.results() or {}, folder.run_config
         except EcgcoreError:
             continue
         seconds, epochs = results.get("train_seconds") or 0.0, results.get("epochs_run") or 0
         work = sample_epochs(results.get("n_train") or 0, results.get("n_val") or 0) * epochs
         if (seconds <= 0 or work <= 0 or str(results.get("device", "")).split(":")[0] != device_type
-                or input_samples_of(config) != input_samples or leads_of(config) != n_leads):
+                or samples_per_input(config.prep, config.train) != input_samples
+                or len(config.prep.leads) != n_leads):
             continue
         rates.append(seconds / work)
-        epochs_planned = int((config.get("train") or {}).get("epochs") or epochs)
+        epochs_planned = config.train.epochs
         planned.add(epochs_planned)
         shares.append(min(1.0, epochs / max(1, epochs_planned)))
     if not rates:

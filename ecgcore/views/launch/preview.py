@@ -12,6 +12,8 @@ from typing import Any
 from ecgcore.errors import EcgcoreError
 from ecgcore.experiments.run_plan import RunSpec, expand
 from ecgcore.experiments.spec import ExperimentError
+from ecgcore.runs import RunStore
+from ecgcore.transfer import STRATEGIES
 from ecgcore.views.launch.choices import (
     SPLIT,
     LaunchChoices,
@@ -19,21 +21,18 @@ from ecgcore.views.launch.choices import (
     choice_problems,
     experiment_config,
 )
-from ecgcore.views.launch.shared_classes import ClassPlan
 from ecgcore.views.launch.estimate import (
     DEFAULT_LEADS,
     Throughput,
     format_seconds,
-    input_samples_of,
     job_overhead,
-    leads_of,
     measure_throughput,
     run_range,
     run_seconds,
+    samples_per_input,
     store_throughput,
 )
-from ecgcore.runs import RunStore
-from ecgcore.transfer import STRATEGIES
+from ecgcore.views.launch.shared_classes import ClassPlan
 
 # Train and validation shares of a source's "auto" split (PTB-XL's official folds 1-8 / 9 / 10;
 # a patient split would be 0.7 / 0.1): only used to size pretraining runs in the estimate.
@@ -113,15 +112,13 @@ def device_type(preference: str) -> str:
 
 def _sizes(spec: RunSpec, classes: ClassPlan) -> tuple[float, float]:
     """Approximate (n_train, n_val) of a run from the records its task keeps."""
-    config = spec.config
+    config = spec.run_config
+    fraction = float(config.train_fraction or 1.0)
     if spec.kind == "pretrain":
         kept = classes.source.n_records if classes.source else 0
-        fraction = float(config.get("train_fraction") or 1.0)
         return kept * SOURCE_SHARES[0] * fraction, kept * SOURCE_SHARES[1]
     kept = classes.target.n_records if classes.target else 0
-    split = config.get("split") or SPLIT
-    val, test = float(split.get("val") or SPLIT["val"]), float(split.get("test") or SPLIT["test"])
-    fraction = float(config.get("train_fraction") or 1.0)
+    val, test = float(config.split.val or SPLIT["val"]), float(config.split.test or SPLIT["test"])
     return kept * (1.0 - val - test) * fraction, kept * val
 
 
@@ -154,16 +151,17 @@ def plan_launch(choices: LaunchChoices, classes: ClassPlan, store: RunStore | No
         if spec.hash in active:
             runs.append(PlannedRun(spec.label, spec.kind, spec.hash, "in queue", job_id=active[spec.hash]))
             continue
-        samples, leads = input_samples_of(spec.config), leads_of(spec.config)
+        config = spec.run_config
+        samples, leads = samples_per_input(config.prep, config.train), len(config.prep.leads)
         n_classes = len(classes.target.classes) if classes.target else 10
-        arch = spec.config["arch"]
+        arch = config.model.arch
         key = (arch, samples, leads)
         if key not in rates:
             rates[key] = (throughput(arch, dev, samples, n_classes) if throughput is not None
                           else best_throughput(arch, dev, samples, n_classes, store, n_leads=leads))
         n_train, n_val = _sizes(spec, classes)
-        trains = spec.kind == "pretrain" or STRATEGIES[spec.config["strategy"]].trains
-        epochs = int(spec.config["train"]["epochs"])
+        trains = STRATEGIES[config.strategy_name].trains
+        epochs = config.train.epochs
         seconds = run_seconds(rates[key], n_train, n_val, epochs, overhead, trains)
         low, high = run_range(rates[key], n_train, n_val, epochs, overhead, trains)
         runs.append(PlannedRun(spec.label, spec.kind, spec.hash, "new", seconds=seconds, low=low, high=high))
