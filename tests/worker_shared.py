@@ -20,6 +20,11 @@ from pathlib import Path
 READY = ".ready"
 
 
+def session_root(basetemp: Path) -> Path:
+    """The temp folder every worker of this session shares (`basetemp` itself without xdist)."""
+    return basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+
+
 def shared_workspace(basetemp: Path, name: str, build: Callable[[Path], None]) -> Path:
     """The workspace `name` for this worker: built by `build(folder)` once per session
     (`basetemp` is `tmp_path_factory.getbasetemp()`), copied once per worker."""
@@ -28,7 +33,7 @@ def shared_workspace(basetemp: Path, name: str, build: Callable[[Path], None]) -
     mine = basetemp / name
     if not (mine / READY).is_file():
         shutil.rmtree(mine, ignore_errors=True)
-        worker_copy(build_once(basetemp.parent / name, build), mine)
+        worker_copy(build_once(session_root(basetemp) / name, build), mine)
     return mine
 
 
