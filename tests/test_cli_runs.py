@@ -14,7 +14,7 @@ import pytest
 from ecgcore.data.synthetic import write_demo_data
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--set", "train.epochs=2", "--set", "pretrain.epochs=2", "--set", "source.train_fraction=0.5",
+TINY = ["--set", "train.epochs=1", "--set", "pretrain.epochs=1", "--set", "source.train_fraction=0.5",
         "--set", "grid.train_fraction=[1.0]"]
 
 
