@@ -88,16 +88,17 @@ def run_job_task(job_id: str, attempt: int, home: str, threads: int | None,
 class RayHandle:
     """A job's Ray task as the worker loop sees it."""
 
-    def __init__(self, job_id: str, ref: Any) -> None:
-        self.job_id, self.ref = job_id, ref
+    def __init__(self, job_id: str, attempt: int, ref: Any) -> None:
+        self.job_id, self.attempt, self.ref = job_id, attempt, ref
         self.pid: int | None = None
         self._last_beat = time.monotonic()
 
     def poll(self) -> int | None:
         if self.ref is None:
-            # The task is gone but its job process (own session) may run on: watch the job;
-            # if its process dies, the stale-heartbeat / dead-pid rules requeue or fail it.
-            return None if queue.get(self.job_id)["state"] in ("running", "cancelling") else 0
+            # The task is gone but its job process (own session) may run on: watch the job
+            # until this attempt ends (a lost one is requeued or failed by the stale-heartbeat rule).
+            job = queue.get(self.job_id)
+            return None if job["state"] in ("running", "cancelling") and job["attempts"] == self.attempt else 0
         ready, _ = ray.wait([self.ref], timeout=0)
         if ready:
             try:
@@ -165,4 +166,4 @@ class RayLauncher:
         files = self._relay.claim(job)
         ref = self._task.options(**needs, name=f"ecgcore-{job['job_id']}", max_retries=0).remote(
             job["job_id"], files.attempt, str(workspace.home()), threads)
-        return RayHandle(job["job_id"], ref)
+        return RayHandle(job["job_id"], files.attempt, ref)
