@@ -60,7 +60,8 @@ def _copy_run(run_workspace, home: Path, name: str, edit=None, edit_config=None)
         if change:
             data = json.loads((dst / file).read_text())
             change(data)
-            data["run_id"] = name
+            if file == "results.json":
+                data["run_id"] = name
             (dst / file).write_text(json.dumps(data))
     return name
 
