@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from ecgcore.jobs import queue
-
-from ecgcore.jobs import worker_status as workers
 from ecgcore.cpu import THREADS_ENV
+from ecgcore.jobs import queue
+from ecgcore.jobs import worker_status as workers
 from ecgcore.jobs.local_launcher import job_env, threads_per_job
 
 ROOT = Path(__file__).resolve().parents[1]

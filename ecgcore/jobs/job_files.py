@@ -82,7 +82,7 @@ class AttemptFiles:
         return self.folder / f"ack-{self.attempt}"
 
     @classmethod
-    def of_claim(cls, path: Path) -> "AttemptFiles":
+    def of_claim(cls, path: Path) -> AttemptFiles:
         """The files beside a claim file `<jobs>/<job_id>/claim-<n>.json`."""
         return cls(path.parent.name, int(path.stem.removeprefix("claim-")))
 

@@ -83,7 +83,7 @@ class JobPayload:
         gives it a GPU only when it asks for one."""
         return "cpu"
 
-    def finished_run(self, store: "RunStore") -> str | None:
+    def finished_run(self, store: RunStore) -> str | None:
         """The finished run that already holds this job's result, or None; a job submitted
         for it is recorded as done at once, pointing at that run."""
         return None
@@ -92,7 +92,7 @@ class JobPayload:
         raise NotImplementedError
 
     @classmethod
-    def from_payload(cls, data: dict[str, Any]) -> "JobPayload":
+    def from_payload(cls, data: dict[str, Any]) -> JobPayload:
         raise NotImplementedError
 
     def perform(self, context: JobContext) -> str | None:
@@ -152,11 +152,11 @@ class RunJob(JobPayload):
     run_label: str = ""
 
     @classmethod
-    def of(cls, spec: "RunSpec") -> "RunJob":
+    def of(cls, spec: RunSpec) -> RunJob:
         return cls(run_kind=spec.kind, config=spec.config, hash=spec.hash,
                    run_depends_on=spec.depends_on, run_label=spec.label)
 
-    def spec(self) -> "RunSpec":
+    def spec(self) -> RunSpec:
         from ecgcore.experiments.run_plan import RunSpec
 
         return RunSpec.from_config(self.config, self.hash, self.run_depends_on)
@@ -181,7 +181,7 @@ class RunJob(JobPayload):
     def device(self) -> str:
         return str((self.config.get("train") or {}).get("device") or "auto")
 
-    def finished_run(self, store: "RunStore") -> str | None:
+    def finished_run(self, store: RunStore) -> str | None:
         return store.find_done(self.hash, kind=self.run_kind)
 
     def to_payload(self) -> dict[str, Any]:
@@ -190,7 +190,7 @@ class RunJob(JobPayload):
                 "hash": self.hash, "depends_on": self.run_depends_on, "label": self.run_label}
 
     @classmethod
-    def from_payload(cls, data: dict[str, Any]) -> "RunJob":
+    def from_payload(cls, data: dict[str, Any]) -> RunJob:
         return cls(run_kind=data["kind"], config=data["config"], hash=data["hash"],
                    run_depends_on=data.get("depends_on"), run_label=data.get("label") or "")
 
@@ -208,7 +208,7 @@ class RunJob(JobPayload):
                        on_run=context.on_run)
 
 
-def resumable_folder(store: "RunStore", run_id: str | None) -> "RunFolder | None":
+def resumable_folder(store: RunStore, run_id: str | None) -> RunFolder | None:
     """The folder of run `run_id` (a lost earlier attempt's) when it has a
     `checkpoints/last.pt` to resume from; a finished run is never touched."""
     if not run_id:

@@ -39,7 +39,11 @@ from ecgcore.cpu import THREADS_ENV
 from ecgcore.jobs import queue
 from ecgcore.jobs.job_files import AttemptFiles, Relay
 from ecgcore.jobs.payload import payload_of
-from ecgcore.jobs.worker_loop import CANCEL_GRACE_SECONDS, KILL_GRACE_SECONDS, signal_group
+from ecgcore.jobs.worker_loop import (
+    CANCEL_GRACE_SECONDS,
+    KILL_GRACE_SECONDS,
+    signal_group,
+)
 from ecgcore.package_paths import child_cwd, child_env, source_root
 
 POLL_SECONDS = 0.5
