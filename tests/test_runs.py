@@ -306,6 +306,9 @@ def test_a_run_config_is_indexed_by_its_parts(workspace: Path) -> None:
     failed = run.results()
     assert (failed["source"], failed["target"], failed["strategy"]) == ("source_ptbxl", "target_challenge",
                                                                         "finetune")
+    # Runs that failed before RunConfig wrote the source section itself into results.json.
+    (run.path / "results.json").write_text(json.dumps({**failed, "source": config.to_dict()["source"]}))
+    store.reindex()
     assert store.list(run_id=run.run_id).iloc[0]["source"] == "source_ptbxl"
 
 

@@ -42,7 +42,7 @@ from ecgcore.runs import RunFolder, RunStore
 from ecgcore.runs.data_origin import data_origin
 from ecgcore.runs.run_config import RunConfig
 from ecgcore.train import FitResult, fit, predict
-from ecgcore.transfer import ScoredOutputs, Strategy, StrategyOptions, get_strategy
+from ecgcore.transfer import ScoredOutputs, Strategy, get_strategy
 from ecgcore.transfer.leakage import (
     LeakageReport,
     run_fingerprints,
@@ -124,12 +124,11 @@ def prepare_data(config: RunConfig) -> TaskDataset:
 @dataclass
 class Performed:
     """What `perform` leaves: the model (its best weights loaded), the strategy that set it
-    up with its options, the source checkpoint it started from, and the fit (None when the
-    strategy trains nothing)."""
+    up, the source checkpoint it started from, the fit (None when the strategy trains
+    nothing) with its phases as results.json reports them, and the CPU thread governor."""
 
     model: torch.nn.Module
     strategy: Strategy
-    options: StrategyOptions
     source: Checkpoint | None
     fit: FitResult | None
     phases: list[dict[str, Any]]
@@ -169,7 +168,7 @@ def perform(config: RunConfig, data: TaskDataset, store: RunStore, folder: RunFo
         model.load_state_dict(fit_result.best_state)
     phases = strategy.phase_reports(n_groups, train.epochs, options,
                                     fit_result.epochs_run if fit_result else 0)
-    return Performed(model, strategy, options, source, fit_result, phases, governor)
+    return Performed(model, strategy, source, fit_result, phases, governor)
 
 
 def _source_checkpoint(config: RunConfig, store: RunStore) -> Checkpoint | None:
