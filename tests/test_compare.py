@@ -122,9 +122,9 @@ def test_reads_are_cached_on_file_stamps(home: Path, tmp_path: Path) -> None:
     shutil.copytree(home, copy)
     store = RunStore(copy)
     compare.runs_table(store)
-    misses = compare.cache.RESULTS.misses
+    misses = compare.stamp_cache.RESULTS.misses
     again = compare.runs_table(store)
-    assert compare.cache.RESULTS.misses == misses, "a warm table reads no results.json"
+    assert compare.stamp_cache.RESULTS.misses == misses, "a warm table reads no results.json"
     run_id = str(compare.finished(again).run_id.iloc[0])
     path = copy / "runs" / run_id / "results.json"
     results = json.loads(path.read_text())
@@ -132,7 +132,7 @@ def test_reads_are_cached_on_file_stamps(home: Path, tmp_path: Path) -> None:
     path.write_text(json.dumps(results))
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     changed = compare.runs_table(store)
-    assert compare.cache.RESULTS.misses == misses + 1, "only the changed file is read again"
+    assert compare.stamp_cache.RESULTS.misses == misses + 1, "only the changed file is read again"
     assert changed.set_index("run_id").loc[run_id, "n_train"] == 12345
     before = compare.histories(store, [run_id])
     with open(copy / "runs" / run_id / "history.csv", "a") as out:

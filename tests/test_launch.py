@@ -245,3 +245,30 @@ def test_quickstart_summary_and_launch_through_the_queue(demo_home: Path):
     assert [j["kind"] for j in queued].count("pretrain") == 1
     assert sum(j["state"] == "waiting" for j in queued) == 12  # linear_probe, finetune, lp_ft x 4
     assert np.all([j["spec"]["config"]["experiment"] == "quickstart" for j in queued])
+
+
+NORMAL = "426783006"  # SNOMED sinus rhythm, the normal label nguyen_code_test derives
+
+
+def test_task_classes_counts_the_labels_a_task_derives_as_the_run_does(demo_home: Path):
+    """nguyen_code_test gives NORM to every record with none of the six CODE abnormalities;
+    the Launch page's counts must be those the run trains on (execute derives them first)."""
+    from ecgcore.data.labels import resolve, with_derived_labels
+    from ecgcore.data.labels.named_tasks import task_targets
+    from ecgcore.data.sources import open_dataset
+    from ecgcore.views.launch.shared_classes import task_classes
+
+    import dataclasses
+
+    opened = open_dataset(demo_home / "datasets" / "target_challenge")
+    table = opened.table.copy()  # no record says "normal": the task must derive it
+    table["labels"] = [tuple(code for code in labels if code != NORMAL) for labels in table["labels"]]
+    recordset = dataclasses.replace(opened, table=table)
+    derived = with_derived_labels("nguyen_code_test", recordset)
+    task = resolve("nguyen_code_test", derived, None, 1)
+    targets, keep = task_targets(derived.table, task)
+    shown = task_classes(recordset, "nguyen_code_test", None, 1)
+    assert shown.counts[task.classes.index(NORMAL)] > 0
+    assert shown.classes == tuple(task.classes)
+    assert shown.counts == tuple(int(n) for n in targets[keep].sum(axis=0))
+    assert shown.n_records == int(keep.sum())

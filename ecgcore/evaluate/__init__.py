@@ -1,7 +1,7 @@
 """Evaluation: pure functions of (y_true, y_score, classes); no torch, no files (except the
 Challenge weights, read from a path the caller gives).
 
-- `test_metrics.evaluate`    every test metric of one run, JSON-ready (results.json "test");
+- `run_metrics.evaluate`     every test metric of one run, JSON-ready (results.json "test");
                              `upgrade_test_metrics` reads older "test" dicts with today's key names
 - `metrics`                  ROC-AUC, AUPRC, F1 family (scikit-learn's macro F1 and the mean over
                              classes with positives, each under its own name), sample-centric
@@ -31,7 +31,7 @@ from ecgcore.evaluate.calibration import (
 from ecgcore.evaluate.challenge_score import challenge_score, load_challenge_weights, scored_coverage
 from ecgcore.evaluate.metrics import EvaluationError, fmax, macro_auc
 from ecgcore.evaluate.paired_bootstrap import align_runs, paired_bootstrap, paired_bootstrap_runs
-from ecgcore.evaluate.test_metrics import evaluate, upgrade_test_metrics
+from ecgcore.evaluate.run_metrics import evaluate, upgrade_test_metrics
 from ecgcore.evaluate.summary import mean_std
 from ecgcore.evaluate.thresholds import tune_thresholds
 

@@ -26,7 +26,7 @@ from ecgcore.evaluate.metrics import (
     nan_mean,
     per_class_auc,
 )
-from ecgcore.evaluate.test_metrics import json_number
+from ecgcore.evaluate.run_metrics import json_number
 
 
 def align_runs(ids_a: Sequence[str], y_true_a: np.ndarray, score_a: np.ndarray,

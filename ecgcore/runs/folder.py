@@ -171,7 +171,7 @@ class RunFolder:
         results = read_json(self.results_path)
         if isinstance(results, dict) and isinstance(results.get("test"), Mapping):
             # Imported here: ecgcore.evaluate loads scikit-learn, which the store otherwise never needs.
-            from ecgcore.evaluate.test_metrics import upgrade_test_metrics
+            from ecgcore.evaluate.run_metrics import upgrade_test_metrics
 
             results["test"] = upgrade_test_metrics(results["test"])
         return results

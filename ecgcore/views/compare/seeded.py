@@ -36,7 +36,7 @@ from ecgcore.errors import EcgcoreError
 from ecgcore.evaluate import EvaluationError, bootstrap_auc, draw_indices
 from ecgcore.evaluate.bootstrap import DEFAULT_N_BOOT, Draws, percentile_ci, two_sided_p
 from ecgcore.evaluate.metrics import auc_defined, check_inputs, per_class_auc
-from ecgcore.evaluate.test_metrics import json_number
+from ecgcore.evaluate.run_metrics import json_number
 
 Predictions = Mapping[str, np.ndarray]
 

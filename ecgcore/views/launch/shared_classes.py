@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ecgcore.data.labels import class_name, resolve, task_targets
+from ecgcore.data.labels import class_name, resolve, task_targets, with_derived_labels
 from ecgcore.data.recordset import Recordset
 from ecgcore.errors import EcgcoreError
 from ecgcore.transfer import class_mapping
@@ -105,6 +105,7 @@ def task_classes(recordset: Recordset, task: str, other: Recordset | None,
                  min_positives: int) -> TaskClasses:
     """The classes (and per-class counts) a run on `recordset` with `task` would use.
     Raises EcgcoreError with the reason when the task gives no usable class."""
+    recordset = with_derived_labels(task, recordset)  # as the run does before it resolves
     task_obj = resolve(task, recordset, other, min_positives)
     targets, keep = task_targets(recordset.table, task_obj)
     counts = targets[keep].sum(axis=0)
