@@ -272,3 +272,17 @@ def test_task_classes_counts_the_labels_a_task_derives_as_the_run_does(demo_home
     assert shown.classes == tuple(task.classes)
     assert shown.counts == tuple(int(n) for n in targets[keep].sum(axis=0))
     assert shown.n_records == int(keep.sum())
+
+
+def test_a_download_job_row_shows_the_downloads_own_fraction():
+    """A download reports bytes/files done as `fraction`; its row shows that, not 0 epochs."""
+    from ecgcore.download.download_job import DownloadJob
+
+    spec = DownloadJob(dataset="ptbxl", version="1.0.3", to="/tmp/ptbxl").to_payload()
+    job = {"job_id": "job-2", "label": "download PTB-XL", "state": "running", "spec": spec,
+           "attempts": 1, "run_id": None, "error": None, "started": 1000.0,
+           "progress": {"state": "downloading", "files_done": 3, "files_total": 12, "fraction": 0.25}}
+    row = job_row(job, now=1030.0)
+    assert row["progress"] == pytest.approx(0.25) and row["epoch"] == ""
+    assert row["time left (s)"] == 90, "30 s for a quarter: 90 s for the rest"
+    assert job_row({**job, "state": "done"}, now=0)["progress"] == 1

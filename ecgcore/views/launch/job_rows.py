@@ -61,10 +61,15 @@ def best_val_auc(job: dict[str, Any], history: Sequence[dict[str, Any]] = ()) ->
 
 
 def fraction_done(job: dict[str, Any]) -> float:
-    """0..1: finished epochs plus the share of the current epoch's steps."""
+    """0..1: for a run, finished epochs plus the share of the current epoch's steps; for a job
+    of another type (a download), the `fraction` it reports."""
     if job["state"] == "done":
         return 1.0
     progress = job.get("progress") or {}
+    if job.get("spec") and not isinstance(payload_of(job["spec"]), RunJob):
+        reported = _finite(progress.get("fraction"))
+        running = job["state"] in ("running", "cancelling")
+        return min(1.0, max(0.0, reported)) if running and reported is not None else 0.0
     epochs = total_epochs(job)
     if job["state"] not in ("running", "cancelling") or not epochs or progress.get("epoch") is None:
         return 0.0
