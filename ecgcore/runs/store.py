@@ -32,7 +32,6 @@ from ecgcore.runs.folder import CONFIG_FILE, RunFolder, jsonable
 from ecgcore.runs.hashing import config_hash
 from ecgcore.runs.run_config import RunConfig, RunConfigError
 
-STORE_FILE = "store.sqlite"
 RUNS_DIR = "runs"
 
 #: Run states. "incomplete" is only ever derived from a folder (no results.json).
