@@ -192,3 +192,25 @@ def test_perform_reports_each_stage_at_once_and_fails_with_the_files_that_failed
     last, _ = context.reports[-1]
     assert (last["files_total"], last["files_done"], last["files_failed"]) == (7, 6, 1)
     assert "ludb" not in [e.name for e in ws.list_datasets()]  # added only when every file is verified
+
+
+def test_on_a_cluster_node_the_download_leaves_the_index_to_the_dispatcher(
+        shared_data: Path, tmp_path: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch):
+    """A job process that may not write the index (a cluster node) downloads without opening
+    any SQLite file; the dispatcher, relaying its end, adds the dataset (record_in_index)."""
+    import sqlite3
+
+    build_ludb_tree(shared_data, tmp_path / "mirror")
+    context = _Context()
+    context.indexed = False
+    opened: list[str] = []
+    real_connect = sqlite3.connect
+    with Mirror(tmp_path / "mirror") as mirror:
+        job = DownloadJob.of("ludb", tmp_path / "ludb", base_url=f"{mirror.url}/files", add_as="ludb")
+        monkeypatch.setattr(sqlite3, "connect", lambda path, *a, **k: opened.append(str(path)) or real_connect(path, *a, **k))
+        job.perform(context)
+        monkeypatch.setattr(sqlite3, "connect", real_connect)
+    assert opened == [], "the node's job process opened the index"
+    assert "ludb" not in {entry.name for entry in ws.list_datasets()}
+    payload_of(job.to_payload()).record_in_index()  # what the dispatcher does when it ends
+    assert "ludb" in {entry.name for entry in ws.list_datasets()}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ecgcore import workspace
 from ecgcore.download.catalogue import get_entry
 from ecgcore.download.download_progress import ENDED, Progress, describe
 from ecgcore.download.fetch import download_dataset
@@ -93,7 +94,9 @@ class DownloadJob(JobPayload):
         watcher.start()
         try:
             result = download_dataset(self.dataset, self.to, version=self.version, base_url=self.base_url,
-                                      include=self.include, workers=self.workers, add_as=self.add_as,
+                                      include=self.include, workers=self.workers,
+                                      # on a cluster node the dispatcher adds it (record_in_index)
+                                      add_as=self.add_as if context.indexed else None,
                                       progress=_Reporter(context), stop=stop)
         except DownloadStopped:
             if cancelled:
@@ -108,6 +111,12 @@ class DownloadJob(JobPayload):
         if result.added_as:
             log.info(f"added to the workspace as {result.added_as}")
         return None
+
+    def record_in_index(self) -> None:
+        """Done on a cluster node, which cannot write the index: add the dataset here."""
+        if self.add_as:
+            entry = workspace.add_dataset(self.add_as, self.to)
+            log.info(f"{self.dataset}: added to the workspace as {entry.name}")
 
 
 def _watch_cancel(context: JobContext, stop: threading.Event, cancelled: list[BaseException]) -> None:

@@ -167,10 +167,22 @@ class Relay:
         if report["state"] in queue.ENDED:
             if run_id:
                 self._index(run_id, running=False)
+            if report["state"] == "done":
+                self._record(job)
             queue.end(job_id, report["state"], report.get("error"), run_id)
             files.ack.touch()
             self._seen.pop(key, None)
             log.debug("%s: %s (relayed)", job_id, report["state"])
+
+    @staticmethod
+    def _record(job: dict[str, Any]) -> None:
+        """What the ended job could not write into the index itself (a download's dataset)."""
+        from ecgcore.jobs.payload import payload_of
+
+        try:
+            payload_of(job["spec"]).record_in_index()
+        except EcgcoreError as exc:
+            log.warning("%s: done, but not recorded in the index: %s", job["job_id"], exc)
 
     def _index(self, run_id: str, running: bool) -> None:
         from ecgcore.runs import RunStore

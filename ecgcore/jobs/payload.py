@@ -88,6 +88,12 @@ class JobPayload:
         for it is recorded as done at once, pointing at that run."""
         return None
 
+    def record_in_index(self) -> None:
+        """On the head node, after this job ended done in a process that could not write the
+        index (a cluster node): record what the job produced that only the index holds. Runs
+        need nothing here (the dispatcher indexes their folders); a download adds its dataset."""
+        return None
+
     def to_payload(self) -> dict[str, Any]:
         raise NotImplementedError
 
