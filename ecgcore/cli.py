@@ -7,30 +7,13 @@ import argparse
 import json
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ecgcore import logs
+from ecgcore.cli_registry import COMMANDS, command, print_json
 from ecgcore.errors import EcgcoreError
 
-Handler = Callable[[argparse.Namespace], int]
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {}
-
-
-def command(name: str, help_text: str, configure: Callable[[argparse.ArgumentParser], None]):
-    """Decorator: register a CLI command (its argument set-up and its handler)."""
-
-    def wrap(handler: Handler) -> Handler:
-        COMMANDS[name] = (help_text, configure, handler)
-        return handler
-
-    return wrap
-
-
-def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
@@ -340,9 +323,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-# The background queue's commands (submit, jobs, cancel, logs, worker, job-run) live in their
-# own module; importing it here registers them in this order.
-from ecgcore import cli_queue  # noqa: E402,F401
+
+
+# The background queue's commands (submit, jobs, cancel, logs, worker, job-run), then `answer`,
+# live in their own modules; importing them here registers them in this order (--help's).
+from ecgcore import cli_queue  # noqa: E402,F401,I001
 from ecgcore import cli_compare  # noqa: E402,F401  (answer)
 
 

@@ -1,6 +1,6 @@
 """`answer`: the Compare page's answer for finished runs, on the command line, so that a
 closing note or a paper table can be recomputed from the run store with one command
-(registered in the one command registry of `ecgcore.cli`, which imports this module)."""
+(registered in the one command registry, `ecgcore.cli_registry`, which imports this module)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import argparse
 import math
 from typing import Any
 
-from ecgcore.cli import command, print_json
+from ecgcore.cli_registry import command, print_json
 from ecgcore.errors import EcgcoreError
 
 CURVE_COLUMNS = ("line", "train_fraction", "n_train", "n_seeds", "macro_auc_mean", "ci_low", "ci_high",

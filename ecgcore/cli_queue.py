@@ -1,12 +1,12 @@
 """The background queue's commands (`submit`, `jobs`, `cancel`, `logs`, `worker`, `job-run`),
-registered in the one command registry of `ecgcore.cli` (which imports this module)."""
+registered in the one command registry, `ecgcore.cli_registry` (which imports this module)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ecgcore.cli import command, print_json
+from ecgcore.cli_registry import command, print_json
 from ecgcore.errors import EcgcoreError
 
 
