@@ -10,7 +10,7 @@ and a generated beat-train record (12 x 5,000 samples), it times (median of `--r
               (recurrent models refuse it; printed as such)
   ig          Integrated Gradients, `--steps` steps from a zero baseline
   occlusion   one lead's 0.5 s window zeroed at a time: 12 x 20 = 240 perturbed passes
-The same calls `ecgcore.explain.explain_signal` makes per window; a record scored on crops
+The same calls `ecgcore.views.explanations.explain_signal` makes per window; a record scored on crops
 pays this once per crop window instead (at the crop's shorter length).
 Every timed map is checked to be (12, 5000) and finite, and IG to be complete (its sum
 equals logit(x) - logit(0) to 5 %).

@@ -68,7 +68,7 @@ def measure(run_id: str, repeat: int) -> dict[str, Any]:
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from ecgcore.explain import explain_signal
+    from ecgcore.views.explanations import explain_signal
     from ecgcore.views.figures.ecg_paper import ecg_paper_figure
     from ecgcore.views.run_records import load_run_predictions, open_target, read_test_record
     from ecgcore.views.scoring import load_run

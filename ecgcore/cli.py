@@ -277,7 +277,8 @@ def _explain_args(p: argparse.ArgumentParser) -> None:
 @command("explain", "which leads and samples drove a run's probability for one class on a record",
          _explain_args)
 def _explain(args: argparse.Namespace) -> int:
-    from ecgcore.explain import AttributionOptions, explain_file
+    from ecgcore.explain import AttributionOptions
+    from ecgcore.views.explanations import explain_file
 
     options = AttributionOptions() if args.steps is None else AttributionOptions(n_steps=args.steps)
     explanation = explain_file(args.run, args.file, args.class_code, args.method, options)

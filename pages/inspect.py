@@ -21,7 +21,8 @@ from ecgcore.data.labels import class_name
 from ecgcore.data.recordset import Recordset
 from ecgcore.data.sources import open_dataset
 from ecgcore.errors import EcgcoreError
-from ecgcore.explain import Explanation, explain_signal, list_methods
+from ecgcore.explain import list_methods
+from ecgcore.views.explanations import Explanation, explain_signal
 from ecgcore.views.figures.ecg_paper import ecg_paper_figure, lead_importance_figure
 from ecgcore.views.calls import calls_note, rhythm_conflict
 from ecgcore.views.display import escape_markdown

@@ -28,7 +28,8 @@ from ecgcore.views.calls import Thresholds, make_calls, rhythm_conflict, run_thr
 from ecgcore.data.labels import class_name
 from ecgcore.views.display import escape_markdown
 from ecgcore.errors import EcgcoreError
-from ecgcore.explain import Explanation, explain_signal, list_methods
+from ecgcore.explain import list_methods
+from ecgcore.views.explanations import Explanation, explain_signal
 from ecgcore.views.figures.ecg_paper import ecg_paper_figure, lead_importance_figure
 from ecgcore.views.run_records import run_choices
 from ecgcore.views.scoring import LoadedRun, load_run

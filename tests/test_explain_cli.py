@@ -15,7 +15,8 @@ import torch
 from ecgcore.cli import main
 from ecgcore.data.recordset import Signal
 from ecgcore.data.synthetic import write_demo_data
-from ecgcore.explain import AttributionOptions, attribute, explain_signal
+from ecgcore.explain import AttributionOptions, attribute
+from ecgcore.views.explanations import explain_signal
 from ecgcore.views.scoring import load_run, predict_files, prepare_input, read_record_file, score
 from test_cli_runs import ROOT, TINY, _cli
 

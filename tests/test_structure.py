@@ -192,9 +192,7 @@ FRONT_ENDS = ("ecgcore.views", "ecgcore.cli", "ecgcore.cli_registry", "ecgcore.c
               "ecgcore.__main__")
 # Engine modules that import a view when this test was written (issue 13 moves the code
 # they use into the engine); an entry no longer needed fails the test.
-KNOWN_VIEW_IMPORTS: set[tuple[str, str]] = {
-    ("ecgcore.explain.explain_record", "ecgcore.views.scoring"),
-}
+KNOWN_VIEW_IMPORTS: set[tuple[str, str]] = set()
 
 
 def _is_front_end(module: str) -> bool:
