@@ -15,9 +15,9 @@ after the grace period.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 from ecgcore.jobs import queue
 from ecgcore.jobs.payload import payload_of
+
+log = logging.getLogger(__name__)
 
 BEAT_SECONDS = 1.0
 
@@ -179,19 +181,19 @@ def run_job(job_id: str, claim: Path | None = None) -> int:
     try:
         threads = apply_thread_share()
         payload = payload_of(job["spec"])
-        print(f"job {job_id} attempt {job['attempts']}: {payload.label}"
-              + (f" ({threads} torch threads)" if threads else ""), flush=True)
+        log.info("job %s attempt %s: %s%s", job_id, job["attempts"], payload.label,
+                 f" ({threads} torch threads)" if threads else "")
         if context.cancel_requested:
             raise JobCancelled("cancelled before it started")
         run_id = payload.perform(context)
     except JobCancelled as exc:
-        print(f"cancelled: {exc}", flush=True)
+        log.info("cancelled: %s", exc)
         context.end("cancelled", f"cancelled by the user ({exc})", context.run_id)
         return 3
     except Exception as exc:  # noqa: BLE001 -- the job records the reason; the worker goes on
-        print(f"failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        log.error("failed: %s: %s", type(exc).__name__, exc)
         context.end("failed", f"{type(exc).__name__}: {exc}", context.run_id)
         return 1
     context.end("done", None, run_id)
-    print("done" + (f": {run_id}" if run_id else ""), flush=True)
+    log.info("done%s", f": {run_id}" if run_id else "")
     return 0
