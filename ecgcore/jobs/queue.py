@@ -6,6 +6,9 @@ transaction, so each job is claimed by exactly one worker. A job's `spec` column
 its typed payload (`ecgcore.jobs.payload`) as JSON.
 """
 
+# Kept by hand, not a task-queue library: Celery and RQ need a broker process; this queue is a table
+# of the workspace index the app already reads, with pretraining waits, per-GPU slots and adoption.
+
 from __future__ import annotations
 
 import json

@@ -25,6 +25,9 @@ Written by hand: these are a few lines each, and torch's OneCycleLR counts its s
 differently from fastai v1 (checked step by step in tests/test_strategy_phases.py).
 """
 
+# Kept by hand, not torch.optim.lr_scheduler: fastai's one-cycle (per-group betas, cycles restarted
+# per phase) and ULMFiT's STLR are checked step by step against fastai 1.0.61's own code in the tests.
+
 from __future__ import annotations
 
 import math

@@ -18,7 +18,7 @@ the two are a few lines each and checked against worked examples in the tests.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
@@ -50,31 +50,31 @@ def _clean(p_values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     return p, np.isfinite(p)
 
 
-def _adjusted(p_values: Sequence[float], adjust_sorted: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Apply `adjust_sorted` (ascending finite p-values -> adjusted, same order) and put the
-    results back in the input's order; NaN entries stay NaN and do not count in m."""
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment: sort the m finite p-values ascending, p_(i) -> (m - i + 1) p_(i)
+    (i from 1), take the running maximum and cap at 1. NaN entries stay NaN and do not count in m.
+    By hand: scipy has no Holm adjustment and statsmodels is not a dependency for six lines."""
     p, finite = _clean(p_values)
     out = np.full(p.shape, np.nan)
     values = p[finite]
     if values.size:
         order = np.argsort(values, kind="mergesort")
         adjusted = np.empty(values.size)
-        adjusted[order] = np.minimum(1.0, adjust_sorted(values[order]))
+        ranked = values[order]
+        adjusted[order] = np.minimum(1.0, np.maximum.accumulate((ranked.size - np.arange(ranked.size)) * ranked))
         out[finite] = adjusted
     return out
 
 
-def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjustment: sort the m finite p-values ascending, p_(i) -> (m - i + 1) p_(i)
-    (i from 1), take the running maximum and cap at 1. NaN entries stay NaN and do not count in m."""
-    return _adjusted(p_values, lambda s: np.maximum.accumulate((s.size - np.arange(s.size)) * s))
-
-
 def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
-    """Benjamini-Hochberg step-up adjustment: p_(i) -> m p_(i) / i, then the running minimum from the
-    largest down, capped at 1. NaN entries stay NaN and do not count in m."""
-    return _adjusted(p_values,
-                     lambda s: np.minimum.accumulate((s.size * s / np.arange(1, s.size + 1))[::-1])[::-1])
+    """Benjamini-Hochberg step-up adjustment (scipy's `false_discovery_control`, method "bh"):
+    p_(i) -> m p_(i) / i, the running minimum from the largest down, capped at 1. NaN entries
+    stay NaN and do not count in m."""
+    p, finite = _clean(p_values)
+    out = np.full(p.shape, np.nan)
+    if finite.any():
+        out[finite] = stats.false_discovery_control(p[finite], method="bh")
+    return out
 
 
 def at_floor(p: float, n_boot: int | None) -> bool:
