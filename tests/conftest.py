@@ -115,6 +115,19 @@ def demo_sites(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return datasets
 
 
+@pytest.fixture(scope="session")
+def superdiagnostic_ds(demo_sites: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The 5 % demo source as `ptbxl_superdiagnostic` (100 Hz, 10 s, standard-scaled), split by
+    patient: the small real dataset the trainer and strategy tests train on. Read-only."""
+    from ecgcore.data.pipeline import SplitConfig, build_dataset
+    from ecgcore.data.prepare.config import PrepConfig
+
+    return build_dataset(demo_sites / "source_ptbxl", "ptbxl_superdiagnostic",
+                         PrepConfig(fs=100, seconds=10, normalize="standard"),
+                         SplitConfig(method="patient", val=0.25, test=0.15, seed=0),
+                         tmp_path_factory.mktemp("superdiagnostic_cache"), n_jobs=1)
+
+
 @pytest.fixture()
 def demo_home(demo_sites: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """ECGCORE_HOME with the shared 5 % demo sites linked in and its own empty run store and queue."""

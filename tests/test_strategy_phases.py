@@ -17,8 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from ecgcore.data.pipeline import SplitConfig, TaskDataset, build_dataset
-from ecgcore.data.prepare.config import PrepConfig
+from ecgcore.data.pipeline import TaskDataset
 from ecgcore.errors import EcgcoreError
 from ecgcore.experiments.spec import ExperimentError
 from ecgcore.models.base import ECGClassifier
@@ -66,15 +65,9 @@ class ThreeGroups(ECGClassifier):
         return [self.block1, self.block2, self.classifier]
 
 
-@pytest.fixture(scope="module")
-def ds(tmp_path_factory: pytest.TempPathFactory) -> TaskDataset:
-    from ecgcore.data.synthetic import write_demo_data
-
-    root = tmp_path_factory.mktemp("phases_demo")
-    write_demo_data(root / "data", seed=0, scale=0.05)
-    return build_dataset(root / "data" / "source_ptbxl", "ptbxl_superdiagnostic",
-                         PrepConfig(fs=100, seconds=10, normalize="standard"),
-                         SplitConfig(method="patient", val=0.25, test=0.15, seed=0), root / "cache", n_jobs=1)
+@pytest.fixture()
+def ds(superdiagnostic_ds: TaskDataset) -> TaskDataset:
+    return superdiagnostic_ds
 
 
 class Snapshots(Callback):

@@ -13,8 +13,7 @@ from test_strategy_phases import ThreeGroups
 from test_train import FAST, StopAfter, one_thread, states_equal, tiny  # noqa: F401 (one_thread: autouse)
 from torch import nn
 
-from ecgcore.data.pipeline import SplitConfig, TaskDataset, build_dataset
-from ecgcore.data.prepare.config import PrepConfig
+from ecgcore.data.pipeline import TaskDataset
 from ecgcore.train import Callback, TrainConfig, fit
 from ecgcore.train.data import shuffled_batches
 from ecgcore.train.distributed import Context
@@ -26,15 +25,9 @@ from ecgcore.transfer.base import EpochPlan
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module")
-def ds(tmp_path_factory: pytest.TempPathFactory) -> TaskDataset:
-    from ecgcore.data.synthetic import write_demo_data
-
-    root = tmp_path_factory.mktemp("loop_parts_demo")
-    write_demo_data(root / "data", seed=0, scale=0.05)
-    return build_dataset(root / "data" / "source_ptbxl", "ptbxl_superdiagnostic",
-                         PrepConfig(fs=100, seconds=10, normalize="standard"),
-                         SplitConfig(method="patient", val=0.25, test=0.15, seed=0), root / "cache", n_jobs=1)
+@pytest.fixture()
+def ds(superdiagnostic_ds: TaskDataset) -> TaskDataset:
+    return superdiagnostic_ds
 
 
 def phase(index: int, n_phases: int = 2) -> EpochPlan:
