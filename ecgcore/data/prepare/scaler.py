@@ -10,7 +10,6 @@ and time step. Padding can be excluded by passing the cache's `lengths`.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.preprocessing import StandardScaler
 
 CHUNK_RECORDS = 256
 
@@ -26,6 +25,8 @@ def fit_standard_scaler(X: np.ndarray, train_index: np.ndarray | list[int],
     index = np.sort(np.asarray(train_index, dtype=np.int64))
     if index.size == 0:
         raise ValueError("fit_standard_scaler needs at least one training record")
+    from sklearn.preprocessing import StandardScaler  # here: a job process needs it only to fit
+
     n_leads, t = X.shape[1], X.shape[2]
     scaler = StandardScaler()
     for a in range(0, index.size, chunk):
