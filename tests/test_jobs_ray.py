@@ -212,3 +212,20 @@ def test_ray_jobs_report_progress_cancel_and_resume_without_opening_the_index(
     assert indexed == {pre["run_id"]: "done", scratch["run_id"]: "cancelled", finetune["run_id"]: "done"}
     assert sorted(p.name for p in (demo_ws / "runs").iterdir()) == sorted(indexed), "one folder per run"
     assert workers.alive_workers() == [], "the dispatcher removed its row"
+
+
+def test_a_bad_claim_file_is_refused_before_the_index_is_forbidden(workspace: Path, tmp_path: Path) -> None:
+    """`job-run JOB --claim FILE` with a claim that is not there fails with its reason and
+    leaves the process able to open SQLite (forbidding is for good: an in-process caller, such
+    as the CLI fuzz test, must not lose its index to a bad argument)."""
+    code = f"""
+import sqlite3
+from ecgcore.cli import main
+code = main(["job-run", "job-x", "--claim", {str(tmp_path / "jobs" / "job-x" / "1" / "claim.json")!r}])
+sqlite3.connect({str(tmp_path / "after.sqlite")!r}).close()
+print("exit", code)
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(workspace), capture_output=True,
+                          check=False, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "exit 2" and "not a claim file" in done.stderr

@@ -84,7 +84,10 @@ class AttemptFiles:
     @classmethod
     def of_claim(cls, path: Path) -> AttemptFiles:
         """The files beside a claim file `<jobs>/<job_id>/claim-<n>.json`."""
-        return cls(path.parent.name, int(path.stem.removeprefix("claim-")))
+        attempt = path.stem.removeprefix("claim-")
+        if path.suffix != ".json" or not path.stem.startswith("claim-") or not attempt.isdigit():
+            raise EcgcoreError(f"{path}: not a claim file (<jobs>/<job_id>/claim-<attempt>.json)")
+        return cls(path.parent.name, int(attempt))
 
 
 class FileLedger:

@@ -171,9 +171,10 @@ def run_job(job_id: str, claim: Path | None = None) -> int:
         from ecgcore import workspace
         from ecgcore.jobs.job_files import FileLedger
 
+        ledger = FileLedger(job_id, claim)
+        ledger.job()  # a bad claim is refused before the process gives up the index for good
         workspace.forbid_index("a job process on a cluster node reports through files in jobs/; "
                                "the dispatcher owns the index")
-        ledger = FileLedger(job_id, claim)
     job = ledger.job()
     context = JobProcessContext(job, ledger)
     context.beat(force=True)  # before the engine's imports (seconds on a loaded machine)
