@@ -23,7 +23,7 @@ from ecgcore import workspace as ws
 from ecgcore.download import CATALOGUE
 from ecgcore.download.download_job import DownloadJob, download_jobs, submit_download
 from ecgcore.errors import EcgcoreError
-from ecgcore.jobs.payload import payload_of
+from ecgcore.jobs.job_types import payload_of
 
 REPO = Path(__file__).resolve().parents[1]
 LUDB = "/files/ludb/1.0.1/"

@@ -26,7 +26,7 @@ from ecgcore.download.fetch import download_dataset
 from ecgcore.download.remote import DownloadStopped
 from ecgcore.errors import EcgcoreError
 from ecgcore.jobs import queue
-from ecgcore.jobs.payload import TYPE_KEY, JobContext, JobPayload, job_type, payload_of
+from ecgcore.jobs.payload import TYPE_KEY, JobContext, JobPayload, job_type
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +180,7 @@ def download_jobs(limit: int | None = None) -> list[DownloadStatus]:
     for row in reversed(queue.list_jobs()):
         if row["kind"] != DownloadJob.job_type:
             continue
-        job = payload_of(row["spec"])
-        assert isinstance(job, DownloadJob)
+        job = DownloadJob.from_payload(row["spec"])
         progress = Progress.from_dict(row["progress"] or {"dataset": job.dataset})
         items.append(DownloadStatus(row["job_id"], row["state"], job, progress, row["error"]))
         if limit is not None and len(items) >= limit:

@@ -4,7 +4,7 @@ job processes, workers with slots (one per GPU), cancel, and recovery of lost jo
     submit(path, overrides)        -> job ids (an experiment file expanded into run jobs)
     submit_payloads([payload, …])  -> job ids (any job type, see `payload`)
     list_jobs(), get(job_id), cancel(job_id), log_files(job)
-    payload.JobPayload, payload.job_type, payload.payload_of   what a job does, typed
+    payload.JobPayload, payload.job_type, job_types.payload_of   what a job does, typed
     worker_loop.Worker(launchers.get_launcher("local" | "ray", …)).run()   claims and runs jobs
     worker_status.alive_workers(), worker_status.ensure_local_worker()   (the app starts a worker)
 """

@@ -180,7 +180,7 @@ class Relay:
     @staticmethod
     def _record(job: dict[str, Any]) -> None:
         """What the ended job could not write into the index itself (a download's dataset)."""
-        from ecgcore.jobs.payload import payload_of
+        from ecgcore.jobs.job_types import payload_of
 
         try:
             payload_of(job["spec"]).record_in_index()

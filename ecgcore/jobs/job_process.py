@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ecgcore.jobs import queue
-from ecgcore.jobs.payload import payload_of
+from ecgcore.jobs.job_types import payload_of
 
 log = logging.getLogger(__name__)
 

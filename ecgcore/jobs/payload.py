@@ -1,7 +1,7 @@
 """What a job does, as a typed value: the payload stored in the queue's `spec` column.
 
 Each job type is a frozen dataclass registered under a name (`JOB_TYPES`); `to_payload()`
-gives the JSON-ready dict the queue stores and `payload_of(dict)` gives the typed value
+gives the JSON-ready dict the queue stores and `ecgcore.jobs.job_types.payload_of(dict)` gives the typed value
 back, for the job process, the Jobs page (retry) and the launchers alike — nothing builds
 or parses the dict by hand. A job type runs itself with `perform(context)`, reporting
 through the `JobContext` the job process gives it (heartbeat and progress, cancellation,
@@ -124,25 +124,10 @@ def job_type(name: str) -> Callable[[P], P]:
     return register
 
 
-def payload_of(data: dict[str, Any]) -> JobPayload:
-    """The typed payload of a queue row's `spec` (old rows without a type are run jobs)."""
-    name = data.get(TYPE_KEY, "run")
-    _load_known_types()
-    if name not in JOB_TYPES:
-        raise EcgcoreError(f"unknown job type {name!r}; known: {', '.join(sorted(JOB_TYPES))}")
-    return JOB_TYPES[name].from_payload(data)
-
-
-def _load_known_types() -> None:
-    """Import the modules that register job types outside this one (downloads)."""
-    import importlib
-
-    for module in KNOWN_TYPE_MODULES:
-        importlib.import_module(module)
-
-
-#: Modules that register job types when imported (kept explicit: one place to look).
-KNOWN_TYPE_MODULES: list[str] = ["ecgcore.download.download_job"]
+def run_payload(data: dict[str, Any]) -> "RunJob | None":
+    """The run job a queue row's `spec` holds, or None for a job of another type (the queue
+    itself needs no other type: `ecgcore.jobs.job_types.payload_of` knows them all)."""
+    return RunJob.from_payload(data) if data.get(TYPE_KEY, "run") == "run" else None
 
 
 @job_type("run")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecgcore import workspace
 from ecgcore.errors import EcgcoreError
-from ecgcore.jobs.payload import JobPayload, RunJob, payload_of
+from ecgcore.jobs.payload import JobPayload, RunJob, run_payload
 from ecgcore.processes import pid_alive
 
 if TYPE_CHECKING:
@@ -135,8 +135,8 @@ def public(job: dict[str, Any]) -> dict[str, Any]:
     item["cancelling"] = job["state"] == "cancelling"
     if item["cancelling"]:  # scripts see the six documented states; a cancelling job still runs
         item["state"] = "running"
-    payload = payload_of(job["spec"])
-    return item | {"config": payload.config if isinstance(payload, RunJob) else None}
+    payload = run_payload(job["spec"])
+    return item | {"config": payload.config if payload is not None else None}
 
 
 def get(job_id: str) -> dict[str, Any]:

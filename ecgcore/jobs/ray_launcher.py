@@ -38,7 +38,7 @@ from ecgcore import workspace
 from ecgcore.cpu import THREADS_ENV
 from ecgcore.jobs import queue
 from ecgcore.jobs.job_files import AttemptFiles, Relay
-from ecgcore.jobs.payload import payload_of
+from ecgcore.jobs.job_types import payload_of
 from ecgcore.jobs.worker_loop import (
     CANCEL_GRACE_SECONDS,
     KILL_GRACE_SECONDS,

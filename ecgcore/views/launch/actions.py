@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ecgcore.errors import EcgcoreError
-from ecgcore.jobs.payload import payload_of
+from ecgcore.jobs.job_types import payload_of
 
 RETRYABLE: tuple[str, ...] = ("failed", "cancelled")
 LOG_TAIL_CHARS = 20_000

@@ -1,7 +1,7 @@
 """One row per job for the Jobs page: state, progress, epoch, best validation AUC, time left.
 
 Pure: it reads a job as `ecgcore.jobs.list_jobs` returns it (its payload typed by
-`ecgcore.jobs.payload.payload_of`) (progress is the latest
+`ecgcore.jobs.job_types.payload_of`) (progress is the latest
 `{"epoch", "step", "n_steps", "metrics"}` the job process wrote, metrics being the last
 finished epoch's history row) and, when given, the run's history rows. `job_row` gives the
 raw values; `jobs_table` is what the page shows: the running jobs first, then the queue in the
@@ -17,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from ecgcore.jobs.payload import RunJob, payload_of
+from ecgcore.jobs.job_types import payload_of
+from ecgcore.jobs.payload import RunJob
 from ecgcore.views.display import MISSING, format_number
 
 JOB_COLUMNS: tuple[str, ...] = ("job_id", "run", "state", "progress", "epoch", "best val AUC",
