@@ -24,7 +24,6 @@ from ecgcore.views.launch.choices import (
     choice_problems,
     experiment_config,
 )
-from ecgcore.views.launch.shared_classes import ClassPlan, TaskClasses, class_plan, task_classes
 from ecgcore.views.launch.estimate import (
     Throughput,
     format_seconds,
@@ -33,15 +32,6 @@ from ecgcore.views.launch.estimate import (
     run_range,
     run_seconds,
     store_throughput,
-)
-from ecgcore.views.launch.record_overlap import DatasetOverlap, dataset_overlap, records_to_fingerprint
-from ecgcore.views.launch.preview import (
-    LaunchPlan,
-    PlannedRun,
-    best_throughput,
-    launch_problems,
-    plan_launch,
-    submit_launch,
 )
 from ecgcore.views.launch.job_rows import (
     JOB_COLUMNS,
@@ -53,6 +43,25 @@ from ecgcore.views.launch.job_rows import (
     jobs_table,
     queue_order,
     time_left,
+)
+from ecgcore.views.launch.preview import (
+    LaunchPlan,
+    PlannedRun,
+    best_throughput,
+    launch_problems,
+    plan_launch,
+    submit_launch,
+)
+from ecgcore.views.launch.record_overlap import (
+    DatasetOverlap,
+    dataset_overlap,
+    records_to_fingerprint,
+)
+from ecgcore.views.launch.shared_classes import (
+    ClassPlan,
+    TaskClasses,
+    class_plan,
+    task_classes,
 )
 
 __all__ = [

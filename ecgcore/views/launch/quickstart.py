@@ -16,9 +16,15 @@ from pathlib import Path
 from ecgcore.data.synthetic import SITES
 from ecgcore.experiments.spec import grid_points, load_experiment
 from ecgcore.package_paths import preset
-from ecgcore.views.launch.estimate import JOB_OVERHEAD_SECONDS, Throughput, format_seconds, run_range, run_seconds
-from ecgcore.views.launch.preview import SOURCE_SHARES
 from ecgcore.transfer import STRATEGIES
+from ecgcore.views.launch.estimate import (
+    JOB_OVERHEAD_SECONDS,
+    Throughput,
+    format_seconds,
+    run_range,
+    run_seconds,
+)
+from ecgcore.views.launch.preview import SOURCE_SHARES
 
 QUICKSTART = preset("quickstart.toml")
 # `time python -m ecgcore demo-data` (3,000 records, full scale): 23 s wall.
