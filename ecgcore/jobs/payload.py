@@ -12,6 +12,7 @@ Payloads written before job types existed hold no "job_type" key; they are run j
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
@@ -53,14 +54,15 @@ class JobContext(Protocol):
         the head node indexes them (see docs/distributed.md)."""
 
 
-class JobPayload:
-    """Base of every job type: a name, a label for people, to_payload/from_payload."""
+class JobPayload(ABC):
+    """Base of every job type: a name, a label for people, to_payload/from_payload, perform."""
 
     job_type: ClassVar[str] = ""
 
     @property
+    @abstractmethod
     def label(self) -> str:
-        raise NotImplementedError
+        """What the Jobs page and the job log call the job."""
 
     @property
     def config_hash(self) -> str | None:
@@ -94,16 +96,18 @@ class JobPayload:
         need nothing here (the dispatcher indexes their folders); a download adds its dataset."""
         return None
 
+    @abstractmethod
     def to_payload(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The JSON-ready dict the queue stores (with the type's name under TYPE_KEY)."""
 
     @classmethod
+    @abstractmethod
     def from_payload(cls, data: dict[str, Any]) -> JobPayload:
-        raise NotImplementedError
+        """The payload back from what `to_payload` gave."""
 
+    @abstractmethod
     def perform(self, context: JobContext) -> str | None:
         """Do the job in this process; returns the run id it produced (or None)."""
-        raise NotImplementedError
 
 
 JOB_TYPES: dict[str, type[JobPayload]] = {}
