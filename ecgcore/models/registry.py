@@ -11,10 +11,18 @@ import functools
 from typing import Any
 
 from ecgcore.errors import EcgcoreError
-from ecgcore.models import benchmark_cnn, benchmark_rnn, ecglib, nguyen_do_resnet, nguyen_do_rnn, small
+from ecgcore.models import (
+    benchmark_cnn,
+    benchmark_rnn,
+    ecgfounder,
+    ecglib,
+    nguyen_do_resnet,
+    nguyen_do_rnn,
+    small,
+)
 from ecgcore.models.base import Architecture, ECGClassifier
 
-MODEL_MODULES = (nguyen_do_resnet, nguyen_do_rnn, small, benchmark_cnn, benchmark_rnn, ecglib)
+MODEL_MODULES = (nguyen_do_resnet, nguyen_do_rnn, small, benchmark_cnn, benchmark_rnn, ecglib, ecgfounder)
 
 
 def _collect() -> dict[str, Architecture]:
