@@ -221,7 +221,7 @@ def build(n_leads: int, n_classes: int, n_samples: int, **config: Any) -> Net1D:
     return Net1D(n_leads, n_classes, **config)
 
 
-ARCHITECTURES = (
+ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("ecgfounder", "ECGFounder's Net1D (Li et al. 2025): RegNet-style 1-D CNN with "
                  "squeeze-excitation, 30.8 M parameters; loads 12_lead_ECGFounder.pth", build),
 )
