@@ -14,6 +14,7 @@ from ecgcore.errors import EcgcoreError
 from ecgcore.models import (
     benchmark_cnn,
     benchmark_rnn,
+    ecg_jepa,
     ecgfounder,
     ecglib,
     nguyen_do_resnet,
@@ -22,7 +23,8 @@ from ecgcore.models import (
 )
 from ecgcore.models.base import Architecture, ECGClassifier
 
-MODEL_MODULES = (nguyen_do_resnet, nguyen_do_rnn, small, benchmark_cnn, benchmark_rnn, ecglib, ecgfounder)
+MODEL_MODULES = (nguyen_do_resnet, nguyen_do_rnn, small, benchmark_cnn, benchmark_rnn, ecglib, ecgfounder,
+                 ecg_jepa)
 
 
 def _collect() -> dict[str, Architecture]:
@@ -48,7 +50,9 @@ def create_model(name: str, n_leads: int = 12, n_classes: int = 5, n_samples: in
     except TypeError as exc:
         raise EcgcoreError(f"architecture {name!r}: {exc}") from exc
     model.name = name
-    model.config = {"n_leads": n_leads, "n_classes": n_classes, "n_samples": n_samples, **config}
+    # What the builder set wins over the request (a model with a fixed input shape says so).
+    model.config = {"n_leads": n_leads, "n_classes": n_classes, "n_samples": n_samples, **config,
+                    **model.config}
     return model
 
 
