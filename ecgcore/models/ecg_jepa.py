@@ -235,11 +235,20 @@ class ECGJepa(ECGClassifier):
         LayerNorm goes with the last blocks, not the head: `embed` (the representation) ends
         with it, so a linear probe trains the Linear only, as the reference's linear
         evaluation does. The positions are a fixed buffer, in no group."""
-        blocks = self.encoder.encoder_blocks.blocks
-        runs = _split(len(blocks), min(BLOCK_GROUPS, len(blocks)))
-        groups: list[nn.Module] = [nn.ModuleList(blocks[i] for i in run) for run in runs]
-        groups[-1].append(self.encoder.norm)
-        return [self.encoder.W_P, *groups, self.classifier]
+        return [self.encoder.W_P, *self._block_groups(), self.classifier]
+
+    def _block_groups(self) -> list[nn.ModuleList]:
+        """The block containers, made once and kept outside the module tree (a plain list, so
+        the blocks' state-dict keys stay the reference's): every call returns the same group
+        objects, as a strategy's frozen modules and the trainer's plan signatures expect."""
+        cached = self.__dict__.get("_groups")
+        if cached is None:
+            blocks = self.encoder.encoder_blocks.blocks
+            runs = _split(len(blocks), min(BLOCK_GROUPS, len(blocks)))
+            cached = [nn.ModuleList(blocks[i] for i in run) for run in runs]
+            cached[-1].append(self.encoder.norm)
+            self.__dict__["_groups"] = cached
+        return cached
 
 
 # ---------------------------------------------------------------- loading their weights
