@@ -23,7 +23,7 @@ from ecgcore.data.recordset import STANDARD_LEADS
 from ecgcore.errors import EcgcoreError
 from ecgcore.models import create_model
 from ecgcore.models.ecg_jepa import (
-    CONTRACT,
+    INPUT_CONTRACT,
     ECGJepa,
     ecg_jepa_state_dict,
     sincos_positions,
@@ -141,13 +141,13 @@ def test_checkpoint_weights_do_not_fit_another_size(small: dict[str, Any]) -> No
 
 
 def test_input_contract_is_declared_from_the_reference_data_code() -> None:
-    assert isinstance(CONTRACT, InputContract) and ECGJepa.contract is CONTRACT
-    assert (CONTRACT.fs, CONTRACT.n_samples, CONTRACT.duration_s) == (250, 2500, 10.0)
-    assert CONTRACT.leads == ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
-    assert set(CONTRACT.leads) <= set(STANDARD_LEADS)
-    assert CONTRACT.filter_parameters == {}  # pretraining and linear evaluation: unfiltered
-    assert "sehunfromdaegu/ECG_JEPA" in CONTRACT.source and CONTRACT.source.endswith("ecg_data.py")
-    assert json.loads(json.dumps(CONTRACT.to_dict()))["leads"] == list(CONTRACT.leads)
+    assert isinstance(INPUT_CONTRACT, InputContract) and ECGJepa.contract is INPUT_CONTRACT
+    assert (INPUT_CONTRACT.fs, INPUT_CONTRACT.n_samples, INPUT_CONTRACT.duration_s) == (250, 2500, 10.0)
+    assert INPUT_CONTRACT.leads == ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+    assert set(INPUT_CONTRACT.leads) <= set(STANDARD_LEADS)
+    assert INPUT_CONTRACT.filter_parameters == {}  # pretraining and linear evaluation: unfiltered
+    assert "sehunfromdaegu/ECG_JEPA" in INPUT_CONTRACT.source and INPUT_CONTRACT.source.endswith("ecg_data.py")
+    assert json.loads(json.dumps(INPUT_CONTRACT.to_dict()))["leads"] == list(INPUT_CONTRACT.leads)
 
 
 def test_registry_defaults_build_the_contract_shape() -> None:

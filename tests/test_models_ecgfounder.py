@@ -201,6 +201,7 @@ def test_bad_architectures_are_refused() -> None:
 # ---------------------------------------------------------------- the input contract
 def test_input_contract_is_the_reference_data_code() -> None:
     assert INPUT_CONTRACT.fs == 500 and INPUT_CONTRACT.n_samples == 5000 and INPUT_CONTRACT.duration_s == 10.0
+    assert create_model("ecgfounder", n_classes=2).contract is INPUT_CONTRACT
     assert INPUT_CONTRACT.leads == ("I", "II", "III", "aVR", "aVL", "aVF",
                                     "V1", "V2", "V3", "V4", "V5", "V6")
     assert INPUT_CONTRACT.filter_parameters["bandpass_hz"] == [0.67, 40.0]

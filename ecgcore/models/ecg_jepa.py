@@ -44,7 +44,7 @@ PATCH = 50  # samples per token
 BLOCK_GROUPS = 3  # the blocks form at most this many layer groups (see `ECGJepa.layer_groups`)
 _SOURCE = "https://github.com/sehunfromdaegu/ECG_JEPA/blob/d937ad2c2c8a1e22856ce7e4a23a30f84a71217c/ecg_data.py"
 
-CONTRACT = InputContract(
+INPUT_CONTRACT = InputContract(
     fs=250,
     n_samples=2500,
     leads=("I", "II", "V1", "V2", "V3", "V4", "V5", "V6"),
@@ -141,8 +141,8 @@ class JepaEncoder(nn.Module):
     ECG-JEPA checkpoints hold under ["encoder"]."""
 
     def __init__(self, embed_dim: int = 768, depth: int = 12, num_heads: int = 16,
-                 mlp_ratio: float = 4.0, n_leads: int = len(CONTRACT.leads),
-                 n_samples: int = CONTRACT.n_samples) -> None:
+                 mlp_ratio: float = 4.0, n_leads: int = len(INPUT_CONTRACT.leads),
+                 n_samples: int = INPUT_CONTRACT.n_samples) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
@@ -178,7 +178,7 @@ class JepaEncoder(nn.Module):
         if x.ndim != 3 or x.shape[1:] != (self.n_leads, self.n_samples):
             raise ValueError(
                 f"ECG-JEPA takes (batch, {self.n_leads} leads, {self.n_samples} samples) - its input "
-                f"contract: leads {', '.join(CONTRACT.leads)} at {CONTRACT.fs} Hz; got {tuple(x.shape)}")
+                f"contract: leads {', '.join(INPUT_CONTRACT.leads)} at {INPUT_CONTRACT.fs} Hz; got {tuple(x.shape)}")
         h = self.W_P(x.reshape(x.shape[0], -1, PATCH))
         return self.norm(self.encoder_blocks(h, self.pos_embed, self.allowed))
 
@@ -200,7 +200,7 @@ class ECGJepa(ECGClassifier):
     """ECG-JEPA's encoder + one Linear on its representation (the reference's
     `FinetuningClassifier` / `LinearClassifier` without batch norm)."""
 
-    contract: InputContract = CONTRACT
+    contract: InputContract = INPUT_CONTRACT
 
     def __init__(self, n_classes: int, embed_dim: int = 768, depth: int = 12,
                  num_heads: int = 16) -> None:
@@ -295,11 +295,11 @@ def _build(n_leads: int, n_classes: int, n_samples: int, embed_dim: int = 768, d
     """The encoder only takes its input contract's 8 leads x 2,500 samples; another request
     (the registry's defaults, 12 x 1,000) builds that shape all the same, and the model's
     `config` records the shape it takes (the registry keeps it over the request)."""
-    if (n_leads, n_samples) != (len(CONTRACT.leads), CONTRACT.n_samples):
+    if (n_leads, n_samples) != (len(INPUT_CONTRACT.leads), INPUT_CONTRACT.n_samples):
         log.info("ecg_jepa takes %d leads x %d samples (its input contract), not the requested %d x %d",
-                 len(CONTRACT.leads), CONTRACT.n_samples, n_leads, n_samples)
+                 len(INPUT_CONTRACT.leads), INPUT_CONTRACT.n_samples, n_leads, n_samples)
     model = ECGJepa(n_classes, embed_dim=embed_dim, depth=depth, num_heads=num_heads)
-    model.config = {"n_leads": len(CONTRACT.leads), "n_samples": CONTRACT.n_samples}
+    model.config = {"n_leads": len(INPUT_CONTRACT.leads), "n_samples": INPUT_CONTRACT.n_samples}
     return model
 
 

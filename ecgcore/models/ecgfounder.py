@@ -156,7 +156,10 @@ class Net1DBlock(nn.Module):
 
 
 class Net1D(ECGClassifier):
-    """Groups: [stem, stage0 .. stage<n-1>, dense]; any input length of one sample and up."""
+    """Groups: [stem, stage0 .. stage<n-1>, dense]; any input length of one sample and up.
+    `contract`: what the published weights expect of their input."""
+
+    contract: InputContract = INPUT_CONTRACT
 
     def __init__(self, n_leads: int, n_classes: int, base_filters: int = 64, ratio: float = 1.0,
                  filter_list: Sequence[int] = (64, 160, 160, 400, 400, 1024, 1024),
