@@ -9,6 +9,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from worker_shared import build_once, session_root, shared_workspace
@@ -28,6 +29,25 @@ def _require_shared_data() -> Path:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true but the real records are missing at {SHARED_DATA}")
     pytest.skip(f"real records not found at {SHARED_DATA}")
+
+
+FOUNDATION_FIXTURES = SHARED_DATA.parent / "fixtures" / "foundation"
+
+
+def foundation_fixture(model: str, name: str) -> Any:
+    """One conformance fixture of ../shared/fixtures/foundation/<model>/ (`small.pt` loaded with
+    weights_only=True, `full_keys.json` parsed); skips when absent, except in CI (CI=true)."""
+    folder = FOUNDATION_FIXTURES / model
+    if not folder.is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but the foundation-model fixtures are missing at {folder}")
+        pytest.skip(f"foundation-model fixtures not found at {folder}")
+    path = folder / name
+    if path.suffix != ".pt":
+        return json.loads(path.read_text())
+    import torch
+
+    return torch.load(path, weights_only=True)
 
 
 @pytest.fixture(scope="session")

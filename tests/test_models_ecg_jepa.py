@@ -12,12 +12,11 @@ and shape of the published encoder.
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from conftest import foundation_fixture
 
 from ecgcore.data.recordset import STANDARD_LEADS
 from ecgcore.errors import EcgcoreError
@@ -32,27 +31,17 @@ from ecgcore.models.input_contract import InputContract
 from ecgcore.models.registry import layer_group_count
 from ecgcore.transfer.strategy import checked_groups
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "foundation" / "ecg_jepa"
 FULL_POSITIONS = 400 * 768  # the fixed sin-cos table: a Parameter (untrained) there, a buffer here
-
-
-def _fixtures() -> Path:
-    """Skip when the shared fixtures are absent, except in CI (CI=true) where they must exist."""
-    if FIXTURES.is_dir():
-        return FIXTURES
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true but the foundation-model fixtures are missing at {FIXTURES}")
-    pytest.skip(f"foundation-model fixtures not found at {FIXTURES}")
 
 
 @pytest.fixture(scope="module")
 def small() -> dict[str, Any]:
-    return torch.load(_fixtures() / "small.pt", weights_only=True)
+    return foundation_fixture("ecg_jepa", "small.pt")
 
 
 @pytest.fixture(scope="module")
 def full_keys() -> dict[str, Any]:
-    return json.loads((_fixtures() / "full_keys.json").read_text())
+    return foundation_fixture("ecg_jepa", "full_keys.json")
 
 
 def _our_config(reference: dict[str, Any]) -> dict[str, Any]:

@@ -10,12 +10,11 @@ state dict, an input and the reference's eval-mode logits and pooled features;
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from conftest import foundation_fixture
 
 from ecgcore.errors import EcgcoreError
 from ecgcore.models import create_model
@@ -30,28 +29,18 @@ from ecgcore.models.input_contract import InputContract
 from ecgcore.models.registry import layer_group_count
 from ecgcore.transfer.strategy import checked_groups
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "foundation" / "ecgfounder"
 SMALL_CONFIG = {"base_filters": 8, "filter_list": [8, 16, 24], "m_blocks_list": [1, 2, 1],
                 "kernel_size": 5, "groups_width": 4}
 
 
-def _fixtures() -> Path:
-    """Skip when the shared fixtures are absent, except in CI (CI=true) where they must exist."""
-    if FIXTURES.is_dir():
-        return FIXTURES
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true but the foundation-model fixtures are missing at {FIXTURES}")
-    pytest.skip(f"foundation-model fixtures not found at {FIXTURES}")
-
-
 @pytest.fixture(scope="module")
 def small() -> dict[str, Any]:
-    return torch.load(_fixtures() / "small.pt", weights_only=True)
+    return foundation_fixture("ecgfounder", "small.pt")
 
 
 @pytest.fixture(scope="module")
 def full_keys() -> dict[str, Any]:
-    return json.loads((_fixtures() / "full_keys.json").read_text())
+    return foundation_fixture("ecgfounder", "full_keys.json")
 
 
 def _our_config(reference: dict[str, Any]) -> dict[str, Any]:
