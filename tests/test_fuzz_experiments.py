@@ -178,6 +178,9 @@ def _smoke_with(**changes: Any) -> dict[str, Any]:
 @example({"target": {"dataset": "t"}, "datasets": {"d": {"dataset": "d"}},
           "grid": {"arch": ["small_cnn"], "strategy": ["scratch"], "source": [{}]}}, False)
 @example(_smoke_with(source={"task": "shared"}), False)
+# Found by this test (after the typed run config): a [split] naming train_n beside the grid's
+# train_fraction 0.4 raised SplitConfig's ValueError from the planner.
+@example(_smoke_with(split={"method": "patient", "val": 0.2, "train_n": 5}), False)
 def test_random_experiment_files_plan_or_raise_experiment_error(experiment_dir: Path,
                                                                doc: dict, strict: bool) -> None:
     path = experiment_dir / "fuzz.toml"

@@ -243,8 +243,11 @@ def _target_config(config: dict[str, Any], point: dict[str, Any], target: DataCo
     # The split (and so the test set) is the same for every seed and strategy, so runs
     # compare on the same records; the seed varies initialisation and batch order.
     fraction = point["train_fraction"]
-    split = dataclasses.replace(split, train_fraction=None if fraction >= 1.0 else fraction,
-                                **({"train_n": point["train_n"]} if point.get("train_n") else {}))
+    try:  # the grid's fraction or size with the file's [split] (which may name a size itself)
+        split = dataclasses.replace(split, train_fraction=None if fraction >= 1.0 else fraction,
+                                    **({"train_n": point["train_n"]} if point.get("train_n") else {}))
+    except (TypeError, ValueError) as exc:
+        raise ExperimentError(f"[split] with grid train_fraction {fraction}: {exc}") from exc
     return RunConfig(
         kind="target", experiment=config.get("name", "experiment"), model=ModelConfig(arch),
         strategy=StrategyConfig(strategy_name, options), seed=point["seed"], data=target,
