@@ -155,8 +155,13 @@ def test_ray_jobs_report_progress_cancel_and_resume_without_opening_the_index(
 
     ray.init(include_dashboard=False, num_cpus=2, _node_ip_address="127.0.0.1", log_to_driver=False)
     monkeypatch.setenv("ECGCORE_INDEX", str(tmp_path / "head-disk" / "store.sqlite"))  # after Ray started
-    slow = [*TINY, "--set", "pretrain.epochs=4", "--set", "train.epochs=6",
-            "--set", "train.early_stopping_patience=50"]
+    # Runs long enough that each is still running when the test acts on it: the scratch job
+    # when the test sees its first step and its cancel arrives (60 epochs of ~0.1 s), the
+    # pretraining when its process is killed after its first epoch (30 epochs of ~0.3 s). With
+    # 6 and 4 epochs they could end first (done, never cancelled or resumed) on a busy machine.
+    slow = [*TINY, "--set", "pretrain.epochs=30", "--set", "pretrain.early_stopping_patience=500",
+            "--set", "train.epochs=60",
+            "--set", "train.early_stopping_patience=500"]
     try:
         address = ray.get_runtime_context().gcs_address
         ids = jobs.submit(SMOKE, _overrides(slow), max_attempts=2)
@@ -200,8 +205,11 @@ def test_ray_jobs_report_progress_cancel_and_resume_without_opening_the_index(
     assert scratch["state"] == "cancelled" and "cancelled by the user" in scratch["error"], scratch
     assert finetune["state"] == "done" and finetune["attempts"] == 1, (finetune, logs[ids[2]])
     assert finetune["started"] >= pre["finished"], "the fine-tune waited for its pretraining"
+    assert all(job["host"] == queue.host_name() for job in listed.values())
+    # Progress relayed from the nodes (the waits above saw it live): the fine-tune's last epoch,
+    # the cancelled job's steps. (The resumed pretraining may have had no epoch left to train.)
+    assert finetune["progress"]["metrics"]["epoch"] == 59 and scratch["progress"]["step"], (finetune, scratch)
     for job in listed.values():
-        assert job["host"] == queue.host_name() and job["progress"]["metrics"]
         assert "torch threads" in logs[job["job_id"]]
     assert "done: " + finetune["run_id"] in logs[ids[2]] and "== run log" in logs[ids[2]]
 
