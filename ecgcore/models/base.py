@@ -70,6 +70,16 @@ class ECGClassifier(nn.Module):
 Builder = Callable[..., ECGClassifier]
 
 
+def fresh_linear(old: nn.Linear, n_classes: int, bias: bool = True) -> nn.Linear:
+    """A new Linear from `old`'s inputs to `n_classes` outputs, with PyTorch's default
+    initialisation, on `old`'s device and dtype: what `reset_head` puts in place of a model's
+    final Linear. Refuses fewer than one class."""
+    if n_classes < 1:
+        raise ValueError(f"a head needs at least one class, got n_classes={n_classes}")
+    return nn.Linear(old.in_features, n_classes, bias=bias).to(device=old.weight.device,
+                                                               dtype=old.weight.dtype)
+
+
 @dataclass(frozen=True)
 class Architecture:
     """A named architecture a model module offers (its `ARCHITECTURES`; the registry

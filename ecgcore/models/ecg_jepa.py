@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ecgcore.errors import EcgcoreError
-from ecgcore.models.base import Architecture, ECGClassifier
+from ecgcore.models.base import Architecture, ECGClassifier, fresh_linear
 from ecgcore.models.input_contract import InputContract
 
 log = logging.getLogger(__name__)
@@ -220,11 +220,7 @@ class ECGJepa(ECGClassifier):
 
     def reset_head(self, n_classes: int) -> None:
         """A fresh Linear with PyTorch's default init (as the reference's downstream head)."""
-        if n_classes < 1:
-            raise ValueError(f"a head needs at least one class, got n_classes={n_classes}")
-        old = self.classifier
-        self.classifier = nn.Linear(old.in_features, n_classes).to(device=old.weight.device,
-                                                                   dtype=old.weight.dtype)
+        self.classifier = fresh_linear(self.classifier, n_classes)
 
     def layer_groups(self) -> list[nn.Module]:
         """[patch embedding, blocks in (at most) three contiguous groups, head].

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ecgcore.errors import EcgcoreError
-from ecgcore.models.base import Architecture, ECGClassifier
+from ecgcore.models.base import Architecture, ECGClassifier, fresh_linear
 from ecgcore.models.input_contract import InputContract
 
 log = logging.getLogger(__name__)
@@ -207,10 +207,7 @@ class Net1D(ECGClassifier):
 
     def reset_head(self, n_classes: int) -> None:
         """A fresh Linear (PyTorch's default init, as the reference's fine-tuning code makes)."""
-        if n_classes < 1:
-            raise ValueError(f"a head needs at least one class, got n_classes={n_classes}")
-        self.dense = nn.Linear(self.feature_dim, n_classes).to(
-            device=self.dense.weight.device, dtype=self.dense.weight.dtype)
+        self.dense = fresh_linear(self.dense, n_classes)
 
     def layer_groups(self) -> list[nn.Module]:
         return [self.stem, *self.stages, self.dense]

@@ -46,7 +46,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from ecgcore.models.base import Architecture, ECGClassifier
+from ecgcore.models.base import Architecture, ECGClassifier, fresh_linear
 from ecgcore.models.convert import rename_state_dict
 from ecgcore.models.heads import ConcatPool1d
 
@@ -163,12 +163,9 @@ class EcglibResNet1d(ECGClassifier):
 
     def reset_head(self, n_classes: int) -> None:
         """A fresh bias-free Linear (PyTorch's default init, as ecglib's); BN and dropout stay."""
-        if n_classes < 1:
-            raise ValueError(f"a head needs at least one class, got n_classes={n_classes}")
         old = self.classifier[-1]
         assert isinstance(old, nn.Linear)
-        self.classifier[-1] = nn.Linear(old.in_features, n_classes, bias=False).to(
-            device=old.weight.device, dtype=old.weight.dtype)
+        self.classifier[-1] = fresh_linear(old, n_classes, bias=False)
 
     def layer_groups(self) -> list[nn.Module]:
         return [self.stem, *self.backbone, self.classifier]
@@ -304,12 +301,9 @@ class EcglibDenseNet1d(ECGClassifier):
 
     def reset_head(self, n_classes: int) -> None:
         """A fresh Linear (default weight init, zero bias, as ecglib's reinit)."""
-        if n_classes < 1:
-            raise ValueError(f"a head needs at least one class, got n_classes={n_classes}")
-        old = self.classifier
-        fresh = nn.Linear(old.in_features, n_classes)
+        fresh = fresh_linear(self.classifier, n_classes)
         nn.init.zeros_(fresh.bias)
-        self.classifier = fresh.to(device=old.weight.device, dtype=old.weight.dtype)
+        self.classifier = fresh
 
     def layer_groups(self) -> list[nn.Module]:
         return [self.stem, *self.backbone, self.classifier]
