@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ecgcore.models.input_contract import InputContract
+
 
 class ECGClassifier(nn.Module):
     """Backbone + head. Subclasses build `self.backbone`-side modules and a head, and
@@ -55,6 +57,12 @@ class ECGClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
 
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, leads, samples) -> (batch, tokens, dim): the sequence `embed` pools (time
+        steps of the last feature map, or a transformer's patch tokens), what an attention
+        probe attends over. Models without one (recurrent models, the default) refuse."""
+        raise NotImplementedError(f"model {self.name or type(self).__name__} offers no token sequence")
+
     def cam_layer(self) -> nn.Module | None:
         """The module whose output Grad-CAM weighs (`ecgcore.explain`): the last
         convolutional block, whose output is (batch, channels, time). None for models
@@ -83,8 +91,14 @@ def fresh_linear(old: nn.Linear, n_classes: int, bias: bool = True) -> nn.Linear
 @dataclass(frozen=True)
 class Architecture:
     """A named architecture a model module offers (its `ARCHITECTURES`; the registry
-    lists the modules): `build(n_leads, n_classes, n_samples, **config)` makes one."""
+    lists the modules): `build(n_leads, n_classes, n_samples, **config)` makes one.
+
+    `contract`: for a model whose weights expect one preparation of their input (a
+    foundation model's, or a demo-sized stand-in for one), the `InputContract` that
+    prepares ALL of its runs' data, whatever the source or strategy, so the runs of one
+    architecture compare on the same input. None: the run's own preprocessing is used."""
 
     name: str
     description: str
     build: Builder
+    contract: InputContract | None = None

@@ -55,6 +55,8 @@ INPUT_CONTRACT = InputContract(
                    "as stored), 10 s resampled to 2,500 samples with scipy.signal.resample (FFT); "
                    "no per-signal or per-lead scaling"),
     source=_SOURCE,
+    resample="fft",
+    normalize="none",
 )
 
 
@@ -214,6 +216,11 @@ class ECGJepa(ECGClassifier):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
 
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The final LayerNorm'd tokens, (batch, leads * patches, D), lead-major (lead 0's
+        patches in time order first)."""
+        return self.encoder.tokens(x)
+
     @property
     def head(self) -> nn.Module:
         return self.classifier
@@ -299,8 +306,24 @@ def _build(n_leads: int, n_classes: int, n_samples: int, embed_dim: int = 768, d
     return model
 
 
+SMALL_CONFIG: dict[str, int] = {"embed_dim": 64, "depth": 3, "num_heads": 4}
+"""`ecg_jepa_small`: the same encoder at demo size."""
+
+
+def _build_small(n_leads: int, n_classes: int, n_samples: int, **config: int) -> ECGJepa:
+    """A demo-sized ECG-JEPA; its `config` records the encoder's size, so a checkpoint of it
+    says what it holds."""
+    size = {**SMALL_CONFIG, **config}
+    model = _build(n_leads, n_classes, n_samples, **size)
+    model.config = {**model.config, **size}
+    return model
+
+
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("ecg_jepa", "ECG-JEPA (Kim 2024) ViT encoder: 8 leads (I, II, V1-V6) x 50 patches of "
                  "50 samples at 250 Hz, 12 blocks of 768, 16 heads, lead/time attention mask, mean "
-                 "of the normed tokens -> Linear; 85.1M trainable params", _build),
+                 "of the normed tokens -> Linear; 85.1M trainable params", _build, contract=INPUT_CONTRACT),
+    Architecture("ecg_jepa_small", "ECG-JEPA's encoder at demo size: 3 blocks of 64, 4 heads, same "
+                 "8 leads x 2,500 samples at 250 Hz and ECG-JEPA's input contract; 0.15M params, "
+                 "for demos on CPU", _build_small, contract=INPUT_CONTRACT),
 )

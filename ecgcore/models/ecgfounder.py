@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -70,11 +71,31 @@ INPUT_CONTRACT = InputContract(
     normalisation=("z-score of the whole record after filtering, all leads together: "
                    "(x - mean(x)) / (std(x) + 1e-8) over the (12, 5000) array"),
     source=_DATA_CODE,
+    notch_hz=50.0, notch_q=30.0, bandpass=(0.67, 40.0), filter_order=4, filter_design="ba",
+    baseline_median_s=0.4, normalize="zscore_all",
 )
 """From dataset.py (`LVEF_12lead_*_Dataset.__getitem__`: leads reordered to `new_leads`,
 `filter_bandpass(data, 500)`, `z_score_normalization`) and util.py (`filter_bandpass`) at
 04edac7; the README asks users to follow dataset.py strictly. (`ptbxl_eval.py` z-scores
-without the band-pass; dataset.py is the one the README names.)"""
+without the band-pass; dataset.py is the one the README names.) The band-pass is designed
+as (b, a) and run by `filtfilt` there, hence filter_design "ba". The reference reads 500 Hz
+records and does not resample (its `resample_unequal` result is discarded); records at
+other rates are filtered at their own rate here, then resampled (polyphase)."""
+
+DEMO_INPUT_CONTRACT = replace(
+    INPUT_CONTRACT,
+    fs=250,
+    n_samples=2500,
+    filtering=("demo contract: ECGFounder's filters (50 Hz notch Q=30, 4th-order Butterworth "
+               "band-pass 0.67-40 Hz, zero-phase; minus a median filter of int(0.4 * fs) + 1 "
+               "samples), at the record's own rate, then resampled to 250 Hz (polyphase)"),
+    filter_parameters={"notch_hz": 50.0, "notch_q": 30.0, "bandpass_hz": [0.67, 40.0],
+                       "butterworth_order": 4, "zero_phase": True, "median_baseline_s": 0.4},
+    normalisation=("ECGFounder's: z-score of the whole window, all leads together: "
+                   "(x - mean(x)) / (std(x) + 1e-8) over the (12, 2500) array"),
+)
+"""`net1d_small`'s: ECGFounder's filtering and normalisation at 250 Hz x 2,500 samples (10 s),
+so a demo-sized Net1D trains on CPU on the input its full-size model would see, at half the rate."""
 
 
 def _same_padding(length: int, kernel_size: int, stride: int) -> tuple[int, int]:
@@ -201,6 +222,11 @@ class Net1D(ECGClassifier):
         """The mean over time of the last stage: the reference's `deep_features`."""
         return self.features(x).mean(-1)
 
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's time steps as tokens, (batch, time, channels): what the ECG
+        foundation-model benchmark's attention-pooling head attends over."""
+        return self.features(x).transpose(1, 2)
+
     @property
     def head(self) -> nn.Module:
         return self.dense
@@ -221,9 +247,29 @@ def build(n_leads: int, n_classes: int, n_samples: int, **config: Any) -> Net1D:
     return Net1D(n_leads, n_classes, **config)
 
 
+SMALL_CONFIG: dict[str, Any] = {
+    "base_filters": 16, "ratio": 1.0, "filter_list": [16, 32, 64, 128], "m_blocks_list": [1, 1, 1, 1],
+    "kernel_size": 16, "stride": 2, "groups_width": 16,
+}
+"""`net1d_small`: the Net1D blocks at demo size (4 stages of one block, 16-128 channels)."""
+
+
+def build_small(n_leads: int, n_classes: int, n_samples: int, **config: Any) -> Net1D:
+    """A demo-sized Net1D; its `config` records the whole architecture, so a checkpoint of it
+    says what it holds."""
+    config = {**SMALL_CONFIG, **config}
+    model = Net1D(n_leads, n_classes, **config)
+    model.config = config
+    return model
+
+
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("ecgfounder", "ECGFounder's Net1D (Li et al. 2025): RegNet-style 1-D CNN with "
-                 "squeeze-excitation, 30.8 M parameters; loads 12_lead_ECGFounder.pth", build),
+                 "squeeze-excitation, 30.8 M parameters; loads 12_lead_ECGFounder.pth", build,
+                 contract=INPUT_CONTRACT),
+    Architecture("net1d_small", "Net1D (ECGFounder's blocks) at demo size: 4 stages of one block, "
+                 "16-128 channels, about 0.1 M parameters; ECGFounder's filtering and normalisation "
+                 "at 250 Hz x 10 s, for demos on CPU", build_small, contract=DEMO_INPUT_CONTRACT),
 )
 
 

@@ -13,10 +13,17 @@ from typing import Any
 from ecgcore.data.recordset import STANDARD_LEADS
 
 CROP_MODES: tuple[str, ...] = ("first", "centre", "pad")
-RESAMPLE_METHODS: tuple[str, ...] = ("polyphase", "decimate")
-NORMALIZATIONS: tuple[str, ...] = ("none", "zscore", "minmax", "standard")
-PER_RECORD_NORMALIZATIONS: tuple[str, ...] = ("zscore", "minmax")
+RESAMPLE_METHODS: tuple[str, ...] = ("polyphase", "decimate", "fft")
+NORMALIZATIONS: tuple[str, ...] = ("none", "zscore", "minmax", "standard", "zscore_all")
+PER_RECORD_NORMALIZATIONS: tuple[str, ...] = ("zscore", "minmax", "zscore_all")
 MISSING_LEAD_POLICIES: tuple[str, ...] = ("zero", "drop")
+FILTER_DESIGNS: tuple[str, ...] = ("sos", "ba")
+
+# Settings added after configs were first stored, with their defaults: `to_dict` writes
+# them only when set otherwise, so configs, run hashes and cache keys made before they
+# existed stay what they were.
+_LATER_SETTINGS: dict[str, Any] = {"normalize_before_crop": False, "notch_q": 30.0,
+                                   "filter_design": "sos", "baseline_median_s": None}
 
 
 @dataclass(frozen=True)
@@ -31,14 +38,26 @@ class PrepConfig:
                   None keeps them, zero-padded at the end and flagged `padded`
     max_seconds   cap on T in "pad" mode (longer records are cut and flagged)
     resample      "polyphase" (anti-aliased, scipy.signal.resample_poly, any rational
-                  ratio such as 257 -> 100 Hz) or "decimate" (signal[::ratio] with no
-                  filter, paper-exact; integer ratios only)
+                  ratio such as 257 -> 100 Hz), "decimate" (signal[::ratio] with no
+                  filter, paper-exact; integer ratios only) or "fft" (scipy.signal.resample
+                  of the whole record to int(n * fs / fs_in) samples, ECG-JEPA's; the
+                  window is cut after, so on records longer than the window its ends can
+                  differ slightly from resampling only the window)
     normalize     "none"; "zscore" per record per lead; "minmax" per record per lead to
-                  [-1, 1] (flat lead -> 0); "standard": a dataset-level scaler fitted on
-                  the training split only -- not applied here, see `fit_standard_scaler`
+                  [-1, 1] (flat lead -> 0); "zscore_all": one mean and std over all leads
+                  together, (x - mean) / (std + 1e-8) (ECGFounder's); "standard": a
+                  dataset-level scaler fitted on the training split only -- not applied
+                  here, see `fit_standard_scaler`
     bandpass      None or (low_hz, high_hz): zero-phase Butterworth of `filter_order`;
                   low 0 means low-pass only
+    filter_design "sos" (second-order sections, sosfiltfilt) or "ba" (one transfer
+                  function and filtfilt, as ECGFounder's code filters)
     notch_hz      None or the powerline frequency to remove (zero-phase IIR notch)
+    notch_q       the notch's quality factor (scipy.signal.iirnotch's Q; 30 by default)
+    baseline_median_s
+                  None, or remove baseline wander by subtracting a running median of
+                  int(baseline_median_s * fs_in) + 1 samples (made odd), after the other
+                  filters and at the record's own rate (ECGFounder: 0.4 s)
     leads         output lead order; names matched case-insensitively with aliases
     missing_leads "zero": zero-fill and record it in the lead mask; "drop": drop the record
     normalize_before_crop
@@ -62,6 +81,9 @@ class PrepConfig:
     leads: tuple[str, ...] = STANDARD_LEADS
     missing_leads: str = "zero"
     normalize_before_crop: bool = False
+    notch_q: float = 30.0
+    filter_design: str = "sos"
+    baseline_median_s: float | None = None
 
     def __post_init__(self) -> None:
         # JSON gives lists and ints: store one canonical form so equal configs hash equally.
@@ -73,6 +95,9 @@ class PrepConfig:
             object.__setattr__(self, "min_seconds", float(self.min_seconds))
         if self.notch_hz is not None:
             object.__setattr__(self, "notch_hz", float(self.notch_hz))
+        object.__setattr__(self, "notch_q", float(self.notch_q))
+        if self.baseline_median_s is not None:
+            object.__setattr__(self, "baseline_median_s", float(self.baseline_median_s))
         if self.bandpass is not None:
             band = tuple(float(v) for v in self.bandpass)
             object.__setattr__(self, "bandpass", band)
@@ -111,6 +136,12 @@ class PrepConfig:
             need(0 <= low < high, f"bandpass needs 0 <= low < high, got {self.bandpass}")
         if self.notch_hz is not None:
             need(self.notch_hz > 0, f"notch_hz must be positive, got {self.notch_hz}")
+        need(self.notch_q > 0 and math.isfinite(self.notch_q), f"notch_q must be positive, got {self.notch_q}")
+        need(self.filter_design in FILTER_DESIGNS,
+             f"filter_design must be one of {FILTER_DESIGNS}, got {self.filter_design!r}")
+        if self.baseline_median_s is not None:
+            need(self.baseline_median_s > 0 and math.isfinite(self.baseline_median_s),
+                 f"baseline_median_s must be a positive duration, got {self.baseline_median_s}")
 
     @property
     def window(self) -> int:
@@ -126,10 +157,9 @@ class PrepConfig:
         data = asdict(self)
         data["leads"] = list(self.leads)
         data["bandpass"] = list(self.bandpass) if self.bandpass is not None else None
-        if not self.normalize_before_crop:
-            # Written only when set: configs, run hashes and cache keys made before the
-            # setting existed stay what they were.
-            del data["normalize_before_crop"]
+        for name, default in _LATER_SETTINGS.items():
+            if data[name] == default:
+                del data[name]
         return data
 
     @classmethod

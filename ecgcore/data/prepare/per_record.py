@@ -1,4 +1,5 @@
-"""One record through the pipeline: leads -> NaN repair -> filters -> resample -> window -> scale.
+"""One record through the pipeline: leads -> NaN repair -> filters (notch, band-pass, median
+baseline) -> resample -> window -> scale.
 
 The order matters: NaNs are repaired before any filter (a filter would smear
 them over the whole lead), filters run at the record's own rate (a 50 Hz
@@ -68,12 +69,15 @@ def preprocess_signal(signal: Signal, config: PrepConfig, length: int,
     nan_leads = tuple(lead for lead, d in zip(config.leads, dead) if d)
 
     if config.notch_hz is not None:
-        data = ops.notch(data, fs_in, config.notch_hz)
+        data = ops.notch(data, fs_in, config.notch_hz, config.notch_q)
     if config.bandpass is not None:
         try:
-            data = ops.bandpass(data, fs_in, *config.bandpass, order=config.filter_order)
+            data = ops.bandpass(data, fs_in, *config.bandpass, order=config.filter_order,
+                                design=config.filter_design)
         except ValueError as exc:
             raise RecordError(record_id, str(exc)) from exc
+    if config.baseline_median_s is not None:
+        data = ops.remove_median_baseline(data, fs_in, config.baseline_median_s)
 
     try:
         data = ops.resample(data, fs_in, config.fs, config.resample)

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ecgcore.data.prepare.config import FILTER_DESIGNS
 from ecgcore.data.recordset import STANDARD_LEADS
 
 # ------------------------------------------------------------------ leads
@@ -93,34 +94,50 @@ def interpolate_nonfinite(data: np.ndarray) -> tuple[np.ndarray, int, np.ndarray
 # ------------------------------------------------------------------ filters
 
 @lru_cache(maxsize=64)
-def _butter_sos(low: float, high: float, order: int, fs: float) -> np.ndarray | None:
-    """Band-pass design; degrades to high- or low-pass when one edge is out of range
-    (low 0, or high at/above Nyquist -- there is nothing to remove up there)."""
+def _butter(low: float, high: float, order: int, fs: float,
+            design: str) -> np.ndarray | tuple[np.ndarray, np.ndarray] | None:
+    """Band-pass design, as second-order sections ("sos") or one transfer function ("ba");
+    degrades to high- or low-pass when one edge is out of range (low 0, or high at/above
+    Nyquist -- there is nothing to remove up there)."""
     from scipy import signal as sps
 
+    if design not in FILTER_DESIGNS:
+        raise ValueError(f"unknown filter design {design!r} ({' | '.join(FILTER_DESIGNS)})")
     nyquist = fs / 2.0
     has_low = low > 0
     has_high = high < 0.99 * nyquist
     if has_low and low >= 0.99 * nyquist:
         raise ValueError(f"band-pass low edge {low} Hz is above the Nyquist rate of a {fs} Hz record")
     if has_low and has_high:
-        return sps.butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
+        return sps.butter(order, [low, high], btype="bandpass", fs=fs, output=design)
     if has_low:
-        return sps.butter(order, low, btype="highpass", fs=fs, output="sos")
+        return sps.butter(order, low, btype="highpass", fs=fs, output=design)
     if has_high:
-        return sps.butter(order, high, btype="lowpass", fs=fs, output="sos")
+        return sps.butter(order, high, btype="lowpass", fs=fs, output=design)
     return None
 
 
-def bandpass(data: np.ndarray, fs: float, low: float, high: float, order: int = 3) -> np.ndarray:
-    """Zero-phase Butterworth band-pass (forward-backward, so no phase shift of the QRS)."""
+def bandpass(data: np.ndarray, fs: float, low: float, high: float, order: int = 3,
+             design: str = "sos") -> np.ndarray:
+    """Zero-phase Butterworth band-pass (forward-backward, so no phase shift of the QRS).
+
+    design "sos": second-order sections and `sosfiltfilt` (numerically safe at any rate);
+    "ba": one (b, a) polynomial and `filtfilt`, as ECGFounder's `util.filter_bandpass`
+    does -- kept for its contract, since a model's input should be filtered exactly as in
+    its training (the two agree to ~1e-6 at 500 Hz, but "ba" loses accuracy at high rates
+    with low edges). Both pad with scipy's odd extension of its default length for the
+    design (27 samples for a 4th-order band-pass; less on records too short for that)."""
     from scipy import signal as sps
 
-    sos = _butter_sos(float(low), float(high), int(order), float(fs))
-    if sos is None or data.shape[1] < 2:
+    designed = _butter(float(low), float(high), int(order), float(fs), design)
+    if designed is None or data.shape[1] < 2:
         return data
-    padlen = min(3 * (2 * len(sos) + 1), data.shape[1] - 1)
-    return sps.sosfiltfilt(sos, data, axis=1, padlen=padlen).astype(np.float32)
+    if design == "ba":
+        b, a = designed
+        padlen = min(3 * max(len(a), len(b)), data.shape[1] - 1)
+        return sps.filtfilt(b, a, data, axis=1, padlen=padlen).astype(np.float32)
+    padlen = min(3 * (2 * len(designed) + 1), data.shape[1] - 1)
+    return sps.sosfiltfilt(designed, data, axis=1, padlen=padlen).astype(np.float32)
 
 
 @lru_cache(maxsize=16)
@@ -139,6 +156,26 @@ def notch(data: np.ndarray, fs: float, freq: float, quality: float = 30.0) -> np
     b, a = _notch_ba(float(freq), float(fs), float(quality))
     padlen = min(3 * max(len(a), len(b)), data.shape[1] - 1)
     return sps.filtfilt(b, a, data, axis=1, padlen=padlen).astype(np.float32)
+
+
+def median_kernel(fs: float, seconds: float) -> int:
+    """ECGFounder's kernel for `seconds` of baseline at `fs`: int(seconds * fs) + 1, made odd
+    (201 samples for 0.4 s at 500 Hz)."""
+    kernel = int(seconds * fs) + 1
+    return kernel if kernel % 2 else kernel + 1
+
+
+def remove_median_baseline(data: np.ndarray, fs: float, seconds: float) -> np.ndarray:
+    """Subtract each lead's running median (scipy.signal.medfilt, whose window is zero-padded
+    at the ends) over `median_kernel(fs, seconds)` samples: baseline-wander removal as in
+    ECGFounder's `util.filter_bandpass`."""
+    from scipy import signal as sps
+
+    kernel = median_kernel(fs, seconds)
+    out = np.empty(data.shape, dtype=np.float32)
+    for lead in range(data.shape[0]):
+        out[lead] = data[lead] - sps.medfilt(data[lead], kernel_size=kernel)
+    return out
 
 
 # ------------------------------------------------------------------ resampling
@@ -164,6 +201,9 @@ def resampled_length(n_samples: int, fs_in: float, fs_out: float, method: str) -
     """Samples after `resample` (without reading the signal: used to size the cache)."""
     if fs_in == fs_out:
         return n_samples
+    if method == "fft":
+        # ECG-JEPA's ecg_data.py: int((fs_out / fs_in) * n), at least one sample
+        return max(1, int(fs_out / fs_in * n_samples))
     if method == "decimate":
         return math.ceil(n_samples / decimation_step(fs_in, fs_out))
     up, down = rational_ratio(fs_in, fs_out)
@@ -172,16 +212,21 @@ def resampled_length(n_samples: int, fs_in: float, fs_out: float, method: str) -
 
 def resample(data: np.ndarray, fs_in: float, fs_out: float, method: str = "polyphase") -> np.ndarray:
     """"polyphase": scipy's resample_poly (FIR anti-alias filter, any rational ratio);
-    "decimate": signal[:, ::step] as Nguyen & Do do (aliases anything above the new Nyquist).
+    "decimate": signal[:, ::step] as Nguyen & Do do (aliases anything above the new Nyquist);
+    "fft": scipy.signal.resample of the whole record to `resampled_length` samples (Fourier
+    truncation or zero-padding, which treats the record as periodic), as ECG-JEPA does.
     Equal rates return the input untouched."""
     if fs_in == fs_out:
         return data
     if method == "decimate":
         return data[:, :: decimation_step(fs_in, fs_out)]
-    if method != "polyphase":
-        raise ValueError(f"unknown resampling method {method!r} (polyphase | decimate)")
     from scipy import signal as sps
 
+    if method == "fft":
+        n_out = resampled_length(data.shape[1], fs_in, fs_out, method)
+        return sps.resample(data, n_out, axis=1).astype(np.float32, copy=False)
+    if method != "polyphase":
+        raise ValueError(f"unknown resampling method {method!r} (polyphase | decimate | fft)")
     up, down = rational_ratio(fs_in, fs_out)
     return sps.resample_poly(data, up, down, axis=1).astype(np.float32, copy=False)
 
@@ -226,4 +271,13 @@ def minmax(window: np.ndarray, valid: int) -> np.ndarray:
     return window
 
 
-PER_RECORD_SCALERS = {"zscore": zscore, "minmax": minmax}
+def zscore_all(window: np.ndarray, valid: int) -> np.ndarray:
+    """ECGFounder's z-score: one mean and one std over every lead of the valid part together,
+    (x - mean) / (std + 1e-8), so the leads keep their relative amplitudes. Zero-filled
+    absent leads count in the statistics, as zeros would in the reference. Padding stays 0."""
+    part = window[:, :valid].astype(np.float64)
+    window[:, :valid] = (part - part.mean()) / (part.std() + 1e-8)
+    return window
+
+
+PER_RECORD_SCALERS = {"zscore": zscore, "minmax": minmax, "zscore_all": zscore_all}
