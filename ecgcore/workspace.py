@@ -1,6 +1,7 @@
 """The workspace: everything the app and CLI write lives under `$ECGCORE_HOME`.
 
-Layout (a contract, see README): `datasets/`, `cache/`, `runs/`, `jobs/`, `store.sqlite`.
+Layout (a contract, see README): `datasets/`, `cache/`, `runs/`, `jobs/`, `checkpoints/`,
+`store.sqlite`.
 Datasets the user adds by path are remembered in the store's `datasets` table;
 folders under `datasets/` are listed without registration.
 
@@ -48,6 +49,15 @@ def cache_dir() -> Path:
 
 def runs_dir() -> Path:
     return home() / "runs"
+
+
+def checkpoints_dir() -> Path:
+    """Registered foundation-model checkpoints: one `<name>.json` record each
+    (`ecgcore.foundation.checkpoints`); the checkpoint files themselves stay where the user
+    keeps them (created on first use)."""
+    folder = home() / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def index_path(root: Path | None = None) -> Path:
