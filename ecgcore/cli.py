@@ -330,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
 # live in their own modules; importing them here registers them in this order (--help's).
 from ecgcore import cli_queue  # noqa: E402,F401,I001
 from ecgcore import cli_compare  # noqa: E402,F401  (answer)
+from ecgcore import cli_checkpoints  # noqa: E402,F401  (add-checkpoint, checkpoints, embed, ...)
 
 
 # -- dataset downloads (ecgcore.download) ---------------------------------------------------------

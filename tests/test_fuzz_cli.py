@@ -21,7 +21,7 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from ecgcore.cli import COMMANDS, build_parser, main
-from ecgcore.download.catalogue import CATALOGUE
+from ecgcore.download.catalogue import CATALOGUE, CHECKPOINT_CATALOGUE
 from test_fuzz_wfdb import fuzz
 
 TMP = "{TMP}"  # replaced by the test's folder (the current directory during the test)
@@ -52,14 +52,16 @@ TOKENS = st.one_of(st.sampled_from(PATHS), st.sampled_from(NUMBERS), st.sampled_
 
 def _never_long_work(command: str, argv: list[str]) -> list[str]:
     """Arguments that make sure this example cannot start long work: demo-data gets an
-    unparsable --scale, worker a --slots below 1, download no catalogue dataset (only
-    --list may succeed); run/submit/predict/explain only ever see files that are not valid."""
+    unparsable --scale, worker a --slots below 1, download (and download-checkpoint) no catalogue
+    entry (only --list may succeed); run/submit/predict/explain only ever see files that are not valid."""
     if command == "demo-data":
         return [*argv, "--scale", "not-a-number"]
     if command == "worker":
         return [*argv, "--slots", "0"]
     if command == "download":
         return [t for t in argv if t not in CATALOGUE]
+    if command == "download-checkpoint":
+        return [t for t in argv if t not in CHECKPOINT_CATALOGUE]
     return argv
 
 

@@ -14,6 +14,16 @@ host lists them and what it publishes to check them:
 Sizes are estimates (record counts × lengths × 2 bytes per sample, for the files as
 stored on disk), not figures read from the hosts, so a user can judge the disk and time
 before starting; the exact count of files comes from the listing.
+
+Foundation-model checkpoints (`CHECKPOINT_CATALOGUE`, apart from the datasets so the
+dataset pickers list datasets only; `get_entry` finds both) are downloaded the same way,
+then registered as checkpoints (`ecgcore.foundation.checkpoints`) instead of datasets:
+- Hugging Face (`https://huggingface.co/api/models/<repo>/tree/<revision>`) lists each
+  file with its size and, for files stored with Git LFS (every weights file), the
+  SHA-256 of its content (`lfs.oid`); files are checked against it.
+- Google Drive (ECG-JEPA's links) publishes no checksum at all: the one file is checked
+  only by being a loadable checkpoint whose every tensor fits the model when it is
+  registered (weights_only, strict keys and shapes); a file that does not is deleted.
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ from ecgcore.errors import EcgcoreError
 
 PHYSIONET = "https://physionet.org/files"
 ZENODO = "https://zenodo.org"
+HUGGINGFACE = "https://huggingface.co"
+GOOGLE_DRIVE = "https://drive.usercontent.google.com"
 
 
 @dataclass(frozen=True)
@@ -32,8 +44,8 @@ class CatalogueEntry:
 
     name: str            # what the CLI takes: `python -m ecgcore download NAME`
     title: str
-    host: str            # "physionet" | "zenodo"
-    project: str         # PhysioNet slug or Zenodo record id
+    host: str            # "physionet" | "zenodo" | "huggingface" | "gdrive"
+    project: str         # PhysioNet slug, Zenodo record id, Hugging Face repo or Drive file id
     version: str         # the version downloaded by default
     versions: tuple[str, ...]
     base_url: str
@@ -46,13 +58,25 @@ class CatalogueEntry:
     unpack_zip: bool = False  # unpack verified .zip files in place, then remove them
     layout: str = ""     # the ecgcore reader layout the downloaded folder is read with
     notes: tuple[str, ...] = field(default=())
+    # A checkpoint download: the file (under the destination) to register, and the
+    # foundation model it is registered as (`ecgcore.foundation.catalogue`). Empty for datasets.
+    checkpoint_file: str = ""
+    checkpoint_model: str = ""
+
+    @property
+    def is_checkpoint(self) -> bool:
+        return bool(self.checkpoint_model)
 
     def describe(self) -> dict[str, object]:
-        return {"name": self.name, "title": self.title, "host": self.host, "project": self.project,
-                "version": self.version, "versions": list(self.versions), "base_url": self.base_url,
-                "approx_size": self.approx_size, "records": self.records, "licence": self.licence,
-                "checksums": self.checksums, "include": list(self.include), "root": self.root,
-                "layout": self.layout, "notes": list(self.notes)}
+        described: dict[str, object] = {
+            "name": self.name, "title": self.title, "host": self.host, "project": self.project,
+            "version": self.version, "versions": list(self.versions), "base_url": self.base_url,
+            "approx_size": self.approx_size, "records": self.records, "licence": self.licence,
+            "checksums": self.checksums, "include": list(self.include), "root": self.root,
+            "layout": self.layout, "notes": list(self.notes)}
+        if self.is_checkpoint:
+            described.update(checkpoint_file=self.checkpoint_file, checkpoint_model=self.checkpoint_model)
+        return described
 
 
 _PHYSIONET_SUMS = "SHA-256 of every file (SHA256SUMS.txt, published per version)"
@@ -102,9 +126,46 @@ CATALOGUE: dict[str, CatalogueEntry] = {entry.name: entry for entry in (
 )}
 
 
+_ECG_JEPA_NOTES = (("Google Drive publishes no checksum: the file is checked by loading it "
+                    "(weights_only) as an ECG-JEPA encoder whose every tensor must fit; the link is "
+                    "from the README of sehunfromdaegu/ECG_JEPA at d937ad2."),)
+
+CHECKPOINT_CATALOGUE: dict[str, CatalogueEntry] = {entry.name: entry for entry in (
+    CatalogueEntry(
+        name="ecgfounder", title="ECGFounder 12-lead checkpoint (Hugging Face)", host="huggingface",
+        project="PKUDigitalHealth/ECGFounder", version="main", versions=("main",), base_url=HUGGINGFACE,
+        approx_size="≈ 120 MB (30.8 M float32 parameters)",
+        records="Net1D weights, 12 leads, 150 labels (12_lead_ECGFounder.pth)",
+        licence="MIT (code); no licence stated for the weights; trained on HEEDB (data use agreement)",
+        checksums="SHA-256 of the file (Hugging Face's Git LFS object id, from its tree listing)",
+        include=("12_lead_ECGFounder.pth",),
+        checkpoint_file="12_lead_ECGFounder.pth", checkpoint_model="ecgfounder"),
+    CatalogueEntry(
+        name="ecg-jepa-multiblock", title="ECG-JEPA checkpoint, multi-block masking (Google Drive)",
+        host="gdrive", project="1gMOT4xjQQg0GZkY1iE6NuDzua4ALw00l", version="d937ad2",
+        versions=("d937ad2",), base_url=GOOGLE_DRIVE,
+        approx_size="≈ 350 MB (85.4 M encoder parameters)",
+        records="ViT-B encoder, 8 leads x 2,500 samples (multiblock_epoch100.pth)",
+        licence="MIT (code); no separate licence stated for the weights",
+        checksums="none published (Google Drive); checked by loading it as an ECG-JEPA encoder",
+        checkpoint_file="multiblock_epoch100.pth", checkpoint_model="ecg_jepa", notes=_ECG_JEPA_NOTES),
+    CatalogueEntry(
+        name="ecg-jepa-random", title="ECG-JEPA checkpoint, random masking (Google Drive)",
+        host="gdrive", project="1mh-XL0XOvvhFbhvuZ9c2KnTHa9B4F3Wx", version="d937ad2",
+        versions=("d937ad2",), base_url=GOOGLE_DRIVE,
+        approx_size="≈ 350 MB (85.4 M encoder parameters)",
+        records="ViT-B encoder, 8 leads x 2,500 samples (random_epoch100.pth)",
+        licence="MIT (code); no separate licence stated for the weights",
+        checksums="none published (Google Drive); checked by loading it as an ECG-JEPA encoder",
+        checkpoint_file="random_epoch100.pth", checkpoint_model="ecg_jepa", notes=_ECG_JEPA_NOTES),
+)}
+
+
 def get_entry(name: str) -> CatalogueEntry:
-    """The catalogue entry called `name` (an unknown name is an error listing the known ones)."""
-    try:
-        return CATALOGUE[name]
-    except KeyError:
-        raise EcgcoreError(f"unknown dataset {name!r}; known: {', '.join(CATALOGUE)}") from None
+    """The dataset or checkpoint entry called `name` (an unknown name is an error listing
+    the known ones)."""
+    entry = CATALOGUE.get(name) or CHECKPOINT_CATALOGUE.get(name)
+    if entry is None:
+        raise EcgcoreError(f"unknown dataset {name!r}; known: {', '.join(CATALOGUE)} "
+                           f"(checkpoints: {', '.join(CHECKPOINT_CATALOGUE)})")
+    return entry

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecgcore import workspace
 from ecgcore.download.catalogue import get_entry
 from ecgcore.download.download_progress import ENDED, Progress, describe
-from ecgcore.download.fetch import download_dataset
+from ecgcore.download.fetch import download_dataset, register_download
 from ecgcore.download.remote import DownloadStopped
 from ecgcore.errors import EcgcoreError
 from ecgcore.jobs import queue
@@ -38,7 +37,8 @@ CANCEL_POLL_SECONDS = 0.5
 @dataclass(frozen=True)
 class DownloadJob(JobPayload):
     """Download catalogue dataset `dataset` (version `version`) into folder `to` (absolute),
-    then add it to the workspace as `add_as` (None: do not add)."""
+    then add it to the workspace as `add_as` (None: do not add); a checkpoint entry's file
+    is registered as checkpoint `add_as`."""
 
     dataset: str
     version: str
@@ -113,10 +113,13 @@ class DownloadJob(JobPayload):
         return None
 
     def record_in_index(self) -> None:
-        """Done on a cluster node, which cannot write the index: add the dataset here."""
+        """Done on a cluster node, which cannot write the index: add the dataset here (a
+        checkpoint download: register its file as a checkpoint)."""
         if self.add_as:
-            entry = workspace.add_dataset(self.add_as, self.to)
-            log.info(f"{self.dataset}: added to the workspace as {entry.name}")
+            entry = get_entry(self.dataset)
+            root = Path(self.to) / entry.root if entry.root else Path(self.to)
+            name = register_download(entry, root, self.add_as)
+            log.info(f"{self.dataset}: added to the workspace as {name}")
 
 
 def _watch_cancel(context: JobContext, stop: threading.Event, cancelled: list[BaseException]) -> None:

@@ -7,6 +7,8 @@ fetched once more from byte 0 (a resumed `.part` could hold the start of an olde
 version of the file); if that copy fails too, the file is reported as corrupt, nothing
 is kept for it, and the other files carry on. The run then ends with a non-zero exit
 (CLI) listing every failed file; running it again fetches only what is still missing.
+A checkpoint entry's finished download is registered as a checkpoint
+(`ecgcore.foundation.checkpoints.add_checkpoint`) rather than added as a dataset.
 A file is renamed from `.part` to its name only once it matched, so a name without
 `.part` under the destination always means "verified".
 """
@@ -89,8 +91,10 @@ def _part_path(target: Path) -> Path:
 def _fetch_checked(job: _Job, remote: RemoteFile, target: Path) -> None:
     """Fetch into .part and check; on a mismatch delete it and fetch once more from byte 0."""
     part = _part_path(target)
-    if part.is_file() and (remote.size is None or part.stat().st_size == remote.size) \
-            and not check(part, remote):  # complete before a crash, never renamed
+    # complete before a crash, never renamed (without a published sum nothing says it is
+    # complete: it is resumed instead, and the server ends a whole one with 416)
+    if part.is_file() and remote.algorithm != "none" \
+            and (remote.size is None or part.stat().st_size == remote.size) and not check(part, remote):
         os.replace(part, target)
         job.log.record(target, remote)
         return
@@ -190,6 +194,40 @@ def _exclusive(dest: Path) -> Iterator[None]:
         yield
 
 
+def register_download(entry: CatalogueEntry, root: Path | str, add_as: str) -> str:
+    """Add a finished download to the workspace: a dataset folder under `add_as`, or a
+    checkpoint entry's file as registered checkpoint `add_as`. Returns the name."""
+    if entry.is_checkpoint:
+        from ecgcore.foundation.checkpoints import add_checkpoint
+
+        return add_checkpoint(Path(root) / entry.checkpoint_file, entry.checkpoint_model, name=add_as).name
+    from ecgcore import workspace
+
+    return workspace.add_dataset(add_as, root).name
+
+
+def _add_to_workspace(entry: CatalogueEntry, root: Path, add_as: str, result: DownloadResult,
+                      unchecked: bool) -> None:
+    """`register_download`. A checkpoint file that is refused fails the result; when its
+    source published no sum (`unchecked`), loading it was its only check, so the refused
+    file is deleted and a run again fetches it anew. A file that matched a published sum
+    is kept. A name already taken by another checkpoint fails the result too."""
+    if not entry.is_checkpoint:
+        result.added_as = register_download(entry, root, add_as)
+        return
+    from ecgcore.foundation.checkpoints import CheckpointFileError
+
+    try:
+        result.added_as = register_download(entry, root, add_as)
+    except CheckpointFileError as err:
+        if unchecked:
+            (root / entry.checkpoint_file).unlink(missing_ok=True)
+        result.failed.append({"path": entry.checkpoint_file, "reason": f"not registered: {err}"
+                              + (" (the file was deleted: its source publishes no sum)" if unchecked else "")})
+    except EcgcoreError as err:
+        result.failed.append({"path": entry.checkpoint_file, "reason": f"not registered: {err}"})
+
+
 def download_dataset(name: str, to: Path | str, *, version: str | None = None,
                      base_url: str | None = None, include: tuple[str, ...] = (), workers: int = 4,
                      retries: int = 5, add_as: str | None = None, progress: Callback | None = None,
@@ -197,7 +235,8 @@ def download_dataset(name: str, to: Path | str, *, version: str | None = None,
     """Download catalogue dataset `name` into folder `to`; see the module docstring.
 
     `include`: glob patterns over the listed paths (e.g. 'records100/*'); `add_as`: register
-    the dataset's folder in the workspace under this name once every file is verified.
+    the dataset's folder in the workspace under this name once every file is verified (for
+    a checkpoint entry: its file as a registered checkpoint, see `register_download`).
     Raises OfflineError when the host cannot be reached, DownloadStopped when `stop` is set;
     returns a result whose `failed` lists the files that could not be fetched or checked.
     """
@@ -245,9 +284,7 @@ def _download(entry: CatalogueEntry, version: str, dest: Path, *, base_url: str 
         raise
     result.bytes_received = tracker.snapshot.bytes_done
     if result.ok and add_as:
-        from ecgcore import workspace
-
-        result.added_as = workspace.add_dataset(add_as, root).name
+        _add_to_workspace(entry, root, add_as, result, unchecked=any(f.algorithm == "none" for f in safe))
     summary = describe(tracker.snapshot)
     if result.ok:
         tracker.update(state="done", current="", added_as=result.added_as,

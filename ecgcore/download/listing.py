@@ -2,7 +2,10 @@
 
 PhysioNet: `SHA256SUMS.txt` (lines `<sha256> <path>`); Zenodo: the record JSON, whose
 `files` hold `key`, `size`, `checksum` ("md5:<hex>") and `links` (older records:
-`filename`, `filesize`). Every path is sanitised here, before anything is written: a
+`filename`, `filesize`); Hugging Face: the repository's tree JSON (`path`, `size`, and for
+Git LFS files `lfs.oid`, the content's SHA-256); Google Drive: no listing at all, the one
+file the catalogue names, with no published sum (algorithm "none"). Every path is
+sanitised here, before anything is written: a
 path that is absolute, climbs out with `..`, or holds a backslash or NUL is refused
 (kept in the listing as `unsafe` with the reason, so the run reports it and writes
 nothing for it).
@@ -28,8 +31,8 @@ _SUM_LINE = re.compile(r"^([0-9a-fA-F]{64})\s+\*?(.+?)\s*$")
 class RemoteFile:
     path: str             # relative to the destination folder ('/'-separated), or the raw path if unsafe
     url: str
-    algorithm: str        # "sha256" | "md5"
-    digest: str           # lower-case hex
+    algorithm: str        # "sha256" | "md5" | "none" (the source publishes no sum)
+    digest: str           # lower-case hex ("" for "none")
     size: int | None = None
     unsafe: str = ""      # why the path was refused ("" when safe)
 
@@ -105,6 +108,32 @@ def parse_zenodo_record(text: str, entry: CatalogueEntry, base_url: str) -> list
     return files
 
 
+def parse_huggingface_tree(text: str, entry: CatalogueEntry, base_url: str, revision: str) -> list[RemoteFile]:
+    """A Hugging Face tree listing -> its Git LFS files, checked by the SHA-256 Hugging Face
+    publishes for each (`lfs.oid`). Files kept in git itself (README.md, .gitattributes) have
+    only a git blob id and are left out."""
+    try:
+        items = json.loads(text)
+        if not isinstance(items, list):
+            raise TypeError(f"a {type(items).__name__}, not a list")
+    except (json.JSONDecodeError, TypeError) as err:
+        raise EcgcoreError(f"Hugging Face {entry.project}: no file list in its tree JSON ({err})") from None
+    files: list[RemoteFile] = []
+    for item in items:
+        if not isinstance(item, dict) or item.get("type") != "file":
+            continue
+        path = str(item.get("path", ""))
+        lfs = item.get("lfs") if isinstance(item.get("lfs"), dict) else {}
+        digest = str(lfs.get("oid", "")).removeprefix("sha256:")
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            continue
+        size = lfs.get("size", item.get("size"))
+        url = f"{base_url.rstrip('/')}/{entry.project}/resolve/{revision}/{quote(path)}"
+        files.append(RemoteFile(path=path, url=url, algorithm="sha256", digest=digest.lower(),
+                                size=int(size) if size is not None else None, unsafe=unsafe_reason(path)))
+    return files
+
+
 Fetch = Callable[[str], bytes]
 
 
@@ -121,9 +150,28 @@ def list_zenodo(entry: CatalogueEntry, base_url: str, version: str, fetch: Fetch
     return Listing(url, f"zenodo_record_{version}.json", text, parse_zenodo_record(text, entry, base_url))
 
 
+def list_huggingface(entry: CatalogueEntry, base_url: str, version: str, fetch: Fetch) -> Listing:
+    url = f"{base_url.rstrip('/')}/api/models/{entry.project}/tree/{version}"
+    text = fetch(url).decode("utf-8", errors="replace")
+    return Listing(url, "huggingface_tree.json", text, parse_huggingface_tree(text, entry, base_url, version))
+
+
+def list_gdrive(entry: CatalogueEntry, base_url: str, version: str, fetch: Fetch) -> Listing:
+    """Google Drive lists nothing: the catalogue's one file, fetched by its id with the
+    large-file confirmation already given (`confirm=t`), with no sum to check it by."""
+    url = f"{base_url.rstrip('/')}/download?id={quote(entry.project)}&export=download&confirm=t"
+    text = json.dumps({"file": entry.checkpoint_file, "url": url, "source_version": version,
+                       "checksum": None}, indent=2) + "\n"
+    remote = RemoteFile(path=entry.checkpoint_file, url=url, algorithm="none", digest="",
+                        unsafe=unsafe_reason(entry.checkpoint_file))
+    return Listing(url, "gdrive_source.json", text, [remote])
+
+
 LISTERS: dict[str, Callable[[CatalogueEntry, str, str, Fetch], Listing]] = {
     "physionet": list_physionet,
     "zenodo": list_zenodo,
+    "huggingface": list_huggingface,
+    "gdrive": list_gdrive,
 }
 
 
