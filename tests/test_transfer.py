@@ -142,8 +142,8 @@ def expected_rates(strategy: str, n: int, epoch: int, o: StrategyOptions) -> lis
     head = [None] * (n - 1) + [1.0]
     if strategy in ("scratch", "finetune"):
         return [1.0] * n
-    if strategy in ("linear_probe", "random_frozen"):
-        return head
+    if strategy in ("linear_probe", "random_frozen", "embedding_probe", "attention_probe"):
+        return head  # the probes fit on cached embeddings; planned through the trainer, only their head trains
     if strategy == "partial_freeze":
         return [None] * o.freeze_groups + [1.0] * (n - o.freeze_groups)
     if strategy == "gradual_unfreeze":  # ULMFiT: one more group per stage, lr/2.6 per group down
@@ -250,7 +250,8 @@ def check_plan_and_step(model: ECGClassifier, strategy_name: str, epoch: int, op
 # ---------------------------------------------------------------- registry and options
 def test_registry_lists_every_strategy_with_a_description() -> None:
     assert set(STRATEGIES) == {"scratch", "finetune", "linear_probe", "partial_freeze", "gradual_unfreeze",
-                               "discriminative_lr", "lp_ft", "random_frozen", "source_only"}
+                               "discriminative_lr", "lp_ft", "random_frozen", "source_only",
+                               "embedding_probe", "attention_probe"}
     descriptions = list_strategies()
     assert all(text and "\n" not in text for text in descriptions.values())
     assert [n for n, s in STRATEGIES.items() if not s.needs_source] == ["scratch", "random_frozen"]

@@ -22,6 +22,7 @@ from ecgcore.models import (
     small,
 )
 from ecgcore.models.base import Architecture, ECGClassifier
+from ecgcore.models.token_head import with_token_head
 
 MODEL_MODULES = (nguyen_do_resnet, nguyen_do_rnn, small, benchmark_cnn, benchmark_rnn, ecglib, ecgfounder,
                  ecg_jepa)
@@ -42,9 +43,12 @@ MODELS: dict[str, Architecture] = _collect()
 
 def create_model(name: str, n_leads: int = 12, n_classes: int = 5, n_samples: int = 1000,
                  **config: Any) -> ECGClassifier:
-    """Build a registered model; its `config` records everything needed to rebuild it."""
+    """Build a registered model; its `config` records everything needed to rebuild it.
+    A `token_head` entry (what an attention probe's model.pt records) wraps the model with
+    that attention head (`ecgcore.models.token_head`)."""
     if name not in MODELS:
         raise EcgcoreError(f"unknown architecture {name!r}; known: {', '.join(sorted(MODELS))}")
+    token_head = config.pop("token_head", None)
     try:
         model = MODELS[name].build(n_leads=n_leads, n_classes=n_classes, n_samples=n_samples, **config)
     except TypeError as exc:
@@ -53,6 +57,11 @@ def create_model(name: str, n_leads: int = 12, n_classes: int = 5, n_samples: in
     # What the builder set wins over the request (a model with a fixed input shape says so).
     model.config = {"n_leads": n_leads, "n_classes": n_classes, "n_samples": n_samples, **config,
                     **model.config}
+    if token_head is not None:
+        try:
+            return with_token_head(model, n_classes, **token_head)
+        except (TypeError, ValueError) as exc:
+            raise EcgcoreError(f"architecture {name!r}: {exc}") from exc
     return model
 
 

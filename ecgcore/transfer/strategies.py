@@ -27,17 +27,29 @@ the run, and only within it does early stopping count and the best epoch get cho
 |                   |                          | every group at lr (new cycle)                                |
 | random_frozen     | nothing (random init)    | head: head at lr; random backbone frozen (honest baseline)   |
 | source_only       | everything incl. head    | nothing: the source model is evaluated on shared classes     |
+| embedding_probe   | all but the final Linear | probe: no epochs; ecg-fix's per-class logistic regression on |
+|                   |                          | the cached embeddings (the final Linear's input), grid       |
+|                   |                          | scaler x C x class_weight chosen on validation log-loss,     |
+|                   |                          | folded into the final Linear (`embedding_probe`)             |
+| attention_probe   | all but the final Linear | probe: a learnable-query attention head over the cached      |
+|                   |                          | token embeddings at lr, encoder frozen (the ICLR 2026 FM     |
+|                   |                          | benchmark's "frozen" mode; `attention_probe`); the head      |
+|                   |                          | replaces the model's head in model.pt                        |
 
 "Head" here is the whole last group: in a model whose head is fc1 -> ReLU -> fc2, a
 linear probe trains both; `reset_head` re-initialises only the final Linear.
 Strategies that load a source can keep the source head rows of shared classes
-(`StrategyOptions.keep_shared_head`).
+(`StrategyOptions.keep_shared_head`). The two probes (`EmbeddingStrategy`) never run the
+trainer through the encoder: a run's `perform` calls their `fit_embeddings`, which reads the
+frozen encoder's embeddings from the embedding cache (extracting them once per source,
+prepared data and kind), and their test scores come from that cache too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -53,13 +65,21 @@ from ecgcore.transfer.loading import (
 )
 from ecgcore.transfer.options import StrategyOptions
 from ecgcore.transfer.strategy import (
+    EmbeddingStrategy,
+    EveryEpoch,
     Phase,
+    ProbeFit,
     Rates,
     ScoredOutputs,
     SetupReport,
     Strategy,
     register_strategy,
 )
+
+if TYPE_CHECKING:
+    from ecgcore.data.pipeline import TaskDataset
+    from ecgcore.train import TrainConfig
+    from ecgcore.train.callbacks import Callback
 
 
 def all_at(n_groups: int, rate: float = 1.0) -> Rates:
@@ -254,3 +274,48 @@ class SourceOnly(Strategy):
             raise RuntimeError("source_only: the source model knows none of the target classes")
         target_index = sorted(mapping)
         return ScoredOutputs([target_classes[t] for t in target_index], [mapping[t] for t in target_index])
+
+
+class _Probe(_FromSource, EmbeddingStrategy):
+    """Shared by the probes: set up as every source strategy (source backbone, fresh final
+    Linear), one phase "probe" in which only the head trains.
+
+    Their fits are imported when called: they use the trainer, whose package imports
+    `ecgcore.transfer.base` and so runs this package's __init__ (which registers these
+    strategies) while the trainer is still half-imported."""
+
+    def phases(self, n_groups: int, options: StrategyOptions) -> list[Phase]:
+        return one_phase("probe", head_only(n_groups))
+
+
+@register_strategy
+class EmbeddingProbe(_Probe):
+    name = "embedding_probe"
+    description = ("ecg-fix's linear probe: per-class logistic regression on the frozen source encoder's cached "
+                   "embeddings, scaler x C x class weight chosen on validation log-loss, folded into the final Linear")
+
+    def fit_embeddings(self, model: ECGClassifier, source: Checkpoint, data: TaskDataset,
+                       train: TrainConfig, *, checkpoint_dir: Path, callbacks: Sequence[Callback] = (),
+                       every_epoch: EveryEpoch | None = None) -> ProbeFit:
+        """No epochs: the phase is reached once the probes are fitted."""
+        phase = {"name": "probe", "first_epoch": 0, "epochs_planned": None, "epochs_run": 0, "reached": True,
+                 "schedule": None, "train_bn": False}
+        from ecgcore.transfer.embedding_probe import fit_embedding_probe
+
+        return fit_embedding_probe(model, source, data, train, phase)
+
+
+@register_strategy
+class AttentionProbe(_Probe):
+    name = "attention_probe"
+    description = ("The ECG FM benchmark's frozen mode: a learnable-query attention head over the frozen source "
+                   "encoder's cached token embeddings, trained at lr")
+
+    def fit_embeddings(self, model: ECGClassifier, source: Checkpoint, data: TaskDataset,
+                       train: TrainConfig, *, checkpoint_dir: Path, callbacks: Sequence[Callback] = (),
+                       every_epoch: EveryEpoch | None = None) -> ProbeFit:
+        from ecgcore.transfer.attention_probe import fit_attention_probe
+
+        [phase] = self.phase_reports(len(model.layer_groups()), train.epochs, StrategyOptions(), epochs_run=0)
+        return fit_attention_probe(model, source, data, train, phase, checkpoint_dir=checkpoint_dir,
+                                   callbacks=callbacks, every_epoch=every_epoch)

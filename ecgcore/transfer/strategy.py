@@ -28,7 +28,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
@@ -38,6 +39,11 @@ from ecgcore.errors import EcgcoreError
 from ecgcore.models.base import ECGClassifier
 from ecgcore.transfer.base import EpochPlan
 from ecgcore.transfer.options import StrategyOptions
+
+if TYPE_CHECKING:
+    from ecgcore.data.pipeline import TaskDataset
+    from ecgcore.train import FitResult, TrainConfig
+    from ecgcore.train.callbacks import Callback
 
 Rates = tuple[float | None, ...]
 
@@ -226,6 +232,35 @@ class Strategy(ABC):
         """A clear error when a strategy that loads weights got no source."""
         if self.needs_source and source is None:
             raise EcgcoreError(f"strategy {self.name!r} needs a source (pretrained) model; none was given")
+
+
+@dataclass
+class ProbeFit:
+    """What a strategy that fits on cached embeddings leaves for its run: the model to save
+    (the fitted probe is its head), the fit as results.json reports it, the phases (with the
+    probe's own report under "probe"), and `scores(rows)`: sigmoid scores of any rows of the
+    run's data computed from the cached embeddings, so evaluation runs no encoder."""
+
+    model: ECGClassifier
+    fit: FitResult
+    phases: list[dict[str, Any]]
+    scores: Callable[[np.ndarray], np.ndarray]
+
+
+EveryEpoch = Callable[[nn.Module, "TaskDataset"], "Callback"]
+"""Makes the test-every-epoch callback for the module that trains and the data it sees."""
+
+
+class EmbeddingStrategy(Strategy):
+    """A strategy that trains only a head on the frozen source encoder's embeddings, read
+    from (or first written to) the embedding cache: the run's `perform` calls
+    `fit_embeddings` instead of the trainer, and its evaluation scores from the cache."""
+
+    @abstractmethod
+    def fit_embeddings(self, model: ECGClassifier, source: Checkpoint, data: TaskDataset,
+                       train: TrainConfig, *, checkpoint_dir: Path, callbacks: Sequence[Callback] = (),
+                       every_epoch: EveryEpoch | None = None) -> ProbeFit:
+        """Fit the head of `model` (already `setup` from `source`) on `data`'s training split."""
 
 
 def checked_groups(model: ECGClassifier) -> list[nn.Module]:

@@ -29,6 +29,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,11 +182,14 @@ def write_meta(path: Path, meta: dict[str, Any]) -> None:
     os.replace(partial, path / "meta.json")
 
 
-def publish(temp: Path, final: Path) -> Path:
+def publish(temp: Path, final: Path, is_complete: Callable[[Path], bool] | None = None) -> Path:
     """Rename a finished temp folder to its key. If another process finished the same
-    key first, keep theirs; an incomplete folder in the way is moved aside and removed."""
+    key first, keep theirs; an incomplete folder in the way is moved aside and removed.
+    `is_complete` tells a finished entry (default: a prepared-array entry `open_entry` reads;
+    the embedding cache passes its own)."""
+    complete = is_complete or (lambda path: open_entry(path) is not None)
     if final.exists():
-        if open_entry(final) is not None:
+        if complete(final):
             shutil.rmtree(temp, ignore_errors=True)
             return final
         aside = final.with_name(f"{TEMP_PREFIX}stale-{final.name}-{uuid.uuid4().hex[:8]}")
@@ -194,7 +198,7 @@ def publish(temp: Path, final: Path) -> Path:
     try:
         os.rename(temp, final)
     except OSError:
-        if open_entry(final) is None:
+        if not complete(final):
             raise
         shutil.rmtree(temp, ignore_errors=True)
     return final
