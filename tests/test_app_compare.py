@@ -23,7 +23,7 @@ PAGE = "pages/compare.py"
 CONTAINERS = ("compare-answer", "compare-per-class-auc", "compare-heatmap", "compare-macro", "compare-learning-curves",
               "compare-data-efficiency", "compare-convergence", "compare-head-to-head", "compare-calibration",
               "compare-roc")
-FILTER_KEYS = ("source", "target", "arch", "strategy", "fraction", "seed", "state", "kind", "protocol")
+FILTER_KEYS = ("source_kind", "source", "target", "arch", "strategy", "fraction", "seed", "state", "kind", "protocol")
 
 
 @pytest.fixture(scope="module")

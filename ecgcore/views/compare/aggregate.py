@@ -12,13 +12,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ecgcore.views.compare.stats import seed_ci_method, seed_mean_ci
-from ecgcore.views.compare.table import NO_SOURCE
 from ecgcore.evaluate import mean_std
+from ecgcore.views.compare.stats import seed_ci_method, seed_mean_ci
+from ecgcore.views.compare.table import NO_SOURCE, source_kinds
 
 #: A setting: runs that differ only in their seed.
-#: Runs of different protocols (paper-exact vs ours) are never pooled.
-GROUP_KEYS: tuple[str, ...] = ("protocol", "source", "target", "task", "arch", "strategy", "train_fraction")
+#: Runs of different protocols (paper-exact vs ours) are never pooled, nor runs of different
+#: source kinds (none / own pretraining / checkpoint, `table.source_kinds`).
+GROUP_KEYS: tuple[str, ...] = ("protocol", "source_kind", "source", "target", "task", "arch", "strategy", "train_fraction")
 SUMMARY_COLUMNS: tuple[str, ...] = GROUP_KEYS + (
     "n_seeds", "macro_auc_mean", "macro_auc_std", "ci_low", "ci_high", "ci_method", "n_train", "seeds", "run_ids",
 )
@@ -29,9 +30,12 @@ CONVERGENCE_COLUMNS: tuple[str, ...] = (
 
 
 def finished(table: pd.DataFrame) -> pd.DataFrame:
-    """Target runs that finished with a macro AUC (pretraining runs are a means, not an answer)."""
+    """Target runs that finished with a macro AUC (pretraining runs are a means, not an answer),
+    with `source_kind` filled (a frame without it reads its `source`, `table.source_kinds`)."""
     keep = (table["status"] == "done") & (table["kind"] == "target") & table["macro_auc"].notna()
-    return table[keep.to_numpy(dtype=bool)].reset_index(drop=True)
+    done = table[keep.to_numpy(dtype=bool)].reset_index(drop=True)
+    done["source_kind"] = source_kinds(done)
+    return done
 
 
 def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -77,21 +81,32 @@ def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _line_name(row: dict[str, object], vary: Sequence[str]) -> str:
-    """strategy, plus whichever of architecture/source/target/task/protocol vary between the lines."""
-    return " · ".join([str(row["strategy"])] + [str(row[key]) for key in vary])
+def _line_name(row: dict[str, object], vary: Sequence[str], by_kind: bool) -> str:
+    """strategy, plus whichever of architecture/source/target/task/protocol vary between the
+    lines; `by_kind` (a checkpoint among the sources): the source said with its kind instead."""
+    parts = [str(row["strategy"])]
+    if by_kind and row["source_kind"] == "checkpoint":
+        parts.append(f"checkpoint {row['source']}")
+    elif by_kind and row["source_kind"] == "pretraining":
+        parts.append(f"pretrained on {row['source']}")
+    return " · ".join(parts + [str(row[key]) for key in vary])
 
 
 def data_efficiency(table: pd.DataFrame) -> pd.DataFrame:
     """Macro AUC against target fraction: the seed summary with a `line` column (one line per
     strategy; architecture, source or target join the name when the selection mixes them),
-    sorted by line and fraction. The band is `seed_summary`'s CI (see `ci_method`)."""
+    sorted by line and fraction. The band is `seed_summary`'s CI (see `ci_method`).
+
+    When a foundation-model checkpoint is among the sources, every line that starts from a
+    source names it with its kind ("finetune · checkpoint demo_net1d", "finetune ·
+    pretrained on source_ptbxl"); without one the names are as they always were."""
     summary = seed_summary(table)
+    by_kind = bool((summary["source_kind"] == "checkpoint").any())
     # "none" (no source) is told apart by the strategy already; only several real sources vary.
     distinct = {key: set(summary[key]) - ({NO_SOURCE} if key == "source" else set())
                 for key in ("arch", "source", "target", "task", "protocol")}
-    vary = [key for key, values in distinct.items() if len(values) > 1]
-    summary["line"] = [_line_name(row, vary) for row in summary.to_dict("records")]
+    vary = [key for key, values in distinct.items() if len(values) > 1 and not (by_kind and key == "source")]
+    summary["line"] = [_line_name(row, vary, by_kind) for row in summary.to_dict("records")]
     return summary.sort_values(["line", "train_fraction"], kind="mergesort").reset_index(drop=True)
 
 

@@ -9,6 +9,11 @@ rules, per treated line against its baseline:
 - the fractions in between, grouped as detectably better, detectably worse or no detectable
   difference;
 - label efficiency at the smallest fraction ("… ≈ scratch at X %").
+When a foundation-model checkpoint is among the sources, the sentences speak of source kinds:
+"the checkpoint demo_net1d, probed frozen (embedding_probe), beats scratch …", "own
+pretraining on source_ptbxl, fine-tuned (finetune), …", checkpoints first, and a first
+sentence lists the sources and says they are each compared with scratch, not with each
+other. Without a checkpoint the sentences are as they always were.
 "No detectable difference" is said whenever the Holm-adjusted p is not below 0.05 (the
 interval shown is the unadjusted 95 % CI of that comparison), except when that p is only a
 bound set by the bootstrap's floor (every draw on one side, but 1/B times the number of
@@ -27,6 +32,16 @@ import pandas as pd
 from ecgcore.views.compare.efficiency import LabelEfficiency, percent
 from ecgcore.views.compare.grid import GridStatistics
 from ecgcore.views.compare.stats import ALPHA
+
+#: How a strategy uses a source's weights, in the answer's words (others: "with <strategy>").
+HOW: dict[str, str] = {
+    "finetune": "fine-tuned", "linear_probe": "probed frozen", "embedding_probe": "probed frozen",
+    "attention_probe": "probed frozen with attention pooling", "lp_ft": "probed then fine-tuned",
+    "partial_freeze": "partly frozen", "gradual_unfreeze": "unfrozen gradually",
+    "discriminative_lr": "fine-tuned with layer-wise rates", "source_only": "used as it is",
+}
+#: The order the answer speaks of source kinds in (the question first: a checkpoint).
+KIND_ORDER: tuple[str, ...] = ("checkpoint", "pretraining", "none")
 
 
 @dataclass(frozen=True)
@@ -48,7 +63,7 @@ def _seeds(row: dict) -> str:
     if a == 1 and b == 1:
         text += ", so seed-to-seed variance is not included"
     elif min(a, b) == 1:
-        text += f"; {row['line'] if a == 1 else row['baseline']}'s seed variance not included"
+        text += f"; {row['subject'].rstrip(',') if a == 1 else row['baseline']}'s seed variance not included"
     return text
 
 
@@ -86,13 +101,13 @@ def _too_few(row: dict) -> str:
 def _first(row: dict, m: int) -> str:
     where = f"At {percent(row['train_fraction'])} of the target{_records(row['n_train'])}"
     if _undecided(row):
-        return (f"{where} {row['line']} against {row['baseline']}: {_signed(row['diff'])} macro AUC "
+        return (f"{where} {row['subject']} against {row['baseline']}: {_signed(row['diff'])} macro AUC "
                 f"({_detail(row, m)}); {_too_few(row)}.")
     if not _detected(row):
-        return (f"{where} there is no detectable difference between {row['line']} and {row['baseline']}: "
+        return (f"{where} there is no detectable difference between {row['subject']} and {row['baseline']}: "
                 f"{_signed(row['diff'])} macro AUC ({_detail(row, m)}).")
     verb = "beats" if row["diff"] > 0 else "trails"
-    return f"{where} {row['line']} {verb} {row['baseline']} by {abs(row['diff']):.2f} macro AUC ({_detail(row, m)})."
+    return f"{where} {row['subject']} {verb} {row['baseline']} by {abs(row['diff']):.2f} macro AUC ({_detail(row, m)})."
 
 
 def _last(row: dict, first: dict, m: int) -> str:
@@ -106,9 +121,9 @@ def _last(row: dict, first: dict, m: int) -> str:
     verb = "beats" if row["diff"] > 0 else "trails"
     if _detected(first) and same_sign:
         change = "narrows" if abs(row["diff"]) < abs(first["diff"]) else "widens"
-        return (f"{where} the gap {change} to {_signed(row['diff'])}: {row['line']} still {verb} {row['baseline']} "
+        return (f"{where} the gap {change} to {_signed(row['diff'])}: {row['subject']} still {verb} {row['baseline']} "
                 f"({_detail(row, m)}).")
-    return f"{where} {row['line']} {verb} {row['baseline']} by {abs(row['diff']):.2f} macro AUC ({_detail(row, m)})."
+    return f"{where} {row['subject']} {verb} {row['baseline']} by {abs(row['diff']):.2f} macro AUC ({_detail(row, m)})."
 
 
 def _between(rows: list[dict]) -> str:
@@ -119,13 +134,13 @@ def _between(rows: list[dict]) -> str:
             else "undecided (too few bootstrap draws)" if _undecided(row) else "no detectable difference"
         groups[key].append(percent(row["train_fraction"]))
     parts = [f"{name} at {', '.join(where)}" for name, where in groups.items() if where]
-    return (f"In between, {rows[0]['line']} against {rows[0]['baseline']}: " + "; ".join(parts)
+    return (f"In between, {rows[0]['subject']} against {rows[0]['baseline']}: " + "; ".join(parts)
             + " (Holm-adjusted).")
 
 
-def _efficiency(item: LabelEfficiency) -> str:
+def _efficiency(item: LabelEfficiency, subject: str) -> str:
     low, high = (item.where(v) for v in item.ci)
-    lead = (f"{item.line} at {percent(item.at_fraction)} of the target reaches {item.target_auc:.2f} macro AUC; "
+    lead = (f"{subject} at {percent(item.at_fraction)} of the target reaches {item.target_auc:.2f} macro AUC; "
             f"{item.baseline}")
     if item.fraction == np.inf:
         reach = (f"does not reach it at any fraction measured (up to {percent(item.measured[-1])}): "
@@ -138,13 +153,54 @@ def _efficiency(item: LabelEfficiency) -> str:
             f"two-level bootstrap over seeds and test records, {item.n_boot} draws).")
 
 
+def _kind(row: dict) -> str:
+    kind = row.get("source_kind")
+    return kind if isinstance(kind, str) and kind in KIND_ORDER else "none"
+
+
+def _how(strategy: str) -> str:
+    return f"{HOW.get(strategy, f'with {strategy}')} ({strategy})"
+
+
+def _subject(row: dict) -> str:
+    """A treated line as the answer names it once a checkpoint is among the sources."""
+    kind = _kind(row)
+    if kind == "checkpoint":
+        return f"the checkpoint {row['source']}, {_how(str(row['strategy']))},"
+    if kind == "pretraining":
+        return f"own pretraining on {row['source']}, {_how(str(row['strategy']))},"
+    return str(row["line"])
+
+
+def _sources(table: pd.DataFrame) -> str:
+    """The first sentence when sources of several kinds are compared: which, and how."""
+    named: dict[tuple[str, str], list[str]] = {}
+    for row in table.to_dict("records"):
+        kind = _kind(row)
+        if kind != "none":
+            named.setdefault((kind, str(row["source"])), []).append(str(row["strategy"]))
+    order = sorted(named, key=lambda key: (KIND_ORDER.index(key[0]), key[1]))
+    said = [f"{'the checkpoint' if kind == 'checkpoint' else 'own pretraining on'} {source} "
+            f"({', '.join(dict.fromkeys(named[(kind, source)]))})" for kind, source in order]
+    return ("Sources, each against scratch of the same architecture at each fraction: " + "; ".join(said)
+            + ". They are not tested against each other here (a head to head does that).")
+
+
 def answer(stats: GridStatistics) -> list[Sentence]:
     """The answer panel's sentences (module docstring), each with the run ids behind it."""
     table: pd.DataFrame = stats.comparisons
     sentences: list[Sentence] = []
     m = len(table)
-    for (line, baseline), part in table.groupby(["line", "baseline"], sort=True):
+    by_kind = "source_kind" in table and bool((table["source_kind"] == "checkpoint").any())
+    if by_kind:
+        sentences.append(Sentence(_sources(table), []))
+    groups = sorted(table.groupby(["line", "baseline"], sort=True),
+                    key=lambda item: KIND_ORDER.index(_kind(item[1].iloc[0].to_dict())) if by_kind else 0)
+    for (line, baseline), part in groups:
         rows = part.sort_values("train_fraction").to_dict("records")
+        subject = _subject(rows[0]) if by_kind else str(line)
+        for row in rows:
+            row["subject"] = subject
         ids = lambda chosen: list(dict.fromkeys(r for row in chosen for r in (*row["run_ids"],
                                                                                 *row["baseline_run_ids"])))
         sentences.append(Sentence(_first(rows[0], m), ids(rows[:1])))
@@ -154,7 +210,7 @@ def answer(stats: GridStatistics) -> list[Sentence]:
             sentences.append(Sentence(_last(rows[-1], rows[0], m), ids(rows[-1:])))
         for item in stats.efficiency:
             if item.line == line and item.baseline == baseline:
-                sentences.append(Sentence(_efficiency(item), list(item.run_ids)))
+                sentences.append(Sentence(_efficiency(item, subject.rstrip(",")), list(item.run_ids)))
     for note in stats.notes:
         sentences.append(Sentence(note[0].upper() + note[1:] + ".", []))
     return sentences

@@ -2,6 +2,9 @@
 
 Classes are shown by their readable name (ecgcore.data.labels.class_name); the SNOMED code
 is in the hover text. Runs are shown by the labels the caller passes ({run_id: label}).
+Where runs of several source kinds meet (macro AUC, data efficiency), the colour says the
+kind: greys for no source, cool hues for own pretraining, warm hues for a checkpoint
+(`KIND_COLOURS`), one hue per line or run within a kind, and a marker shape per kind.
 """
 
 from __future__ import annotations
@@ -23,6 +26,42 @@ _MARGIN = {"l": 8, "r": 8, "t": 48, "b": 8}
 
 def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
+
+
+#: Hues per source kind (ecgcore.runs.run_config.SOURCE_KINDS): warm against cool reads apart for
+#: red-green colour-blind eyes too (orange vs blue first).
+KIND_COLOURS: dict[str, tuple[str, ...]] = {
+    "none": ("#4d4d4d", "#969696", "#1a1a1a", "#bdbdbd"),
+    "pretraining": ("#1f77b4", "#17becf", "#9467bd", "#393b79", "#2ca02c"),
+    "checkpoint": ("#ff7f0e", "#d62728", "#8c564b", "#e377c2", "#bcbd22"),
+}
+KIND_SYMBOLS: dict[str, str] = {"none": "circle", "pretraining": "square", "checkpoint": "diamond"}
+KIND_NAMES: dict[str, str] = {"none": "no source", "pretraining": "own pretraining", "checkpoint": "checkpoint"}
+
+
+def kind_colours(kinds: Sequence[str], keys: Sequence[object] | None = None) -> list[str]:
+    """A colour per item: its source kind's hues in turn, one hue per distinct key (a line's
+    name, a run's setting) within the kind, in order of first appearance."""
+    keys = list(keys) if keys is not None else list(range(len(kinds)))
+    seen: dict[str, dict[object, int]] = {}
+    out = []
+    for kind, key in zip(kinds, keys):
+        hues = KIND_COLOURS.get(kind, KIND_COLOURS["none"])
+        index = seen.setdefault(kind, {}).setdefault(key, len(seen[kind]))
+        out.append(hues[index % len(hues)])
+    return out
+
+
+def _kinds(frame: pd.DataFrame) -> list[str]:
+    from ecgcore.views.compare.table import source_kinds
+
+    return source_kinds(frame)
+
+
+def _kind_legend(kinds: Sequence[str]) -> str:
+    present = [k for k in KIND_COLOURS if k in set(kinds)]
+    return "colour: " + ", ".join(f"{'greys' if k == 'none' else 'warm' if k == 'checkpoint' else 'cool'} "
+                                  f"= {KIND_NAMES[k]}" for k in present)
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -81,15 +120,20 @@ def macro_auc_figure(runs: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure
     order = runs.sort_values("macro_auc", kind="mergesort")
     names = [labels.get(r, r) for r in order["run_id"]]
     auc, low, high = (order[c].to_numpy(dtype=float) for c in ("macro_auc", "macro_auc_low", "macro_auc_high"))
+    kinds = _kinds(order)
     points = go.Scatter(
-        x=auc, y=names, mode="markers", marker={"size": 10, "color": colour(0)},
+        x=auc, y=names, mode="markers",
+        marker={"size": 10, "color": kind_colours(kinds, [k if k == "none" else s for k, s in
+                                                          zip(kinds, order["source"].tolist())]),
+                "symbol": [KIND_SYMBOLS[k] for k in kinds]},
         error_x={"type": "data", "symmetric": False, "array": np.clip(high - auc, 0, None),
                      "arrayminus": np.clip(auc - low, 0, None)},
         customdata=list(zip(low, high, order["run_id"])),
         hovertemplate="%{y}<br>macro AUC %{x:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]"
                       "<br>%{customdata[2]}<extra></extra>",
     )
-    layout = {"xaxis": {"title": {"text": "test macro ROC-AUC (95 % bootstrap CI)"}}, "yaxis": {"automargin": True}}
+    layout = {"xaxis": {"title": {"text": "test macro ROC-AUC (95 % bootstrap CI); " + _kind_legend(kinds)}},
+              "yaxis": {"automargin": True}}
     return _figure([points], layout, "Macro AUC", max(240, 30 * len(order) + 120))
 
 
@@ -159,9 +203,11 @@ def data_efficiency_figure(curve: pd.DataFrame) -> go.Figure:
     the seed mean where a point has several seeds, the run's bootstrap CI where it has one
     (`ci_method` in the hover)."""
     traces = []
+    lines = [(line, part.sort_values("train_fraction")) for line, part in curve.groupby("line", sort=True)]
+    line_kinds = [_kinds(part)[0] for _, part in lines]
+    hues = kind_colours(line_kinds)
     # numpy arrays, not Series: plotly converts each Series through narwhals (~1 ms apiece).
-    for i, (line, part) in enumerate(curve.groupby("line", sort=True)):
-        part = part.sort_values("train_fraction")
+    for (line, part), kind, hue in zip(lines, line_kinds, hues):
         x = part["train_fraction"].to_numpy(dtype=float)
         mean = part["macro_auc_mean"].to_numpy(dtype=float)
         low, high = part["ci_low"].to_numpy(dtype=float), part["ci_high"].to_numpy(dtype=float)
@@ -169,12 +215,14 @@ def data_efficiency_figure(curve: pd.DataFrame) -> go.Figure:
         if band.any():
             traces.append({
                 "type": "scatter", "x": np.r_[x[band], x[band][::-1]], "y": np.r_[high[band], low[band][::-1]],
-                "fill": "toself", "mode": "lines", "fillcolor": _rgba(colour(i), 0.15), "line": {"width": 0},
+                "fill": "toself", "mode": "lines", "fillcolor": _rgba(hue, 0.15), "line": {"width": 0},
                 "hoverinfo": "skip", "legendgroup": str(line), "showlegend": False, "name": f"{line} CI"})
         std = np.nan_to_num(part["macro_auc_std"].to_numpy(dtype=float), nan=0.0)
         traces.append({
             "type": "scatter", "x": x, "y": mean, "mode": "lines+markers", "name": str(line),
-            "legendgroup": str(line), "line": {"color": colour(i)},
+            "legendgroup": str(line), "line": {"color": hue},
+            "legendrank": 1000 + list(KIND_COLOURS).index(kind),  # the legend lists a kind's lines together
+            "marker": {"symbol": KIND_SYMBOLS.get(kind, "circle"), "size": 8},
             "customdata": list(zip(std, part["n_seeds"].to_numpy(dtype=float), low, high, part["ci_method"])),
             "hovertemplate": "fraction %{x:g}<br>macro AUC %{y:.3f} ± %{customdata[0]:.3f} (%{customdata[1]} seeds)"
                              "<br>95 % CI [%{customdata[2]:.3f}, %{customdata[3]:.3f}]: %{customdata[4]}"
@@ -183,6 +231,7 @@ def data_efficiency_figure(curve: pd.DataFrame) -> go.Figure:
     layout = {"xaxis": {"title": {"text": "fraction of the target's training records"}, "type": "log"},
               "yaxis": {"title": {"text": "test macro ROC-AUC, mean over seeds"}},
               # the band's method under the plot: a two-line axis title is clipped at the left edge
+              "legend": {"title": {"text": _kind_legend(line_kinds)}},
               "annotations": [{"text": "band: 95 % CI, t-interval of the seed mean (one seed: the run's "
                                        "bootstrap CI over test records)", "xref": "paper", "yref": "paper",
                                "x": 0, "y": -0.22, "showarrow": False, "xanchor": "left",

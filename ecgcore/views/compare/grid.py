@@ -19,11 +19,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ecgcore.views.compare.efficiency import LabelEfficiency, label_efficiency
-from ecgcore.views.compare.seeded import Arm, Predictions, SharedDraws, arms_of, compare_arms, shared_draws
-from ecgcore.views.compare.stats import ALPHA, format_adjusted, format_p, holm_bounded
 from ecgcore.errors import EcgcoreError
 from ecgcore.evaluate.bootstrap import DEFAULT_N_BOOT
+from ecgcore.views.compare.efficiency import LabelEfficiency, label_efficiency
+from ecgcore.views.compare.seeded import (
+    Arm,
+    Predictions,
+    SharedDraws,
+    arms_of,
+    compare_arms,
+    shared_draws,
+)
+from ecgcore.views.compare.stats import ALPHA, format_adjusted, format_p, holm_bounded
 
 BASELINE = "scratch"
 FAMILY_KEYS: tuple[str, ...] = ("protocol", "target", "task")
@@ -31,13 +38,14 @@ PAIR_KEYS: tuple[str, ...] = FAMILY_KEYS + ("arch",)
 COMPARISON_COLUMNS: tuple[str, ...] = (
     "line", "baseline", "train_fraction", "n_train", "macro_auc", "macro_auc_baseline", "diff", "low", "high",
     "p_value", "p_holm", "p_holm_bound", "p", "p Holm", "n_seeds", "n_seeds_baseline", "n_boot", "method", "run_ids",
-    "baseline_run_ids",
+    "baseline_run_ids", "strategy", "source_kind", "source",
 )
 
 
 @dataclass(frozen=True)
 class GridStatistics:
-    """`comparisons` (COMPARISON_COLUMNS, one row per treated setting), label efficiency at each
+    """`comparisons` (COMPARISON_COLUMNS, one row per treated setting, with the treated
+    setting's strategy, source kind and source), label efficiency at each
     treated line's smallest fraction, and notes on what could not be compared."""
 
     comparisons: pd.DataFrame
@@ -184,7 +192,9 @@ def grid_statistics(curve: pd.DataFrame, preds: Mapping[str, Predictions], *, ba
                 "macro_auc_baseline": result["macro_auc_b"], "diff": result["macro_auc_diff"], "low": low,
                 "high": high, "p_value": result["p_value"], "n_seeds": result["n_seeds_a"],
                 "n_seeds_baseline": result["n_seeds_b"], "n_boot": shared.n_boot, "method": result["method"],
-                "run_ids": list(treated["run_ids"]), "baseline_run_ids": list(base["run_ids"])})
+                "run_ids": list(treated["run_ids"]), "baseline_run_ids": list(base["run_ids"]),
+                "strategy": treated["strategy"], "source_kind": treated.get("source_kind"),
+                "source": treated.get("source")})
         efficiency += _efficiency(shared, members, baselines, seed, ci)
     frame = pd.DataFrame(records, columns=list(COMPARISON_COLUMNS))
     n_boot_used = int(frame["n_boot"].iloc[0]) if len(frame) else n_boot

@@ -80,6 +80,8 @@ class StampCache(Generic[T]):
 
 
 RESULTS: StampCache[dict[str, Any]] = StampCache(read_json, max_entries=20_000)
+# config.json of runs without results yet (running): what they start from.
+CONFIGS: StampCache[dict[str, Any]] = StampCache(read_json, max_entries=2_000)
 # Predictions are the large files (records x classes x 2); few are compared at once.
 PREDICTIONS: StampCache[dict[str, np.ndarray]] = StampCache(read_predictions, max_entries=64)
 

@@ -17,17 +17,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecgcore.views.compare.stamp_cache import RESULTS
-from ecgcore.views.display import for_display, full_labels, run_label, run_labels  # noqa: F401 (labels re-exported)
 from ecgcore.errors import EcgcoreError
 from ecgcore.runs import RunStore
+from ecgcore.runs.run_config import SOURCE_KINDS, source_kind_of
+from ecgcore.views.compare.stamp_cache import CONFIGS, RESULTS
+from ecgcore.views.display import for_display, full_labels, run_label, run_labels  # noqa: F401 (labels re-exported)
 
 #: How a run without a source dataset (trained from scratch on the target) shows.
 NO_SOURCE = "none"
 
 #: Columns of `runs_table`, in order.
 TABLE_COLUMNS: tuple[str, ...] = (
-    "run_id", "kind", "status", "protocol", "source", "target", "task", "arch", "strategy", "train_fraction",
+    "run_id", "kind", "status", "protocol", "source_kind", "source", "target", "task", "arch", "strategy", "train_fraction",
     "n_train", "n_test", "seed", "macro_auc", "macro_auc_low", "macro_auc_high", "macro_auprc",
     "f1_weighted", "n_leaked", "best_epoch", "epochs_run", "train_seconds", "device", "experiment", "created",
     "error",
@@ -67,18 +68,47 @@ def _dig(data: Mapping[str, Any] | None, keys: Sequence[str]) -> Any:
     return value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else None
 
 
+def run_source_kind(store: RunStore, run_id: str, results: Mapping[str, Any] | None, source: Any) -> str:
+    """What a run starts from (SOURCE_KINDS): results.json's `source_kind` (`source_kind_of`
+    reads runs written before it as "pretraining" when they name a source); a run without
+    results yet (running) from its config.json, where a checkpoint source is
+    `source_checkpoint` and the index's `source` is then the checkpoint's name."""
+    if results is not None:
+        return source_kind_of(results)
+    try:
+        config = CONFIGS.get(store.runs_dir / run_id / "config.json") if source is not None else None
+    except EcgcoreError:  # the index shows the run's problem already
+        config = None
+    if isinstance(config, Mapping) and config.get("source_checkpoint"):
+        return "checkpoint"
+    return source_kind_of({"source": source})
+
+
+def source_kinds(table: pd.DataFrame) -> list[str]:
+    """The `source_kind` of each row of a runs table, filled where a frame made without the
+    column (or with gaps) has only `source`: "none" for NO_SOURCE, else "pretraining"."""
+    kinds = table["source_kind"].tolist() if "source_kind" in table else [None] * len(table)
+    sources = table["source"].tolist() if "source" in table else [NO_SOURCE] * len(table)
+    return [kind if kind in SOURCE_KINDS else
+            ("none" if source is None or pd.isna(source) or source == NO_SOURCE else "pretraining")
+            for kind, source in zip(kinds, sources)]
+
+
 def runs_table(store: RunStore) -> pd.DataFrame:
     """Every run of the store (newest first) with TABLE_COLUMNS."""
     index = store.list()
     extra: dict[str, list[Any]] = {column: [] for column in _FROM_RESULTS}
-    for run_id, status in zip(index["run_id"], index["status"]):
+    kinds: list[str] = []
+    for run_id, status, source in zip(index["run_id"], index["status"], index["source"]):
         results = read_results(store, run_id) if status != "running" else None
         for column, keys in _FROM_RESULTS.items():
             extra[column].append(_dig(results, keys))
+        kinds.append(run_source_kind(store, run_id, results, None if pd.isna(source) else source))
     table = index.copy()
     for column, values in extra.items():
         dtype = _DTYPES.get(column, "object")
         table[column] = pd.array(values, dtype=dtype) if dtype != "object" else values
+    table["source_kind"] = kinds
     table["source"] = table["source"].where(table["source"].notna(), NO_SOURCE)
     return table[list(TABLE_COLUMNS)].reset_index(drop=True)
 
@@ -87,6 +117,7 @@ def runs_table(store: RunStore) -> pd.DataFrame:
 class RunFilters:
     """Which runs to show; an empty tuple means any value."""
 
+    source_kinds: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     archs: tuple[str, ...] = ()
@@ -100,7 +131,7 @@ class RunFilters:
 
 #: Filter field -> table column.
 FILTER_COLUMNS: dict[str, str] = {
-    "sources": "source", "targets": "target", "archs": "arch", "strategies": "strategy",
+    "source_kinds": "source_kind", "sources": "source", "targets": "target", "archs": "arch", "strategies": "strategy",
     "fractions": "train_fraction", "seeds": "seed", "statuses": "status", "kinds": "kind", "protocols": "protocol",
 }
 
