@@ -68,6 +68,10 @@ def preprocess_signal(signal: Signal, config: PrepConfig, length: int,
         raise RecordError(record_id, "every lead is NaN/inf (no finite sample at all)")
     nan_leads = tuple(lead for lead, d in zip(config.leads, dead) if d)
 
+    if config.filter_design == "ba":
+        # ECGFounder filters wfdb's float64 samples; its (b, a) band-pass amplifies the
+        # rounding of a float32 input about twenty-fold, so that chain runs in float64.
+        data = data.astype(np.float64)
     if config.notch_hz is not None:
         data = ops.notch(data, fs_in, config.notch_hz, config.notch_q)
     if config.bandpass is not None:
@@ -78,6 +82,7 @@ def preprocess_signal(signal: Signal, config: PrepConfig, length: int,
             raise RecordError(record_id, str(exc)) from exc
     if config.baseline_median_s is not None:
         data = ops.remove_median_baseline(data, fs_in, config.baseline_median_s)
+    data = data.astype(np.float32, copy=False)
 
     try:
         data = ops.resample(data, fs_in, config.fs, config.resample)

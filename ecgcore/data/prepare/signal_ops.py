@@ -93,6 +93,12 @@ def interpolate_nonfinite(data: np.ndarray) -> tuple[np.ndarray, int, np.ndarray
 
 # ------------------------------------------------------------------ filters
 
+def _in_precision_of(result: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """A filter's output as float64 when its input was (a chain kept in double precision,
+    as the reference code of an ill-conditioned filter computes), float32 otherwise."""
+    return result.astype(np.float64 if data.dtype == np.float64 else np.float32, copy=False)
+
+
 @lru_cache(maxsize=64)
 def _butter(low: float, high: float, order: int, fs: float,
             design: str) -> np.ndarray | tuple[np.ndarray, np.ndarray] | None:
@@ -135,9 +141,9 @@ def bandpass(data: np.ndarray, fs: float, low: float, high: float, order: int = 
     if design == "ba":
         b, a = designed
         padlen = min(3 * max(len(a), len(b)), data.shape[1] - 1)
-        return sps.filtfilt(b, a, data, axis=1, padlen=padlen).astype(np.float32)
+        return _in_precision_of(sps.filtfilt(b, a, data, axis=1, padlen=padlen), data)
     padlen = min(3 * (2 * len(designed) + 1), data.shape[1] - 1)
-    return sps.sosfiltfilt(designed, data, axis=1, padlen=padlen).astype(np.float32)
+    return _in_precision_of(sps.sosfiltfilt(designed, data, axis=1, padlen=padlen), data)
 
 
 @lru_cache(maxsize=16)
@@ -155,7 +161,7 @@ def notch(data: np.ndarray, fs: float, freq: float, quality: float = 30.0) -> np
 
     b, a = _notch_ba(float(freq), float(fs), float(quality))
     padlen = min(3 * max(len(a), len(b)), data.shape[1] - 1)
-    return sps.filtfilt(b, a, data, axis=1, padlen=padlen).astype(np.float32)
+    return _in_precision_of(sps.filtfilt(b, a, data, axis=1, padlen=padlen), data)
 
 
 def median_kernel(fs: float, seconds: float) -> int:
@@ -172,7 +178,7 @@ def remove_median_baseline(data: np.ndarray, fs: float, seconds: float) -> np.nd
     from scipy import signal as sps
 
     kernel = median_kernel(fs, seconds)
-    out = np.empty(data.shape, dtype=np.float32)
+    out = _in_precision_of(np.empty(data.shape), data)
     for lead in range(data.shape[0]):
         out[lead] = data[lead] - sps.medfilt(data[lead], kernel_size=kernel)
     return out
