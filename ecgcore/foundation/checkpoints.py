@@ -231,7 +231,8 @@ def add_checkpoint(path: Path | str, model: str, name: str | None = None,
             old = _read_record(existing)
             if old.sha256 != digest or old.model != entry.name:
                 raise EcgcoreError(f"checkpoint {name!r} is already registered ({old.model}, SHA-256 "
-                                   f"{old.sha256[:12]}…, {old.path}); remove it first or choose another --name")
+                                   f"{old.sha256[:12]}…, {old.path}); remove it first or register the "
+                                   f"file under another name")
             if old.path == record.path:
                 log.info("checkpoint %s: already registered with this file", name)
                 return old
