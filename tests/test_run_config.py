@@ -21,11 +21,14 @@ from ecgcore.experiments.run_plan import expand
 from ecgcore.experiments.spec import load_experiment
 from ecgcore.runs import RunStore, config_hash
 from ecgcore.runs.run_config import (
+    CheckpointRef,
     DataConfig,
     ModelConfig,
     RunConfig,
     RunConfigError,
+    SourceConfig,
     StrategyConfig,
+    source_kind_of,
 )
 from ecgcore.views.launch.choices import LaunchChoices, experiment_config
 
@@ -148,6 +151,11 @@ def test_optional_keys_are_written_only_when_used() -> None:
     ({"train": {"epochs": 0}}, "epochs must be >= 1"),
     ({"data": {"task": "t"}}, "dataset must be a folder path"),
     ({"strategy_options": {"head_epoch": 3}}, "head_epoch"),
+    ({"source_checkpoint": {"name": "x", "sha256": "ab", "arch": "ecgfounder"}}, "beside a source dataset"),
+    ({"source": None, "pretrain_hash": None, "source_checkpoint": {"name": "x", "sha256": "ab"}},
+     "arch must be strings"),
+    ({"source": None, "pretrain_hash": None, "source_checkpoint": {"name": "x", "sha256": "ab",
+                                                                   "arch": "a", "url": "u"}}, "unknown key"),
 ])
 def test_a_mapping_that_is_not_a_run_config_says_why(change: dict, message: str) -> None:
     config = json.loads(next((OLD / "runs").glob("*-b142a6fe-*/config.json")).read_text(encoding="utf-8"))
@@ -156,3 +164,32 @@ def test_a_mapping_that_is_not_a_run_config_says_why(change: dict, message: str)
         config.pop("arch")
     with pytest.raises(RunConfigError, match=message):
         RunConfig.from_dict(config)
+
+
+def test_a_checkpoint_source_is_written_only_when_used_and_round_trips() -> None:
+    ref = CheckpointRef("demo_net1d", "ab" * 32, "net1d_small")
+    run = RunConfig(kind="target", experiment="e", model=ModelConfig("net1d_small"), seed=0,
+                    data=DataConfig("/d/t"), strategy=StrategyConfig("linear_probe"),
+                    source=SourceConfig(None, None, ref))
+    written = run.to_dict()
+    assert written["source"] is None and written["pretrain_hash"] is None
+    assert written["source_checkpoint"] == {"name": "demo_net1d", "sha256": "ab" * 32, "arch": "net1d_small"}
+    assert list(written).index("source_checkpoint") == list(written).index("pretrain_hash") + 1
+    again = RunConfig.from_dict(json.loads(json.dumps(written)))
+    assert again == run and again.source_kind == "checkpoint" and again.source.name == "demo_net1d"
+    assert config_hash(again.to_dict()) == config_hash(written)
+    other_file = RunConfig.from_dict({**written, "source_checkpoint": {**ref.to_dict(), "sha256": "cd" * 32}})
+    assert config_hash(other_file.to_dict()) != config_hash(written)  # other weights, another run
+    with pytest.raises(RunConfigError, match="either a dataset"):
+        SourceConfig(DataConfig("/d/s"), None, ref)
+    with pytest.raises(RunConfigError, match="no pretraining run"):
+        SourceConfig(None, "hash", ref)
+
+
+def test_source_kind_of_results_old_and_new() -> None:
+    assert source_kind_of({"source_kind": "checkpoint", "source": "demo_vit"}) == "checkpoint"
+    assert source_kind_of({"source": "source_ptbxl"}) == "pretraining"  # written before source_kind
+    assert source_kind_of({"source": None}) == "none"
+    for results in (json.loads(path.read_text(encoding="utf-8"))
+                    for path in (OLD / "runs").glob("*/results.json")):
+        assert source_kind_of(results) == ("pretraining" if results.get("source") else "none")

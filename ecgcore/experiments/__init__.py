@@ -1,7 +1,8 @@
 """Experiments: TOML files in `experiments/` -> the runs they mean -> the run store.
 
 `run_experiment(path)` writes the embedded demo data first when the file asks for it
-(`demo = true`) and it is not in the workspace yet, expands the grid (pretraining once
+(`demo = true`) and it is not in the workspace yet (and makes the demo checkpoints its grid
+names, `ecgcore.experiments.demo_checkpoints`), expands the grid (pretraining once
 per source/architecture/seed/settings, then one run per grid point), and does each run
 in order in this process, reusing runs whose config hash already finished.
 """
@@ -51,6 +52,12 @@ def plan_experiment(path: Path | str, overrides: Sequence[str] = (),
     config = load_experiment(path, list(overrides))
     if config.get("demo"):
         ensure_demo_data()
+        checkpoints = [name for name in config.get("grid", {}).get("checkpoint", []) if name != "none"]
+        if strict and checkpoints:  # a dry run lists a demo checkpoint not made yet as missing
+            from ecgcore.experiments.demo_checkpoints import ensure_demo_checkpoints
+            from ecgcore.experiments.run_plan import resolve_dataset
+
+            ensure_demo_checkpoints(checkpoints, resolve_dataset(DEMO_SITES[0]))
     return expand(config, strict=strict)
 
 

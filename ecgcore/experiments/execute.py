@@ -37,12 +37,14 @@ from ecgcore.evaluate import evaluate
 from ecgcore.experiments.run_callbacks import HistoryWriter, TestEveryEpoch
 from ecgcore.experiments.run_plan import RunSpec
 from ecgcore.logs import run_log
-from ecgcore.models import create_model
+from ecgcore.foundation.checkpoints import get_checkpoint
+from ecgcore.models import MODELS, create_model
 from ecgcore.runs import RunFolder, RunStore
-from ecgcore.runs.data_origin import data_origin
+from ecgcore.runs.data_origin import DatasetOrigin, data_origin
 from ecgcore.runs.run_config import RunConfig
 from ecgcore.train import FitResult, fit, predict
 from ecgcore.transfer import ScoredOutputs, Strategy, get_strategy
+from ecgcore.transfer.strategy import EmbeddingStrategy
 from ecgcore.transfer.leakage import (
     LeakageReport,
     run_fingerprints,
@@ -125,7 +127,9 @@ def prepare_data(config: RunConfig) -> TaskDataset:
 class Performed:
     """What `perform` leaves: the model (its best weights loaded), the strategy that set it
     up, the source checkpoint it started from, the fit (None when the strategy trains
-    nothing) with its phases as results.json reports them, and the CPU thread governor."""
+    nothing) with its phases as results.json reports them, and the CPU thread governor.
+    `scores(rows)`: for a strategy that fits on cached embeddings, the rows' scores from that
+    cache (no encoder runs); None: the model scores the records."""
 
     model: torch.nn.Module
     strategy: Strategy
@@ -133,6 +137,7 @@ class Performed:
     fit: FitResult | None
     phases: list[dict[str, Any]]
     governor: ThreadGovernor | None
+    scores: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def epochs_run(self) -> int:
@@ -155,6 +160,16 @@ def perform(config: RunConfig, data: TaskDataset, store: RunStore, folder: RunFo
     n_groups = len(model.layer_groups())
     strategy.check_epochs(n_groups, train.epochs, options)  # before any work is done
     strategy.setup(model, source, classes, options)
+    if isinstance(strategy, EmbeddingStrategy):  # a probe: fits on the frozen encoder's cached embeddings
+        assert source is not None  # setup refuses a run without one
+        if governor is not None:
+            governor.start()
+        probe = strategy.fit_embeddings(
+            model, source, data, train, checkpoint_dir=folder.path / "checkpoints",
+            callbacks=[HistoryWriter(folder), *callbacks, *([governor] if governor is not None else [])],
+            every_epoch=(lambda module, seen: TestEveryEpoch(module, seen, train, folder))
+            if config.report.test_every_epoch else None)
+        return Performed(probe.model, strategy, source, probe.fit, probe.phases, governor, probe.scores)
     fit_result = None
     if strategy.trains:
         every_epoch = [TestEveryEpoch(model, data, train, folder)] if config.report.test_every_epoch else []
@@ -172,6 +187,16 @@ def perform(config: RunConfig, data: TaskDataset, store: RunStore, folder: RunFo
 
 
 def _source_checkpoint(config: RunConfig, store: RunStore) -> Checkpoint | None:
+    """The weights the run starts from: a registered foundation-model checkpoint (its file
+    must still have the SHA-256 the run was planned with), the model of the pretraining
+    run it depends on, or None."""
+    ref = config.source.checkpoint if config.source is not None else None
+    if ref is not None:
+        record = get_checkpoint(ref.name)
+        if record.sha256 != ref.sha256:
+            raise EcgcoreError(f"checkpoint {ref.name!r} is now the file with SHA-256 {record.sha256[:12]}…, "
+                               f"but this run was planned with {ref.sha256[:12]}…: plan the run again")
+        return record.load()
     pretrain_hash = config.source.pretrain_hash if config.source is not None else None
     if not pretrain_hash:
         return None
@@ -197,8 +222,9 @@ def evaluate_test(config: RunConfig, data: TaskDataset, performed: Performed,
     classes = list(data.classes)
     scored = performed.strategy.scored_outputs(performed.source, classes)
     test, val = data.split.test, data.split.val
-    test_scores = scored.pick(predict(performed.model, data, test, config.train))
-    val_scores = scored.pick(predict(performed.model, data, val, config.train)) if val.size else None
+    score = performed.scores or (lambda rows: predict(performed.model, data, rows, config.train))
+    test_scores = scored.pick(score(test))
+    val_scores = scored.pick(score(val)) if val.size else None
     keep = [classes.index(c) for c in scored.classes]
     metrics = evaluate(data.y[test][:, keep], test_scores, scored.classes,
                        y_val=data.y[val][:, keep] if val.size else None, score_val=val_scores,
@@ -248,7 +274,8 @@ def results_of(spec: RunSpec, data: TaskDataset, performed: Performed, evaluated
     return {
         "run_id": folder.run_id, "status": "done", "kind": spec.kind, "config_hash": spec.hash,
         "experiment": config.experiment,
-        "source": config.source.data.name if config.source is not None else None,
+        "source": config.source.name if config.source is not None else None,
+        **source_facts(config, performed.source),
         "target": data.name, "task": data.task.name, "arch": config.model.arch,
         "strategy": config.strategy_name,
         "train_fraction": _train_fraction(config, data), "n_train": int(data.split.train.size),
@@ -268,11 +295,40 @@ def results_of(spec: RunSpec, data: TaskDataset, performed: Performed, evaluated
         "split": {"method": data.split.method, "notes": data.split.notes, "sizes": data.split.sizes()},
         "dropped_counts": data.dropped_counts(),
         "leakage": leakage.to_dict() if leakage is not None else None,
-        "data_origin": data_origin(config),  # real or synthetic, as every prediction view says
+        "data_origin": data_origin(config, checkpoint_origin(performed.source)),  # real or synthetic
         **protocol_facts(config, data.split.method),
         **({"test_by_epoch": TestEveryEpoch.summary(folder)} if config.report.test_every_epoch else {}),
         "finished": time.time(),
     }
+
+
+def source_facts(config: RunConfig, source: Checkpoint | None) -> dict[str, Any]:
+    """What results.json says about the run's start: `source_kind` ("none", "pretraining",
+    "checkpoint"), the checkpoint's registry facts (name, SHA-256, model, architecture,
+    licence, commercial use) for a checkpoint source, and the input contract the model's
+    input was prepared by (None for a model without one)."""
+    checkpoint = None
+    if config.source is not None and config.source.checkpoint is not None and source is not None:
+        ref = config.source.checkpoint
+        facts = source.extra
+        checkpoint = {"name": ref.name, "sha256": ref.sha256, "model": facts.get("model"),
+                      "arch": ref.arch, "licence": facts.get("licence"),
+                      "commercial_use": facts.get("commercial_use")}
+    contract = MODELS[config.model.arch].contract
+    return {"source_kind": config.source_kind, "source_checkpoint": checkpoint,
+            "input_contract": contract.to_dict() if contract is not None else None}
+
+
+def checkpoint_origin(source: Checkpoint | None) -> DatasetOrigin | None:
+    """A checkpoint source's training data as its registry record says (None for any other
+    source): synthetic for the demo checkpoints made here, real for published ones."""
+    if source is None or source.stage != "checkpoint":
+        return None
+    extra = source.extra
+    synthetic = extra.get("synthetic")
+    trained_on = ", ".join(extra.get("pretrained_on") or ()) or "not stated"
+    return DatasetOrigin(str(extra.get("checkpoint")), synthetic if isinstance(synthetic, bool) else None,
+                         f"checkpoint registry: trained on {trained_on}")
 
 
 def _train_fraction(config: RunConfig, data: TaskDataset) -> float:

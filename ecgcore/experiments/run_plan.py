@@ -18,10 +18,13 @@ from ecgcore.data.pipeline import SplitConfig
 from ecgcore.data.prepare import PrepConfig
 from ecgcore.errors import EcgcoreError
 from ecgcore.experiments.spec import ExperimentError, grid_points
+from ecgcore.foundation.catalogue import FOUNDATION_MODELS
+from ecgcore.foundation.checkpoints import get_checkpoint
 from ecgcore.models import MODELS
 from ecgcore.models.registry import layer_group_count
 from ecgcore.runs import config_hash
 from ecgcore.runs.run_config import (
+    CheckpointRef,
     DataConfig,
     ModelConfig,
     ReportConfig,
@@ -167,9 +170,17 @@ def expand(config: dict[str, Any], strict: bool = True) -> list[RunSpec]:
     for point in grid_points(config):
         _check_names(point)
         missing: list[str] | None = None if strict else []
+        checkpoint = _checkpoint_ref(point["checkpoint"], missing) if point.get("checkpoint") else None
+        if checkpoint is not None and checkpoint.arch != point["arch"]:
+            continue  # another architecture's checkpoint: not a point of this grid
         target_data = _target_data(config, point, missing)
         target = _target_config(config, point, target_data)
-        pretrain = _pretrain_spec(config, point, target_data, missing)
+        pretrain = None
+        if checkpoint is not None:
+            if STRATEGIES[point["strategy"]].needs_source:
+                target = dataclasses.replace(target, source=SourceConfig(None, None, checkpoint))
+        else:
+            pretrain = _pretrain_spec(config, point, target_data, missing)
         if pretrain is not None:
             pretrains.setdefault(pretrain.hash, pretrain)
             target = dataclasses.replace(target, source=SourceConfig(pretrain.run_config.data, pretrain.hash))
@@ -177,6 +188,29 @@ def expand(config: dict[str, Any], strict: bool = True) -> list[RunSpec]:
         targets.setdefault(run_hash, RunSpec(target, run_hash, pretrain.hash if pretrain else None,
                                              missing=tuple(dict.fromkeys(missing or ()))))
     return [*pretrains.values(), *targets.values()]
+
+
+def _checkpoint_ref(name: str, missing: list[str] | None) -> CheckpointRef:
+    """The registered checkpoint a grid point names. Strict plans need it registered; a
+    lenient plan (a dry run) lists an unregistered one as missing and takes its
+    architecture from the foundation-model catalogue (the demo checkpoints are made by
+    `run` when the file says `demo = true`)."""
+    try:
+        record = get_checkpoint(name)
+    except EcgcoreError as exc:
+        if missing is None or name not in FOUNDATION_MODELS:
+            raise ExperimentError(f"[grid] checkpoint {name!r}: {exc}") from exc
+        missing.append(f"checkpoint {name}")
+        return CheckpointRef(name, "unregistered", FOUNDATION_MODELS[name].arch)
+    return CheckpointRef(record.name, record.sha256, record.arch)
+
+
+def prepared_for(arch: str, prep: PrepConfig) -> PrepConfig:
+    """The preprocessing of an architecture's runs: `prep`, or for a model that declares
+    an input contract (a foundation model's) `prep` with the contract imposed, whatever
+    the source or strategy, so the runs of one architecture see the same input."""
+    contract = MODELS[arch].contract
+    return contract.prep_config(prep) if contract is not None else prep
 
 
 def _check_names(point: dict[str, Any]) -> None:
@@ -219,7 +253,7 @@ def _pretrain_spec(config: dict[str, Any], point: dict[str, Any], target: DataCo
         kind="pretrain", experiment=config.get("name", "experiment"), model=ModelConfig(arch),
         seed=point["seed"], train_fraction=source_fraction, data=source,
         shared_with=target.dataset if source.task == "shared" else None,
-        prep=_checked(layers.section("prep", key), "prep", PrepConfig),
+        prep=prepared_for(arch, _checked(layers.section("prep", key), "prep", PrepConfig)),
         split=_checked(split, "pretrain_split", SplitConfig),
         train=dataclasses.replace(_checked(train, "pretrain", TrainConfig), seed=point["seed"]),
         **_tags(config, point))
@@ -238,7 +272,7 @@ def _target_config(config: dict[str, Any], point: dict[str, Any], target: DataCo
         STRATEGIES[strategy_name].check_epochs(layer_group_count(arch), train.epochs, options)
     except EcgcoreError as exc:
         raise ExperimentError(f"{arch} {strategy_name}: {exc}") from exc
-    prep = _checked(layers.section("prep", point.get("target")), "prep", PrepConfig)
+    prep = prepared_for(arch, _checked(layers.section("prep", point.get("target")), "prep", PrepConfig))
     split = _checked(layers.section("split", point.get("target")), "split", SplitConfig)
     # The split (and so the test set) is the same for every seed and strategy, so runs
     # compare on the same records; the seed varies initialisation and batch order.

@@ -74,6 +74,19 @@ task = ["snomed:164889003"]        # overrides the task of source and target
 train_n = [2000, 4000]             # training subset sizes instead of train_fraction
 ```
 
+Foundation-model checkpoints are sources too. `[grid] checkpoint` lists registered
+checkpoints (`python -m ecgcore checkpoints`; with `demo = true`, the demo checkpoints
+are made when missing); "none" stands for the [source] dataset's own pretraining, as
+without the key. A strategy that needs a source starts from the point's checkpoint; a
+point whose architecture is not its checkpoint's is left out:
+
+```toml
+[grid]
+arch = ["net1d_small", "ecg_jepa_small"]
+checkpoint = ["none", "demo_net1d", "demo_vit"]
+strategy = ["scratch", "finetune", "embedding_probe", "random_frozen"]
+```
+
 Settings merge in this order (later wins): the file's section, the protocol's section,
 the architecture's ([archs.*]), the dataset entry's own, the protocol's entry for that
 dataset.
@@ -103,7 +116,7 @@ SCHEMA: dict[str, set[str] | None] = {
     "datasets": None,   # {key: entry}; entries checked against DATASET_KEYS
     "protocols": None,  # {name: protocol}; protocols checked against PROTOCOL_KEYS
     "grid": {"arch", "strategy", "train_fraction", "train_n", "seed", "source", "target",
-             "protocol", "task"},
+             "protocol", "task", "checkpoint"},
 }
 TOP_LEVEL = {"name", "description", "demo", "protocol", *SCHEMA}
 GRID_DEFAULTS: dict[str, list[Any]] = {"train_fraction": [1.0], "seed": [0]}
@@ -268,7 +281,8 @@ PROTOCOL_TYPES: dict[str, tuple[Any, str]] = {
 GRID_TYPES: dict[str, tuple[Any, str]] = {
     "train_fraction": (_is_number, "numbers"), "train_n": (_is_integer, "integers"),
     "seed": (_is_integer, "integers"), **{key: (_TEXT[0], "strings") for key in
-                                          ("arch", "strategy", "source", "target", "protocol", "task")}}
+                                          ("arch", "strategy", "source", "target", "protocol", "task",
+                                           "checkpoint")}}
 
 
 def _check_table(table: Any, types: dict[str, tuple[Any, str]], where: str) -> None:
@@ -309,9 +323,10 @@ def _check_types(config: dict[str, Any], where: str) -> None:
 
 def grid_points(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Every grid point in file order: protocol, target, source, task outermost (when the
-    file uses them), then arch, strategy, training size, seed. A point carries the keys
-    arch, strategy, train_fraction, seed, and protocol / target / source / task / train_n
-    only when the file uses them. A point whose source is its target is left out."""
+    file uses them), checkpoint, then arch, strategy, training size, seed. A point carries
+    the keys arch, strategy, train_fraction, seed, and protocol / target / source / task /
+    train_n / checkpoint only when the file uses them ("none", the [source] dataset's
+    pretraining, is no checkpoint key). A point whose source is its target is left out."""
     grid = {**GRID_DEFAULTS, **copy.deepcopy(config.get("grid", {}))}
     protocols = config.get("protocols", {})
     names = grid.get("protocol") or list(protocols) or [None]
@@ -326,14 +341,16 @@ def grid_points(config: dict[str, Any]) -> list[dict[str, Any]]:
                 if source is not None and source == target:
                     continue
                 for task in grid.get("task") or [None]:
-                    for arch in grid["arch"]:
-                        for strategy in grid["strategy"]:
-                            for fraction, n in sizes:
-                                for seed in seeds:
-                                    point = {"arch": arch, "strategy": strategy,
-                                             "train_fraction": fraction, "seed": int(seed)}
-                                    extra = {"protocol": protocol, "target": target,
-                                             "source": source, "task": task, "train_n": n}
-                                    point.update({k: v for k, v in extra.items() if v is not None})
-                                    points.append(point)
+                    for checkpoint in grid.get("checkpoint") or [None]:
+                        for arch in grid["arch"]:
+                            for strategy in grid["strategy"]:
+                                for fraction, n in sizes:
+                                    for seed in seeds:
+                                        point = {"arch": arch, "strategy": strategy,
+                                                 "train_fraction": fraction, "seed": int(seed)}
+                                        extra = {"protocol": protocol, "target": target,
+                                                 "source": source, "task": task, "train_n": n,
+                                                 "checkpoint": None if checkpoint == "none" else checkpoint}
+                                        point.update({k: v for k, v in extra.items() if v is not None})
+                                        points.append(point)
     return points

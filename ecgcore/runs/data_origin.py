@@ -56,9 +56,17 @@ def dataset_origin(path: Path | str) -> DatasetOrigin:
     return DatasetOrigin(name, False, f"no {MARKER_FILE} from ecgcore.data.synthetic")
 
 
-def data_origin(config: RunConfig) -> dict[str, Any]:
+def data_origin(config: RunConfig, checkpoint_origin: DatasetOrigin | None = None) -> dict[str, Any]:
     """What results.json records as `data_origin`: the dataset trained on (`target`; the
-    pretraining set for a pretraining run) and the source a transfer run started from."""
+    pretraining set for a pretraining run) and the source a transfer run started from: the
+    source dataset, or for a checkpoint source `checkpoint_origin` (what the checkpoint's
+    registry record says it was trained on)."""
     source = config.source
-    return {"target": dataset_origin(config.data.dataset).to_dict(),
-            "source": dataset_origin(source.data.dataset).to_dict() if source is not None else None}
+    if source is None:
+        source_origin = None
+    elif source.data is not None:
+        source_origin = dataset_origin(source.data.dataset).to_dict()
+    else:
+        source_origin = (checkpoint_origin or DatasetOrigin(source.name, None, "checkpoint without a "
+                                                            "registry record")).to_dict()
+    return {"target": dataset_origin(config.data.dataset).to_dict(), "source": source_origin}

@@ -17,8 +17,9 @@ an old run keeps the hash recorded in its results.json, not one recomputed from 
       prep, split, train   PrepConfig, SplitConfig, TrainConfig
       train_fraction  the fraction of the training split asked for
       strategy        StrategyConfig (target runs only): the transfer strategy and its options
-      source          SourceConfig (target runs that start from a pretraining): the source
-                      dataset and the hash of its pretraining run
+      source          SourceConfig (target runs that start from a source): the source
+                      dataset and the hash of its pretraining run, or a registered
+                      foundation-model checkpoint (`source_checkpoint` in config.json)
       shared_with     pretraining runs on the "shared" task: the dataset whose classes
                       are shared (the target)
       train_n, report, protocol, task_from_grid
@@ -115,12 +116,61 @@ class StrategyConfig:
 
 
 @dataclass(frozen=True)
+class CheckpointRef:
+    """A registered foundation-model checkpoint a run starts from: its registry name, the
+    SHA-256 of its file (what identifies the weights, so the run's hash changes with the
+    file) and the architecture it loads into."""
+
+    name: str
+    sha256: str
+    arch: str
+
+    KEYS = ("name", "sha256", "arch")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "sha256": self.sha256, "arch": self.arch}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CheckpointRef:
+        _known(data, cls.KEYS, "source_checkpoint")
+        missing = [key for key in cls.KEYS if not isinstance(data.get(key), str)]
+        if missing:
+            raise RunConfigError(f"source_checkpoint: {', '.join(missing)} must be strings")
+        return cls(data["name"], data["sha256"], data["arch"])
+
+
+#: What a target run starts from (results.json `source_kind`).
+SOURCE_KINDS: tuple[str, ...] = ("none", "pretraining", "checkpoint")
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     """Where a target run's starting weights come from: the source dataset and the config
-    hash of the pretraining run on it."""
+    hash of the pretraining run on it, or (`checkpoint`, with no data) a registered
+    foundation-model checkpoint."""
 
-    data: DataConfig
+    data: DataConfig | None
     pretrain_hash: str | None
+    checkpoint: CheckpointRef | None = None
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.checkpoint is None):
+            raise RunConfigError("source: either a dataset (own pretraining) or a checkpoint, not both")
+        if self.checkpoint is not None and self.pretrain_hash:
+            raise RunConfigError("source: a checkpoint source has no pretraining run")
+
+    @property
+    def kind(self) -> str:
+        """"checkpoint" or "pretraining" (see SOURCE_KINDS)."""
+        return "checkpoint" if self.checkpoint is not None else "pretraining"
+
+    @property
+    def name(self) -> str:
+        """What results.json calls the source: the dataset's folder name or the checkpoint's name."""
+        if self.checkpoint is not None:
+            return self.checkpoint.name
+        assert self.data is not None
+        return self.data.name
 
 
 @dataclass(frozen=True)
@@ -132,7 +182,7 @@ class ReportConfig:
 
 _TOP_KEYS: tuple[str, ...] = (
     "kind", "experiment", "arch", "strategy", "strategy_options", "seed", "train_fraction", "data",
-    "shared_with", "source", "pretrain_hash", "prep", "split", "train", "report", "train_n",
+    "shared_with", "source", "pretrain_hash", "source_checkpoint", "prep", "split", "train", "report", "train_n",
     "protocol", "task_from_grid")
 
 
@@ -186,7 +236,12 @@ class RunConfig:
         pretraining run, the source of a target run."""
         if self.shared_with:
             return self.shared_with
-        return self.source.data.dataset if self.source is not None else None
+        return self.source.data.dataset if self.source is not None and self.source.data is not None else None
+
+    @property
+    def source_kind(self) -> str:
+        """"none", "pretraining" or "checkpoint" (SOURCE_KINDS): what the run starts from."""
+        return self.source.kind if self.source is not None else "none"
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> RunConfig:
@@ -205,7 +260,11 @@ class RunConfig:
                 strategy = StrategyConfig(str(config.get("strategy") or DEFAULT_STRATEGY),
                                           StrategyOptions.from_dict(config.get("strategy_options")))
             source = None
-            if config.get("source") is not None:
+            if config.get("source_checkpoint") is not None:
+                if config.get("source") is not None or config.get("pretrain_hash"):
+                    raise RunConfigError("run config: source_checkpoint beside a source dataset")
+                source = SourceConfig(None, None, CheckpointRef.from_dict(config["source_checkpoint"]))
+            elif config.get("source") is not None:
                 source = SourceConfig(DataConfig.from_dict(config["source"], "source"),
                                       config.get("pretrain_hash"))
             elif config.get("pretrain_hash"):
@@ -237,11 +296,14 @@ class RunConfig:
                        split=self.split.to_dict(), train=self.train.to_dict())
         else:
             assert self.strategy is not None  # __post_init__
+            source_data = self.source.data if self.source is not None else None
             out.update(strategy=self.strategy.name, strategy_options=self.strategy.options.to_dict(),
                        seed=self.seed, data=self.data.to_dict(),
-                       source=self.source.data.to_dict() if self.source is not None else None,
-                       pretrain_hash=self.source.pretrain_hash if self.source is not None else None,
-                       prep=self.prep.to_dict(), split=self.split.to_dict(),
+                       source=source_data.to_dict() if source_data is not None else None,
+                       pretrain_hash=self.source.pretrain_hash if self.source is not None else None)
+            if self.source is not None and self.source.checkpoint is not None:
+                out["source_checkpoint"] = self.source.checkpoint.to_dict()  # only when used
+            out.update(prep=self.prep.to_dict(), split=self.split.to_dict(),
                        train_fraction=self.train_fraction, train=self.train.to_dict())
         if self.report.test_every_epoch:
             out["report"] = dataclasses.asdict(self.report)
@@ -259,3 +321,13 @@ def _report(value: Any) -> dict[str, Any]:
         return {}
     _known(value, tuple(f.name for f in dataclasses.fields(ReportConfig)), "report")
     return dict(value)
+
+
+def source_kind_of(results: Mapping[str, Any]) -> str:
+    """A finished run's source kind (SOURCE_KINDS) from its results.json: the recorded
+    `source_kind`, or for a run written before it was recorded "pretraining" when it
+    names a source and "none" otherwise (checkpoint sources did not exist then)."""
+    kind = results.get("source_kind")
+    if kind in SOURCE_KINDS:
+        return str(kind)
+    return "pretraining" if results.get("source") else "none"

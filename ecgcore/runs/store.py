@@ -94,7 +94,7 @@ def config_identity(config: Mapping[str, Any]) -> dict[str, Any]:
         run = RunConfig.from_dict(config)
     except RunConfigError:
         return {key: config.get(key) for key in IDENTITY_KEYS}
-    return {"source": run.source.data.name if run.source is not None else None,
+    return {"source": run.source.name if run.source is not None else None,
             "target": run.data.name, "task": run.data.task, "arch": run.model.arch,
             "strategy": run.strategy_name, "train_fraction": run.train_fraction, "seed": run.seed,
             "device": run.train.device}
