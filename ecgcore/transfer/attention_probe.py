@@ -87,7 +87,9 @@ def fit_attention_probe(model: ECGClassifier, source: Checkpoint, data: TaskData
     embedded = time.perf_counter() - started
     n_tokens, dim = int(embeddings.values.shape[1]), int(embeddings.values.shape[2])
     heads = attention_heads(dim)
-    probed = with_token_head(model, len(data.classes), dim=dim, heads=heads, group=embeddings.group)
+    with torch.random.fork_rng(devices=[]):  # the head's initial weights follow the run's seed alone
+        torch.manual_seed(train.seed)
+        probed = with_token_head(model, len(data.classes), dim=dim, heads=heads, group=embeddings.group)
     trained = OnGroupedTokens(probed.attention)
     tokens = token_dataset(data, embeddings.values)
     log.info("attention probe: %d heads over %d tokens of %d (groups of %d) for %d classes",

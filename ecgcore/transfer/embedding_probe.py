@@ -107,12 +107,10 @@ class _View:
 def _views(x_train: np.ndarray, x_val: np.ndarray | None) -> dict[bool, _View]:
     from sklearn.preprocessing import StandardScaler
 
-    x_train = np.asarray(x_train, dtype=np.float64)
-    x_val = None if x_val is None else np.asarray(x_val, dtype=np.float64)
-    scaler = StandardScaler().fit(x_train)
+    scaler = StandardScaler().fit(x_train)  # features as given (the cache's float32), as ecg-fix fits them
     dim = x_train.shape[1]
     return {True: _View(scaler.transform(x_train), None if x_val is None else scaler.transform(x_val),
-                        scaler.mean_, scaler.scale_),
+                        np.asarray(scaler.mean_, dtype=np.float64), np.asarray(scaler.scale_, dtype=np.float64)),
             False: _View(x_train, x_val, np.zeros(dim), np.ones(dim))}
 
 
@@ -155,8 +153,8 @@ def fit_class(views: dict[bool, _View], y_train: np.ndarray, y_val: np.ndarray |
     assert best is not None
     setting, model, loss, converged = best
     view = views[setting.scale]
-    weight = model.coef_[0] / view.scale
-    bias = float(model.intercept_[0] - weight @ view.mean)
+    weight = np.asarray(model.coef_[0], dtype=np.float64) / view.scale
+    bias = float(model.intercept_[0]) - float(weight @ view.mean)
     return ClassProbe(weight, bias, setting, loss, CHOSEN if choose else ONE_VAL_LABEL, converged)
 
 
