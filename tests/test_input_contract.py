@@ -4,6 +4,8 @@ contract imposes, and the architectures that declare one."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 
 import numpy as np
@@ -171,9 +173,9 @@ def test_ecg_jepa_contract_is_unfiltered_fft_resampled_8_leads() -> None:
                                                 leads=("I", "II", "V1", "V2", "V3", "V4", "V5", "V6"))
 
 
-def test_demo_contract_is_ecgfounders_preparation_at_250_hz() -> None:
+def test_demo_contract_is_ecgfounders_preparation_at_100_hz() -> None:
     prep = DEMO_INPUT_CONTRACT.prep_config(PrepConfig())
-    assert (prep.fs, prep.window, prep.leads) == (250.0, 2500, tuple(STANDARD_LEADS))
+    assert (prep.fs, prep.window, prep.leads) == (100.0, 1000, tuple(STANDARD_LEADS))
     same_filters = {"notch_hz", "notch_q", "bandpass", "filter_order", "filter_design", "baseline_median_s",
                     "normalize", "resample", "leads"}
     full = ECGFOUNDER.prep_config(PrepConfig())
@@ -217,9 +219,9 @@ def test_a_500_hz_record_through_ecgfounders_contract_equals_the_reference() -> 
 def test_a_record_through_the_demo_contract_is_filtered_at_its_rate_then_resampled() -> None:
     data = known_signal(500)
     window, _ = preprocess_signal(Signal(data, 500.0, STANDARD_LEADS), DEMO_INPUT_CONTRACT.prep_config(PrepConfig()),
-                                  2500, "r1")
+                                  1000, "r1")
     filtered = ecgfounder_filter_bandpass(data.astype(np.float64), 500)
-    expected = ecgfounder_z_score(sps.resample_poly(filtered, 1, 2, axis=1))
+    expected = ecgfounder_z_score(sps.resample_poly(filtered, 1, 5, axis=1))
     np.testing.assert_allclose(window, expected, atol=1e-5)
 
 
@@ -237,7 +239,10 @@ def test_a_500_hz_record_through_ecg_jepas_contract_equals_the_reference() -> No
 
 def test_foundation_and_demo_architectures_declare_their_contracts() -> None:
     assert MODELS["ecgfounder"].contract is ECGFOUNDER and MODELS["net1d_small"].contract is DEMO_INPUT_CONTRACT
-    assert MODELS["ecg_jepa"].contract is JEPA and MODELS["ecg_jepa_small"].contract is JEPA
+    assert MODELS["ecg_jepa"].contract is JEPA and MODELS["ecg_jepa_small"].contract is ecg_jepa.DEMO_INPUT_CONTRACT
+    demo_vit = ecg_jepa.DEMO_INPUT_CONTRACT  # ECG-JEPA's input at 100 Hz: 20 patches per lead
+    assert (demo_vit.fs, demo_vit.n_samples, demo_vit.leads) == (100, 1000, JEPA.leads)
+    assert demo_vit.prep_config(PrepConfig()) == dataclasses.replace(JEPA.prep_config(PrepConfig()), fs=100.0)
     assert MODELS["resnet1d18"].contract is None and MODELS["small_cnn"].contract is None
     for name in ("net1d_small", "ecg_jepa_small"):
         assert "demo" in MODELS[name].description
@@ -245,7 +250,7 @@ def test_foundation_and_demo_architectures_declare_their_contracts() -> None:
 
 def test_net1d_small_takes_its_contracts_input_and_loads_through_the_published_converter() -> None:
     torch.manual_seed(0)
-    model = create_model("net1d_small", n_leads=12, n_classes=3, n_samples=2500)
+    model = create_model("net1d_small", n_leads=12, n_classes=3, n_samples=1000)
     assert model(torch.randn(2, 12, DEMO_INPUT_CONTRACT.n_samples)).shape == (2, 3)
     assert sum(p.numel() for p in model.parameters()) < 200_000
     published = {reference_key(key): value for key, value in model.state_dict().items()}
@@ -253,16 +258,18 @@ def test_net1d_small_takes_its_contracts_input_and_loads_through_the_published_c
     converted = ecgfounder_state_dict(published, architecture)
     rebuilt = create_model("net1d_small", **model.config)
     rebuilt.load_state_dict(converted, strict=True)
-    x = torch.randn(1, 12, 2500)
+    x = torch.randn(1, 12, 1000)
     assert torch.equal(rebuilt(x), model(x))
 
 
-def test_ecg_jepa_small_takes_8_by_2500_and_its_encoder_state_converts() -> None:
+def test_ecg_jepa_small_takes_its_demo_contracts_8_by_1000_and_its_encoder_state_converts() -> None:
     torch.manual_seed(0)
     model = create_model("ecg_jepa_small", n_classes=3)
     assert {k: model.config[k] for k in ("n_leads", "n_samples", "embed_dim", "depth", "num_heads")} == {
-        "n_leads": 8, "n_samples": 2500, "embed_dim": 64, "depth": 3, "num_heads": 4}
-    x = torch.randn(2, 8, 2500)
+        "n_leads": 8, "n_samples": 1000, "embed_dim": 64, "depth": 3, "num_heads": 4}
+    assert MODELS["ecg_jepa_small"].contract.n_samples == 1000
+    assert model.encoder.pos_embed.shape == (8 * 20, 64)  # 20 patches of 50 samples per lead
+    x = torch.randn(2, 8, 1000)
     assert model(x).shape == (2, 3) and model.embed(x).shape == (2, 64)
     converted = ecg_jepa_state_dict({"encoder": model.encoder.state_dict()})
     rebuilt = create_model("ecg_jepa_small", n_classes=3)

@@ -23,6 +23,8 @@ Submodule names inside `encoder` are the reference's (`W_P`, `encoder_blocks.blo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import itertools
 import logging
 import math
@@ -205,11 +207,11 @@ class ECGJepa(ECGClassifier):
     contract: InputContract = INPUT_CONTRACT
 
     def __init__(self, n_classes: int, embed_dim: int = 768, depth: int = 12,
-                 num_heads: int = 16) -> None:
+                 num_heads: int = 16, n_samples: int = INPUT_CONTRACT.n_samples) -> None:
         super().__init__()
         if n_classes < 1:
             raise ValueError(f"a head needs at least one class, got n_classes={n_classes}")
-        self.encoder = JepaEncoder(embed_dim, depth, num_heads)
+        self.encoder = JepaEncoder(embed_dim, depth, num_heads, n_samples=n_samples)
         self.feature_dim = embed_dim
         self.classifier = nn.Linear(embed_dim, n_classes)
 
@@ -288,8 +290,12 @@ def _expected_shapes(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     if depth == 0 or not dims:
         raise EcgcoreError("not an ECG-JEPA encoder state dict: no encoder_blocks.blocks.<i> keys "
                            f"or no pos_embed (first keys: {', '.join(list(state)[:_SHOWN])})")
+    positions = state.get("pos_embed")
+    n_patches = (int(positions.shape[-2]) // len(INPUT_CONTRACT.leads)
+                 if isinstance(positions, torch.Tensor) and positions.ndim >= 2 else 0)
+    n_samples = n_patches * PATCH if n_patches else INPUT_CONTRACT.n_samples  # a shorter demo encoder too
     with torch.device("meta"):
-        reference = JepaEncoder(embed_dim=int(dims[0]), depth=depth, num_heads=1)
+        reference = JepaEncoder(embed_dim=int(dims[0]), depth=depth, num_heads=1, n_samples=n_samples)
     return {key: tuple(value.shape) for key, value in reference.state_dict().items()}
 
 
@@ -309,13 +315,25 @@ def _build(n_leads: int, n_classes: int, n_samples: int, embed_dim: int = 768, d
 SMALL_CONFIG: dict[str, int] = {"embed_dim": 64, "depth": 3, "num_heads": 4}
 """`ecg_jepa_small`: the same encoder at demo size."""
 
+DEMO_INPUT_CONTRACT = replace(
+    INPUT_CONTRACT, fs=100, n_samples=1000,
+    normalisation=("demo contract: ECG-JEPA's (none: physical units, no scaling), 10 s resampled to "
+                   "1,000 samples at 100 Hz with scipy.signal.resample (FFT): 8 leads x 20 patches"))
+"""`ecg_jepa_small`'s: ECG-JEPA's input (8 leads, unfiltered, unscaled, FFT resampling) at 100 Hz,
+so its 50-sample patches are 0.5 s and a record is 160 tokens instead of 400: the demo
+ViT trains on a 2-core CPU within the foundation quickstart's budget."""
+
 
 def _build_small(n_leads: int, n_classes: int, n_samples: int, **config: int) -> ECGJepa:
-    """A demo-sized ECG-JEPA; its `config` records the encoder's size, so a checkpoint of it
-    says what it holds."""
+    """A demo-sized ECG-JEPA at its demo contract's 8 leads x 1,000 samples; its `config`
+    records the encoder's size, so a checkpoint of it says what it holds."""
     size = {**SMALL_CONFIG, **config}
-    model = _build(n_leads, n_classes, n_samples, **size)
-    model.config = {**model.config, **size}
+    shape = (len(DEMO_INPUT_CONTRACT.leads), DEMO_INPUT_CONTRACT.n_samples)
+    if (n_leads, n_samples) != shape:
+        log.info("ecg_jepa_small takes %d leads x %d samples (its demo contract), not the requested %d x %d",
+                 *shape, n_leads, n_samples)
+    model = ECGJepa(n_classes, n_samples=shape[1], **size)
+    model.config = {"n_leads": shape[0], "n_samples": shape[1], **size}
     return model
 
 
@@ -323,7 +341,7 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("ecg_jepa", "ECG-JEPA (Kim 2024) ViT encoder: 8 leads (I, II, V1-V6) x 50 patches of "
                  "50 samples at 250 Hz, 12 blocks of 768, 16 heads, lead/time attention mask, mean "
                  "of the normed tokens -> Linear; 85.1M trainable params", _build, contract=INPUT_CONTRACT),
-    Architecture("ecg_jepa_small", "ECG-JEPA's encoder at demo size: 3 blocks of 64, 4 heads, same "
-                 "8 leads x 2,500 samples at 250 Hz and ECG-JEPA's input contract; 0.15M params, "
-                 "for demos on CPU", _build_small, contract=INPUT_CONTRACT),
+    Architecture("ecg_jepa_small", "ECG-JEPA's encoder at demo size: 3 blocks of 64, 4 heads, "
+                 "8 leads x 20 patches of 50 samples at 100 Hz (ECG-JEPA's input otherwise); "
+                 "0.15M params, for demos on CPU", _build_small, contract=DEMO_INPUT_CONTRACT),
 )

@@ -84,18 +84,20 @@ other rates are filtered at their own rate here, then resampled (polyphase)."""
 
 DEMO_INPUT_CONTRACT = replace(
     INPUT_CONTRACT,
-    fs=250,
-    n_samples=2500,
+    fs=100,
+    n_samples=1000,
     filtering=("demo contract: ECGFounder's filters (50 Hz notch Q=30, 4th-order Butterworth "
                "band-pass 0.67-40 Hz, zero-phase; minus a median filter of int(0.4 * fs) + 1 "
-               "samples), at the record's own rate, then resampled to 250 Hz (polyphase)"),
+               "samples), at the record's own rate, then resampled to 100 Hz (polyphase)"),
     filter_parameters={"notch_hz": 50.0, "notch_q": 30.0, "bandpass_hz": [0.67, 40.0],
                        "butterworth_order": 4, "zero_phase": True, "median_baseline_s": 0.4},
     normalisation=("ECGFounder's: z-score of the whole window, all leads together: "
-                   "(x - mean(x)) / (std(x) + 1e-8) over the (12, 2500) array"),
+                   "(x - mean(x)) / (std(x) + 1e-8) over the (12, 1000) array"),
 )
-"""`net1d_small`'s: ECGFounder's filtering and normalisation at 250 Hz x 2,500 samples (10 s),
-so a demo-sized Net1D trains on CPU on the input its full-size model would see, at half the rate."""
+"""`net1d_small`'s: ECGFounder's filtering and normalisation at 100 Hz x 1,000 samples (10 s),
+so a demo-sized Net1D trains on a 2-core CPU within the foundation quickstart's budget on the
+input its full-size model would see, at a fifth of the rate (the filters run at the
+record's own rate, before resampling, so the 50 Hz notch stays below Nyquist)."""
 
 
 def _same_padding(length: int, kernel_size: int, stride: int) -> tuple[int, int]:
@@ -269,7 +271,7 @@ ARCHITECTURES: tuple[Architecture, ...] = (
                  contract=INPUT_CONTRACT),
     Architecture("net1d_small", "Net1D (ECGFounder's blocks) at demo size: 4 stages of one block, "
                  "16-128 channels, about 0.1 M parameters; ECGFounder's filtering and normalisation "
-                 "at 250 Hz x 10 s, for demos on CPU", build_small, contract=DEMO_INPUT_CONTRACT),
+                 "at 100 Hz x 10 s, for demos on CPU", build_small, contract=DEMO_INPUT_CONTRACT),
 )
 
 
