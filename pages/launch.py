@@ -1,5 +1,8 @@
-"""Launch: choose a comparison (source, target, task, architectures, strategies, target
-fractions, seeds, training settings), see what it will do, and queue it.
+"""Launch: choose a comparison (source dataset and/or foundation-model checkpoints, target,
+task, architectures, strategies, target fractions, seeds, training settings), see what it
+will do, and queue it. A chosen checkpoint shows its input contract, licence (marked when
+not for commercial use), provenance, SHA-256 and any leakage with the target; the time
+estimate prices it from its measured speed at its contract's shape.
 
 Every choice lives in the URL (`bind="query-params"`), so a link reopens the same form.
 The page only reads and submits: `ecgcore.views.launch` turns the choices into an experiment
@@ -15,8 +18,12 @@ from ecgcore.data.dataset_survey import dataset_stamp
 from ecgcore.data.labels import list_tasks
 from ecgcore.data.recordset import Recordset
 from ecgcore.data.sources import open_dataset
-from ecgcore.views.display import escape_markdown, for_display
 from ecgcore.errors import EcgcoreError
+from ecgcore.models import list_models
+from ecgcore.runs import RunStore
+from ecgcore.train.config import DEVICES
+from ecgcore.transfer import list_strategies
+from ecgcore.views.display import escape_markdown, for_display
 from ecgcore.views.launch import (
     EXPERIMENT_TASKS,
     ClassPlan,
@@ -33,12 +40,11 @@ from ecgcore.views.launch import (
     records_to_fingerprint,
     submit_launch,
 )
+from ecgcore.views.launch.checkpoint_sources import card
+from ecgcore.views.launch.choices import registered_checkpoints
+from ecgcore.views.launch.measured_speed import ModelSpeed, model_speed
 from ecgcore.views.launch.record_overlap import READ_WITHOUT_ASKING, SCOPE
 from ecgcore.views.launch.submit import submit_label
-from ecgcore.models import list_models
-from ecgcore.runs import RunStore
-from ecgcore.train.config import DEVICES
-from ecgcore.transfer import list_strategies
 from pages import require_router
 
 require_router()
@@ -66,6 +72,11 @@ def _classes(target: str, t_stamp: float, target_task: str, source: str | None, 
 def _throughput(arch: str, device_type: str, input_samples: int, n_classes: int, n_done: int) -> Throughput:
     """Cached per architecture and input; `n_done` (finished runs) refreshes it."""
     return best_throughput(arch, device_type, input_samples, n_classes)
+
+
+@st.cache_data(show_spinner="Measuring the model's speed at its input shape (once; cached)…", max_entries=32)
+def _speed(arch: str, device_type: str, input_samples: int, n_leads: int) -> ModelSpeed:
+    return model_speed(arch, n_leads, input_samples, device_type)
 
 
 @st.cache_data(show_spinner="Looking for the target's recordings in the source…", max_entries=32)
@@ -143,6 +154,23 @@ source_name = right.selectbox("Source dataset (pretraining)", [NO_SOURCE, *names
                               index=[NO_SOURCE, *names].index(default_source), key="source",
                               bind="query-params", help="'none': only strategies without pretraining.")
 source = None if source_name == NO_SOURCE else source_name
+registered = registered_checkpoints()
+cards = {name: card(record, target) for name, record in registered.items()}
+chosen_checkpoints = right.multiselect(
+    "Foundation-model checkpoints (sources)", list(cards), key="checkpoint", bind="query-params", placeholder="none",
+    help="Registered checkpoints (python -m ecgcore checkpoints): strategies that need a source start "
+         "from each of them too, with the architecture it loads into; 'none' keeps only the source dataset.")
+if not registered:
+    right.caption("No checkpoint registered yet: `python -m ecgcore add-checkpoint FILE --model NAME`, a "
+                  "checkpoint download, or an experiment with `demo = true` that names the demo checkpoints.")
+for name in chosen_checkpoints:
+    shown = cards[name]
+    with right.expander(shown.summary(), expanded=True):
+        if not shown.commercial_use:
+            st.warning(shown.licence)
+        st.markdown("\n".join(f"- {escape_markdown(line)}" for line in shown.markdown_lines()))
+        if shown.leakage:
+            st.error(shown.leakage)
 target_task = left.selectbox("Target task (label set)", list(task_options), key="task",
                              bind="query-params", help="\n".join(f"{k}: {v}" for k, v in EXPERIMENT_TASKS.items()))
 source_task = right.selectbox("Source task", list(task_options), index=list(task_options).index("shared"),
@@ -176,7 +204,7 @@ st.subheader("Grid")
 models, strategies = list_models(), list_strategies()
 archs = st.multiselect("Architectures", list(models), default=["small_cnn"], key="arch", bind="query-params")
 _descriptions("architectures", archs, models)
-default_strategies = ["scratch", "finetune"] if source else ["scratch"]
+default_strategies = ["scratch", "finetune"] if source or chosen_checkpoints else ["scratch"]
 chosen_strategies = st.multiselect("Strategies", list(strategies), default=default_strategies,
                                    key="strategy", bind="query-params")
 _descriptions("strategies", chosen_strategies, strategies)
@@ -198,15 +226,17 @@ device = cols[3].selectbox("Device", DEVICES, key="device", bind="query-params",
                            help="auto: CUDA, then MPS, then the CPU of the machine the worker runs on.")
 st.caption("Fixed for launched grids (as experiments/quickstart.toml): 100 Hz, 10 s windows, per-record "
            "z-score; patient-disjoint split 55/15/30 %; random 2.5 s crops, max over sliding windows at "
-           "evaluation, early stopping after 6 epochs without a better validation AUC.")
+           "evaluation, early stopping after 6 epochs without a better validation AUC. An architecture with "
+           "an input contract (a foundation model's) is prepared by its contract instead and trains on its "
+           "whole contract window.")
 
 choices = LaunchChoices(target=target, source=source, target_task=target_task, source_task=source_task,
                         min_positives=min_positives, archs=tuple(archs), strategies=tuple(chosen_strategies),
                         fractions=tuple(sorted(fractions)), seeds=tuple(sorted(seeds)), epochs=epochs,
-                        lr=lr, batch_size=batch_size, device=device)
+                        lr=lr, batch_size=batch_size, device=device, checkpoints=tuple(chosen_checkpoints))
 
 st.subheader("Summary")
-problems = launch_problems(choices, names, classes)
+problems = launch_problems(choices, names, classes, registered)
 if problems:
     for problem in problems:
         st.error(problem)
@@ -218,7 +248,8 @@ if classes is None:  # the labels could not be read (said above)
 n_done = len(RunStore().list(status="done"))
 try:
     with st.spinner("Planning the runs…"):
-        plan = plan_launch(choices, classes, throughput=lambda a, d, s, n: _throughput(a, d, s, n, n_done))
+        plan = plan_launch(choices, classes, throughput=lambda a, d, s, n: _throughput(a, d, s, n, n_done),
+                           speed=_speed)
 except (LaunchError, EcgcoreError) as err:
     st.error(f"Cannot plan this grid: {err}")
     st.stop()
@@ -229,6 +260,8 @@ cols[1].metric("Already done (reused)", plan.count("reused"))
 cols[2].metric("Already in the queue", plan.count("in queue"))
 cols[3].metric("Estimated time", plan.time_text())
 st.caption(plan.assumptions())
+for warning in plan.warnings:
+    st.warning(warning)
 with st.expander(f"The {plan.count()} runs", expanded=plan.count() <= 12):
     st.dataframe(plan.rows(), hide_index=True, width="stretch", key="launch-runs")
 

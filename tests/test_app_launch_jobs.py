@@ -9,10 +9,10 @@ from streamlit.testing.v1 import AppTest
 from test_launch import CHOICES, LQT, fixed_rate, names, plan_of
 
 from ecgcore import jobs
+from ecgcore.models import MODELS, list_models
+from ecgcore.transfer import list_strategies
 from ecgcore.views.display import escape_markdown
 from ecgcore.views.launch import plan_launch, submit_launch
-from ecgcore.models import list_models
-from ecgcore.transfer import list_strategies
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120
@@ -202,3 +202,44 @@ def test_home_first_load_shows_its_title_and_a_spinner_before_loading_the_engine
     events = eval(done.stdout.strip().splitlines()[-1])  # noqa: S307 (our own repr)
     assert events[0] == ("title", False), f"title after the engine was imported: {events}"
     assert ("spinner", False) in events, f"no spinner before the engine import: {events}"
+
+
+def test_launch_offers_a_registered_checkpoint_with_its_card_and_a_measured_estimate(demo_home: Path,
+                                                                                    tmp_path: Path):
+    """A registered checkpoint is a source beside the datasets: its card (input contract,
+    licence, SHA-256), a grid that starts from it, and a cost estimate from the model's
+    measured speed at its contract's shape (seeded in the cache here: a very slow machine)."""
+    import dataclasses
+    import json
+    import os
+
+    import torch
+    from test_views_checkpoints import _register_demo_net1d, _speed
+
+    from ecgcore.views.launch.measured_speed import speed_path
+
+    record = _register_demo_net1d(tmp_path)
+    contract = MODELS["net1d_small"].contract
+    slow = _speed("net1d_small", forward=0.02, train=0.01, samples=contract.n_samples)
+    slow = dataclasses.replace(slow, torch_version=torch.__version__, cpu_count=os.cpu_count() or 1)
+    path = speed_path("net1d_small", len(contract.leads), contract.n_samples, "cpu")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dataclasses.asdict(slow)))
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.switch_page("pages/launch.py")
+    at.query_params.update(source="none", checkpoint="demo_net1d", arch="net1d_small", min_pos="5",
+                           strategy=["scratch", "embedding_probe"], epochs="1")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.multiselect(key="checkpoint").value == ["demo_net1d"]
+    card = _texts(at, "markdown")
+    assert f"input: {contract.fs} Hz × {contract.n_samples} samples" in card and f"SHA-256 {record.sha256[:12]}…" in card
+    assert not _texts(at, "error")
+    assert _metrics(at)["Runs in the grid"] == "2"
+    warnings = _texts(at, "warning")
+    assert "Slow: the run " in warnings and "0.02 samples/s forward" in warnings
+    at.button(key="submit").click().run()
+    queued = jobs.list_jobs()
+    probe = next(j for j in queued if j["spec"]["config"].get("strategy") == "embedding_probe")
+    assert probe["spec"]["config"]["source_checkpoint"] == {"name": "demo_net1d", "sha256": record.sha256,
+                                                           "arch": "net1d_small"}

@@ -7,6 +7,11 @@
     plan = plan_launch(choices, classes)      # runs, reused by hash, in queue, a time range + basis
     overlap = dataset_overlap(source_rs, target_rs)  # target records the source holds (leakage)
     job_ids = submit_launch(choices, datasets, classes, plan)
+    # a registered foundation-model checkpoint as a source (the grid's checkpoint axis):
+    LaunchChoices(..., archs=("net1d_small",), strategies=("scratch", "embedding_probe"),
+                  checkpoints=("demo_net1d",))
+    card(record, target)       # its input contract, licence (non-commercial marked), SHA-256, leakage
+    model_speed(arch, n_leads, n_samples)   # measured forward / training samples/s, cached
     rows = [job_row(job, time.time()) for job in ecgcore.jobs.list_jobs()]   # the Jobs page
     retry_job(job_id), job_log(job)
 
@@ -17,12 +22,14 @@ grid is. Nothing here imports Streamlit.
 """
 
 from ecgcore.views.launch.actions import job_log, retry_job
+from ecgcore.views.launch.checkpoint_sources import CheckpointCard, card
 from ecgcore.views.launch.choices import (
     EXPERIMENT_TASKS,
     LaunchChoices,
     LaunchError,
     choice_problems,
     experiment_config,
+    registered_checkpoints,
 )
 from ecgcore.views.launch.estimate import (
     Throughput,
@@ -43,6 +50,11 @@ from ecgcore.views.launch.job_rows import (
     jobs_table,
     queue_order,
     time_left,
+)
+from ecgcore.views.launch.measured_speed import (
+    ModelSpeed,
+    model_speed,
+    speed_throughput,
 )
 from ecgcore.views.launch.preview import (
     LaunchPlan,
@@ -67,36 +79,42 @@ from ecgcore.views.launch.shared_classes import (
 __all__ = [
     "EXPERIMENT_TASKS",
     "JOB_COLUMNS",
+    "CheckpointCard",
     "ClassPlan",
     "DatasetOverlap",
     "LaunchChoices",
     "LaunchError",
     "LaunchPlan",
+    "ModelSpeed",
     "PlannedRun",
     "TaskClasses",
     "Throughput",
     "best_throughput",
     "best_val_auc",
+    "card",
     "choice_problems",
     "class_plan",
     "dataset_overlap",
     "experiment_config",
     "format_seconds",
     "fraction_done",
-    "job_log",
     "job_choice",
+    "job_log",
     "job_overhead",
     "job_row",
     "job_state",
     "jobs_table",
     "launch_problems",
     "measure_throughput",
+    "model_speed",
     "plan_launch",
     "queue_order",
     "records_to_fingerprint",
+    "registered_checkpoints",
     "retry_job",
     "run_range",
     "run_seconds",
+    "speed_throughput",
     "store_throughput",
     "submit_launch",
     "task_classes",

@@ -6,17 +6,26 @@ file parses to (checked by `ecgcore.experiments.spec.validate`), and `plan.expan
 turns it into runs exactly as `python -m ecgcore submit` would. Settings the form does
 not expose (preprocessing, split, crops, early stopping, strategy options) take the
 values of `experiments/quickstart.toml`, the preset the app's first launch uses.
+
+Sources are a pretraining dataset (its own pretraining, as always), registered
+foundation-model checkpoints (`ecgcore.foundation`), or both: the checkpoints become the
+grid's `checkpoint` axis ("none" standing for the dataset's pretraining), so the planner
+pairs each checkpoint with its own architecture and leaves the other points out. An
+architecture with an input contract (a foundation model's) trains on its whole contract
+window ([archs.<name>.train] crop_seconds), not on the random crops the small models use:
+its weights only know inputs of that length.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ecgcore.errors import EcgcoreError
 from ecgcore.experiments.spec import ExperimentError, validate
+from ecgcore.foundation import RegisteredCheckpoint, list_checkpoints
 from ecgcore.models import MODELS
 from ecgcore.train.config import DEVICES, TrainConfig
 from ecgcore.train.device import AVAILABLE
@@ -44,6 +53,8 @@ class LaunchChoices:
     """Everything the Launch form asks for.
 
     target / source      workspace dataset names (source None: no pretraining)
+    checkpoints          registered checkpoint names to start from, beside or instead of
+                         the source dataset (each with the architecture it loads into)
     target_task          "dataset_labels", "shared" or a named task (`python -m ecgcore tasks`)
     source_task          the task the source is pretrained on ("shared" by default, so the
                          pretrained head's classes are the target's)
@@ -70,6 +81,12 @@ class LaunchChoices:
     device: str = "auto"
     name: str = "launch"
     train_extra: dict[str, Any] = field(default_factory=lambda: dict(TRAIN_EXTRA))
+    checkpoints: tuple[str, ...] = ()
+
+    @property
+    def has_source(self) -> bool:
+        """A source dataset or a checkpoint: something strategies that need a source start from."""
+        return bool(self.source or self.checkpoints)
 
     @property
     def needs_source(self) -> list[str]:
@@ -108,6 +125,12 @@ def experiment_config(choices: LaunchChoices) -> dict[str, Any]:
         if choices.source_task == "dataset_labels":  # the only source task it changes (and so hashes)
             config["source"]["min_positives"] = int(choices.min_positives)
         config["pretrain"] = {"epochs": int(choices.pretrain_epochs or choices.epochs)}
+    if choices.checkpoints:  # "none": the source dataset's own pretraining, beside the checkpoints
+        config["grid"]["checkpoint"] = (["none"] if choices.source else []) + list(choices.checkpoints)
+    windows = {arch: contract_window(arch) for arch in choices.archs}
+    archs = {arch: {"train": {"crop_seconds": seconds}} for arch, seconds in windows.items() if seconds is not None}
+    if archs:
+        config["archs"] = archs
     try:
         validate(config, "the launch form")
     except ExperimentError as exc:
@@ -115,12 +138,29 @@ def experiment_config(choices: LaunchChoices) -> dict[str, Any]:
     return copy.deepcopy(config)
 
 
-def choice_problems(choices: LaunchChoices, datasets: Collection[str]) -> list[str]:
+def contract_window(arch: str) -> float | None:
+    """Seconds of an architecture's input contract window (None: no contract, or unknown arch)."""
+    entry = MODELS.get(arch)
+    contract = entry.contract if entry is not None else None
+    return contract.n_samples / contract.fs if contract is not None else None
+
+
+def registered_checkpoints() -> dict[str, RegisteredCheckpoint]:
+    """The workspace's registered checkpoints by name."""
+    return {record.name: record for record in list_checkpoints()}
+
+
+def choice_problems(choices: LaunchChoices, datasets: Collection[str],
+                    checkpoints: Mapping[str, RegisteredCheckpoint] | None = None) -> list[str]:
     """Why these choices cannot be launched (empty when they can), one sentence each.
 
     Covers what is known without reading the datasets; `ClassPlan.problems` adds what
-    their labels say (a target without labels, nothing shared for source_only)."""
+    their labels say (a target without labels, nothing shared for source_only).
+    `checkpoints`: the registered ones (default: the workspace's registry)."""
     problems: list[str] = []
+    if choices.checkpoints:
+        problems.extend(checkpoint_problems(choices, registered_checkpoints() if checkpoints is None
+                                            else checkpoints))
     if not choices.target:
         problems.append("Choose a target dataset.")
     elif choices.target not in datasets:
@@ -130,15 +170,15 @@ def choice_problems(choices: LaunchChoices, datasets: Collection[str]) -> list[s
     if choices.source and choices.source == choices.target:
         problems.append(f"Source and target are both {choices.target!r}: the pretrained model would "
                         "have seen the target's test records. Choose another source or none.")
-    if not choices.source:
+    if not choices.has_source:
         needing = choices.needs_source
         if needing:
             problems.append(f"{', '.join(needing)} start(s) from a pretrained source model, and the "
-                            "source is 'none': choose a source dataset, or keep only "
+                            "source is 'none': choose a source dataset or a checkpoint, or keep only "
                             f"{' and '.join(_no_source_strategies())}.")
-        if choices.target_task == "shared":
-            problems.append("The target task 'shared' means the classes source and target share: "
-                            "it needs a source dataset.")
+    if not choices.source and choices.target_task == "shared":
+        problems.append("The target task 'shared' means the classes source and target share: "
+                        "it needs a source dataset.")
     for label, values, known in (("architecture", choices.archs, MODELS),
                                  ("strategy", choices.strategies, STRATEGIES)):
         if not values:
@@ -156,6 +196,33 @@ def choice_problems(choices: LaunchChoices, datasets: Collection[str]) -> list[s
     if int(choices.min_positives) < 1:
         problems.append(f"min_positives must be at least 1, got {choices.min_positives}.")
     problems.extend(_train_problems(choices))
+    return problems
+
+
+def checkpoint_problems(choices: LaunchChoices, registered: Mapping[str, RegisteredCheckpoint]) -> list[str]:
+    """What is wrong with the chosen checkpoints: unregistered, or not loadable into any
+    chosen architecture; and, without a source dataset, an architecture no checkpoint loads
+    into (the planner would leave its runs out, scratch included)."""
+    problems: list[str] = []
+    unknown = [name for name in choices.checkpoints if name not in registered]
+    if unknown:
+        known = ", ".join(registered) or "none yet (python -m ecgcore add-checkpoint PATH --model NAME)"
+        problems.append(f"Checkpoint {', '.join(unknown)} is not registered; registered: {known}.")
+    chosen = [registered[name] for name in choices.checkpoints if name in registered]
+    for record in chosen:
+        if record.arch not in choices.archs:
+            problems.append(f"Checkpoint {record.name} loads into the architecture {record.arch}: add "
+                            f"{record.arch} to the architectures, or the checkpoint has no run.")
+    if chosen and "source_only" in choices.strategies:
+        problems.append("source_only scores the target with the source model's own head, and a checkpoint "
+                        "has none for the target's classes: drop source_only or the checkpoints.")
+    if not choices.source and chosen:
+        covered = {record.arch for record in chosen}
+        alone = [arch for arch in choices.archs if arch not in covered]
+        if alone:
+            problems.append(f"{', '.join(alone)}: no chosen checkpoint loads into it and there is no source "
+                            "dataset, so none of its runs (scratch included) would be planned; remove it or "
+                            "choose a source dataset.")
     return problems
 
 
