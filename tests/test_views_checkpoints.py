@@ -147,7 +147,7 @@ def test_answer_speaks_of_source_kinds_with_the_same_statistics() -> None:
     own = [i for i, t in enumerate(texts) if "own pretraining on src, fine-tuned (finetune)," in t]
     checkpoint = [i for i, t in enumerate(texts) if "the checkpoint demo_net1d," in t and i > 0]
     assert own and checkpoint and max(checkpoint) < min(own), "the checkpoint is spoken of first"
-    assert any(t.startswith("the checkpoint demo_net1d, probed frozen (embedding_probe) at 10 % of the target "
+    assert any(t.startswith("The checkpoint demo_net1d, probed frozen (embedding_probe) at 10 % of the target "
                             "reaches") for t in texts), "label efficiency names the source too"
 
 

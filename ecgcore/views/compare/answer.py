@@ -210,7 +210,9 @@ def answer(stats: GridStatistics) -> list[Sentence]:
             sentences.append(Sentence(_last(rows[-1], rows[0], m), ids(rows[-1:])))
         for item in stats.efficiency:
             if item.line == line and item.baseline == baseline:
-                sentences.append(Sentence(_efficiency(item, subject.rstrip(",")), list(item.run_ids)))
+                named = subject.rstrip(",")
+                named = named[:1].upper() + named[1:] if by_kind else named  # "The checkpoint …" opens it
+                sentences.append(Sentence(_efficiency(item, named), list(item.run_ids)))
     for note in stats.notes:
         sentences.append(Sentence(note[0].upper() + note[1:] + ".", []))
     return sentences
