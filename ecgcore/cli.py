@@ -169,8 +169,13 @@ def _run(args: argparse.Namespace) -> int:
         else:
             for item in listing:
                 state = f"done as {item['done_run']}" if item["done_run"] else "to run"
-                if item["missing_datasets"]:
-                    state = "dataset not found: " + ", ".join(item["missing_datasets"])
+                if item["missing_datasets"]:  # datasets, and checkpoints as "checkpoint NAME"
+                    datasets = [m for m in item["missing_datasets"] if not m.startswith("checkpoint ")]
+                    checkpoints = [m for m in item["missing_datasets"] if m.startswith("checkpoint ")]
+                    state = "; ".join(
+                        ([f"dataset not found: {', '.join(datasets)}"] if datasets else [])
+                        + ([f"not registered yet: {', '.join(checkpoints)} (a demo checkpoint is made "
+                            "when the file runs)"] if checkpoints else []))
                 print(f"{item['config_hash']}  {item['label']}  [{state}]")
         return 0
     from ecgcore.train import ProgressBar

@@ -69,7 +69,8 @@ class RunSpec:
         task = f" task {c.data.task}" if c.task_from_grid else ""
         if c.kind == "pretrain":
             return f"{where}pretrain {c.model.arch} on {c.data.name}{task} (seed {c.seed})"
-        source = f" from {c.source.data.name}" if c.source is not None else ""
+        source = "" if c.source is None else (
+            f" from checkpoint {c.source.name}" if c.source.kind == "checkpoint" else f" from {c.source.name}")
         size = f"n {c.train_n}" if c.train_n else f"fraction {c.train_fraction}"
         return (f"{where}{c.model.arch} {c.strategy_name}{source} on {c.data.name}"
                 f"{task} {size} seed {c.seed}")
