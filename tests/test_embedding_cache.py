@@ -143,3 +143,14 @@ def test_probes_refuse_a_crop_of_the_prepared_window(data: TaskDataset) -> None:
     require_whole_window(data, TrainConfig(crop_seconds=10), "embedding_probe")  # the whole window: fine
     with pytest.raises(EcgcoreError, match="embedding_probe embeds each record's whole prepared window"):
         require_whole_window(data, TrainConfig(crop_seconds=2.5), "embedding_probe")
+
+
+def test_a_stopped_extraction_leaves_no_entry(data: TaskDataset, workspace: Path) -> None:
+    """A run's callbacks are asked after every batch (a cancelled job stops there)."""
+    source = source_of(7)
+    model = set_up(source, 5)
+    asked = []
+    with pytest.raises(EcgcoreError, match="stopped after 32 of 90 records"):
+        cached_embeddings(model, source, data, POOLED, batch_size=32, stop=lambda: asked.append(1) or True)
+    assert len(asked) == 1 and list(embeddings_dir().iterdir()) == []
+    assert model.training, "the model's mode is restored"

@@ -35,7 +35,7 @@ from ecgcore.data.pipeline import TaskDataset
 from ecgcore.models.base import ECGClassifier
 from ecgcore.models.token_head import AttentionHead, attention_heads, with_token_head
 from ecgcore.train import TrainConfig, fit, predict
-from ecgcore.train.callbacks import Callback
+from ecgcore.train.callbacks import Callback, Callbacks
 from ecgcore.train.device import select_device
 from ecgcore.transfer.base import EpochPlan
 from ecgcore.transfer.embedding_cache import MAX_TOKENS, TOKENS, cached_embeddings, require_whole_window
@@ -83,7 +83,8 @@ def fit_attention_probe(model: ECGClassifier, source: Checkpoint, data: TaskData
     started = time.perf_counter()
     device = select_device(train.device)
     embeddings = cached_embeddings(model, source, data, TOKENS, max_tokens=max_tokens,
-                                   batch_size=train.eval_batch_size, device=device, precision=train.precision)
+                                   batch_size=train.eval_batch_size, device=device, precision=train.precision,
+                                   stop=Callbacks(callbacks).should_stop)
     embedded = time.perf_counter() - started
     n_tokens, dim = int(embeddings.values.shape[1]), int(embeddings.values.shape[2])
     heads = attention_heads(dim)

@@ -127,7 +127,7 @@ def weights_identity(source: Checkpoint) -> str:
     for name in sorted(source.state_dict):
         tensor = source.state_dict[name].detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # the bytes, not a copy
     return f"state:{digest.hexdigest()}"
 
 
@@ -150,11 +150,13 @@ def _scaler_identity(data: TaskDataset) -> str | None:
 
 
 def embedding_key(model: ECGClassifier, source: Checkpoint, data: TaskDataset, kind: str,
-                  max_tokens: int = MAX_TOKENS, precision: str = "float32") -> str:
-    """Hash of what determines an entry's values (see the module docstring)."""
+                  max_tokens: int = MAX_TOKENS, precision: str = "float32", weights: str | None = None) -> str:
+    """Hash of what determines an entry's values (see the module docstring). `weights`: the
+    source's `weights_identity` when the caller has it already (hashing ECGFounder's state
+    dict takes 0.2 s)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    head = {"format": EMBEDDING_FORMAT, "weights": weights_identity(source), "arch": model.name,
+    head = {"format": EMBEDDING_FORMAT, "weights": weights or weights_identity(source), "arch": model.name,
             "model_config": {k: v for k, v in model.config.items() if k != "n_classes"},
             "dataset": dataset_identity(data), "prep": data.prep.to_dict(), "scaler": _scaler_identity(data),
             "kind": kind, "max_tokens": max_tokens if kind == TOKENS else None, "precision": precision}
@@ -183,10 +185,12 @@ def open_embeddings(path: Path) -> Embeddings | None:
 def cached_embeddings(model: ECGClassifier, source: Checkpoint, data: TaskDataset, kind: str, *,
                       max_tokens: int = MAX_TOKENS, batch_size: int = 256, device: torch.device | None = None,
                       precision: str = "float32", cache_dir: Path | None = None,
-                      progress: Progress | None = None) -> Embeddings:
+                      progress: Progress | None = None, stop: Callable[[], bool] | None = None) -> Embeddings:
     """The embeddings of every row of `data` by `model` (set up from `source`): read from the
     cache, or extracted (batches of `batch_size` under torch.no_grad, eval mode, progress
-    logged and passed to `progress(done, total)`) and published there first."""
+    logged and passed to `progress(done, total)`) and published there first. `stop()` is
+    asked after every batch (a run's callbacks: a cancelled job stops there); True abandons
+    the extraction, leaving no entry."""
     device = device or torch.device("cpu")
     precision = effective_precision(device, precision)
     if kind == TOKENS and not has_tokens(model):
@@ -195,7 +199,8 @@ def cached_embeddings(model: ECGClassifier, source: Checkpoint, data: TaskDatase
                            "their demo sizes have it)")
     root = embeddings_dir(cache_dir)
     root.mkdir(parents=True, exist_ok=True)
-    key = embedding_key(model, source, data, kind, max_tokens, precision)
+    weights = weights_identity(source)
+    key = embedding_key(model, source, data, kind, max_tokens, precision, weights)
     cached = open_embeddings(root / key)
     if cached is not None and cached.record_ids == list(data.record_ids):
         log.info("embeddings: %s of %d records from the cache (%s)", kind, len(cached.record_ids), key)
@@ -205,12 +210,12 @@ def cached_embeddings(model: ECGClassifier, source: Checkpoint, data: TaskDatase
     try:
         started = time.perf_counter()
         values, group = _extract(model, data, kind, max_tokens, batch_size, device, precision,
-                                 temp / VALUES, progress)
+                                 temp / VALUES, progress, should_stop=stop)
         seconds = time.perf_counter() - started
         (temp / RECORDS).write_text(json.dumps(list(data.record_ids)))
         write_meta(temp, {"embedding_format": EMBEDDING_FORMAT, "key": key, "kind": kind, "shape": list(values.shape),
                           "dtype": str(values.dtype), "group": group, "max_tokens": max_tokens,
-                          "weights": weights_identity(source), "arch": model.name, "dataset": data.name,
+                          "weights": weights, "arch": model.name, "dataset": data.name,
                           "prep": data.prep.to_dict(), "precision": precision, "seconds": round(seconds, 3)})
         del values
         final = publish(temp, root / key, is_complete=lambda path: open_embeddings(path) is not None)
@@ -229,7 +234,7 @@ def cached_embeddings(model: ECGClassifier, source: Checkpoint, data: TaskDatase
 
 def _extract(model: ECGClassifier, data: TaskDataset, kind: str, max_tokens: int, batch_size: int,
              device: torch.device, precision: str, path: Path,
-             progress: Progress | None) -> tuple[np.ndarray, int]:
+             progress: Progress | None, should_stop: Callable[[], bool] | None) -> tuple[np.ndarray, int]:
     """Fill `path` (a .npy memmap made once the first batch gives the shape) with every
     row's embedding; returns the array and the token group."""
     total = len(data)
@@ -263,8 +268,10 @@ def _extract(model: ECGClassifier, data: TaskDataset, kind: str, max_tokens: int
                     progress(done, total)
                 if done >= next_log or done == total:
                     rate = done / max(time.perf_counter() - started, 1e-9)
-                    log.debug("embeddings: %d / %d records (%.1f records/s)", done, total, rate)
+                    log.info("embeddings: %d / %d records (%.1f records/s)", done, total, rate)
                     next_log += total / LOG_STEPS
+                if should_stop is not None and done < total and should_stop():
+                    raise EcgcoreError(f"embedding extraction stopped after {done} of {total} records")
     finally:
         model.train(was_training)
     if out is None:

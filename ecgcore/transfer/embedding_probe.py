@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ from ecgcore.errors import EcgcoreError
 from ecgcore.models.base import ECGClassifier
 from ecgcore.models.token_head import final_linear_of
 from ecgcore.train import FitResult, TrainConfig
+from ecgcore.train.callbacks import Callback, Callbacks
 from ecgcore.train.device import effective_precision, select_device
 from ecgcore.transfer.embedding_cache import POOLED, Embeddings, cached_embeddings, require_whole_window
 from ecgcore.transfer.strategy import ProbeFit
@@ -115,11 +117,14 @@ def _views(x_train: np.ndarray, x_val: np.ndarray | None) -> dict[bool, _View]:
 
 
 def fit_probes(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None, y_val: np.ndarray | None,
-               seed: int, classes: list[str] | None = None) -> list[ClassProbe]:
-    """One `ClassProbe` per column of `y_train` (see the module docstring)."""
+               seed: int, classes: list[str] | None = None, stop: Callable[[], bool] | None = None) -> list[ClassProbe]:
+    """One `ClassProbe` per column of `y_train` (see the module docstring); `stop()` is asked
+    before each class (True abandons the fit)."""
     views = _views(x_train, x_val)
     probes = []
     for c in range(y_train.shape[1]):
+        if stop is not None and stop():
+            raise EcgcoreError(f"embedding probe stopped after {c} of {y_train.shape[1]} classes")
         probe = fit_class(views, y_train[:, c], None if y_val is None else y_val[:, c], seed)
         probes.append(probe)
         log.debug("probe %s: %s (%s)", classes[c] if classes else c,
@@ -179,21 +184,23 @@ def linear_scores(layer: nn.Linear, embeddings: Embeddings, rows: np.ndarray) ->
 
 
 def fit_embedding_probe(model: ECGClassifier, source: Checkpoint, data: TaskDataset, train: TrainConfig,
-                        phase: dict[str, Any]) -> ProbeFit:
+                        phase: dict[str, Any], callbacks: Sequence[Callback] = ()) -> ProbeFit:
     """Extract (or read) the pooled embeddings, fit the per-class probes on the training
     split, choose on validation, fold them into `model`'s final Linear. `phase` is the
-    strategy's report of its one phase; the probe's report goes under its "probe" key."""
+    strategy's report of its one phase; the probe's report goes under its "probe" key.
+    The callbacks' `should_stop` is asked after every batch encoded and every class fitted."""
     require_whole_window(data, train, "embedding_probe")
     started = time.perf_counter()
     device = select_device(train.device)
+    stop = Callbacks(callbacks).should_stop
     embeddings = cached_embeddings(model, source, data, POOLED, batch_size=train.eval_batch_size,
-                                   device=device, precision=train.precision)
+                                   device=device, precision=train.precision, stop=stop)
     embedded = time.perf_counter() - started
     train_rows, val_rows = data.split.train, data.split.val
     has_val = val_rows.size > 0
     probes = fit_probes(embeddings.take(train_rows), data.y[train_rows],
                         embeddings.take(val_rows) if has_val else None, data.y[val_rows] if has_val else None,
-                        seed=train.seed, classes=list(data.classes))
+                        seed=train.seed, classes=list(data.classes), stop=stop)
     layer = model.get_submodule(final_linear_of(model))
     fold_into_linear(layer, probes)
     seconds = time.perf_counter() - started

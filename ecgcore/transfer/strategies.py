@@ -302,7 +302,7 @@ class EmbeddingProbe(_Probe):
                  "schedule": None, "train_bn": False}
         from ecgcore.transfer.embedding_probe import fit_embedding_probe
 
-        return fit_embedding_probe(model, source, data, train, phase)
+        return fit_embedding_probe(model, source, data, train, phase, callbacks)
 
 
 @register_strategy
