@@ -78,6 +78,8 @@ def test_a_dry_run_lists_an_unmade_demo_checkpoint_and_a_real_run_needs_it_regis
                for s in from_checkpoint)
     assert not any(s.run_config.model.arch == "ecg_jepa_small" and s.run_config.source_kind == "checkpoint"
                    for s in specs)  # another architecture's checkpoint: no such point
+    cropped = plan_experiment(grid_file, ["train.crop_seconds=2.5"], strict=False)
+    assert {s.run_config.train.crop_seconds for s in cropped} == {None}  # the contract's whole window
     not_demo = tmp_path / "not_demo.toml"
     not_demo.write_text(GRID.replace("demo = true", "demo = false").replace('"demo_net1d"', '"ecgfounder"'),
                         encoding="utf-8")

@@ -214,6 +214,15 @@ def prepared_for(arch: str, prep: PrepConfig) -> PrepConfig:
     return contract.prep_config(prep) if contract is not None else prep
 
 
+def trained_for(arch: str, train: TrainConfig, seed: int) -> TrainConfig:
+    """A run's training settings with its seed; a model that declares an input contract
+    trains on the contract's whole window (its input is the contract's, so `crop_seconds`,
+    random crops for models that take any length, does not apply to it)."""
+    if MODELS[arch].contract is not None:
+        train = dataclasses.replace(train, crop_seconds=None)
+    return dataclasses.replace(train, seed=seed)
+
+
 def _check_names(point: dict[str, Any]) -> None:
     if point["arch"] not in MODELS:
         raise ExperimentError(f"unknown architecture {point['arch']!r}; known: {', '.join(sorted(MODELS))}")
@@ -256,7 +265,7 @@ def _pretrain_spec(config: dict[str, Any], point: dict[str, Any], target: DataCo
         shared_with=target.dataset if source.task == "shared" else None,
         prep=prepared_for(arch, _checked(layers.section("prep", key), "prep", PrepConfig)),
         split=_checked(split, "pretrain_split", SplitConfig),
-        train=dataclasses.replace(_checked(train, "pretrain", TrainConfig), seed=point["seed"]),
+        train=trained_for(arch, _checked(train, "pretrain", TrainConfig), point["seed"]),
         **_tags(config, point))
     run_hash = config_hash(run_config.to_dict())
     return RunSpec(run_config, run_hash, missing=_missing_of(missing, source))
@@ -287,7 +296,7 @@ def _target_config(config: dict[str, Any], point: dict[str, Any], target: DataCo
         kind="target", experiment=config.get("name", "experiment"), model=ModelConfig(arch),
         strategy=StrategyConfig(strategy_name, options), seed=point["seed"], data=target,
         prep=prep, split=split, train_fraction=fraction,
-        train=dataclasses.replace(train, seed=point["seed"]), train_n=point.get("train_n"),
+        train=trained_for(arch, train, point["seed"]), train_n=point.get("train_n"),
         report=ReportConfig(test_every_epoch=bool(layers.section("report").get("test_every_epoch"))),
         **_tags(config, point))
 
