@@ -78,7 +78,7 @@ class AttentionPool(nn.Module):
 
     def attend(self, tokens: torch.Tensor) -> torch.Tensor:
         """The pooling on tokens already grouped (what an embedding cache holds)."""
-        batch, n, dim = tokens.shape
+        batch, _, dim = tokens.shape
         head_dim = dim // self.heads
 
         def split(t: torch.Tensor) -> torch.Tensor:  # (b, n, dim) -> (b, heads, n, head_dim)

@@ -38,7 +38,12 @@ from ecgcore.train import TrainConfig, fit, predict
 from ecgcore.train.callbacks import Callback, Callbacks
 from ecgcore.train.device import select_device
 from ecgcore.transfer.base import EpochPlan
-from ecgcore.transfer.embedding_cache import MAX_TOKENS, TOKENS, cached_embeddings, require_whole_window
+from ecgcore.transfer.embedding_cache import (
+    MAX_TOKENS,
+    TOKENS,
+    cached_embeddings,
+    require_whole_window,
+)
 from ecgcore.transfer.strategy import EveryEpoch, ProbeFit
 
 log = logging.getLogger(__name__)

@@ -55,10 +55,20 @@ import torch
 from ecgcore import workspace
 from ecgcore.checkpoint import Checkpoint
 from ecgcore.data.pipeline import TaskDataset
-from ecgcore.data.prepare.cache import new_temp_dir, publish, remove_stale_temps, write_meta
+from ecgcore.data.prepare.cache import (
+    new_temp_dir,
+    publish,
+    remove_stale_temps,
+    write_meta,
+)
 from ecgcore.errors import EcgcoreError
 from ecgcore.models.base import ECGClassifier
-from ecgcore.models.token_head import final_linear_of, group_tokens, has_tokens, token_group
+from ecgcore.models.token_head import (
+    final_linear_of,
+    group_tokens,
+    has_tokens,
+    token_group,
+)
 from ecgcore.train.config import TrainConfig
 from ecgcore.train.data import crop_length, prefetch
 from ecgcore.train.device import autocast, effective_precision, to_device

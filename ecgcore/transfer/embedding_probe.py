@@ -45,7 +45,12 @@ from ecgcore.models.token_head import final_linear_of
 from ecgcore.train import FitResult, TrainConfig
 from ecgcore.train.callbacks import Callback, Callbacks
 from ecgcore.train.device import effective_precision, select_device
-from ecgcore.transfer.embedding_cache import POOLED, Embeddings, cached_embeddings, require_whole_window
+from ecgcore.transfer.embedding_cache import (
+    POOLED,
+    Embeddings,
+    cached_embeddings,
+    require_whole_window,
+)
 from ecgcore.transfer.strategy import ProbeFit
 
 log = logging.getLogger(__name__)
@@ -215,8 +220,9 @@ def fit_embedding_probe(model: ECGClassifier, source: Checkpoint, data: TaskData
                        "dim": int(embeddings.values.shape[1]), "seconds": round(embedded, 3)},
         "classes": [p.report(c) for p, c in zip(probes, data.classes)],
     }
-    notes = [f"embedding probe: per-class logistic regression on the frozen encoder's cached embeddings "
-             f"({'read from the cache' if not embeddings.extracted else 'extracted'}); no epochs"]
+    source_of_features = "read from the cache" if not embeddings.extracted else "extracted"
+    notes = [("embedding probe: per-class logistic regression on the frozen encoder's cached embeddings "
+              f"({source_of_features}); no epochs")]
     if fallbacks:
         notes.append(f"{fallbacks} of {len(probes)} classes fell back (see phases[0].probe.classes)")
     if not has_val:
