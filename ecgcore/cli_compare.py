@@ -86,7 +86,8 @@ def _answer(args: argparse.Namespace) -> int:
               f"[{row['low']:+.3f}, {row['high']:+.3f}]  p {row['p']}  Holm {row['p Holm']}  ({row['method']})")
     print("\nanswer:")
     for sentence in out["answer"]:
-        print(f"  - {sentence['text']} [runs: {', '.join(sentence['run_ids'])}]")
+        runs = f" [runs: {', '.join(sentence['run_ids'])}]" if sentence["run_ids"] else ""
+        print(f"  - {sentence['text']}{runs}")
     for note in out["notes"]:
         print(f"  note: {note}")
     return 0

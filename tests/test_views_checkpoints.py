@@ -133,7 +133,10 @@ def test_answer_speaks_of_source_kinds_with_the_same_statistics() -> None:
     assert len(table) == 6 and (table.n_seeds == 3).all()
     np.testing.assert_allclose(table.p_holm, compare.holm(table.p_value))  # one Holm family, every source
     assert set(zip(table.source_kind, table.source)) == {("checkpoint", "demo_net1d"), ("pretraining", "src")}
-    texts = [s.text for s in answer(stats)]
+    sentences = answer(stats)
+    texts = [s.text for s in sentences]
+    sourced = {run_id for row in table.to_dict("records") for run_id in row["run_ids"]}
+    assert set(sentences[0].run_ids) == sourced and sourced  # what the sources sentence rests on
     assert texts[0] == ("Sources, each against scratch of the same architecture at each fraction: the checkpoint "
                         "demo_net1d (embedding_probe, finetune); own pretraining on src (finetune). They are not "
                         "tested against each other here (a head to head does that).")

@@ -192,8 +192,10 @@ def answer(stats: GridStatistics) -> list[Sentence]:
     sentences: list[Sentence] = []
     m = len(table)
     by_kind = "source_kind" in table and bool((table["source_kind"] == "checkpoint").any())
-    if by_kind:
-        sentences.append(Sentence(_sources(table), []))
+    if by_kind:  # resting on the runs of every source-started line it names
+        sourced = table[table["source_kind"] != "none"].to_dict("records")
+        sentences.append(Sentence(_sources(table), list(dict.fromkeys(
+            run_id for row in sourced for run_id in row["run_ids"]))))
     groups = sorted(table.groupby(["line", "baseline"], sort=True),
                     key=lambda item: KIND_ORDER.index(_kind(item[1].iloc[0].to_dict())) if by_kind else 0)
     for (line, baseline), part in groups:
