@@ -1,11 +1,12 @@
-"""One epoch of training: shuffled batches of random crops, BCE-with-logits, one optimizer
-step and one LR step per batch along the cycle's schedule.
+"""One epoch of training: shuffled batches, the objective's loss of each (BCE-with-logits
+on random crops by default), one optimizer step and one LR step per batch along the
+cycle's schedule.
 
 `Setup` holds what stays the same for every epoch of a fit (the rows, the crop length,
-the device, the loss, the gradient scaler, the generator of shuffles and crops), so
+the device, the objective, the gradient scaler, the generator of shuffles and crops), so
 `train_one_epoch` and the loop in `ecgcore.train.loop` share it instead of a dozen
-arguments. Randomness comes only from `Setup.generator` (shuffle, then each batch's crops,
-in order) and torch's global generator (dropout), in the same order on every run.
+arguments. Randomness comes only from `Setup.generator` (shuffle, then each batch's crops
+or views, in order) and torch's global generator (dropout), in the same order on every run.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from ecgcore.data.pipeline import TaskDataset
 from ecgcore.train import distributed
 from ecgcore.train.callbacks import Callbacks
 from ecgcore.train.config import TrainConfig
-from ecgcore.train.data import prefetch, shuffled_batches, training_batch
+from ecgcore.train.data import prefetch, shuffled_batches
 from ecgcore.train.device import autocast, to_device
+from ecgcore.train.objective import Objective
 from ecgcore.train.optimizers import (
     Optimisation,
     cycle_steps,
@@ -47,7 +49,7 @@ class Setup:
     precision: str  # what the run computes in (`effective_precision`)
     generator: torch.Generator  # shuffles and crops; its state is saved in last.pt
     grad_scaler: torch.amp.GradScaler
-    loss_fn: nn.Module
+    objective: Objective  # the batches, the loss and the validation (`objective`)
     steps_per_epoch: int
 
     @property
@@ -83,14 +85,15 @@ def train_one_epoch(setup: Setup, model: nn.Module, optimisation: Optimisation, 
                                ctx.world_size)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     lr = math.nan
-    load = lambda rows: training_batch(setup.data, rows, setup.length, setup.generator)
-    for i, (rows, (x, y)) in enumerate(zip(batches, prefetch(batches, load)), start=1):
-        x, y = to_device(x, device), to_device(y, device)
+    objective = setup.objective
+    load = lambda rows: objective.batch(setup.data, rows, setup.length, setup.generator)
+    for i, (rows, batch) in enumerate(zip(batches, prefetch(batches, load)), start=1):
+        batch = tuple(to_device(tensor, device) for tensor in batch)
         cycle_step = (epoch - plan.cycle_start) * setup.steps_per_epoch + i - 1
         lr = set_learning_rate(optimizer, schedule, cycle_step, total, config.lr)
         with autocast(device, setup.precision):
-            logits = net(x)
-        loss = setup.loss_fn(logits.float(), y)
+            outputs = objective.outputs(net, batch)
+        loss = objective.loss(outputs, batch)
         optimizer.zero_grad(set_to_none=True)
         setup.grad_scaler.scale(loss).backward()
         if config.grad_clip is not None:

@@ -3,7 +3,9 @@
 `_fit` reads top to bottom like a textbook loop; each step is a function named after what
 it does, here or in the sibling module named:
 
-    set_up             the rows, the crop length, seeds, the device, precision, loss
+    set_up             the rows, the crop length, seeds, the device, precision, the
+                       objective: `Supervised` (BCE on the labels) unless the caller passes
+                       one, e.g. a self-supervised method (`objective`, `ecgcore.ssl`)
                        (`epoch.Setup`; `fit` joins the torchrun process group around it)
     start_or_resume    a fresh `state.LoopState`, or the one last.pt saved (weights, random
                        states, and the optimizer rebuilt along its cycle's plans, then loaded)
@@ -11,10 +13,12 @@ it does, here or in the sibling module named:
         plan_of            the transfer strategy (plan_fn) says what trains: phase and cycle
         Optimisation.follow  a new optimizer when a cycle starts or the plan changed,
                            extended when it only adds groups (`optimizers`)
-        train_one_epoch    shuffled batches of random crops, BCE-with-logits, Adam(W), one
-                           LR step per batch along the cycle's schedule (`epoch`)
-        validate           sliding windows, aggregated per record: val loss and macro AUC
-        LoopState.judge    keep the best weights of the strategy's last phase, count the
+        train_one_epoch    shuffled batches (random crops), the objective's loss, Adam(W),
+                           one LR step per batch along the cycle's schedule (`epoch`)
+        validate           the objective's: for `Supervised`, sliding windows aggregated per
+                           record, val loss and macro AUC
+        LoopState.judge    keep the best weights of the strategy's last phase (by the
+                           validation score: the macro AUC for `Supervised`), count the
                            patience ─ write best.pt and last.pt ─ tell the callbacks
         stop early when validation has not improved for `patience` epochs of the last phase
 
@@ -44,9 +48,10 @@ from ecgcore.models.base import ECGClassifier
 from ecgcore.train import distributed
 from ecgcore.train.callbacks import Callback, Callbacks
 from ecgcore.train.config import TrainConfig
-from ecgcore.train.data import crop_length, evaluation_batches, shuffled_batches
+from ecgcore.train.data import crop_length, evaluation_batches, shuffled_batches, training_batch
 from ecgcore.train.device import autocast, effective_precision, select_device, to_device
 from ecgcore.train.epoch import Setup, train_one_epoch
+from ecgcore.train.objective import Batch, Objective, Validation
 from ecgcore.train.optimizers import (
     group_learning_rates,
     set_trainable,
@@ -93,26 +98,27 @@ class FitResult:
 
 def fit(model: nn.Module, data: TaskDataset, config: TrainConfig, *, plan_fn: PlanFn | None = None,
         checkpoint_dir: Path | str, callbacks: Sequence[Callback] = (), resume: bool = True,
-        train_index: np.ndarray | None = None) -> FitResult:
+        train_index: np.ndarray | None = None, objective: Objective | None = None) -> FitResult:
     """Train `model` in place on `data` (rows `train_index`, default the training split),
-    validate on the validation split, and return the history and the best weights."""
+    validate on the validation split, and return the history and the best weights.
+    `objective`: what to minimise (default `Supervised`, BCE on the labels)."""
     ctx = distributed.context_from_env()
     device = distributed.device_for(ctx, select_device(config.device))
     joined = distributed.start(ctx, device)
     try:
         with deterministic_algorithms(config.deterministic):
             return _fit(model, data, config, plan_fn, Path(checkpoint_dir), Callbacks(callbacks),
-                        resume, train_index, ctx, device)
+                        resume, train_index, objective, ctx, device)
     finally:
         distributed.stop(joined)
 
 
 def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: PlanFn | None,
          checkpoint_dir: Path, callbacks: Callbacks, resume: bool, train_index: np.ndarray | None,
-         ctx: distributed.Context, device: torch.device) -> FitResult:
+         objective: Objective | None, ctx: distributed.Context, device: torch.device) -> FitResult:
     plan_of: Callable[[int], EpochPlan] = lambda epoch: (
         plan_fn(model, epoch, config.lr) if plan_fn else train_everything(model, config.lr))
-    setup = set_up(model, data, config, train_index, ctx, device)
+    setup = set_up(model, data, config, train_index, ctx, device, objective)
     state = start_or_resume(model, setup, checkpoint_dir / LAST, resume, plan_of)
     for epoch in range(state.next_epoch, config.epochs):
         if state.stopped_early:  # in the previous epoch, or in the run whose last.pt this is
@@ -128,11 +134,11 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
             state.cancel(f"cancelled during epoch {epoch}; last.pt holds epoch {epoch - 1}")
             break
         state.step += trained.steps
-        val_loss, val_auc = validate(model, setup)
+        val = setup.objective.validate(model, setup)
 
-        if state.judge(epoch, plan, val_auc, setup.has_val, setup.patience, model) and ctx.is_main:
-            write_best(checkpoint_dir, epoch, val_auc, state.best_state)
-        row = {"epoch": epoch, "train_loss": trained.loss, "val_loss": val_loss, "val_macro_auc": val_auc,
+        if state.judge(epoch, plan, val.score, setup.has_val, setup.patience, model) and ctx.is_main:
+            write_best(checkpoint_dir, epoch, val.macro_auc, state.best_state)
+        row = {"epoch": epoch, "train_loss": trained.loss, "val_loss": val.loss, "val_macro_auc": val.macro_auc,
                "lr": trained.lr, "seconds": time.perf_counter() - started,
                **group_learning_rates(model, state.optimisation.optimizer), "phase": plan.phase}
         state.record(row)
@@ -148,9 +154,9 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
 
 
 def set_up(model: nn.Module, data: TaskDataset, config: TrainConfig, train_index: np.ndarray | None,
-           ctx: distributed.Context, device: torch.device) -> Setup:
+           ctx: distributed.Context, device: torch.device, objective: Objective | None = None) -> Setup:
     """The rows to train and validate on, the crop length, the seeds, the model on its
-    device, the precision and the loss: what every epoch of this fit shares."""
+    device, the precision and the objective: what every epoch of this fit shares."""
     train_rows = np.asarray(data.split.train if train_index is None else train_index, dtype=np.int64)
     val_rows = np.asarray(data.split.val, dtype=np.int64)
     if train_rows.size == 0:
@@ -161,12 +167,14 @@ def set_up(model: nn.Module, data: TaskDataset, config: TrainConfig, train_index
     model.to(device)
     precision = effective_precision(device, config.precision)
     grad_scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    pos_weight = positive_weights(data.y[train_rows]).to(device) if config.pos_weight else None
+    if objective is None:
+        pos_weight = positive_weights(data.y[train_rows]).to(device) if config.pos_weight else None
+        objective = Supervised(nn.BCEWithLogitsLoss(pos_weight=pos_weight))
     steps_per_epoch = len(shuffled_batches(train_rows, config.batch_size, torch.Generator(),
                                            ctx.rank, ctx.world_size))
     return Setup(data=data, config=config, train_index=train_rows, val_index=val_rows, length=length,
                  ctx=ctx, device=device, precision=precision, generator=generator,
-                 grad_scaler=grad_scaler, loss_fn=nn.BCEWithLogitsLoss(pos_weight=pos_weight),
+                 grad_scaler=grad_scaler, objective=objective,
                  steps_per_epoch=steps_per_epoch)
 
 
@@ -193,6 +201,28 @@ def start_or_resume(model: nn.Module, setup: Setup, last_path: Path, resume: boo
     return state
 
 
+@dataclass(frozen=True)
+class Supervised:
+    """The default objective: the labels of random crops, BCE-with-logits (with the run's
+    positive-class weights, if any), validated on sliding windows (`validate`)."""
+
+    loss_fn: nn.Module
+    criterion: str = "validation macro AUC"
+
+    def batch(self, data: TaskDataset, rows: np.ndarray, length: int, generator: torch.Generator) -> Batch:
+        return training_batch(data, rows, length, generator)
+
+    def outputs(self, net: nn.Module, batch: Batch) -> torch.Tensor:
+        return net(batch[0])
+
+    def loss(self, outputs: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self.loss_fn(outputs.float(), batch[1])
+
+    def validate(self, model: nn.Module, setup: Setup) -> Validation:
+        val_loss, val_auc = validate(model, setup)
+        return Validation(loss=val_loss, macro_auc=val_auc, score=val_auc)
+
+
 def validate(model: nn.Module, setup: Setup) -> tuple[float, float]:
     """Validation loss and macro AUC on sliding windows; NaN and NaN without a validation set."""
     if not setup.has_val:
@@ -204,8 +234,8 @@ def validate(model: nn.Module, setup: Setup) -> tuple[float, float]:
 
 def fit_result(model: nn.Module, setup: Setup, state: LoopState) -> FitResult:
     if state.stopped_early:
-        state.notes.append(f"stopped early: no better validation macro AUC for {setup.patience} epochs "
-                           "of its last phase")
+        state.notes.append(f"stopped early: no better {setup.objective.criterion} for {setup.patience} "
+                           "epochs of its last phase")
     # no best weights when cancelled before the first epoch ended: the model as it is
     best_state = state.best_state if state.best_state is not None else cpu_copy(model.state_dict())
     return FitResult(history=state.history, best_epoch=state.best_epoch, best_state=best_state,
