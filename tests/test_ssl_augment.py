@@ -219,6 +219,18 @@ def test_every_augmentation_is_float32_shaped_and_deterministic_under_a_seed(nam
     assert x.equal(sines(batch=6, leads=12) + 0.1 * torch.randn(6, 12, 1000, generator=seeded(9))), "input untouched"
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cpu_generator_gives_the_same_views_on_the_gpu() -> None:
+    compose = augmentations_from_config(DEFAULT_SIMCLR_AUGMENTATIONS)
+    x = sines(batch=8, leads=12) + 0.1 * torch.randn(8, 12, 1000, generator=seeded(9))
+    on_cpu = compose(x, seeded(4), FS)
+    on_gpu = compose(x.cuda(), seeded(4), FS)
+    assert on_gpu.device.type == "cuda" and on_gpu.dtype == torch.float32
+    assert torch.allclose(on_gpu.cpu(), on_cpu, atol=1e-4)
+    cuda_generator = torch.Generator(device="cuda").manual_seed(4)
+    assert compose(x.cuda(), cuda_generator, FS).shape == x.shape
+
+
 def test_augmentations_refuse_what_is_not_a_batch() -> None:
     with pytest.raises(EcgcoreError, match="batch"):
         GaussianNoise()(torch.zeros(12, 100), seeded(), FS)

@@ -342,7 +342,9 @@ AUGMENTATIONS: dict[str, type[Augmentation]] = {
 @dataclass(frozen=True)
 class Compose:
     """Steps applied in order; step i is applied to each sample with probability p[i], decided
-    per sample (the step runs on the whole batch and the samples not chosen keep their input)."""
+    per sample (the step runs on the whole batch and the samples not chosen keep their input,
+    which keeps it one vectorised call). The choice is drawn for every step, p = 1 included, so
+    each step consumes the same random numbers whatever the probabilities."""
 
     steps: tuple[Augmentation, ...]
     p: tuple[float, ...]
@@ -357,7 +359,7 @@ class Compose:
         _check_batch(x, fs)
         for step, p in zip(self.steps, self.p):
             chosen = _uniform(generator, (x.shape[0], 1, 1), x) < p
-            x = torch.where(chosen, step(x, generator, fs), x)
+            x = step(x, generator, fs) if p == 1 else torch.where(chosen, step(x, generator, fs), x)
         return x
 
     def to_config(self) -> list[dict[str, Any]]:
