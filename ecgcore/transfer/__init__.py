@@ -3,7 +3,8 @@ re-initialises, what it freezes and at which learning rate each layer group trai
 
 - `get_strategy(name)` / `STRATEGIES` / `list_strategies()`: the registry
   (scratch, finetune, linear_probe, partial_freeze, gradual_unfreeze,
-  discriminative_lr, lp_ft, random_frozen, source_only; table in `strategies`).
+  discriminative_lr, lp_ft, random_frozen, source_only, and the probes on cached
+  embeddings embedding_probe and attention_probe; table in `strategies`).
 - `StrategyOptions`: the strategies' knobs, stored in run configs.
 - Trainer protocol: `strategy.setup(model, source, target_classes, options)` once, then
   each epoch `plan = strategy.plan(model, epoch, lr, options)`; the plan has already set
