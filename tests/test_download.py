@@ -161,7 +161,7 @@ def _download(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict
 
 
 def test_catalogue_names_the_real_sources():
-    assert set(CATALOGUE) == {"ptb-xl", "challenge2020", "challenge2021", "ludb", "ptbdb", "code15"}
+    assert set(CATALOGUE) == {"ptb-xl", "challenge2020", "challenge2021", "ludb", "ptbdb", "mimic-iv-ecg", "code15"}
     for entry in CATALOGUE.values():
         assert entry.version in entry.versions and entry.approx_size and entry.licence
     assert project_url(CATALOGUE["ptb-xl"], CATALOGUE["ptb-xl"].base_url, "1.0.3") == \

@@ -159,4 +159,5 @@ def test_registry_lists_every_reader_in_detection_order() -> None:
                for cls in vars(importlib.import_module(f"{sources.__name__}.{info.name}")).values()
                if isinstance(cls, type) and issubclass(cls, DatasetSource) and hasattr(cls, "layout")}
     assert classes == set(READERS)
-    assert list(LAYOUTS) == ["ptbxl", "code15", "code_test", "sph", "ludb", "ptb", "challenge", "wfdb_folder"]
+    assert list(LAYOUTS) == ["ptbxl", "code15", "code_test", "sph", "mimic_iv_ecg", "ludb", "ptb", "challenge",
+                             "wfdb_folder"]

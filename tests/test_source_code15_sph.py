@@ -134,7 +134,7 @@ def test_code_test_layout(tmp_path: Path) -> None:
     assert [u.record for u in rs.unreadable] == ["4"]
 
 
-# SPH: metadata.csv as shipped (SPH00005 has an .h5 but no row)
+# SPH: metadata.csv as shipped (SPH00005 has an .h5 but no row: a record whose labels are unknown)
 SPH_EXPECTED = {
     "SPH00001": ("S00001", 55, "M", 5000, ("426177001", "427393009")),
     "SPH00002": ("S00002", 32, "M", 6000, ("426783006",)),
@@ -152,7 +152,7 @@ def test_sph_real_records(shared_data: Path) -> None:
     root = shared_data / "ecg" / "cinc2021" / "SPH"
     assert detect_layout(root) == "sph"
     rs = open_dataset(root)
-    assert sorted(rs.record_ids) == sorted(SPH_EXPECTED)
+    assert sorted(rs.record_ids) == sorted([*SPH_EXPECTED, "SPH00005"])
     for record_id, (patient, age, sex, n, codes) in SPH_EXPECTED.items():
         row = rs.table.loc[record_id]
         assert (row["patient_id"], row["age"], row["sex"]) == (patient, age, sex)
@@ -165,8 +165,11 @@ def test_sph_real_records(shared_data: Path) -> None:
             np.testing.assert_array_equal(sig.data, f["ecg"][()].astype(np.float32))
         assert 0.2 < np.ptp(sig.data, axis=1).max() < 20  # millivolts, not volts or microvolts
     assert rs.table.loc["SPH00001", "aha_code"] == "22;23"
-    assert [(u.record, "no row in metadata.csv" in u.reason) for u in rs.unreadable] == [
-        ("SPH00005", True)]
+    assert rs.unreadable == []
+    assert rs.table["labels_known"].to_dict() == {**dict.fromkeys(SPH_EXPECTED, True), "SPH00005": False}
+    orphan = rs.table.loc["SPH00005"]
+    assert (orphan["label_vocab"], orphan["labels"], orphan["patient_id"], orphan["fs"]) == ("none", (), "", 500.0)
+    assert rs.read("SPH00005").data.shape == (12, orphan["n_samples"])
 
 
 def test_sph_missing_file_and_bad_shape(shared_data: Path, tmp_path: Path) -> None:

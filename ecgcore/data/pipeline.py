@@ -5,7 +5,8 @@ and the record ids are lined up (and checked); the training engine, the CLI and 
 all get their data from here.
 
     folder ──open_dataset──> Recordset            (reader drops: "unreadable: …")
-           ──task_targets──> y, keep               (task drops: "no label for task …")
+           ──task_targets──> y, keep               (task drops: "no label for the task …",
+                                                    "labels unknown …")
            ──prepare───────> X memmap (cached)     (prepare drops: "too short", "missing leads" …)
            ──SplitConfig───> Split (+ training fraction)
            ──standard scaler fitted on the training rows only (normalize="standard")
@@ -31,7 +32,7 @@ from ecgcore.data import splits as sp
 from ecgcore.data.labels import Task, resolve, task_targets, with_derived_labels
 from ecgcore.data.prepare.build import Progress, prepare
 from ecgcore.data.prepare.config import PrepConfig
-from ecgcore.data.recordset import Recordset
+from ecgcore.data.recordset import LABELS_UNKNOWN_REASON, Recordset, labels_known
 from ecgcore.data.sources import open_dataset
 from ecgcore.errors import EcgcoreError
 
@@ -296,8 +297,9 @@ def build_dataset(path_or_recordset: Path | str | Recordset, task: str | Task,
     name `ecgcore.data.labels.resolve` knows, with its default min_positives).
 
     Records leave on the way with a reason: the reader's unreadable ones, those without a
-    label for the task (per the task's keep rule), and those preprocessing cannot use
-    (too short, missing leads, …). `cache_dir` defaults to the workspace cache. The standard
+    label for the task (per the task's keep rule), those whose labels the dataset does not
+    give ("labels unknown"; only the task "unlabelled" keeps them, for self-supervised
+    pretraining), and those preprocessing cannot use (too short, missing leads, …). `cache_dir` defaults to the workspace cache. The standard
     scaler (normalize="standard") is fitted on the training rows actually used, i.e. after
     the training fraction, so a small-data run never sees statistics of records it lacks.
     """
@@ -313,8 +315,10 @@ def build_dataset(path_or_recordset: Path | str | Recordset, task: str | Task,
     dropped: dict[str, str] = {u.record: f"unreadable: {u.reason}" for u in recordset.unreadable}
 
     targets, keep = task_targets(recordset.table, the_task)
-    for rid in np.asarray(recordset.record_ids, dtype=object)[~keep]:
-        dropped[str(rid)] = f"no label for the task ({the_task.name})"
+    known = labels_known(recordset.table)
+    for rid, is_known in zip(np.asarray(recordset.record_ids, dtype=object)[~keep], known[~keep],
+                             strict=True):
+        dropped[str(rid)] = f"no label for the task ({the_task.name})" if is_known else LABELS_UNKNOWN_REASON
     if not keep.any():
         raise EcgcoreError(f"{recordset.name}: none of {len(recordset)} records has a label of "
                            f"task {the_task.name!r} ({len(the_task.classes)} classes)")

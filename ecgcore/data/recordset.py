@@ -44,10 +44,28 @@ STANDARD_LEADS: tuple[str, ...] = (
 #   fold        int   official fold (PTB-XL strat_fold), 0 when none
 #   source      str   originating database (e.g. "CPSC2018", "PTB-XL", "Georgia")
 #   path        str   path of the record's main file (header or container)
+#   labels_known bool False when the dataset gives no labels for the record at all (an SPH
+#                     `.h5` without a metadata row, a MIMIC-IV-ECG study without machine
+#                     statements): its empty labels mean "unknown", not "none of these", so
+#                     every supervised task drops it (`labels_known`) while self-supervised
+#                     pretraining (task "unlabelled") keeps it
 TABLE_COLUMNS: tuple[str, ...] = (
     "patient_id", "fs", "n_samples", "leads", "raw_labels", "label_vocab",
-    "labels", "unmapped", "age", "sex", "fold", "source", "path",
+    "labels", "unmapped", "age", "sex", "fold", "source", "path", "labels_known",
 )
+
+# Why a supervised task drops a record whose labels are unknown (`TaskDataset.dropped`;
+# its kind, "labels unknown", is what `dropped_counts` counts).
+LABELS_UNKNOWN_REASON = ("labels unknown (the dataset gives none for this record: usable for "
+                         "self-supervised pretraining only)")
+
+
+def labels_known(table: pd.DataFrame) -> np.ndarray:
+    """(N,) bool: which rows carry the dataset's labels. Every reader fills the
+    `labels_known` column; a table built by hand without it counts as all known."""
+    if "labels_known" not in table.columns:
+        return np.ones(len(table), dtype=bool)
+    return table["labels_known"].to_numpy(dtype=bool)
 
 
 @dataclass(frozen=True)

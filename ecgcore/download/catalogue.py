@@ -116,6 +116,15 @@ CATALOGUE: dict[str, CatalogueEntry] = {entry.name: entry for entry in (
         records="549 records from 290 subjects, 1000 Hz, 15 channels", licence="ODC-By 1.0",
         checksums=_PHYSIONET_SUMS, layout="ptb"),
     CatalogueEntry(
+        name="mimic-iv-ecg", title="MIMIC-IV-ECG: Diagnostic Electrocardiogram Matched Subset",
+        host="physionet", project="mimic-iv-ecg", version="1.0", versions=("1.0",), base_url=PHYSIONET,
+        approx_size="≈ 97 GB (800,035 records × 120 kB of format-16 samples)",
+        records="≈ 800,000 ECGs from ≈ 160,000 patients, 10 s, 12 leads, 500 Hz",
+        licence="ODbL 1.0 (open access)", checksums=_PHYSIONET_SUMS, layout="mimic_iv_ecg",
+        notes=("Labels are the carts' machine statements, not diagnoses; no age or sex.",
+               "A part of it: --include 'files/p1000/*' --include '*.csv' (the other "
+               "studies of record_list.csv are then listed as unreadable).")),
+    CatalogueEntry(
         name="code15", title="CODE-15% (Zenodo)", host="zenodo", project="4916206", version="4916206",
         versions=("4916206",), base_url=ZENODO,
         approx_size="≈ 70 GB unpacked (18 zip parts, each removed once unpacked)",

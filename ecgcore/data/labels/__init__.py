@@ -8,9 +8,11 @@
 - `overlap_table`, `shared_task`: what two datasets have in common;
 - `resolve(name, recordset)`: the Task any task name an experiment may use means on a
   dataset (`check_task_name` checks a name, `with_derived_labels` completes the labels
-  a task derives).
+  a task derives); "unlabelled" (`unlabelled_task`) is every readable record with no
+  class, for self-supervised pretraining, the records whose labels are unknown included.
 """
 
+from ecgcore.data.labels.label_overlap import class_counts, overlap_table, shared_task
 from ecgcore.data.labels.maps import (
     CODE15_TO_SNOMED,
     HARMONISERS,
@@ -19,7 +21,15 @@ from ecgcore.data.labels.maps import (
     SCP_TO_SNOMED,
     harmonise,
 )
-from ecgcore.data.labels.label_overlap import class_counts, overlap_table, shared_task
+from ecgcore.data.labels.mimic_statements import MIMIC_STATEMENT_TO_SNOMED
+from ecgcore.data.labels.named_tasks import (
+    Task,
+    ptbxl_task,
+    read_scp_statements,
+    snomed_task,
+    task_targets,
+    unlabelled_task,
+)
 from ecgcore.data.labels.registry import TASKS, get_task, list_tasks
 from ecgcore.data.labels.snomed import (
     CONCEPTS,
@@ -33,14 +43,18 @@ from ecgcore.data.labels.snomed import (
     concept_name,
     equivalents,
 )
-from ecgcore.data.labels.named_tasks import Task, ptbxl_task, read_scp_statements, snomed_task, task_targets
-from ecgcore.data.labels.task_names import check_task_name, resolve, with_derived_labels
+from ecgcore.data.labels.task_names import (
+    UNLABELLED,
+    check_task_name,
+    resolve,
+    with_derived_labels,
+)
 
 __all__ = [
     "CODE15_TO_SNOMED", "CONCEPTS", "EQUIVALENT", "HARMONISERS", "LUDB_TO_SNOMED",
-    "PTB_REASON_TO_SNOMED", "SCP_TO_SNOMED", "TASKS", "Concept", "Task", "abbreviation",
-    "canonical", "check_task_name", "class_counts", "class_key", "class_name", "concept",
-    "concept_name", "equivalents", "get_task", "harmonise", "list_tasks", "overlap_table",
-    "ptbxl_task", "read_scp_statements", "resolve", "shared_task", "snomed_task",
-    "task_targets", "with_derived_labels",
+    "MIMIC_STATEMENT_TO_SNOMED", "PTB_REASON_TO_SNOMED", "SCP_TO_SNOMED", "TASKS", "UNLABELLED",
+    "Concept", "Task", "abbreviation", "canonical", "check_task_name", "class_counts",
+    "class_key", "class_name", "concept", "concept_name", "equivalents", "get_task",
+    "harmonise", "list_tasks", "overlap_table", "ptbxl_task", "read_scp_statements", "resolve",
+    "shared_task", "snomed_task", "task_targets", "unlabelled_task", "with_derived_labels"
 ]

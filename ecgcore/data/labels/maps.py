@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from ecgcore.data.labels.mimic_statements import (
+    MIMIC_STATEMENT_TO_SNOMED,
+    statement_key,
+)
 from ecgcore.data.labels.snomed import CONCEPTS
 
 # PTB-XL SCP-ECG statement -> SNOMED CT codes. Where the PhysioNet/CinC Challenge
@@ -263,6 +267,7 @@ HARMONISERS: dict[str, Callable[[Sequence[str]], tuple[list[str], list[str]]]] =
     "code15": _lookup({k.lower(): v for k, v in CODE15_TO_SNOMED.items()}, lambda s: s.strip().lower()),
     "ludb_text": lambda raw: _harmonise_ludb_lines(_split_ludb(raw)),
     "ptb_reason": _lookup(PTB_REASON_TO_SNOMED, _normalise_text),
+    "mimic_statement": _lookup(MIMIC_STATEMENT_TO_SNOMED, statement_key),
     "none": _keep_as_text,
 }
 

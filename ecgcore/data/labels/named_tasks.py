@@ -5,6 +5,11 @@ A `Task` is data: an ordered tuple of class keys, the label space it reads
 a mapping from a label to the class(es) it sets, and a rule for which records
 count as labelled. Every artefact that stores scores keeps `Task.classes`, so the
 class order travels with the numbers.
+
+A record whose labels the dataset does not give (`labels_known` False in the table) is
+never a labelled record, whatever the keep rule: its empty labels would otherwise count
+as negatives. Only a task that reads no labels (`labelled_only=False`: the self-supervised
+task "unlabelled") keeps it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ecgcore.data.labels.snomed import abbreviation, equivalents
+from ecgcore.data.recordset import labels_known
 
 
 def _rows_with_labels(table: pd.DataFrame) -> np.ndarray:
@@ -75,6 +81,8 @@ class Task:
     class_labels  short display labels per class (defaults to the SNOMED abbreviation,
                   or the key itself in the "scp" space)
     keep          which records count as labelled, a key of KEEP_RULES
+    labelled_only drop the records whose labels are unknown (`labels_known` False); only
+                  a task without classes for self-supervised pretraining sets it False
     """
 
     name: str
@@ -84,6 +92,7 @@ class Task:
     description: str
     class_labels: tuple[str, ...] = ()
     keep: str = "any_class"
+    labelled_only: bool = True
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -102,14 +111,18 @@ class Task:
             object.__setattr__(self, "class_labels", shown)
         if len(self.class_labels) != len(self.classes):
             raise ValueError(f"task {self.name!r}: {len(self.class_labels)} labels for {len(self.classes)} classes")
+        if not self.labelled_only and self.classes:
+            raise ValueError(f"task {self.name!r}: a task that keeps records of unknown labels "
+                             "cannot have classes (their targets would be guesses)")
 
 
 def task_targets(table: pd.DataFrame, task: Task) -> tuple[np.ndarray, np.ndarray]:
     """(targets, keep) for every row of `table`, in table order.
 
     targets is (N, C) uint8 with C = len(task.classes); keep is (N,) bool, False for
-    the records the task drops (see `Task.keep`). Index both with `keep` to train;
-    `(~keep).sum()` is the count to report as dropped.
+    the records the task drops (see `Task.keep`, and `Task.labelled_only` for the records
+    whose labels are unknown). Index both with `keep` to train; `(~keep).sum()` is the
+    count to report as dropped.
     """
     column = {cls: i for i, cls in enumerate(task.classes)}
     targets = np.zeros((len(table), len(task.classes)), dtype=np.uint8)
@@ -118,7 +131,16 @@ def task_targets(table: pd.DataFrame, task: Task) -> tuple[np.ndarray, np.ndarra
             for cls in task.mapping.get(label, ()):
                 targets[row, column[cls]] = 1
     keep = KEEP_RULES[task.keep](targets, table)
+    if task.labelled_only:
+        keep &= labels_known(table)
     return targets, keep
+
+
+def unlabelled_task(name: str = "unlabelled") -> Task:
+    """Every readable record, zero classes: what self-supervised pretraining reads (it
+    needs signals, not labels, so the records whose labels are unknown count too)."""
+    return Task(name, (), "snomed", {}, "every readable record, no classes (self-supervised "
+                "pretraining only)", keep="all", labelled_only=False)
 
 
 def snomed_task(

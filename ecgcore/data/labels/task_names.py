@@ -14,6 +14,9 @@ built from the dataset's own SCP statements table, `Recordset.scp_statements`):
   (1dAVb, RBBB, LBBB, SB, AF, ST); NORM is a record with none of the six, as the paper
   defines it. Its NORM label is derived from the table (`with_derived_labels`) before
   the task reads it, since the CODE files have no "normal" column.
+- "unlabelled": every readable record and no class, the records whose labels the dataset
+  does not give included (`labels_known` False; every other task drops them). Only
+  self-supervised pretraining can use it: a supervised run has nothing to learn from it.
 Class keys are those of `class_counts`, so a source trained on "shared" and a target on
 "dataset_labels" name the same class the same way (which is what lets a strategy keep the
 head rows of shared classes).
@@ -25,16 +28,17 @@ import dataclasses
 from collections.abc import Callable
 
 from ecgcore.data.labels.label_overlap import class_counts, shared_task
-from ecgcore.data.labels.named_tasks import Task, snomed_task
+from ecgcore.data.labels.named_tasks import Task, snomed_task, unlabelled_task
 from ecgcore.data.labels.registry import TASKS, get_task
 from ecgcore.data.labels.snomed import class_name
-from ecgcore.data.recordset import Recordset
+from ecgcore.data.recordset import Recordset, labels_known
 from ecgcore.errors import EcgcoreError
 
 SNOMED_PREFIX = "snomed:"
 NORMAL = "426783006"  # the label space's normal / sinus-rhythm class (PTB-XL NORM, SR)
 CODE_TEST_ABNORMAL = ("270492004", "59118001", "164909002", "426177001", "164889003", "427084000")
 CODE_TEST_LABELS = ("1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")
+UNLABELLED = "unlabelled"
 
 
 def resolve(name: str, recordset: Recordset, other: Recordset | None = None,
@@ -45,6 +49,8 @@ def resolve(name: str, recordset: Recordset, other: Recordset | None = None,
         return _dataset_labels(recordset, min_positives)
     if name == "shared":
         return _shared(recordset, other)
+    if name == UNLABELLED:
+        return unlabelled_task(UNLABELLED)
     if name.startswith(SNOMED_PREFIX):
         return listed_task(name)
     if name == "nguyen_code_test":
@@ -92,10 +98,12 @@ def listed_task(name: str) -> Task:
 
 
 def _normal_when_none_of_six(recordset: Recordset) -> Recordset:
-    """CODE-test rows with none of the six abnormalities get the normal label."""
+    """CODE-test rows with none of the six abnormalities get the normal label (not the rows
+    whose labels are unknown: nothing says they are normal)."""
     table = recordset.table.copy()
-    table["labels"] = [tuple(labels) if set(labels) & set(CODE_TEST_ABNORMAL) else (*labels, NORMAL)
-                       for labels in table["labels"]]
+    table["labels"] = [tuple(labels) if set(labels) & set(CODE_TEST_ABNORMAL) or not known
+                       else (*labels, NORMAL)
+                       for labels, known in zip(table["labels"], labels_known(table), strict=True)]
     return dataclasses.replace(recordset, table=table)
 
 
@@ -114,10 +122,10 @@ def with_derived_labels(name: str, recordset: Recordset) -> Recordset:
 def check_task_name(name: str) -> None:
     """Raise EcgcoreError unless `name` is a task an experiment can use (checked when a plan
     is made, so a typo shows in a dry run, not hours later when the run starts)."""
-    if name in TASKS or name in ("dataset_labels", "shared", *DERIVED_LABELS):
+    if name in TASKS or name in ("dataset_labels", "shared", UNLABELLED, *DERIVED_LABELS):
         return
     if name.startswith(SNOMED_PREFIX):
         listed_task(name)
         return
     raise EcgcoreError(f"unknown task {name!r}; known: dataset_labels, shared, snomed:CODES, "
-                       f"{', '.join([*TASKS, *DERIVED_LABELS])}")
+                       f"{UNLABELLED} (self-supervised pretraining), {', '.join([*TASKS, *DERIVED_LABELS])}")

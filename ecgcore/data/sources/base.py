@@ -17,8 +17,8 @@ RowT = TypeVar("RowT", bound=RecordRow)
 class Scanned(NamedTuple, Generic[RowT]):
     """One readable record as a scan found it: its public metadata (a dict with
     `record_id` and the TABLE_COLUMNS except `labels`/`unmapped`, which `load` fills from
-    `raw_labels` + `label_vocab`, plus any layout-specific columns) and the reader's own
-    row (where the samples are)."""
+    `raw_labels` + `label_vocab`, and `labels_known`, which defaults to True; plus any
+    layout-specific columns) and the reader's own row (where the samples are)."""
 
     metadata: dict[str, Any]
     row: RowT
@@ -67,6 +67,7 @@ class DatasetSource(ABC, Generic[RowT]):
         metadata = [record.metadata for record in scanned]
         for row in metadata:
             row["labels"], row["unmapped"] = harmonise(row["label_vocab"], row["raw_labels"])
+            row.setdefault("labels_known", True)
         table = pd.DataFrame(metadata, columns=["record_id", *TABLE_COLUMNS, *_extra_columns(metadata)])
         table = table.set_index("record_id", drop=True)
         table.index = table.index.astype(str)
@@ -74,6 +75,7 @@ class DatasetSource(ABC, Generic[RowT]):
         table["fold"] = table["fold"].fillna(0).astype(int)
         table["n_samples"] = table["n_samples"].astype(np.int64)
         table["fs"] = table["fs"].astype(float)
+        table["labels_known"] = table["labels_known"].astype(bool)
         return Recordset(
             name=name or self.root.name,
             layout=self.layout,

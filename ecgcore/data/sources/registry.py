@@ -17,6 +17,7 @@ from ecgcore.data.sources.base import DatasetSource
 from ecgcore.data.sources.challenge import ChallengeSource
 from ecgcore.data.sources.code15 import Code15Source, CodeTestSource
 from ecgcore.data.sources.ludb import LudbSource
+from ecgcore.data.sources.mimic_iv_ecg import MimicIvEcgSource
 from ecgcore.data.sources.ptb import PtbSource
 from ecgcore.data.sources.ptbxl import PtbxlSource
 from ecgcore.data.sources.sph import SphSource
@@ -24,8 +25,8 @@ from ecgcore.data.sources.wfdb_folder import WfdbFolderSource
 from ecgcore.errors import NotADatasetError
 
 READERS: tuple[type[DatasetSource[Any]], ...] = (
-    PtbxlSource, Code15Source, CodeTestSource, SphSource, LudbSource, PtbSource,
-    ChallengeSource, WfdbFolderSource,
+    PtbxlSource, Code15Source, CodeTestSource, SphSource, MimicIvEcgSource, LudbSource,
+    PtbSource, ChallengeSource, WfdbFolderSource,
 )
 LAYOUTS: dict[str, type[DatasetSource[Any]]] = {reader.layout: reader for reader in READERS}
 
@@ -41,7 +42,7 @@ def detect_layout(path: Path | str) -> str:
         if cls.detect(root):
             return name
     raise NotADatasetError(
-        f"{root}: no dataset found (no PTB-XL, Challenge, LUDB, PTB, CODE-15%, SPH or WFDB records)"
+        f"{root}: no dataset found (no PTB-XL, Challenge, LUDB, PTB, CODE-15%, SPH, MIMIC-IV-ECG or WFDB records)"
     )
 
 

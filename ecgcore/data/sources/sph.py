@@ -8,9 +8,12 @@ suffix; the record id is the file stem. The `.h5` files may sit next to metadata
 or one folder down (the figshare release keeps them in `records/`).
 
 Decisions:
-- An `.h5` with no metadata row goes to `unreadable`: without the row its labels,
-  patient, age and sex are unknown, and a record with empty labels would silently count
-  as negative for every class in training and evaluation.
+- An `.h5` with no metadata row is a record whose labels are unknown (`labels_known`
+  False, vocabulary "none", no patient, age or sex, the database's 500 Hz): its signal
+  serves self-supervised pretraining (task "unlabelled"), while every supervised task
+  drops it with the reason "labels unknown", since empty labels would otherwise count as
+  negative for every class in training and evaluation. Its `ecg` dataset is checked like
+  any other record's.
 - A metadata row whose file is missing, or whose `ecg` dataset is not 12 x N, goes to
   `unreadable` with the reason.
 - When metadata.csv has no SNOMEDCTCode column (the original figshare release has AHA
@@ -75,6 +78,17 @@ def ecg_shape(path: Path) -> tuple[int, ...]:
         return tuple(f["ecg"].shape)
 
 
+def _n_samples(path: Path) -> tuple[int, str]:
+    """(samples per lead, "") when the `ecg` dataset is 12 x N with N > 0, else (0, why not)."""
+    try:
+        shape = ecg_shape(path)
+    except (OSError, KeyError) as exc:
+        return 0, f"cannot read dataset `ecg` in {path.name}: {exc}"
+    if len(shape) != 2 or shape[0] != len(STANDARD_LEADS) or shape[1] == 0:
+        return 0, f"`ecg` in {path.name} has shape {shape}, expected (12, n_samples)"
+    return shape[1], ""
+
+
 def _text(value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return ""
@@ -114,21 +128,19 @@ class SphSource(DatasetSource[SphRow]):
                 unreadable.append(Unreadable(record_id, f"listed in metadata.csv but "
                                                         f"{record_id}.h5 is missing"))
                 continue
-            try:
-                shape = ecg_shape(path)
-            except (OSError, KeyError) as exc:
-                unreadable.append(Unreadable(record_id, f"cannot read dataset `ecg` in "
-                                                        f"{path.name}: {exc}"))
+            n_samples, problem = _n_samples(path)
+            if problem:
+                unreadable.append(Unreadable(record_id, problem))
                 continue
-            if len(shape) != 2 or shape[0] != len(STANDARD_LEADS) or shape[1] == 0:
-                unreadable.append(Unreadable(record_id, f"`ecg` in {path.name} has shape {shape}, "
-                                                        f"expected (12, n_samples)"))
-                continue
-            records.append(self._record(record_id, meta, path, shape[1], has_snomed))
+            records.append(self._record(record_id, meta, path, n_samples, has_snomed))
         for record_id, path in files.items():
-            if record_id not in seen:
-                unreadable.append(Unreadable(record_id, f"{path.name} has no row in metadata.csv "
-                                                        f"(labels, patient, age and sex unknown)"))
+            if record_id in seen:
+                continue
+            n_samples, problem = _n_samples(path)
+            if problem:
+                unreadable.append(Unreadable(record_id, problem))
+                continue
+            records.append(self._record_without_row(record_id, path, n_samples))
         return records, unreadable
 
     @staticmethod
@@ -152,6 +164,26 @@ class SphSource(DatasetSource[SphRow]):
             "path": str(path),
             "aha_code": _text(meta.get("AHA_Code")),
         }, SphRow(record_id, path, fs=float(fs)))
+
+    @staticmethod
+    def _record_without_row(record_id: str, path: Path, n_samples: int) -> Scanned[SphRow]:
+        """An `.h5` that metadata.csv does not list: a signal whose labels are unknown."""
+        return Scanned({
+            "record_id": record_id,
+            "patient_id": "",
+            "fs": DEFAULT_FS,
+            "n_samples": n_samples,
+            "leads": STANDARD_LEADS,
+            "raw_labels": (),
+            "label_vocab": "none",
+            "age": float("nan"),
+            "sex": "",
+            "fold": 0,
+            "source": "SPH",
+            "path": str(path),
+            "labels_known": False,
+            "aha_code": "",
+        }, SphRow(record_id, path, fs=DEFAULT_FS))
 
     def read_signal(self, row: SphRow) -> Signal:
         return Signal(data=read_ecg(row.path, row.record_id), fs=row.fs, leads=STANDARD_LEADS)
