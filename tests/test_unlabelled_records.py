@@ -54,7 +54,7 @@ def test_labels_known_reads_the_column_and_defaults_to_known() -> None:
     resolve("nguyen_code_test", recordset=None),  # type: ignore[arg-type]
 ])
 def test_every_supervised_keep_rule_drops_unknown_labels(task: Task) -> None:
-    targets, keep = task_targets(TABLE, task)
+    _, keep = task_targets(TABLE, task)
     assert not keep[2:].any(), "records of unknown labels are never labelled records"
     _, keep_without_flag = task_targets(TABLE.drop(columns="labels_known"), task)
     assert (keep == keep_without_flag & labels_known(TABLE)).all(), "known records as before"

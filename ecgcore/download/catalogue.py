@@ -122,8 +122,8 @@ CATALOGUE: dict[str, CatalogueEntry] = {entry.name: entry for entry in (
         records="≈ 800,000 ECGs from ≈ 160,000 patients, 10 s, 12 leads, 500 Hz",
         licence="ODbL 1.0 (open access)", checksums=_PHYSIONET_SUMS, layout="mimic_iv_ecg",
         notes=("Labels are the carts' machine statements, not diagnoses; no age or sex.",
-               "A part of it: --include 'files/p1000/*' --include '*.csv' (the other "
-               "studies of record_list.csv are then listed as unreadable).")),
+               ("A part of it: --include 'files/p1000/*' --include '*.csv' (the other "
+                "studies of record_list.csv are then listed as unreadable)."))),
     CatalogueEntry(
         name="code15", title="CODE-15% (Zenodo)", host="zenodo", project="4916206", version="4916206",
         versions=("4916206",), base_url=ZENODO,
