@@ -18,7 +18,7 @@ from ecgcore.experiments import demo_checkpoints
 from ecgcore.experiments.execute import execute
 from ecgcore.experiments.spec import ExperimentError
 from ecgcore.foundation.checkpoints import get_checkpoint
-from ecgcore.models import MODELS
+from ecgcore.models import MODELS, create_model
 from ecgcore.runs import RunStore, config_hash
 from ecgcore.runs.run_config import CheckpointRef, SourceConfig
 
@@ -88,8 +88,8 @@ def test_a_dry_run_lists_an_unmade_demo_checkpoint_and_a_real_run_needs_it_regis
 
 
 def test_demo_checkpoint_grid_end_to_end(demo_ws: Path, grid_file: Path, quick_demo_recipes: None) -> None:
-    run_ids = run_experiment(grid_file, ['grid.arch=["net1d_small"]',
-                                         'grid.strategy=["scratch", "linear_probe", "embedding_probe"]'])
+    run_ids = run_experiment(grid_file, ['grid.arch=["net1d_small"]', 'grid.strategy=["scratch", "linear_probe", '
+                                         '"embedding_probe", "random_embedding_probe"]'])
     record = get_checkpoint("demo_net1d")
     payload = torch.load(record.path, weights_only=True)
     assert set(payload) == {"state_dict"} and "first_conv.conv.weight" in payload["state_dict"]  # ECGFounder's file
@@ -102,7 +102,7 @@ def test_demo_checkpoint_grid_end_to_end(demo_ws: Path, grid_file: Path, quick_d
     for run_id, result in results.items():
         if result["kind"] == "target":
             by_kind.setdefault(result["source_kind"], []).append(run_id)
-    assert len(by_kind["checkpoint"]) == 2 and len(by_kind["pretraining"]) == 2 and len(by_kind["none"]) == 1
+    assert len(by_kind["checkpoint"]) == 2 and len(by_kind["pretraining"]) == 2 and len(by_kind["none"]) == 2
 
     for run_id in by_kind["checkpoint"]:
         result, config = results[run_id], configs[run_id]
@@ -123,6 +123,14 @@ def test_demo_checkpoint_grid_end_to_end(demo_ws: Path, grid_file: Path, quick_d
     trained = store.get(probe).load_model().state_dict
     assert torch.equal(trained["stages.0.0.conv1.weight"], source["stages.0.0.conv1.weight"])  # frozen encoder
 
+    random_probe = next(r for r in by_kind["none"] if results[r]["strategy"] == "random_embedding_probe")
+    torch.manual_seed(configs[random_probe]["seed"])  # the run's random, frozen encoder: the seed's initialisation
+    fresh = create_model("net1d_small", n_leads=12, n_classes=len(results[random_probe]["classes"]), n_samples=1000)
+    probed = store.get(random_probe).load_model().state_dict
+    assert all(torch.equal(probed[key], value) for key, value in fresh.state_dict().items()
+               if not key.startswith("dense."))
+    assert results[random_probe]["phases"][0]["probe"]["classes"]  # the per-class choices, as embedding_probe's
+
 
 def test_a_checkpoint_changed_since_planning_is_refused(demo_ws: Path, grid_file: Path,
                                                        quick_demo_recipes: None) -> None:
@@ -136,3 +144,8 @@ def test_a_checkpoint_changed_since_planning_is_refused(demo_ws: Path, grid_file
     runs = RunStore().list()
     failed = runs[runs["kind"] == "target"]  # beside the demo checkpoint's pretraining, done
     assert list(failed["status"]) == ["failed"] and "SHA-256" in json.dumps(list(failed["error"]))
+
+def test_attention_probe_is_refused_at_planning_for_a_model_without_tokens(demo_ws: Path, grid_file: Path) -> None:
+    with pytest.raises(ExperimentError, match="attention_probe needs a model with a token sequence; lstm"):
+        plan_experiment(grid_file, ['grid.arch=["lstm"]', 'grid.checkpoint=["none"]',
+                                    'grid.strategy=["attention_probe"]'], strict=False)

@@ -142,7 +142,7 @@ def expected_rates(strategy: str, n: int, epoch: int, o: StrategyOptions) -> lis
     head = [None] * (n - 1) + [1.0]
     if strategy in ("scratch", "finetune"):
         return [1.0] * n
-    if strategy in ("linear_probe", "random_frozen", "embedding_probe", "attention_probe"):
+    if strategy in ("linear_probe", "random_frozen", "embedding_probe", "attention_probe", "random_embedding_probe"):
         return head  # the probes fit on cached embeddings; planned through the trainer, only their head trains
     if strategy == "partial_freeze":
         return [None] * o.freeze_groups + [1.0] * (n - o.freeze_groups)
@@ -251,10 +251,11 @@ def check_plan_and_step(model: ECGClassifier, strategy_name: str, epoch: int, op
 def test_registry_lists_every_strategy_with_a_description() -> None:
     assert set(STRATEGIES) == {"scratch", "finetune", "linear_probe", "partial_freeze", "gradual_unfreeze",
                                "discriminative_lr", "lp_ft", "random_frozen", "source_only",
-                               "embedding_probe", "attention_probe"}
+                               "embedding_probe", "attention_probe", "random_embedding_probe"}
     descriptions = list_strategies()
     assert all(text and "\n" not in text for text in descriptions.values())
-    assert [n for n, s in STRATEGIES.items() if not s.needs_source] == ["scratch", "random_frozen"]
+    assert [n for n, s in STRATEGIES.items() if not s.needs_source] == ["scratch", "random_frozen",
+                                                                         "random_embedding_probe"]
     assert [n for n, s in STRATEGIES.items() if not s.trains] == ["source_only"]
     with pytest.raises(EcgcoreError, match="unknown transfer strategy 'fine_tune'.*finetune"):
         get_strategy("fine_tune")

@@ -161,7 +161,6 @@ def perform(config: RunConfig, data: TaskDataset, store: RunStore, folder: RunFo
     strategy.check_epochs(n_groups, train.epochs, options)  # before any work is done
     strategy.setup(model, source, classes, options)
     if isinstance(strategy, EmbeddingStrategy):  # a probe: fits on the frozen encoder's cached embeddings
-        assert source is not None  # setup refuses a run without one
         if governor is not None:
             governor.start()
         probe = strategy.fit_embeddings(

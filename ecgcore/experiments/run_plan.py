@@ -279,6 +279,7 @@ def _target_config(config: dict[str, Any], point: dict[str, Any], target: DataCo
     options = _checked(layers.section("strategy_options"), "strategy_options", StrategyOptions)
     train = _checked(layers.section("train"), "train", TrainConfig)
     try:  # before any run is done: a run too short for its strategy's last phase
+        STRATEGIES[strategy_name].check_architecture(arch)
         STRATEGIES[strategy_name].check_epochs(layer_group_count(arch), train.epochs, options)
     except EcgcoreError as exc:
         raise ExperimentError(f"{arch} {strategy_name}: {exc}") from exc

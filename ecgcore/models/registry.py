@@ -22,7 +22,7 @@ from ecgcore.models import (
     small,
 )
 from ecgcore.models.base import Architecture, ECGClassifier
-from ecgcore.models.token_head import with_token_head
+from ecgcore.models.token_head import has_tokens, with_token_head
 
 MODEL_MODULES = (nguyen_do_resnet, nguyen_do_rnn, small, benchmark_cnn, benchmark_rnn, ecglib, ecgfounder,
                  ecg_jepa)
@@ -70,6 +70,13 @@ def layer_group_count(name: str) -> int:
     """How many layer groups the architecture has (built once per process at its
     defaults): what a strategy needs to lay out its phases before any data is read."""
     return len(create_model(name).layer_groups())
+
+
+@functools.lru_cache(maxsize=None)
+def offers_tokens(name: str) -> bool:
+    """Whether the architecture has a token sequence (`ECGClassifier.tokens`), what an
+    attention probe attends over (built once per process at its defaults)."""
+    return has_tokens(create_model(name))
 
 
 def list_models() -> dict[str, str]:

@@ -35,6 +35,9 @@ the run, and only within it does early stopping count and the best epoch get cho
 |                   |                          | token embeddings at lr, encoder frozen (the ICLR 2026 FM     |
 |                   |                          | benchmark's "frozen" mode; `attention_probe`); the head      |
 |                   |                          | replaces the model's head in model.pt                        |
+| random_embedding_ | nothing (random init)    | probe: embedding_probe's regressions on a random, frozen     |
+| probe             |                          | encoder of the same architecture (ecg-fix's baseline: read   |
+|                   |                          | every embedding probe next to it)                            |
 
 "Head" here is the whole last group: in a model whose head is fc1 -> ReLU -> fc2, a
 linear probe trains both; `reset_head` re-initialises only the final Linear.
@@ -57,6 +60,7 @@ from torch import nn
 from ecgcore.checkpoint import Checkpoint
 from ecgcore.errors import EcgcoreError
 from ecgcore.models.base import ECGClassifier
+from ecgcore.models.registry import offers_tokens
 from ecgcore.transfer.class_mapping import class_mapping
 from ecgcore.transfer.loading import (
     copy_shared_head_rows,
@@ -306,10 +310,39 @@ class EmbeddingProbe(_Probe):
 
 
 @register_strategy
+class RandomEmbeddingProbe(_RandomInit, EmbeddingStrategy):
+    name = "random_embedding_probe"
+    description = ("ecg-fix's honest baseline: embedding_probe's logistic regressions on a random, frozen encoder "
+                   "of the same architecture")
+
+    def phases(self, n_groups: int, options: StrategyOptions) -> list[Phase]:
+        return one_phase("probe", head_only(n_groups))
+
+    def fit_embeddings(self, model: ECGClassifier, source: Checkpoint | None, data: TaskDataset,
+                       train: TrainConfig, *, checkpoint_dir: Path, callbacks: Sequence[Callback] = (),
+                       every_epoch: EveryEpoch | None = None) -> ProbeFit:
+        """The embedding probe with the model's own random initialisation as its "source":
+        those weights (a function of the run's seed) identify its cached embeddings, so the
+        fractions of one seed share one extraction."""
+        random_encoder = Checkpoint(
+            state_dict={key: value.detach().clone() for key, value in model.state_dict().items()},
+            model_name=model.name, model_config=dict(model.config), classes=[], class_names=[],
+            prep=data.prep.to_dict(), stage="random")
+        return EmbeddingProbe().fit_embeddings(model, random_encoder, data, train, checkpoint_dir=checkpoint_dir,
+                                               callbacks=callbacks, every_epoch=every_epoch)
+
+
+@register_strategy
 class AttentionProbe(_Probe):
     name = "attention_probe"
     description = ("The ECG FM benchmark's frozen mode: a learnable-query attention head over the frozen source "
                    "encoder's cached token embeddings, trained at lr")
+
+    def check_architecture(self, arch: str) -> None:
+        """Refuses, before any run, an architecture without a token sequence (recurrent models)."""
+        if not offers_tokens(arch):
+            raise EcgcoreError(f"attention_probe needs a model with a token sequence; {arch} has none "
+                               "(ecgfounder, ecg_jepa, their demo sizes and the convolutional models have one)")
 
     def fit_embeddings(self, model: ECGClassifier, source: Checkpoint, data: TaskDataset,
                        train: TrainConfig, *, checkpoint_dir: Path, callbacks: Sequence[Callback] = (),

@@ -203,6 +203,10 @@ class Strategy(ABC):
         """The fewest epochs that reach the last phase (one epoch of it)."""
         return sum(p.epochs or 0 for p in self.phases(n_groups, options)[:-1]) + 1
 
+    def check_architecture(self, arch: str) -> None:
+        """Refuse, before any run is planned, an architecture this strategy cannot work with
+        (an EcgcoreError naming why); every architecture by default."""
+
     def check_epochs(self, n_groups: int, epochs: int, options: StrategyOptions) -> None:
         """One line refusing a run too short to reach the strategy's last phase."""
         needed = self.min_epochs(n_groups, options)
@@ -257,10 +261,11 @@ class EmbeddingStrategy(Strategy):
     `fit_embeddings` instead of the trainer, and its evaluation scores from the cache."""
 
     @abstractmethod
-    def fit_embeddings(self, model: ECGClassifier, source: Checkpoint, data: TaskDataset,
+    def fit_embeddings(self, model: ECGClassifier, source: Checkpoint | None, data: TaskDataset,
                        train: TrainConfig, *, checkpoint_dir: Path, callbacks: Sequence[Callback] = (),
                        every_epoch: EveryEpoch | None = None) -> ProbeFit:
-        """Fit the head of `model` (already `setup` from `source`) on `data`'s training split."""
+        """Fit the head of `model` (already `setup` from `source`; None for a strategy that
+        needs none) on `data`'s training split."""
 
 
 def checked_groups(model: ECGClassifier) -> list[nn.Module]:
