@@ -5,9 +5,11 @@ runs alike (the lifecycle of the PTB-XL benchmark's `SCP_Experiment`):
 1. `prepare_data`: the dataset's records, the task's labels, the cached preprocessed
    array, the split;
 2. `perform`: the model, the strategy's setup (what is loaded from the source, what is
-   frozen) and the training it prescribes;
+   frozen) and the training it prescribes; for a self-supervised pretraining run, the
+   method's pretext task instead (`ecgcore.ssl.pretrain`: the records, never the labels);
 3. `evaluate_test`: scores on the test split of the classes the strategy can score,
-   metrics with thresholds tuned on validation only, predictions.npz;
+   metrics with thresholds tuned on validation only, predictions.npz (a self-supervised
+   pretraining run scores no classes: its pretext loss on the test records);
 4. `save_model`: model.pt with the records it has seen (so later runs can check for
    leakage) and this run's own leakage check;
 then `results_of` gathers results.json.
@@ -41,7 +43,8 @@ from ecgcore.foundation.checkpoints import get_checkpoint
 from ecgcore.models import MODELS, create_model
 from ecgcore.runs import RunFolder, RunStore
 from ecgcore.runs.data_origin import DatasetOrigin, data_origin
-from ecgcore.runs.run_config import RunConfig
+from ecgcore.runs.run_config import SUPERVISED, RunConfig
+from ecgcore.ssl.pretrain import Pretrained, pretrain_encoder
 from ecgcore.train import FitResult, fit, predict
 from ecgcore.transfer import ScoredOutputs, Strategy, get_strategy
 from ecgcore.transfer.strategy import EmbeddingStrategy
@@ -129,7 +132,8 @@ class Performed:
     up, the source checkpoint it started from, the fit (None when the strategy trains
     nothing) with its phases as results.json reports them, and the CPU thread governor.
     `scores(rows)`: for a strategy that fits on cached embeddings, the rows' scores from that
-    cache (no encoder runs); None: the model scores the records."""
+    cache (no encoder runs); None: the model scores the records. `pretext`: a self-supervised
+    pretraining's method and test loss (None for every other run)."""
 
     model: torch.nn.Module
     strategy: Strategy
@@ -138,6 +142,7 @@ class Performed:
     phases: list[dict[str, Any]]
     governor: ThreadGovernor | None
     scores: Callable[[np.ndarray], np.ndarray] | None = None
+    pretext: Pretrained | None = None
 
     @property
     def epochs_run(self) -> int:
@@ -148,6 +153,8 @@ def perform(config: RunConfig, data: TaskDataset, store: RunStore, folder: RunFo
             callbacks: Sequence[Any], governor: ThreadGovernor | None) -> Performed:
     """The model, set up by the strategy (what is loaded from the source, what is frozen,
     at which learning rate), then trained as the strategy prescribes."""
+    if config.pretrain_method is not None:
+        return perform_self_supervised(config, data, folder, callbacks, governor)
     classes = list(data.classes)
     train = config.train
     n_samples = data.X.shape[2] if not train.crop_seconds else round(train.crop_seconds * data.prep.fs)
@@ -185,6 +192,26 @@ def perform(config: RunConfig, data: TaskDataset, store: RunStore, folder: RunFo
     return Performed(model, strategy, source, fit_result, phases, governor)
 
 
+def perform_self_supervised(config: RunConfig, data: TaskDataset, folder: RunFolder,
+                            callbacks: Sequence[Any], governor: ThreadGovernor | None) -> Performed:
+    """A self-supervised pretraining run: the architecture trained by its method's pretext
+    task on the records (`ecgcore.ssl.pretrain`), with the trainer's history, checkpoints
+    and resume; the model it leaves is the backbone, ready to be a source."""
+    assert config.pretrain_method is not None
+    if governor is not None:
+        governor.start()
+    pretrained = pretrain_encoder(
+        config.model.arch, config.pretrain_method, data, config.train, seed=config.seed,
+        checkpoint_dir=folder.path / "checkpoints",
+        callbacks=[HistoryWriter(folder), *callbacks, *([governor] if governor is not None else [])])
+    fitted = pretrained.fit
+    phases = [{"name": config.pretrain_method.name, "first_epoch": 0, "epochs_planned": config.train.epochs,
+               "epochs_run": fitted.epochs_run, "reached": fitted.epochs_run > 0,
+               "schedule": config.train.schedule, "train_bn": None}]
+    return Performed(pretrained.backbone, get_strategy(config.strategy_name), None, fitted, phases, governor,
+                     pretext=pretrained)
+
+
 def _source_checkpoint(config: RunConfig, store: RunStore) -> Checkpoint | None:
     """The weights the run starts from: a registered foundation-model checkpoint (its file
     must still have the SHA-256 the run was planned with), the model of the pretraining
@@ -217,7 +244,10 @@ class Evaluated:
 def evaluate_test(config: RunConfig, data: TaskDataset, performed: Performed,
                   folder: RunFolder) -> Evaluated:
     """Metrics on the test split (thresholds tuned on validation only) of the classes the
-    strategy can score, and predictions.npz."""
+    strategy can score, and predictions.npz. A self-supervised pretraining run scores no
+    classes: its pretext loss on the test records, and no predictions.npz."""
+    if performed.pretext is not None:
+        return Evaluated(ScoredOutputs([], []), performed.pretext.test_metrics())
     classes = list(data.classes)
     scored = performed.strategy.scored_outputs(performed.source, classes)
     test, val = data.split.test, data.split.val
@@ -246,15 +276,18 @@ def save_model(spec: RunSpec, data: TaskDataset, performed: Performed,
     prints = run_fingerprints(data)  # signal identity of every record (cached)
     trained_prints = prints.subset(trained_ids) if prints is not None and performed.fit is not None else None
     model = performed.model
+    learnt = performed.pretext is None  # a self-supervised encoder's head learnt no class
     folder.save_model(Checkpoint(
         state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
-        model_name=spec.run_config.model.arch, model_config=dict(model.config), classes=list(data.classes),
-        class_names=list(data.class_names), prep=data.prep.to_dict(),
+        model_name=spec.run_config.model.arch, model_config=dict(model.config),
+        classes=list(data.classes) if learnt else [], class_names=list(data.class_names) if learnt else [],
+        prep=data.prep.to_dict(),
         stage=spec.kind, seen=seen, extra={
             "run_id": folder.run_id, "task": data.task.name,
             "layouts": {**((source.extra.get("layouts") or {}) if source else {}), data.name: data.layout},
             "standard_scaler": None if data.scaler is None else
-            {"mean": data.scaler[0].tolist(), "std": data.scaler[1].tolist()}},
+            {"mean": data.scaler[0].tolist(), "std": data.scaler[1].tolist()},
+            **({"pretrain_method": performed.pretext.facts()} if performed.pretext is not None else {})},
         fingerprints=seen_fingerprints(source, data.name, trained_prints)))
     leakage = run_leakage(source, data, [data.record_ids[i] for i in data.split.test], prints)
     if leakage is not None and leakage.overlap:
@@ -297,6 +330,7 @@ def results_of(spec: RunSpec, data: TaskDataset, performed: Performed, evaluated
         "data_origin": data_origin(config, checkpoint_origin(performed.source)),  # real or synthetic
         **protocol_facts(config, data.split.method),
         **({"test_by_epoch": TestEveryEpoch.summary(folder)} if config.report.test_every_epoch else {}),
+        **pretraining_facts(config, performed),
         "finished": time.time(),
     }
 
@@ -316,6 +350,23 @@ def source_facts(config: RunConfig, source: Checkpoint | None) -> dict[str, Any]
     contract = MODELS[config.model.arch].contract
     return {"source_kind": config.source_kind, "source_checkpoint": checkpoint,
             "input_contract": contract.to_dict() if contract is not None else None}
+
+
+def pretraining_facts(config: RunConfig, performed: Performed) -> dict[str, Any]:
+    """What results.json says of pretraining methods: a pretraining run its own
+    (`pretrain_method`, and for a self-supervised one its settings and augmentations), a run
+    that starts from a pretraining run the method that made its source ("supervised" for a
+    source made before methods existed); nothing for other runs."""
+    if performed.pretext is not None:
+        facts = performed.pretext.facts()
+        return {"pretrain_method": facts["name"], "pretrain_settings": facts["settings"],
+                "augmentations": facts["augmentations"]}
+    if config.kind == "pretrain":
+        return {"pretrain_method": SUPERVISED}
+    if config.source_kind == "pretraining" and performed.source is not None:
+        made_by = performed.source.extra.get("pretrain_method") or {}
+        return {"pretrain_method": made_by.get("name", SUPERVISED)}
+    return {}
 
 
 def checkpoint_origin(source: Checkpoint | None) -> DatasetOrigin | None:

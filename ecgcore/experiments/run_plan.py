@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ecgcore import workspace
-from ecgcore.data.labels import check_task_name
+from ecgcore.data.labels import UNLABELLED, check_task_name
 from ecgcore.data.pipeline import SplitConfig
 from ecgcore.data.prepare import PrepConfig
 from ecgcore.errors import EcgcoreError
@@ -23,10 +23,13 @@ from ecgcore.foundation.checkpoints import get_checkpoint
 from ecgcore.models import MODELS
 from ecgcore.models.registry import layer_group_count
 from ecgcore.runs import config_hash
+from ecgcore.ssl.methods import method_config, method_settings_names
 from ecgcore.runs.run_config import (
     CheckpointRef,
     DataConfig,
+    SUPERVISED,
     ModelConfig,
+    PretrainMethodConfig,
     ReportConfig,
     RunConfig,
     SourceConfig,
@@ -45,6 +48,7 @@ class RunSpec:
     hash: str
     depends_on: str | None = None  # hash of the pretraining run it needs
     missing: tuple[str, ...] = ()  # datasets not found (only in a lenient plan, e.g. a dry run)
+    source_method: str | None = None  # the self-supervised method of the pretraining it needs (labels only)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], hash: str, depends_on: str | None = None) -> RunSpec:
@@ -68,9 +72,12 @@ class RunSpec:
         where = f"[{c.protocol}] " if c.protocol else ""
         task = f" task {c.data.task}" if c.task_from_grid else ""
         if c.kind == "pretrain":
-            return f"{where}pretrain {c.model.arch} on {c.data.name}{task} (seed {c.seed})"
+            how = f" ({c.method_name}, no labels)" if c.pretrain_method is not None else ""
+            return f"{where}pretrain {c.model.arch} on {c.data.name}{task}{how} (seed {c.seed})"
         source = "" if c.source is None else (
             f" from checkpoint {c.source.name}" if c.source.kind == "checkpoint" else f" from {c.source.name}")
+        if self.source_method:
+            source += f" ({self.source_method})"
         size = f"n {c.train_n}" if c.train_n else f"fraction {c.train_fraction}"
         return (f"{where}{c.model.arch} {c.strategy_name}{source} on {c.data.name}"
                 f"{task} {size} seed {c.seed}")
@@ -186,8 +193,10 @@ def expand(config: dict[str, Any], strict: bool = True) -> list[RunSpec]:
             pretrains.setdefault(pretrain.hash, pretrain)
             target = dataclasses.replace(target, source=SourceConfig(pretrain.run_config.data, pretrain.hash))
         run_hash = config_hash(target.to_dict())
+        method = pretrain.run_config.pretrain_method if pretrain is not None else None
         targets.setdefault(run_hash, RunSpec(target, run_hash, pretrain.hash if pretrain else None,
-                                             missing=tuple(dict.fromkeys(missing or ()))))
+                                             missing=tuple(dict.fromkeys(missing or ())),
+                                             source_method=method.name if method is not None else None))
     return [*pretrains.values(), *targets.values()]
 
 
@@ -259,10 +268,19 @@ def _pretrain_spec(config: dict[str, Any], point: dict[str, Any], target: DataCo
         "seed": point["seed"], "train_fraction": source_fraction if source_fraction < 1.0 else None})
     train = _merged(config.get("train"), layers.protocol.get("train"), layers.arch.get("train"),
                     config.get("pretrain"), layers.protocol.get("pretrain"), layers.arch.get("pretrain"))
+    method = _pretrain_method(point, train)  # takes the method's keys out of `train`
+    if method is not None:  # self-supervised: the source's records, not its labels
+        source = dataclasses.replace(source, task=UNLABELLED)
+        if strategy_name == "source_only":
+            raise ExperimentError(f"strategy 'source_only' scores the source model's head, which {method.name} "
+                                  "pretraining does not train: use a strategy that trains a head")
+    elif source.task == UNLABELLED:
+        raise ExperimentError("the source task 'unlabelled' has no classes to learn: only a self-supervised "
+                              "[pretrain] method (simclr, clocs, masked) can pretrain on it")
     run_config = RunConfig(
         kind="pretrain", experiment=config.get("name", "experiment"), model=ModelConfig(arch),
         seed=point["seed"], train_fraction=source_fraction, data=source,
-        shared_with=target.dataset if source.task == "shared" else None,
+        shared_with=target.dataset if source.task == "shared" else None, pretrain_method=method,
         prep=prepared_for(arch, _checked(layers.section("prep", key), "prep", PrepConfig)),
         split=_checked(split, "pretrain_split", SplitConfig),
         train=trained_for(arch, _checked(train, "pretrain", TrainConfig), point["seed"]),
@@ -271,10 +289,26 @@ def _pretrain_spec(config: dict[str, Any], point: dict[str, Any], target: DataCo
     return RunSpec(run_config, run_hash, missing=_missing_of(missing, source))
 
 
+def _pretrain_method(point: dict[str, Any], train: dict[str, Any]) -> PretrainMethodConfig | None:
+    """The pretraining method of a grid point ([grid] pretrain_method, else [pretrain] method,
+    else supervised) with its settings; `method` and every method setting are taken out of
+    `train` (the merged [pretrain] table), which keeps the training settings only."""
+    name = train.pop("method", SUPERVISED)
+    name = point.get("pretrain_method", name)
+    options = {key: train.pop(key) for key in sorted(set(train) & method_settings_names())}
+    try:
+        return method_config(name, options)
+    except EcgcoreError as exc:
+        raise ExperimentError(f"[pretrain]: {exc}") from exc
+
+
 def _target_config(config: dict[str, Any], point: dict[str, Any], target: DataConfig) -> RunConfig:
     """The target run of a grid point, without its source (`expand` adds the pretraining
     run it starts from)."""
     arch, strategy_name = point["arch"], point["strategy"]
+    if target.task == UNLABELLED:
+        raise ExperimentError("the target task 'unlabelled' has no classes: it serves self-supervised "
+                              "pretraining only")
     layers = _Layers(config, point.get("protocol"), arch)
     options = _checked(layers.section("strategy_options"), "strategy_options", StrategyOptions)
     train = _checked(layers.section("train"), "train", TrainConfig)

@@ -87,6 +87,25 @@ checkpoint = ["none", "demo_net1d", "demo_vit"]
 strategy = ["scratch", "finetune", "embedding_probe", "random_frozen"]
 ```
 
+Pretraining learns from the source's labels unless `[pretrain] method` names a
+self-supervised method ("simclr", "clocs", "masked"; `ecgcore.ssl.methods`), which
+pretrains on the source's records without their labels (task "unlabelled"). Its settings
+sit beside the training settings in [pretrain] (each method takes the ones it has; a key
+that is neither a training setting nor any method's is an error). `[grid] pretrain_method`
+puts several methods side by side ("supervised" is today's pretraining):
+
+```toml
+[pretrain]
+epochs = 20
+temperature = 0.1                  # simclr / clocs
+mask_ratio = 0.5                   # masked
+augmentations = [{ name = "crop", min_fraction = 0.5 }, { name = "gaussian_noise", p = 0.5 }]
+
+[grid]
+pretrain_method = ["supervised", "simclr", "masked"]
+strategy = ["scratch", "linear_probe", "finetune"]
+```
+
 Settings merge in this order (later wins): the file's section, the protocol's section,
 the architecture's ([archs.*]), the dataset entry's own, the protocol's entry for that
 dataset.
@@ -95,6 +114,7 @@ dataset.
 from __future__ import annotations
 
 import copy
+import itertools
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -116,7 +136,7 @@ SCHEMA: dict[str, set[str] | None] = {
     "datasets": None,   # {key: entry}; entries checked against DATASET_KEYS
     "protocols": None,  # {name: protocol}; protocols checked against PROTOCOL_KEYS
     "grid": {"arch", "strategy", "train_fraction", "train_n", "seed", "source", "target",
-             "protocol", "task", "checkpoint"},
+             "protocol", "task", "checkpoint", "pretrain_method"},
 }
 TOP_LEVEL = {"name", "description", "demo", "protocol", *SCHEMA}
 GRID_DEFAULTS: dict[str, list[Any]] = {"train_fraction": [1.0], "seed": [0]}
@@ -282,7 +302,7 @@ GRID_TYPES: dict[str, tuple[Any, str]] = {
     "train_fraction": (_is_number, "numbers"), "train_n": (_is_integer, "integers"),
     "seed": (_is_integer, "integers"), **{key: (_TEXT[0], "strings") for key in
                                           ("arch", "strategy", "source", "target", "protocol", "task",
-                                           "checkpoint")}}
+                                           "checkpoint", "pretrain_method")}}
 
 
 def _check_table(table: Any, types: dict[str, tuple[Any, str]], where: str) -> None:
@@ -323,10 +343,11 @@ def _check_types(config: dict[str, Any], where: str) -> None:
 
 def grid_points(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Every grid point in file order: protocol, target, source, task outermost (when the
-    file uses them), checkpoint, then arch, strategy, training size, seed. A point carries
-    the keys arch, strategy, train_fraction, seed, and protocol / target / source / task /
-    train_n / checkpoint only when the file uses them ("none", the [source] dataset's
-    pretraining, is no checkpoint key). A point whose source is its target is left out."""
+    file uses them), checkpoint, pretraining method, then arch, strategy, training size,
+    seed. A point carries the keys arch, strategy, train_fraction, seed, and protocol /
+    target / source / task / train_n / checkpoint / pretrain_method only when the file uses
+    them ("none", the [source] dataset's pretraining, is no checkpoint key). A point whose
+    source is its target is left out."""
     grid = {**GRID_DEFAULTS, **copy.deepcopy(config.get("grid", {}))}
     protocols = config.get("protocols", {})
     names = grid.get("protocol") or list(protocols) or [None]
@@ -341,7 +362,8 @@ def grid_points(config: dict[str, Any]) -> list[dict[str, Any]]:
                 if source is not None and source == target:
                     continue
                 for task in grid.get("task") or [None]:
-                    for checkpoint in grid.get("checkpoint") or [None]:
+                    for checkpoint, method in itertools.product(grid.get("checkpoint") or [None],
+                                                                grid.get("pretrain_method") or [None]):
                         for arch in grid["arch"]:
                             for strategy in grid["strategy"]:
                                 for fraction, n in sizes:
@@ -350,7 +372,8 @@ def grid_points(config: dict[str, Any]) -> list[dict[str, Any]]:
                                                  "train_fraction": fraction, "seed": int(seed)}
                                         extra = {"protocol": protocol, "target": target,
                                                  "source": source, "task": task, "train_n": n,
-                                                 "checkpoint": None if checkpoint == "none" else checkpoint}
+                                                 "checkpoint": None if checkpoint == "none" else checkpoint,
+                                                 "pretrain_method": method}
                                         point.update({k: v for k, v in extra.items() if v is not None})
                                         points.append(point)
     return points

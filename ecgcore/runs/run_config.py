@@ -22,6 +22,10 @@ an old run keeps the hash recorded in its results.json, not one recomputed from 
                       foundation-model checkpoint (`source_checkpoint` in config.json)
       shared_with     pretraining runs on the "shared" task: the dataset whose classes
                       are shared (the target)
+      pretrain_method PretrainMethodConfig (pretraining runs only): a self-supervised
+                      method and its settings (`ecgcore.ssl.methods`); None is supervised
+                      pretraining, and config.json then has no `pretrain_method` key, as
+                      before the methods existed
       train_n, report, protocol, task_from_grid
                       written only when used, so configs made before each existed keep
                       their hashes
@@ -174,6 +178,40 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class PretrainMethodConfig:
+    """A self-supervised pretraining method (`ecgcore.ssl.methods.PRETRAIN_METHODS`) and its
+    settings, every one explicit (the planner fills in the method's defaults, so the hash
+    names what was run, whatever later versions choose as defaults). Supervised pretraining
+    has none (RunConfig.pretrain_method is None)."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    KEYS = ("name", "options")
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name == SUPERVISED:
+            raise RunConfigError(f"pretrain_method: supervised pretraining has no method part; got {self.name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "options": copy.deepcopy(self.options)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PretrainMethodConfig:
+        _known(data, cls.KEYS, "pretrain_method")
+        if not isinstance(data.get("name"), str):
+            raise RunConfigError(f"pretrain_method: name must be a string, got {data.get('name')!r}")
+        options = data.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise RunConfigError("pretrain_method: options must be a JSON object")
+        return cls(data["name"], copy.deepcopy(dict(options)))
+
+
+#: The pretraining that learns from labels (no `pretrain_method` part in config.json).
+SUPERVISED = "supervised"
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     """What a run reports besides its result: the test split scored after every epoch."""
 
@@ -182,8 +220,8 @@ class ReportConfig:
 
 _TOP_KEYS: tuple[str, ...] = (
     "kind", "experiment", "arch", "strategy", "strategy_options", "seed", "train_fraction", "data",
-    "shared_with", "source", "pretrain_hash", "source_checkpoint", "prep", "split", "train", "report", "train_n",
-    "protocol", "task_from_grid")
+    "shared_with", "source", "pretrain_hash", "source_checkpoint", "prep", "split", "train", "pretrain_method",
+    "report", "train_n", "protocol", "task_from_grid")
 
 
 @dataclass(frozen=True)
@@ -206,6 +244,7 @@ class RunConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     protocol: str | None = None
     task_from_grid: bool = False
+    pretrain_method: PretrainMethodConfig | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -214,6 +253,8 @@ class RunConfig:
             raise RunConfigError("run config: a pretraining run has no strategy and no source")
         if self.kind == "target" and self.strategy is None:
             raise RunConfigError("run config: a target run needs a strategy")
+        if self.kind == "target" and self.pretrain_method is not None:
+            raise RunConfigError("run config: pretrain_method belongs to pretraining runs")
         if self.kind == "target" and self.shared_with is not None:
             raise RunConfigError("run config: shared_with belongs to pretraining runs (a target "
                                  "run shares classes with its source)")
@@ -237,6 +278,11 @@ class RunConfig:
         if self.shared_with:
             return self.shared_with
         return self.source.data.dataset if self.source is not None and self.source.data is not None else None
+
+    @property
+    def method_name(self) -> str:
+        """The pretraining method: "supervised" or a self-supervised method's name."""
+        return self.pretrain_method.name if self.pretrain_method is not None else SUPERVISED
 
     @property
     def source_kind(self) -> str:
@@ -279,7 +325,9 @@ class RunConfig:
                 strategy=strategy, source=source, shared_with=config.get("shared_with"),
                 train_n=config.get("train_n"),
                 report=ReportConfig(**_report(config.get("report"))),
-                protocol=config.get("protocol"), task_from_grid=bool(config.get("task_from_grid")))
+                protocol=config.get("protocol"), task_from_grid=bool(config.get("task_from_grid")),
+                pretrain_method=(PretrainMethodConfig.from_dict(config["pretrain_method"])
+                                 if config.get("pretrain_method") is not None else None))
         except RunConfigError:
             raise
         except (TypeError, ValueError, KeyError) as exc:
@@ -294,6 +342,8 @@ class RunConfig:
             out.update(seed=self.seed, train_fraction=self.train_fraction, data=self.data.to_dict(),
                        shared_with=self.shared_with, prep=self.prep.to_dict(),
                        split=self.split.to_dict(), train=self.train.to_dict())
+            if self.pretrain_method is not None:
+                out["pretrain_method"] = self.pretrain_method.to_dict()  # only when self-supervised
         else:
             assert self.strategy is not None  # __post_init__
             source_data = self.source.data if self.source is not None else None

@@ -83,7 +83,10 @@ def copy_shared_head_rows(model: ECGClassifier, source: Checkpoint,
                           target_classes: Sequence[str]) -> list[str]:
     """Copy the source head's weight row and bias of every class source and target share
     into the (freshly reset) head; other rows keep their fresh initialisation. Returns the
-    target classes whose rows were kept."""
+    target classes whose rows were kept (none from a source that learnt no class, such as a
+    self-supervised encoder, whose head is a placeholder)."""
+    if not source.classes:
+        return []
     prefix = final_linear_name(model)
     layer = model.get_submodule(prefix)
     weight = source.state_dict.get(f"{prefix}.weight")

@@ -14,12 +14,13 @@ import pandas as pd
 
 from ecgcore.evaluate import mean_std
 from ecgcore.views.compare.stats import seed_ci_method, seed_mean_ci
-from ecgcore.views.compare.table import NO_SOURCE, source_kinds
+from ecgcore.views.compare.table import NO_SOURCE, pretraining_methods, source_kinds
 
 #: A setting: runs that differ only in their seed.
 #: Runs of different protocols (paper-exact vs ours) are never pooled, nor runs of different
 #: source kinds (none / own pretraining / checkpoint, `table.source_kinds`).
-GROUP_KEYS: tuple[str, ...] = ("protocol", "source_kind", "source", "target", "task", "arch", "strategy", "train_fraction")
+GROUP_KEYS: tuple[str, ...] = ("protocol", "source_kind", "source", "pretrain_method", "target", "task", "arch",
+                               "strategy", "train_fraction")
 SUMMARY_COLUMNS: tuple[str, ...] = GROUP_KEYS + (
     "n_seeds", "macro_auc_mean", "macro_auc_std", "ci_low", "ci_high", "ci_method", "n_train", "seeds", "run_ids",
 )
@@ -35,6 +36,8 @@ def finished(table: pd.DataFrame) -> pd.DataFrame:
     keep = (table["status"] == "done") & (table["kind"] == "target") & table["macro_auc"].notna()
     done = table[keep.to_numpy(dtype=bool)].reset_index(drop=True)
     done["source_kind"] = source_kinds(done)
+    done["pretrain_method"] = pretraining_methods(
+        done["pretrain_method"].tolist() if "pretrain_method" in done else [None] * len(done), done["source_kind"])
     return done
 
 
@@ -89,7 +92,9 @@ def _line_name(row: dict[str, object], vary: Sequence[str], by_kind: bool) -> st
         parts.append(f"checkpoint {row['source']}")
     elif by_kind and row["source_kind"] == "pretraining":
         parts.append(f"pretrained on {row['source']}")
-    return " · ".join(parts + [str(row[key]) for key in vary])
+    named = [f"{row[key]} pretraining" if key == "pretrain_method" else str(row[key])
+             for key in vary if not (key == "pretrain_method" and not row[key])]  # scratch: no method
+    return " · ".join(parts + named)
 
 
 def data_efficiency(table: pd.DataFrame) -> pd.DataFrame:
@@ -103,8 +108,10 @@ def data_efficiency(table: pd.DataFrame) -> pd.DataFrame:
     summary = seed_summary(table)
     by_kind = bool((summary["source_kind"] == "checkpoint").any())
     # "none" (no source) is told apart by the strategy already; only several real sources vary.
-    distinct = {key: set(summary[key]) - ({NO_SOURCE} if key == "source" else set())
-                for key in ("arch", "source", "target", "task", "protocol")}
+    # ... nor runs without own pretraining (no method) from the methods.
+    distinct = {key: set(summary[key]) - ({NO_SOURCE} if key == "source" else {""} if key == "pretrain_method"
+                                          else set())
+                for key in ("arch", "source", "pretrain_method", "target", "task", "protocol")}
     vary = [key for key, values in distinct.items() if len(values) > 1 and not (by_kind and key == "source")]
     summary["line"] = [_line_name(row, vary, by_kind) for row in summary.to_dict("records")]
     return summary.sort_values(["line", "train_fraction"], kind="mergesort").reset_index(drop=True)

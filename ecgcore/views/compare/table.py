@@ -19,7 +19,7 @@ import pandas as pd
 
 from ecgcore.errors import EcgcoreError
 from ecgcore.runs import RunStore
-from ecgcore.runs.run_config import SOURCE_KINDS, source_kind_of
+from ecgcore.runs.run_config import SOURCE_KINDS, SUPERVISED, source_kind_of
 from ecgcore.views.compare.stamp_cache import CONFIGS, RESULTS
 from ecgcore.views.display import for_display, full_labels, run_label, run_labels  # noqa: F401 (labels re-exported)
 
@@ -28,7 +28,8 @@ NO_SOURCE = "none"
 
 #: Columns of `runs_table`, in order.
 TABLE_COLUMNS: tuple[str, ...] = (
-    "run_id", "kind", "status", "protocol", "source_kind", "source", "target", "task", "arch", "strategy", "train_fraction",
+    "run_id", "kind", "status", "protocol", "source_kind", "source", "pretrain_method", "target", "task", "arch",
+    "strategy", "train_fraction",
     "n_train", "n_test", "seed", "macro_auc", "macro_auc_low", "macro_auc_high", "macro_auprc",
     "f1_weighted", "n_leaked", "best_epoch", "epochs_run", "train_seconds", "device", "experiment", "created",
     "error",
@@ -39,6 +40,9 @@ _FROM_RESULTS: dict[str, tuple[str, ...]] = {
     "macro_auprc": ("test", "macro_auprc"), "f1_weighted": ("test", "f1_weighted"),
     # test records the source model was trained on (results.json "leakage"; none without a source)
     "n_leaked": ("leakage", "n_overlap"),
+    # how the source (or, for a pretraining run, the run itself) was pretrained: "supervised",
+    # "simclr", ... (`pretraining_methods` fills it for runs written before it was recorded)
+    "pretrain_method": ("pretrain_method",),
 }
 _DTYPES: dict[str, str] = {"n_train": "Int64", "n_test": "Int64", "macro_auprc": "float64",
                            "f1_weighted": "float64", "n_leaked": "Int64"}
@@ -84,6 +88,14 @@ def run_source_kind(store: RunStore, run_id: str, results: Mapping[str, Any] | N
     return source_kind_of({"source": source})
 
 
+def pretraining_methods(methods: Sequence[Any], kinds: Sequence[str]) -> list[str | None]:
+    """Each run's pretraining method: as results.json records it, else "supervised" for a run
+    that starts from own pretraining (every source was supervised before methods existed),
+    else None (no own pretraining behind it)."""
+    return [method if isinstance(method, str) else (SUPERVISED if kind == "pretraining" else None)
+            for method, kind in zip(methods, kinds)]
+
+
 def source_kinds(table: pd.DataFrame) -> list[str]:
     """The `source_kind` of each row of a runs table, filled where a frame made without the
     column (or with gaps) has only `source`: "none" for NO_SOURCE, else "pretraining"."""
@@ -109,6 +121,7 @@ def runs_table(store: RunStore) -> pd.DataFrame:
         dtype = _DTYPES.get(column, "object")
         table[column] = pd.array(values, dtype=dtype) if dtype != "object" else values
     table["source_kind"] = kinds
+    table["pretrain_method"] = pretraining_methods(table["pretrain_method"].tolist(), kinds)
     table["source"] = table["source"].where(table["source"].notna(), NO_SOURCE)
     return table[list(TABLE_COLUMNS)].reset_index(drop=True)
 
