@@ -21,7 +21,7 @@ from ecgcore.runs import RunStore
 REPO = Path(__file__).resolve().parents[1]
 PAGE = "pages/compare.py"
 CONTAINERS = ("compare-answer", "compare-per-class-auc", "compare-heatmap", "compare-macro", "compare-learning-curves",
-              "compare-data-efficiency", "compare-convergence", "compare-head-to-head", "compare-calibration",
+              "compare-pretraining-curves", "compare-data-efficiency", "compare-convergence", "compare-head-to-head", "compare-calibration",
               "compare-roc")
 FILTER_KEYS = ("source_kind", "source", "target", "arch", "strategy", "fraction", "seed", "state", "kind", "protocol")
 
@@ -97,7 +97,11 @@ def test_populated_workspace_draws_every_chart(populated: pd.DataFrame) -> None:
     assert _block_keys(at._tree) == set(CONTAINERS)
     charts = _charts(at)
     assert set(charts) == {"per-class-auc-chart", "heatmap-chart", "macro-auc-chart", "learning-curves-chart",
-                           "data-efficiency-chart", "head-to-head-chart", "reliability-chart", "roc-chart"}
+                           "pretraining-loss-chart", "data-efficiency-chart", "head-to-head-chart", "reliability-chart",
+                           "roc-chart"}
+    pretraining = charts["pretraining-loss-chart"]  # the store's one (supervised) pretraining run, its own panel
+    assert [a["text"] for a in pretraining["layout"]["annotations"]] == ["supervised (BCE on the labels)"]
+    assert len(pretraining["data"]) == 2 * (populated.kind == "pretrain").sum()
     done = compare.finished(populated)
     bars = charts["per-class-auc-chart"]["data"]
     assert len(bars) == len(done), "one bar series per finished target run"

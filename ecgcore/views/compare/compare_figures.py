@@ -198,6 +198,44 @@ def learning_curves_figure(history: pd.DataFrame, labels: Mapping[str, str], x: 
     return _figure(traces, layout, "Learning curves", 560)
 
 
+#: What each pretraining method's loss is, for its panel's title.
+PRETRAINING_LOSSES: dict[str, str] = {"supervised": "BCE on the labels", "simclr": "NT-Xent",
+                                      "clocs": "CLOCS contrastive loss", "masked": "MSE of the hidden samples"}
+
+
+def pretraining_loss_figure(history: pd.DataFrame, methods: Mapping[str, str],
+                            labels: Mapping[str, str]) -> go.Figure:
+    """Pretraining runs' loss per epoch, one panel per method (`methods`: run id -> method),
+    since the methods' losses are on unrelated scales (BCE, NT-Xent, masked MSE): validation
+    solid, training dotted, one colour per run (its seed's line across both)."""
+    order = list(dict.fromkeys(methods[str(r)] for r in history["run_id"].unique() if str(r) in methods))
+    titles = [f"{m} ({PRETRAINING_LOSSES.get(m, 'its own loss')})" for m in order]
+    layout, refs = _panels(max(len(order), 1), 1, titles, gap_y=0.1)
+    panel_of = {method: ref for method, ref in zip(order, refs)}
+    for i in range(len(order)):
+        suffix = "" if i == 0 else str(i + 1)
+        layout[f"yaxis{suffix}"]["title"] = {"text": "loss"}
+    layout[f"xaxis{'' if len(order) <= 1 else len(order)}"]["title"] = {"text": "epoch"}
+    layout["margin"] = {**_MARGIN, "l": 64}
+    traces: list[dict[str, Any]] = []
+    for i, (run_id, part) in enumerate(history.groupby("run_id", sort=False)):
+        method = methods.get(str(run_id))
+        if method not in panel_of:
+            continue
+        xaxis, yaxis = panel_of[method]
+        name = labels.get(str(run_id), str(run_id))
+        line = {"color": colour(i)}
+        common = {"type": "scatter", "x": part["epochs_done"].to_numpy(dtype=float), "legendgroup": name,
+                  "xaxis": xaxis, "yaxis": yaxis}
+        traces += [
+            {**common, "y": part["val_loss"].to_numpy(dtype=float), "name": name, "mode": "lines+markers",
+             "line": line},
+            {**common, "y": part["train_loss"].to_numpy(dtype=float), "name": f"{name} (training loss)",
+             "showlegend": False, "mode": "lines", "line": {**line, "dash": "dot"}},
+        ]
+    return _figure(traces, layout, "Pretraining loss: validation solid, training dotted", 220 + 200 * len(order))
+
+
 def data_efficiency_figure(curve: pd.DataFrame) -> go.Figure:
     """Macro AUC against target fraction, one line per `line` with its CI band: the t-interval of
     the seed mean where a point has several seeds, the run's bootstrap CI where it has one
