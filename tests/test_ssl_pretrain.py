@@ -168,7 +168,7 @@ def test_clocs_segments_are_adjacent_and_grouped_by_patient(superdiagnostic_ds: 
     raw = ds.raw_rows(rows)
     for i in range(10):  # three consecutive 250-sample pieces of the record
         joined = torch.cat(list(segments[i]), dim=1).numpy()
-        starts = [s for s in range(0, 1000 - 750 + 1) if np.array_equal(raw[i, :, s:s + 750], joined)]
+        starts = [s for s in range(1000 - 750 + 1) if np.array_equal(raw[i, :, s:s + 750], joined)]
         assert starts, f"record {i}: the segments are not one contiguous stretch"
     patients = np.asarray(ds.patients[rows]).astype(str)
     same = patients[:, None] == patients[None, :]

@@ -23,11 +23,10 @@ from ecgcore.foundation.checkpoints import get_checkpoint
 from ecgcore.models import MODELS
 from ecgcore.models.registry import layer_group_count
 from ecgcore.runs import config_hash
-from ecgcore.ssl.methods import method_config, method_settings_names
 from ecgcore.runs.run_config import (
+    SUPERVISED,
     CheckpointRef,
     DataConfig,
-    SUPERVISED,
     ModelConfig,
     PretrainMethodConfig,
     ReportConfig,
@@ -35,6 +34,7 @@ from ecgcore.runs.run_config import (
     SourceConfig,
     StrategyConfig,
 )
+from ecgcore.ssl.methods import method_config, method_settings_names
 from ecgcore.train import TrainConfig
 from ecgcore.transfer import STRATEGIES, StrategyOptions
 

@@ -62,7 +62,7 @@ class MaskedSignal(nn.Module):
         self.backbone = backbone
         self.patch = int(patch)
         self.tap = SequenceTap(backbone)
-        features = probe_shapes(self.tap, n_leads, length)
+        features = probe_shapes(backbone, n_leads, length, call=self.tap)  # the backbone in eval mode
         self.decoder = ConvDecoder(int(features.shape[1]), int(features.shape[2]), n_leads, length, width)
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,11 @@ from ecgcore.errors import EcgcoreError
 from ecgcore.models.base import ECGClassifier
 from ecgcore.models.ecg_jepa import PATCH, ECGJepa
 from ecgcore.runs.run_config import SUPERVISED, PretrainMethodConfig
-from ecgcore.ssl.augment import DEFAULT_SIMCLR_AUGMENTATIONS, Compose, augmentations_from_config
+from ecgcore.ssl.augment import (
+    DEFAULT_SIMCLR_AUGMENTATIONS,
+    Compose,
+    augmentations_from_config,
+)
 from ecgcore.ssl.decoders import MaskedSignal, MaskedViT
 from ecgcore.ssl.features import probe_shapes
 from ecgcore.ssl.losses import clocs_loss, masked_mse, nt_xent
@@ -101,13 +105,9 @@ def _settings(cls: type, options: Mapping[str, Any], method: str) -> Any:
     for name, value in options.items():
         f = fields[name]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        if isinstance(default, bool) or isinstance(value, bool):
-            ok = isinstance(value, bool) and isinstance(default, bool)
-        elif isinstance(default, float):
-            ok, value = isinstance(value, int | float), float(value) if isinstance(value, int | float) else value
-        else:
-            ok = isinstance(value, type(default))
-        if not ok:
+        if isinstance(default, float) and type(value) is int:  # 1 where 1.0 is meant
+            value = float(value)
+        if type(value) is not type(default):  # exact: True is no int, 0.5 no int
             raise EcgcoreError(f"pretrain method {method!r}: {name} = {value!r} is not a {type(default).__name__}")
         values[name] = value
     settings = cls(**values)
