@@ -13,19 +13,26 @@ bare loop on in-memory tensors.
 
 Randomness (the shuffle and the crop offsets) comes only from the `torch.Generator`
 passed in, so a run is reproducible from its seed and resumable from the generator state.
+
+A source too large for memory (or for the page cache) is streamed instead: `ShardStream`
+reads contiguous blocks of rows (`ecgcore.data.prepare.shards`), a bounded number at a
+time, shuffled by shard and within a buffer of shards; `streamed_batches` hands each batch
+to the same objective `batch(data, rows, length, generator)` through `StreamedRows`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ecgcore.data.pipeline import TaskDataset
+from ecgcore.data.prepare.shards import ShardSource
 from ecgcore.errors import EcgcoreError
 
 Item = TypeVar("Item")
@@ -139,3 +146,226 @@ def record_windows(x: np.ndarray, valid: np.ndarray, length: int) -> tuple[torch
     windows = np.ascontiguousarray(windows.transpose(0, 2, 1, 3)).reshape(-1, x.shape[1], length)
     use = starts[None, :] + length <= np.maximum(np.asarray(valid), length)[:, None]
     return torch.from_numpy(windows), torch.from_numpy(use)
+
+
+# ---------------------------------------------------------------------------------------------
+# streaming: batches from a source read shard by shard (memory bounded whatever its size)
+
+
+@dataclass(frozen=True)
+class ShardStream:
+    """Training batches from a `ShardSource` read in shards of `shard_size` consecutive rows,
+    at most `buffer_shards` of them held at a time, for a source too large for memory.
+
+    Per epoch, from one seed drawn from the fit's generator (`draw_epoch_seed`): the shard
+    order is a random permutation; under torchrun process `rank` takes every world_size-th
+    shard of it (disjoint shards, so the same code runs in one process, across GPUs or in
+    a Ray job's processes); its shards are read `buffer_shards` at a time (a "window") and
+    the rows of a window are shuffled together. Batches are cut from that row sequence; a
+    batch that straddles two windows copies its first rows out before the older window is
+    released, so besides the window only fewer than `batch_size` rows are held. Each
+    window's shuffle comes from a generator seeded by (epoch seed, window), so `batches(...,
+    start=k)` continues an epoch at batch k without reading the windows before it: a
+    resumed stream equals the uninterrupted one.
+
+    `index`: the rows to train on (sorted, unique; e.g. the training split); None = every
+    row, with no per-row array at all (memory flat in the row count). Under torchrun every
+    process runs the same number of steps (DistributedDataParallel needs that): each
+    takes the first `epoch_rows(world_size)` rows of its sequence, the rows the
+    `n_shards // world_size` smallest shards hold, so up to about a shard of rows per
+    process sits out an epoch (other ones each epoch, the order being shuffled).
+    """
+
+    source: ShardSource
+    shard_size: int = 512
+    buffer_shards: int = 8
+    batch_size: int = 64
+    index: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.shard_size < 1 or self.buffer_shards < 1 or self.batch_size < 1:
+            raise EcgcoreError(f"shard_size, buffer_shards and batch_size must be >= 1, got {self.shard_size}, "
+                               f"{self.buffer_shards}, {self.batch_size}")
+        if self.index is not None:
+            index = np.asarray(self.index, dtype=np.int64)
+            if index.size and (np.any(np.diff(index) <= 0) or index[0] < 0 or index[-1] >= self.source.shape[0]):
+                raise EcgcoreError("a shard stream's rows must be sorted, unique and inside the source")
+            object.__setattr__(self, "index", index)
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.source.shape[0] // self.shard_size)
+
+    def shard_counts(self) -> np.ndarray:
+        """Rows used of each shard (every row of it when `index` is None)."""
+        bounds = np.minimum(np.arange(self.n_shards + 1, dtype=np.int64) * self.shard_size, self.source.shape[0])
+        if self.index is None:
+            return np.diff(bounds)
+        return np.diff(np.searchsorted(self.index, bounds))
+
+    def epoch_rows(self, world_size: int = 1) -> int:
+        """Rows each process trains on per epoch (all of them in a single process)."""
+        counts = self.shard_counts()
+        if world_size == 1:
+            return int(counts.sum())
+        if self.n_shards < world_size:
+            raise EcgcoreError(f"{self.n_shards} shards cannot feed {world_size} processes: use smaller shards")
+        return int(np.sort(counts)[: self.n_shards // world_size].sum())
+
+    def batch_sizes(self, world_size: int = 1) -> list[int]:
+        """The epoch's batch sizes; a last batch of one joins the one before (batch norm)."""
+        rows = self.epoch_rows(world_size)
+        sizes = [self.batch_size] * (rows // self.batch_size) + ([rows % self.batch_size] if rows % self.batch_size else [])
+        if len(sizes) > 1 and sizes[-1] == 1:
+            sizes[-2:] = [sizes[-2] + 1]
+        return sizes
+
+    def rank_shards(self, epoch_seed: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
+        """The shards process `rank` reads this epoch, in order."""
+        order = torch.randperm(self.n_shards, generator=torch.Generator().manual_seed(epoch_seed)).numpy()
+        return order[rank::world_size]
+
+    def batches(self, epoch_seed: int, rank: int = 0, world_size: int = 1,
+                start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(rows, raw signals (batch, leads, samples) in memory) of each batch of the epoch
+        from batch `start` on."""
+        mine = self.rank_shards(epoch_seed, rank, world_size)
+        windows = [mine[i:i + self.buffer_shards] for i in range(0, mine.size, self.buffer_shards)]
+        counts = self.shard_counts()
+        window_starts = np.concatenate([[0], np.cumsum([counts[w].sum() for w in windows])]).astype(np.int64)
+        bounds = np.concatenate([[0], np.cumsum(self.batch_sizes(world_size))]).astype(np.int64)
+        held: _Window | None = None
+        for b in range(start, bounds.size - 1):
+            lo, hi = int(bounds[b]), int(bounds[b + 1])
+            rows, parts = [], []
+            while lo < hi:
+                w = int(np.searchsorted(window_starts, lo, side="right")) - 1
+                if held is None or held.number != w:
+                    held = None  # release the older window before reading the next
+                    held = self._window(windows[w], w, epoch_seed, rank, world_size)
+                take = min(hi, int(window_starts[w + 1])) - lo
+                part_rows, part_x = held.gather(lo - int(window_starts[w]), take)
+                rows.append(part_rows)
+                parts.append(part_x)
+                lo += take
+            yield np.concatenate(rows), (parts[0] if len(parts) == 1 else np.concatenate(parts))
+
+    def _window(self, shards: np.ndarray, number: int, epoch_seed: int, rank: int, world_size: int) -> _Window:
+        n = self.source.shape[0]
+        blocks, owners, local, rows = [], [], [], []
+        for j, shard in enumerate(int(k) for k in shards):
+            first, last = shard * self.shard_size, min((shard + 1) * self.shard_size, n)
+            used = (np.arange(first, last, dtype=np.int64) if self.index is None
+                    else self.index[np.searchsorted(self.index, first):np.searchsorted(self.index, last)])
+            blocks.append(self.source.read(first, last))
+            owners.append(np.full(used.size, j, dtype=np.int64))
+            local.append(used - first)
+            rows.append(used)
+        seed = (epoch_seed * 1_000_003 + number * world_size + rank + 1) % 2**63
+        perm = torch.randperm(sum(r.size for r in rows), generator=torch.Generator().manual_seed(seed)).numpy()
+        return _Window(number, blocks, np.concatenate(owners)[perm], np.concatenate(local)[perm],
+                       np.concatenate(rows)[perm])
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The shards of one window held in memory and their rows in shuffled order."""
+
+    number: int
+    blocks: list[np.ndarray]
+    owner: np.ndarray  # which block each shuffled row is in
+    local: np.ndarray  # its row within that block
+    rows: np.ndarray  # its row in the source
+
+    def gather(self, offset: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        owner, local = self.owner[offset:offset + count], self.local[offset:offset + count]
+        out = np.empty((count, *self.blocks[0].shape[1:]), dtype=np.float32)
+        for j in np.unique(owner):
+            here = owner == j
+            out[here] = self.blocks[int(j)][local[here]]
+        return self.rows[offset:offset + count], out
+
+
+def draw_epoch_seed(generator: torch.Generator) -> int:
+    """One draw from the fit's generator that fixes a streamed epoch's order."""
+    return int(torch.randint(0, 2**62, (1,), generator=generator).item())
+
+
+@dataclass(frozen=True)
+class UnlabelledRecords:
+    """What a streamed batch reads of a source that is no TaskDataset (a generated one, as in
+    benchmarks/ssl_streaming_memory.py): its sampling rate; no labels (zero columns, no
+    memory), full-length records, no scaler, no patients."""
+
+    n_rows: int
+    fs: float
+
+    @property
+    def prep(self) -> UnlabelledRecords:
+        return self  # `prep.fs`
+
+    @property
+    def lengths(self) -> None:
+        return None
+
+    @property
+    def y(self) -> np.ndarray:
+        return np.zeros((self.n_rows, 0), dtype=np.uint8)
+
+    @property
+    def patients(self) -> np.ndarray:
+        raise EcgcoreError("a generated source has no patients (clocs: positives = 'recording')")
+
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+
+@dataclass(frozen=True)
+class StreamedRows:
+    """One streamed batch seen as the dataset an objective's `batch` reads (`training_batch`
+    and the SSL methods read `raw_rows`, `scale`, `lengths`, `X.shape[2]`, `prep.fs`, `y`,
+    `patients`): the batch's signals, already in memory, and the rest from `base` (the
+    TaskDataset, or `UnlabelledRecords`). Asking for a row outside the batch is an error,
+    never a read of the source."""
+
+    rows: np.ndarray
+    X: np.ndarray  # (len(rows), leads, samples), raw
+    base: TaskDataset | UnlabelledRecords
+
+    @property
+    def prep(self) -> Any:
+        return self.base.prep
+
+    @property
+    def lengths(self) -> np.ndarray | None:
+        return self.base.lengths
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.base.y
+
+    @property
+    def patients(self) -> np.ndarray:
+        return self.base.patients
+
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        return self.base.scale(x)
+
+    def raw_rows(self, index: np.ndarray) -> np.ndarray:
+        order = np.argsort(self.rows, kind="stable")
+        index = np.asarray(index, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.rows, index, sorter=order), self.rows.size - 1)
+        positions = order[at]
+        if not np.array_equal(self.rows[positions], index):
+            raise EcgcoreError("a streamed batch was asked for rows it does not hold")
+        return self.X[positions]
+
+
+def streamed_batches(stream: ShardStream, base: TaskDataset | UnlabelledRecords, make: Callable[[Any], Loaded],
+                     epoch_seed: int, rank: int = 0, world_size: int = 1, start: int = 0) -> Iterator[Loaded]:
+    """`make(StreamedRows)` of each batch of the epoch (an objective's `batch` with the
+    length and generator bound), the shards read and the next batch made in a background
+    thread while the caller trains on the current one (`prefetch`: in order, one at a time)."""
+    source = stream.batches(epoch_seed, rank, world_size, start)
+    steps = range(start, len(stream.batch_sizes(world_size)))
+    return prefetch(steps, lambda _step: make(StreamedRows(*next(source), base)))
