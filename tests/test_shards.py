@@ -157,3 +157,54 @@ def test_streamed_rows_feed_an_objective_batch() -> None:
     assert np.array_equal(view.raw_rows(rows[::-1]), x[::-1])
     with pytest.raises(EcgcoreError, match="does not hold"):
         view.raw_rows(np.array([int(np.setdiff1d(np.arange(300), rows)[0])]))
+
+
+class KillAt:
+    """Cancels a fit at (epoch, step)."""
+
+    def __init__(self, epoch: int, step: int) -> None:
+        self.epoch, self.step, self.stop = epoch, step, False
+
+    def on_step(self, epoch: int, step: int, total: int) -> None:
+        self.stop = self.stop or (epoch, step) == (self.epoch, self.step)
+
+    def on_epoch_end(self, row: dict) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return self.stop
+
+
+def test_streamed_pretraining_resumes_to_the_same_encoder_and_differs_from_unstreamed(
+        superdiagnostic_ds, tmp_path) -> None:
+    from ecgcore.ssl.methods import method_config
+    from ecgcore.ssl.pretrain import pretrain_encoder, stream_settings
+    from ecgcore.train import TrainConfig
+
+    assert stream_settings(superdiagnostic_ds, None) is None  # small: not streamed by default
+    config = method_config("simclr", {})
+    train = TrainConfig(epochs=2, batch_size=16, crop_seconds=2.5, device="cpu", seed=5)
+    run = lambda folder, **kw: pretrain_encoder("small_cnn", config, superdiagnostic_ds, train, seed=5,
+                                                checkpoint_dir=tmp_path / folder, stream=True, **kw)
+    whole = run("a")
+    assert any("streamed in shards" in note for note in whole.fit.notes)
+    killed = run("b", callbacks=[KillAt(epoch=1, step=2)])
+    assert killed.fit.cancelled and killed.fit.epochs_run == 1
+    resumed = run("b")
+    assert [r["train_loss"] for r in resumed.fit.history] == [r["train_loss"] for r in whole.fit.history]
+    mine, theirs = resumed.backbone.state_dict(), whole.backbone.state_dict()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+    plain = pretrain_encoder("small_cnn", config, superdiagnostic_ds, train, seed=5, checkpoint_dir=tmp_path / "c",
+                             stream=False)
+    assert [r["train_loss"] for r in plain.fit.history] != [r["train_loss"] for r in whole.fit.history]
+
+
+def test_streamed_fit_sees_every_training_row_once_per_epoch(superdiagnostic_ds) -> None:
+    from ecgcore.train.data import StreamSettings
+
+    train_rows = np.asarray(superdiagnostic_ds.split.train)
+    stream = StreamSettings(shard_size=16, buffer_shards=2).stream(superdiagnostic_ds.X, train_rows, 8)
+    seen = [(rows, x) for rows, x in stream.batches(0)]
+    assert np.array_equal(np.sort(np.concatenate([r for r, _ in seen])), np.sort(train_rows))
+    rows, x = seen[0]
+    assert np.array_equal(x, superdiagnostic_ds.raw_rows(rows))

@@ -27,13 +27,17 @@ from ecgcore.runs.run_config import PretrainMethodConfig
 from ecgcore.ssl.methods import PretrainMethod, get_method
 from ecgcore.train import FitResult, TrainConfig, fit
 from ecgcore.train.callbacks import Callback
-from ecgcore.train.data import crop_length
+from ecgcore.train.data import StreamSettings, crop_length
 from ecgcore.train.device import select_device
 
 log = logging.getLogger(__name__)
 
 #: Outputs of a self-supervised encoder's head: a placeholder (no class is learnt).
 PLACEHOLDER_OUTPUTS = 1
+#: A prepared array larger than this is streamed in shards (`ecgcore.train.data.ShardStream`)
+#: unless the caller says otherwise: a fixed size, not this machine's memory, so a run
+#: streams (and draws its batches) alike on every machine. MIMIC-IV-ECG at 100 Hz is 38 GB.
+STREAM_ABOVE_BYTES = 16 * 2**30
 TEST_NOTE = ("self-supervised pretraining scores no classes; pretext_loss is the method's loss on the "
              "test records (views and masks drawn from the run's seed)")
 
@@ -63,10 +67,20 @@ class Pretrained:
                 "augmentations": self.method.augmentations()}
 
 
+def stream_settings(data: TaskDataset, stream: bool | None) -> StreamSettings | None:
+    """Shards to stream the training rows in: when asked (True), never when refused
+    (False), and by default (None) when the prepared array exceeds STREAM_ABOVE_BYTES."""
+    if stream is None:
+        stream = int(data.X.nbytes) > STREAM_ABOVE_BYTES
+    return StreamSettings() if stream else None
+
+
 def pretrain_encoder(arch: str, config: PretrainMethodConfig, data: TaskDataset, train: TrainConfig, *,
-                     seed: int, checkpoint_dir: Path, callbacks: Sequence[Callback] = ()) -> Pretrained:
+                     seed: int, checkpoint_dir: Path, callbacks: Sequence[Callback] = (),
+                     stream: bool | None = None) -> Pretrained:
     """Build `arch` for `data`'s records, train it by `config`'s method (resuming from
-    `checkpoint_dir`'s last.pt when there is one) and return it with its best weights."""
+    `checkpoint_dir`'s last.pt when there is one; streaming the records in shards as
+    `stream_settings` says) and return it with its best weights."""
     method = get_method(config)
     n_leads, window = int(data.X.shape[1]), int(data.X.shape[2])
     length = crop_length(data, train.crop_seconds)
@@ -76,8 +90,12 @@ def pretrain_encoder(arch: str, config: PretrainMethodConfig, data: TaskDataset,
     module = method.build(backbone, n_leads, length)
     log.info("%s pretraining of %s on %d records (%d validation), labels unused", config.name, arch,
              data.split.train.size, data.split.val.size)
+    shards = stream_settings(data, stream)
     result = fit(module, data, train, plan_fn=lambda m, epoch, lr: method.plan(m, backbone, lr),
-                 checkpoint_dir=checkpoint_dir, callbacks=callbacks, objective=method)
+                 checkpoint_dir=checkpoint_dir, callbacks=callbacks, objective=method, stream=shards)
+    if shards is not None:
+        result.notes.append(f"training records streamed in shards of {shards.shard_size} rows, "
+                            f"{shards.buffer_shards} held at a time")
     module.load_state_dict(result.best_state)
     device = select_device(train.device)
     test_loss = method.pretext_loss(module, data, data.split.test, length, train.batch_size, seed, device,

@@ -25,15 +25,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ecgcore.data.pipeline import TaskDataset
-from ecgcore.data.prepare.shards import ShardSource
+from ecgcore.data.prepare.shards import MemmapShards, ShardSource
 from ecgcore.errors import EcgcoreError
+from ecgcore.train.objective import Batch
+
+if TYPE_CHECKING:
+    from ecgcore.train.epoch import Setup
 
 Item = TypeVar("Item")
 Loaded = TypeVar("Loaded")
@@ -369,3 +373,33 @@ def streamed_batches(stream: ShardStream, base: TaskDataset | UnlabelledRecords,
     source = stream.batches(epoch_seed, rank, world_size, start)
     steps = range(start, len(stream.batch_sizes(world_size)))
     return prefetch(steps, lambda _step: make(StreamedRows(*next(source), base)))
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """How `fit` streams a TaskDataset's training rows: shards of `shard_size` rows of the
+    prepared memmap, `buffer_shards` held at a time (512 x 8 rows of 12 x 1,000 float32
+    samples hold 200 MB)."""
+
+    shard_size: int = 512
+    buffer_shards: int = 8
+
+    def stream(self, X: np.ndarray, train_rows: np.ndarray, batch_size: int) -> ShardStream:
+        return ShardStream(MemmapShards(X), self.shard_size, self.buffer_shards, batch_size,
+                           index=np.unique(train_rows))
+
+
+def epoch_batches(setup: Setup) -> tuple[list[int], Iterator[Batch]]:
+    """The size of each of an epoch's batches and an iterator over the objective's batches:
+    the training rows shuffled whole (`shuffled_batches`) or, when the fit streams,
+    `setup.stream`'s batches (its epoch seed the first draw from the fit's generator)."""
+    objective, ctx = setup.objective, setup.ctx
+    if setup.stream is None:
+        rows_of = shuffled_batches(setup.train_index, setup.config.batch_size, setup.generator, ctx.rank,
+                                   ctx.world_size)
+        load = lambda rows: objective.batch(setup.data, rows, setup.length, setup.generator)
+        return [rows.size for rows in rows_of], prefetch(rows_of, load)
+    make = lambda view: objective.batch(view, view.rows, setup.length, setup.generator)
+    return (setup.stream.batch_sizes(ctx.world_size),
+            streamed_batches(setup.stream, setup.data, make, draw_epoch_seed(setup.generator), ctx.rank,
+                             ctx.world_size))

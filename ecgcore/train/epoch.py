@@ -22,7 +22,7 @@ from ecgcore.data.pipeline import TaskDataset
 from ecgcore.train import distributed
 from ecgcore.train.callbacks import Callbacks
 from ecgcore.train.config import TrainConfig
-from ecgcore.train.data import prefetch, shuffled_batches
+from ecgcore.train.data import ShardStream, epoch_batches
 from ecgcore.train.device import autocast, to_device
 from ecgcore.train.objective import Objective
 from ecgcore.train.optimizers import (
@@ -51,6 +51,7 @@ class Setup:
     grad_scaler: torch.amp.GradScaler
     objective: Objective  # the batches, the loss and the validation (`objective`)
     steps_per_epoch: int
+    stream: ShardStream | None = None  # batches streamed in shards instead (`data.ShardStream`)
 
     @property
     def has_val(self) -> bool:
@@ -81,13 +82,11 @@ def train_one_epoch(setup: Setup, model: nn.Module, optimisation: Optimisation, 
         module.eval()  # frozen batch-norm statistics, no dropout
     schedule, total = schedule_of(plan, config), cycle_steps(plan, config, setup.steps_per_epoch)
 
-    batches = shuffled_batches(setup.train_index, config.batch_size, setup.generator, ctx.rank,
-                               ctx.world_size)
+    sizes, batches = epoch_batches(setup)  # shuffled rows of the memmap, or streamed shards
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     lr = math.nan
     objective = setup.objective
-    load = lambda rows: objective.batch(setup.data, rows, setup.length, setup.generator)
-    for i, (rows, batch) in enumerate(zip(batches, prefetch(batches, load)), start=1):
+    for i, (size, batch) in enumerate(zip(sizes, batches), start=1):
         batch = tuple(to_device(tensor, device) for tensor in batch)
         cycle_step = (epoch - plan.cycle_start) * setup.steps_per_epoch + i - 1
         lr = set_learning_rate(optimizer, schedule, cycle_step, total, config.lr)
@@ -101,12 +100,12 @@ def train_one_epoch(setup: Setup, model: nn.Module, optimisation: Optimisation, 
             nn.utils.clip_grad_norm_(trainable_parameters(model), config.grad_clip)
         setup.grad_scaler.step(optimizer)
         setup.grad_scaler.update()
-        loss_sum += loss.detach().double() * rows.size
-        callbacks.on_step(epoch, i, len(batches))
+        loss_sum += loss.detach().double() * size
+        callbacks.on_step(epoch, i, len(sizes))
         if callbacks.should_stop():
             return None
 
     distributed.sync_buffers(ctx, model)
-    n_seen = sum(rows.size for rows in batches)
+    n_seen = sum(sizes)
     loss_mean = distributed.mean_over_processes(ctx, float(loss_sum.item()) / n_seen, device)
-    return TrainedEpoch(loss=loss_mean, lr=lr, steps=len(batches))
+    return TrainedEpoch(loss=loss_mean, lr=lr, steps=len(sizes))

@@ -48,7 +48,13 @@ from ecgcore.models.base import ECGClassifier
 from ecgcore.train import distributed
 from ecgcore.train.callbacks import Callback, Callbacks
 from ecgcore.train.config import TrainConfig
-from ecgcore.train.data import crop_length, evaluation_batches, shuffled_batches, training_batch
+from ecgcore.train.data import (
+    StreamSettings,
+    crop_length,
+    evaluation_batches,
+    shuffled_batches,
+    training_batch,
+)
 from ecgcore.train.device import autocast, effective_precision, select_device, to_device
 from ecgcore.train.epoch import Setup, train_one_epoch
 from ecgcore.train.objective import Batch, Objective, Validation
@@ -98,27 +104,30 @@ class FitResult:
 
 def fit(model: nn.Module, data: TaskDataset, config: TrainConfig, *, plan_fn: PlanFn | None = None,
         checkpoint_dir: Path | str, callbacks: Sequence[Callback] = (), resume: bool = True,
-        train_index: np.ndarray | None = None, objective: Objective | None = None) -> FitResult:
+        train_index: np.ndarray | None = None, objective: Objective | None = None,
+        stream: StreamSettings | None = None) -> FitResult:
     """Train `model` in place on `data` (rows `train_index`, default the training split),
     validate on the validation split, and return the history and the best weights.
-    `objective`: what to minimise (default `Supervised`, BCE on the labels)."""
+    `objective`: what to minimise (default `Supervised`, BCE on the labels). `stream`: read
+    the training rows in shards (`data.ShardStream`) instead of shuffling them whole."""
     ctx = distributed.context_from_env()
     device = distributed.device_for(ctx, select_device(config.device))
     joined = distributed.start(ctx, device)
     try:
         with deterministic_algorithms(config.deterministic):
             return _fit(model, data, config, plan_fn, Path(checkpoint_dir), Callbacks(callbacks),
-                        resume, train_index, objective, ctx, device)
+                        resume, train_index, objective, ctx, device, stream)
     finally:
         distributed.stop(joined)
 
 
 def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: PlanFn | None,
          checkpoint_dir: Path, callbacks: Callbacks, resume: bool, train_index: np.ndarray | None,
-         objective: Objective | None, ctx: distributed.Context, device: torch.device) -> FitResult:
+         objective: Objective | None, ctx: distributed.Context, device: torch.device,
+         stream: StreamSettings | None = None) -> FitResult:
     plan_of: Callable[[int], EpochPlan] = lambda epoch: (
         plan_fn(model, epoch, config.lr) if plan_fn else train_everything(model, config.lr))
-    setup = set_up(model, data, config, train_index, ctx, device, objective)
+    setup = set_up(model, data, config, train_index, ctx, device, objective, stream)
     state = start_or_resume(model, setup, checkpoint_dir / LAST, resume, plan_of)
     for epoch in range(state.next_epoch, config.epochs):
         if state.stopped_early:  # in the previous epoch, or in the run whose last.pt this is
@@ -154,7 +163,8 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
 
 
 def set_up(model: nn.Module, data: TaskDataset, config: TrainConfig, train_index: np.ndarray | None,
-           ctx: distributed.Context, device: torch.device, objective: Objective | None = None) -> Setup:
+           ctx: distributed.Context, device: torch.device, objective: Objective | None = None,
+           stream: StreamSettings | None = None) -> Setup:
     """The rows to train and validate on, the crop length, the seeds, the model on its
     device, the precision and the objective: what every epoch of this fit shares."""
     train_rows = np.asarray(data.split.train if train_index is None else train_index, dtype=np.int64)
@@ -170,12 +180,14 @@ def set_up(model: nn.Module, data: TaskDataset, config: TrainConfig, train_index
     if objective is None:
         pos_weight = positive_weights(data.y[train_rows]).to(device) if config.pos_weight else None
         objective = Supervised(nn.BCEWithLogitsLoss(pos_weight=pos_weight))
-    steps_per_epoch = len(shuffled_batches(train_rows, config.batch_size, torch.Generator(),
-                                           ctx.rank, ctx.world_size))
+    shards = stream.stream(data.X, train_rows, config.batch_size) if stream is not None else None
+    steps_per_epoch = (len(shards.batch_sizes(ctx.world_size)) if shards is not None else
+                       len(shuffled_batches(train_rows, config.batch_size, torch.Generator(), ctx.rank,
+                                            ctx.world_size)))
     return Setup(data=data, config=config, train_index=train_rows, val_index=val_rows, length=length,
                  ctx=ctx, device=device, precision=precision, generator=generator,
                  grad_scaler=grad_scaler, objective=objective,
-                 steps_per_epoch=steps_per_epoch)
+                 steps_per_epoch=steps_per_epoch, stream=shards)
 
 
 def start_or_resume(model: nn.Module, setup: Setup, last_path: Path, resume: bool,
