@@ -181,8 +181,12 @@ def test_streamed_pretraining_resumes_to_the_same_encoder_and_differs_from_unstr
     from ecgcore.ssl.pretrain import pretrain_encoder, stream_settings
     from ecgcore.train import TrainConfig
 
-    assert stream_settings(superdiagnostic_ds, None) is None  # small: not streamed by default
     config = method_config("simclr", {})
+    assert stream_settings(superdiagnostic_ds, config, None) is None  # small: not streamed by default
+    asked = stream_settings(superdiagnostic_ds, method_config("simclr", {"stream": True, "shard_size": 16,
+                                                                         "buffer_shards": 2}), None)
+    assert (asked.shard_size, asked.buffer_shards) == (16, 2)  # [pretrain] stream = true, shard_size = 16
+    assert stream_settings(superdiagnostic_ds, method_config("masked", {"stream": True}), False) is None
     train = TrainConfig(epochs=2, batch_size=16, crop_seconds=2.5, device="cpu", seed=5)
     run = lambda folder, **kw: pretrain_encoder("small_cnn", config, superdiagnostic_ds, train, seed=5,
                                                 checkpoint_dir=tmp_path / folder, stream=True, **kw)

@@ -68,14 +68,26 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class SimCLRSettings:
+class StreamingSettings:
+    """Every method's data settings: `stream` reads the training records in shards of
+    `shard_size` rows of the prepared cache, `buffer_shards` held at a time (memory bounded
+    whatever the record count; `ecgcore.train.data.ShardStream`). Off, a prepared array
+    above `ecgcore.ssl.pretrain.STREAM_ABOVE_BYTES` is streamed all the same."""
+
+    stream: bool = False
+    shard_size: int = 512
+    buffer_shards: int = 8
+
+
+@dataclass(frozen=True)
+class SimCLRSettings(StreamingSettings):
     temperature: float = 0.1
     augmentations: list[dict[str, Any]] = field(default_factory=lambda: [dict(a) for a in DEFAULT_SIMCLR_AUGMENTATIONS])
     projection_dim: int = 64
 
 
 @dataclass(frozen=True)
-class CLOCSSettings:
+class CLOCSSettings(StreamingSettings):
     temperature: float = 0.1  # the reference code's
     views: int = 2  # adjacent segments per recording (CMSC)
     positives: str = "patient"  # "patient": views of one patient's recordings; "recording": of one recording
@@ -84,7 +96,7 @@ class CLOCSSettings:
 
 
 @dataclass(frozen=True)
-class MaskedSettings:
+class MaskedSettings(StreamingSettings):
     mask_ratio: float = 0.5
     mask_leads: int = 1  # whole leads hidden per record (within mask_ratio)
     patch: int = 50  # samples per token (a ViT's own patch: ECG-JEPA's 50)

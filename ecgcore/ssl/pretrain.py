@@ -67,12 +67,18 @@ class Pretrained:
                 "augmentations": self.method.augmentations()}
 
 
-def stream_settings(data: TaskDataset, stream: bool | None) -> StreamSettings | None:
-    """Shards to stream the training rows in: when asked (True), never when refused
-    (False), and by default (None) when the prepared array exceeds STREAM_ABOVE_BYTES."""
+def stream_settings(data: TaskDataset, config: PretrainMethodConfig, stream: bool | None) -> StreamSettings | None:
+    """Shards to stream the training rows in: when asked (`stream` True, or the method's
+    `stream` setting), never when refused (False), and otherwise when the prepared array
+    exceeds STREAM_ABOVE_BYTES; in the method's shard size and buffer."""
+    options = config.options
     if stream is None:
-        stream = int(data.X.nbytes) > STREAM_ABOVE_BYTES
-    return StreamSettings() if stream else None
+        stream = bool(options.get("stream")) or int(data.X.nbytes) > STREAM_ABOVE_BYTES
+    if not stream:
+        return None
+    default = StreamSettings()
+    return StreamSettings(shard_size=int(options.get("shard_size", default.shard_size)),
+                          buffer_shards=int(options.get("buffer_shards", default.buffer_shards)))
 
 
 def pretrain_encoder(arch: str, config: PretrainMethodConfig, data: TaskDataset, train: TrainConfig, *,
@@ -90,7 +96,7 @@ def pretrain_encoder(arch: str, config: PretrainMethodConfig, data: TaskDataset,
     module = method.build(backbone, n_leads, length)
     log.info("%s pretraining of %s on %d records (%d validation), labels unused", config.name, arch,
              data.split.train.size, data.split.val.size)
-    shards = stream_settings(data, stream)
+    shards = stream_settings(data, config, stream)
     result = fit(module, data, train, plan_fn=lambda m, epoch, lr: method.plan(m, backbone, lr),
                  checkpoint_dir=checkpoint_dir, callbacks=callbacks, objective=method, stream=shards)
     if shards is not None:
