@@ -227,9 +227,14 @@ def _show(args: argparse.Namespace) -> int:
         print_json(results)
     else:
         test = results.get("test", {})
+        method = results.get("pretrain_method")  # a self-supervised pretraining: no class scored
+        how = f"{method} pretraining" if method else results.get("strategy")
         print(f"{results['run_id']}  {results.get('status')}  {results.get('arch')} "
-              f"{results.get('strategy')}  target {results.get('target')}")
-        print(f"test macro AUC {test.get('macro_auc')} CI {test.get('macro_auc_ci')}")
+              f"{how}  {results.get('kind') or 'target'} {results.get('target')}")
+        if method:
+            print(f"test pretext loss {test.get('pretext_loss')} (self-supervised: no class is scored)")
+        else:
+            print(f"test macro AUC {test.get('macro_auc')} CI {test.get('macro_auc_ci')}")
         for code, auc in (test.get("per_class_auc") or {}).items():
             print(f"  {code:<22} {auc}")
     return 0
