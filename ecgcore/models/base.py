@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ecgcore.errors import EcgcoreError
+
 from ecgcore.models.input_contract import InputContract
 
 
@@ -61,7 +63,8 @@ class ECGClassifier(nn.Module):
         """(batch, leads, samples) -> (batch, tokens, dim): the sequence `embed` pools (time
         steps of the last feature map, or a transformer's patch tokens), what an attention
         probe attends over. Models without one (recurrent models, the default) refuse."""
-        raise NotImplementedError(f"model {self.name or type(self).__name__} offers no token sequence")
+        raise EcgcoreError(f"model {self.name or type(self).__name__} offers no token sequence (recurrent "
+                           "models pool over time steps they do not expose)")
 
     def cam_layer(self) -> nn.Module | None:
         """The module whose output Grad-CAM weighs (`ecgcore.explain`): the last
