@@ -32,7 +32,8 @@ from ecgcore.train.device import select_device
 
 log = logging.getLogger(__name__)
 
-#: Outputs of a self-supervised encoder's head: a placeholder (no class is learnt).
+#: Outputs of a self-supervised encoder's head: one untrained output that every transfer
+#: strategy replaces (no class is learnt; model.pt needs a head to rebuild the model).
 PLACEHOLDER_OUTPUTS = 1
 #: A prepared array larger than this is streamed in shards (`ecgcore.train.data.ShardStream`)
 #: unless the caller says otherwise: a fixed size, not this machine's memory, so a run

@@ -84,7 +84,7 @@ def copy_shared_head_rows(model: ECGClassifier, source: Checkpoint,
     """Copy the source head's weight row and bias of every class source and target share
     into the (freshly reset) head; other rows keep their fresh initialisation. Returns the
     target classes whose rows were kept (none from a source that learnt no class, such as a
-    self-supervised encoder, whose head is a placeholder)."""
+    self-supervised encoder, whose one-output head was never trained)."""
     if not source.classes:
         return []
     prefix = final_linear_name(model)
