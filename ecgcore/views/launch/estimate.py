@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,15 +182,22 @@ def measure_throughput(arch: str, input_samples: int, n_classes: int = 10, devic
 
 def _time_steps(arch: str, input_samples: int, n_classes: int, device: Any, batch: int, steps: int,
                 n_leads: int = DEFAULT_LEADS) -> float:
-    import torch
-
+    """Seconds per training sample of a fresh `arch` over `steps` timed steps."""
     from ecgcore.models import create_model
 
     model = create_model(arch, n_leads=n_leads, n_classes=max(1, n_classes), n_samples=input_samples).to(device)
     model.train()
+    return 1.0 / samples_per_second(train_step(model, batch, n_leads, input_samples, device), batch, device, steps)
+
+
+def train_step(model: Any, batch: int, n_leads: int, n_samples: int, device: Any) -> Callable[[], None]:
+    """One forward + backward + Adam step of `model` on a fixed random batch (targets as wide
+    as its head): what every training-speed probe times."""
+    import torch
+
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, n_leads, input_samples, device=device)
-    y = (torch.rand(batch, max(1, n_classes), device=device) > 0.5).float()
+    x = torch.randn(batch, n_leads, n_samples, device=device)
+    y = (torch.rand(batch, model.n_classes, device=device) > 0.5).float()
     loss_fn = torch.nn.BCEWithLogitsLoss()
 
     def step() -> None:
@@ -198,15 +205,29 @@ def _time_steps(arch: str, input_samples: int, n_classes: int, device: Any, batc
         loss_fn(model(x), y).backward()
         optimizer.step()
 
+    return step
+
+
+def samples_per_second(step: Callable[[], None], batch: int, device: Any, min_steps: int,
+                       budget_s: float = 0.0) -> float:
+    """`step` (one batch of `batch` samples) timed after one untimed warm-up step (allocations,
+    kernel choice), for at least `min_steps` steps and until `budget_s` seconds have passed,
+    waiting for the GPU after each step."""
+    import torch
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    sync()
     started = time.perf_counter()
-    for _ in range(steps):
+    steps = 0
+    while steps < min_steps or time.perf_counter() - started < budget_s:
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - started) / (steps * batch)
+        sync()
+        steps += 1
+    return steps * batch / (time.perf_counter() - started)
 
 
 def job_overhead(jobs: Iterable[Mapping[str, Any]], train_seconds: Mapping[str, float]) -> tuple[float, str]:

@@ -25,10 +25,15 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from ecgcore import workspace
-from ecgcore.views.launch.estimate import PRIOR_EPOCH_SHARE, PRIOR_FACTORS, Throughput
+from ecgcore.views.launch.estimate import (
+    PRIOR_EPOCH_SHARE,
+    PRIOR_FACTORS,
+    Throughput,
+    samples_per_second,
+    train_step,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,23 +130,16 @@ def measure_speed(arch: str, n_leads: int, n_samples: int, device_type: str = "c
     try:
         model = create_model(arch, n_leads=n_leads, n_classes=10, n_samples=n_samples).to(device)
         x = torch.randn(batch, n_leads, n_samples, device=device)
-        y = (torch.rand(batch, 10, device=device) > 0.5).float()
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-        loss_fn = torch.nn.BCEWithLogitsLoss()
 
         def forward() -> None:
             with torch.no_grad():
                 model(x)
 
-        def train() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(x), y).backward()
-            optimizer.step()
-
         model.eval()
-        forward_rate = _per_second(forward, batch, device, min_steps, budget_s)
+        forward_rate = samples_per_second(forward, batch, device, min_steps, budget_s)
         model.train()
-        train_rate = _per_second(train, batch, device, min_steps, budget_s)
+        train_rate = samples_per_second(train_step(model, batch, n_leads, n_samples, device), batch, device,
+                                        min_steps, budget_s)
         n_params = sum(p.numel() for p in model.parameters())
     finally:
         torch.set_num_threads(previous)
@@ -149,24 +147,6 @@ def measure_speed(arch: str, n_leads: int, n_samples: int, device_type: str = "c
                        threads, time.time(), torch.__version__, os.cpu_count() or 1)
     log.info("measured %s", speed.describe())
     return speed
-
-
-def _per_second(step: Any, batch: int, device: Any, min_steps: int, budget_s: float) -> float:
-    import torch
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    step()  # warm-up: allocations, kernel choice
-    sync()
-    started = time.perf_counter()
-    steps = 0
-    while steps < min_steps or time.perf_counter() - started < budget_s:
-        step()
-        sync()
-        steps += 1
-    return steps * batch / (time.perf_counter() - started)
 
 
 #: How a run uses its encoder, for pricing: "train" (forward + backward per training sample
