@@ -26,8 +26,12 @@ from ecgcore.errors import EcgcoreError
 from ecgcore.experiments.execute import execute
 from ecgcore.experiments.run_plan import RunSpec, prepared_for
 from ecgcore.foundation.catalogue import FOUNDATION_MODELS
-from ecgcore.foundation.checkpoints import RegisteredCheckpoint, add_checkpoint, get_checkpoint
-from ecgcore.models import create_model
+from ecgcore.foundation.checkpoints import (
+    RegisteredCheckpoint,
+    add_checkpoint,
+    get_checkpoint,
+)
+from ecgcore.models.registry import model_from
 from ecgcore.runs import RunStore, config_hash
 from ecgcore.runs.run_config import DataConfig, ModelConfig, RunConfig
 from ecgcore.train import TrainConfig
@@ -77,9 +81,7 @@ def make_demo_checkpoint(name: str, source_dataset: str, store: RunStore | None 
     entry = FOUNDATION_MODELS[name]
     log.info("making demo checkpoint %s: %s pretrained on the synthetic source", name, entry.arch)
     run_id = execute(demo_pretraining(name, source_dataset), store)
-    trained = store.get(run_id).load_model()
-    model = create_model(trained.model_name, **trained.model_config)
-    model.load_state_dict(trained.state_dict)
+    model = model_from(store.get(run_id).load_model())
     path = write_torch_atomic(entry.export(model), workspace.checkpoints_dir() / "files" / f"{name}.pt")
     record = add_checkpoint(path, model=name, name=name,
                             note=f"Exported from pretraining run {run_id} of this workspace.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from ecgcore.checkpoint import Checkpoint
 from ecgcore.errors import EcgcoreError
 from ecgcore.models import (
     benchmark_cnn,
@@ -62,6 +63,14 @@ def create_model(name: str, n_leads: int = 12, n_classes: int = 5, n_samples: in
             return with_token_head(model, n_classes, **token_head)
         except (TypeError, ValueError) as exc:
             raise EcgcoreError(f"architecture {name!r}: {exc}") from exc
+    return model
+
+
+def model_from(checkpoint: Checkpoint) -> ECGClassifier:
+    """The model a checkpoint names (architecture and config), with its weights loaded
+    strictly: how a run's model.pt becomes a model again."""
+    model = create_model(checkpoint.model_name, **checkpoint.model_config)
+    model.load_state_dict(checkpoint.state_dict)
     return model
 
 

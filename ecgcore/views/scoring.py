@@ -23,7 +23,7 @@ from ecgcore.data.prepare import PrepConfig, apply_standard_scaler
 from ecgcore.data.prepare.per_record import preprocess_signal
 from ecgcore.data.recordset import Signal
 from ecgcore.errors import EcgcoreError, RecordError
-from ecgcore.models import create_model
+from ecgcore.models.registry import model_from
 from ecgcore.runs import RunStore
 from ecgcore.train import TrainConfig, select_device
 from ecgcore.train.data import record_windows
@@ -54,8 +54,7 @@ class LoadedRun:
 def load_run(run_id: str) -> LoadedRun:
     folder = RunStore().get(run_id)
     checkpoint = folder.load_model()
-    model = create_model(checkpoint.model_name, **checkpoint.model_config)
-    model.load_state_dict(checkpoint.state_dict)
+    model = model_from(checkpoint)
     train = folder.run_config.train
     device = select_device(train.device)
     return LoadedRun(run_id, model.to(device).eval(), checkpoint, train, device)
