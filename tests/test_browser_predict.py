@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from browser import BROWSER_MARKS, app_env, chromium_page, streamlit_server
-from test_report import _grid_box, _render
+from test_report import _grid_box, _page_words, _render
 
 from ecgcore.data.labels import class_name
 from ecgcore.views.scoring import predict_files
@@ -61,7 +61,7 @@ def test_upload_a_record_and_see_probabilities_and_trace(run_workspace, shared_d
         report = Path(download.value.path()).read_bytes()
         assert report.startswith(b"%PDF-") and len(re.findall(rb"/Type\s*/Page\b", report)) == 1
         pixels, texts, page_height = _render(report)  # the PDF rendered by PDFium
-        words = " ".join(" ".join(text for text, _ in texts).split())
+        words = _page_words(report)
         assert RESEARCH_USE in words and "tuned on validation" in words and "at 0.5" not in words
         assert f"run {run_workspace.run_id}" in words and "target_challenge (synthetic)" in words
         assert prov.headline in words and "recorded diagnoses" in words

@@ -145,6 +145,18 @@ def _render(pdf: bytes) -> tuple[np.ndarray, list[tuple[str, tuple[float, float,
     return pixels, texts, height
 
 
+def _page_words(pdf: bytes) -> str:
+    """The one-page PDF's text as PDFium reads it, whitespace collapsed. (Joining the text
+    objects instead splits words: matplotlib writes a ligature such as "ff" or "fi" as an
+    object of its own, so a run id with "ff" in it came out in two pieces.)"""
+    import pypdfium2 as pdfium
+    document = pdfium.PdfDocument(pdf)
+    try:
+        return " ".join(document[0].get_textpage().get_text_range().split())
+    finally:
+        document.close()
+
+
 def _grid_box(pixels: np.ndarray, page_height_pt: float) -> tuple[float, float, float, float]:
     """The ECG paper's (left, bottom, right, top) in PDF points, found by its colour."""
     paper = np.all(np.abs(pixels.astype(int) - PAPER_RGB) <= 2, axis=2)
@@ -202,6 +214,13 @@ def test_report_text_never_lies_on_the_grid_or_on_other_text(shared_data: Path) 
     charts = _chart_boxes(content)
     assert len(charts) == 1
     assert _overlaps(report_bytes(content, "pdf"), _paper_labels(content), charts) == []
+
+
+def test_a_run_id_with_a_ligature_reads_back_whole_from_the_pdf(shared_data: Path) -> None:
+    """"ff" in a run id (ids are hex) must not cut the id a reader copies out of the PDF."""
+    run_line = "Model: run 20261206-2019-2bff8f03-83b9, small_cnn, scratch on target_challenge (synthetic)"
+    pdf = report_bytes(_crowded(shared_data, provenance=[run_line]), "pdf")
+    assert "run 20261206-2019-2bff8f03-83b9, small_cnn" in _page_words(pdf)
 
 
 def test_report_flags_rhythms_that_exclude_each_other_and_says_how_calls_were_made(shared_data: Path) -> None:
