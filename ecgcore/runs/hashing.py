@@ -26,7 +26,8 @@ from ecgcore.errors import EcgcoreError
 #: they appear (top level or nested): where it runs, how many helper processes it
 #: uses, how chatty it is, and human notes.
 NON_RESULT_KEYS: frozenset[str] = frozenset(
-    {"device", "notes", "n_jobs", "num_workers", "progress", "verbose", "tags"}
+    {"device", "notes", "n_jobs", "num_workers", "progress", "verbose", "tags",
+     "data_on_device", "cudnn_benchmark", "compile"}  # the trainer's SPEED_SETTINGS
 )
 
 HASH_LENGTH = 16

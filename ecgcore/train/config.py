@@ -18,10 +18,16 @@ SCHEDULES: tuple[str, ...] = tuple(SCHEDULE_REGISTRY)
 PRECISIONS: tuple[str, ...] = ("float32", "fp16", "bf16")
 AGGREGATES: tuple[str, ...] = ("max", "mean")
 DEVICES: tuple[str, ...] = ("auto", "cuda", "mps", "cpu")
+DATA_PLACEMENTS: tuple[str, ...] = ("auto", "always", "never")
+
+#: Settings that change how fast a run goes, not what it computes (beyond the order of
+#: floating-point sums): left out of the config hash (`ecgcore.runs.hashing.NON_RESULT_KEYS`)
+#: and recorded in results.json's "speed" instead.
+SPEED_SETTINGS: frozenset[str] = frozenset({"data_on_device", "cudnn_benchmark", "compile"})
 
 # Settings that change how fast a run goes but not what it computes: a resumed run may
 # differ from the interrupted one in these (e.g. resume a GPU run on a CPU).
-RESUME_MAY_DIFFER: frozenset[str] = frozenset({"device", "eval_batch_size"})
+RESUME_MAY_DIFFER: frozenset[str] = frozenset({"device", "eval_batch_size"}) | SPEED_SETTINGS
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,15 @@ class TrainConfig:
     grad_clip               clip the gradient norm to this value; None = no clipping
     eval_batch_size         records per evaluation batch (each yields several windows)
     deterministic           torch deterministic algorithms during fit (bit-equal resumes on CPU)
+    data_on_device          where the training rows live (`ecgcore.train.device_data`): "auto"
+                            (on the GPU when they fit in its free memory, else host batches),
+                            "always" (the device-resident path on any device, CPU included),
+                            "never" (host batches: pinned, non-blocking copies on CUDA)
+    cudnn_benchmark         let cuDNN time its algorithms and keep the fastest (CUDA; needs
+                            deterministic = false)
+    compile                 train through `torch.compile(model)` (first steps pay compilation)
+    The last three are speed settings (SPEED_SETTINGS): not part of the run's hash, and
+    recorded in results.json's "speed" with what the run actually did.
     """
 
     epochs: int = 20
@@ -71,6 +86,9 @@ class TrainConfig:
     grad_clip: float | None = None
     eval_batch_size: int = 256
     deterministic: bool = True
+    data_on_device: str = "auto"
+    cudnn_benchmark: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -92,11 +110,19 @@ class TrainConfig:
              f"crop_seconds must be positive or None, got {self.crop_seconds}")
         need(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
              f"early_stopping_patience must be >= 1 or None, got {self.early_stopping_patience}")
+        need(self.data_on_device in DATA_PLACEMENTS,
+             f"data_on_device must be one of {DATA_PLACEMENTS}, got {self.data_on_device!r}")
+        need(not (self.cudnn_benchmark and self.deterministic),
+             "cudnn_benchmark picks kernels by timing them, so it needs deterministic = false")
         need(self.grad_clip is None or self.grad_clip > 0,
              f"grad_clip must be positive or None, got {self.grad_clip}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every setting, except speed settings left at their default: configs written
+        before they existed read back byte for byte."""
+        defaults = TrainConfig.__dataclass_fields__
+        return {key: value for key, value in dataclasses.asdict(self).items()
+                if key not in SPEED_SETTINGS or value != defaults[key].default}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
