@@ -9,7 +9,9 @@ add start-up, pickling of every batch and a second copy, and make seeding harder
 Instead `prefetch` prepares the next batch in one background thread while the model
 trains on the current one (numpy and torch release the GIL for this work), which hides
 it when a core is free; benchmarks/bench_training.py measures what remains against a
-bare loop on in-memory tensors.
+bare loop on in-memory tensors. Bound for CUDA, the thread also pins each batch, so its
+copy to the GPU does not block; and when the training set fits in the GPU's memory it
+lives there instead (`ecgcore.train.device_data`), its batches cut by torch on the device.
 
 Randomness (the shuffle and the crop offsets) comes only from the `torch.Generator`
 passed in, so a run is reproducible from its seed and resumable from the generator state.
@@ -34,6 +36,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ecgcore.data.pipeline import TaskDataset
 from ecgcore.data.prepare.shards import MemmapShards, ShardSource
 from ecgcore.errors import EcgcoreError
+from ecgcore.train.device import pinned_for
 from ecgcore.train.objective import Batch
 
 if TYPE_CHECKING:
@@ -107,11 +110,19 @@ def training_batch(data: TaskDataset, rows: np.ndarray, length: int,
     shorter than the crop), never in a zero-padded tail. The scaler runs on the crops
     only (it is per lead, so this equals cropping scaled rows, at a fraction of the work)."""
     x = data.raw_rows(rows)
-    highest = np.maximum(valid_samples(data, rows) - length, 0)
-    uniform = torch.rand(rows.size, generator=generator, dtype=torch.float64).numpy()
-    starts = np.minimum((uniform * (highest + 1)).astype(np.int64), highest)
+    starts = crop_starts(valid_samples(data, rows), length, generator)
     x = data.scale(random_crops(x, length, starts))
     return torch.from_numpy(x), torch.from_numpy(data.y[rows].astype(np.float32))
+
+
+def crop_starts(valid: np.ndarray, length: int, generator: torch.Generator) -> np.ndarray:
+    """One random crop offset per row (one draw each from `generator`), uniform over the
+    offsets that keep a crop of `length` inside the row's `valid` samples (0 when shorter).
+    Shared by `training_batch` and the device-resident `ResidentTrainingSet.batch`, so both
+    draw the same offsets from the same generator state."""
+    highest = np.maximum(valid - length, 0)
+    uniform = torch.rand(valid.size, generator=generator, dtype=torch.float64).numpy()
+    return np.minimum((uniform * (highest + 1)).astype(np.int64), highest)
 
 
 def prefetch(items: Sequence[Item], load: Callable[[Item], Loaded]) -> Iterator[Loaded]:
@@ -392,14 +403,23 @@ class StreamSettings:
 def epoch_batches(setup: Setup) -> tuple[list[int], Iterator[Batch]]:
     """The size of each of an epoch's batches and an iterator over the objective's batches:
     the training rows shuffled whole (`shuffled_batches`) or, when the fit streams,
-    `setup.stream`'s batches (its epoch seed the first draw from the fit's generator)."""
-    objective, ctx = setup.objective, setup.ctx
+    `setup.stream`'s batches (its epoch seed the first draw from the fit's generator).
+
+    With the training set on the device (`setup.resident`, only ever set for the default
+    objective, whose batch is `training_batch`) a batch is a few device ops, made in order
+    as the loop asks for it; host batches are made (and, bound for CUDA,
+    pinned) in the prefetch thread while the model trains on the one before."""
+    objective, ctx, device = setup.objective, setup.ctx, setup.device
     if setup.stream is None:
         rows_of = shuffled_batches(setup.train_index, setup.config.batch_size, setup.generator, ctx.rank,
                                    ctx.world_size)
-        load = lambda rows: objective.batch(setup.data, rows, setup.length, setup.generator)
-        return [rows.size for rows in rows_of], prefetch(rows_of, load)
-    make = lambda view: objective.batch(view, view.rows, setup.length, setup.generator)
+        sizes = [rows.size for rows in rows_of]
+        resident = setup.resident
+        if resident is not None:
+            return sizes, (resident.batch(rows, setup.length, setup.generator) for rows in rows_of)
+        load = lambda rows: pinned_for(device, objective.batch(setup.data, rows, setup.length, setup.generator))
+        return sizes, prefetch(rows_of, load)
+    make = lambda view: pinned_for(device, objective.batch(view, view.rows, setup.length, setup.generator))
     return (setup.stream.batch_sizes(ctx.world_size),
             streamed_batches(setup.stream, setup.data, make, draw_epoch_seed(setup.generator), ctx.rank,
                              ctx.world_size))

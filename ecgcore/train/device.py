@@ -2,8 +2,8 @@
 
 Only two things differ by device: mixed precision (autocast, with gradient scaling for
 fp16; asked for explicitly with TrainConfig.precision) runs on CUDA only (on CPU it would be bfloat16 and slower than float32 on most CPUs; MPS
-autocast support varies by torch version), and data reaches the device with
-`non_blocking` copies when the device is not the CPU.
+autocast support varies by torch version), and data reaches a CUDA device from pinned
+memory with `non_blocking` copies.
 """
 
 from __future__ import annotations
@@ -56,8 +56,19 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[effective])
 
 
+def pinned_for(device: torch.device, tensors: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """`tensors` in page-locked memory when they are bound for CUDA (so `to_device` copies
+    them without blocking), unchanged otherwise. The training loop's prefetch thread calls
+    it, so the pinning copy happens off the main thread while the model trains."""
+    if device.type != "cuda":
+        return tensors
+    return tuple(t if t.device.type != "cpu" or t.is_pinned() else t.pin_memory() for t in tensors)
+
+
 def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A CPU batch on `device`: pinned and `non_blocking` to CUDA, a plain copy elsewhere."""
-    if device.type == "cpu":
-        return tensor
-    return tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
+    """A batch on `device`: a CPU tensor bound for CUDA pinned (unless `pinned_for` did it
+    already) and copied `non_blocking`; otherwise `tensor.to(device)`, which is the tensor
+    itself when it is there already (any CPU batch on the CPU, a device-resident batch)."""
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return (tensor if tensor.is_pinned() else tensor.pin_memory()).to(device, non_blocking=True)
+    return tensor.to(device)

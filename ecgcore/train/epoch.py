@@ -3,7 +3,8 @@ on random crops by default), one optimizer step and one LR step per batch along 
 cycle's schedule.
 
 `Setup` holds what stays the same for every epoch of a fit (the rows, the crop length,
-the device, the objective, the gradient scaler, the generator of shuffles and crops), so
+the device, the objective, the gradient scaler, the generator of shuffles and crops, where
+the training batches come from: the host or the training set resident on the device), so
 `train_one_epoch` and the loop in `ecgcore.train.loop` share it instead of a dozen
 arguments. Randomness comes only from `Setup.generator` (shuffle, then each batch's crops
 or views, in order) and torch's global generator (dropout), in the same order on every run.
@@ -24,6 +25,7 @@ from ecgcore.train.callbacks import Callbacks
 from ecgcore.train.config import TrainConfig
 from ecgcore.train.data import ShardStream, epoch_batches
 from ecgcore.train.device import autocast, to_device
+from ecgcore.train.device_data import Placement, ResidentTrainingSet
 from ecgcore.train.objective import Objective
 from ecgcore.train.optimizers import (
     Optimisation,
@@ -51,7 +53,9 @@ class Setup:
     grad_scaler: torch.amp.GradScaler
     objective: Objective  # the batches, the loss and the validation (`objective`)
     steps_per_epoch: int
+    placement: Placement  # where the training batches come from, and why (`device_data`)
     stream: ShardStream | None = None  # batches streamed in shards instead (`data.ShardStream`)
+    resident: ResidentTrainingSet | None = None  # the training rows on the device, when placed there
 
     @property
     def has_val(self) -> bool:
@@ -82,7 +86,7 @@ def train_one_epoch(setup: Setup, model: nn.Module, optimisation: Optimisation, 
         module.eval()  # frozen batch-norm statistics, no dropout
     schedule, total = schedule_of(plan, config), cycle_steps(plan, config, setup.steps_per_epoch)
 
-    sizes, batches = epoch_batches(setup)  # shuffled rows of the memmap, or streamed shards
+    sizes, batches = epoch_batches(setup)  # shuffled rows (of the memmap or on the device), or streamed shards
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     lr = math.nan
     objective = setup.objective
