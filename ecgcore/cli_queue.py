@@ -76,8 +76,12 @@ def _logs(args: argparse.Namespace) -> int:
 
 def _worker_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slots", type=int, default=None,
-                   help="jobs at a time (default: one per GPU, or 1 without GPUs; "
+                   help="jobs at a time (default: --runs-per-gpu per GPU, or 1 without GPUs; "
                         "ray: as many as the cluster's CPUs fit)")
+    p.add_argument("--runs-per-gpu", type=int, default=1, metavar="N",
+                   help="jobs sharing each GPU (default 1); a job starts only when its expected GPU memory "
+                        "fits what the GPU has free, else it stays queued; no effect without GPUs. "
+                        "ray: each GPU job asks for 1/N of a GPU")
     p.add_argument("--once", action="store_true", help="stop when no job is queued or waiting")
     p.add_argument("--runner", default="local", choices=["local", "ray"],
                    help="local: job processes on this machine; ray: one Ray task per job on a cluster")
@@ -95,8 +99,13 @@ def _worker(args: argparse.Namespace) -> int:
 
     if args.slots is not None and args.slots < 1:
         raise EcgcoreError(f"--slots must be at least 1, got {args.slots}")
-    options = ({"address": args.address, "slots": args.slots, "cpus_per_job": args.cpus_per_job}
-               if args.runner == "ray" else {"slots": args.slots})
+    if args.runs_per_gpu < 1:
+        raise EcgcoreError(f"--runs-per-gpu must be at least 1 (jobs sharing one GPU), got {args.runs_per_gpu}")
+    if args.runner == "ray":
+        options = {"address": args.address, "slots": args.slots, "cpus_per_job": args.cpus_per_job,
+                   "gpus_per_job": 1.0 / args.runs_per_gpu if args.runs_per_gpu > 1 else None}
+    else:
+        options = {"slots": args.slots, "runs_per_gpu": args.runs_per_gpu}
     return Worker(get_launcher(args.runner, **options), once=args.once).run()
 
 

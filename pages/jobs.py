@@ -16,9 +16,17 @@ import streamlit as st
 from ecgcore import jobs as job_queue
 from ecgcore.errors import EcgcoreError
 from ecgcore.jobs.worker_status import alive_workers, describe, ensure_local_worker
-from ecgcore.views.launch import job_choice, job_log, job_state, jobs_table, queue_order, retry_job
-from ecgcore.views.launch.actions import RETRYABLE
 from ecgcore.runs import RunStore
+from ecgcore.views.launch import (
+    job_choice,
+    job_log,
+    job_state,
+    jobs_table,
+    queue_order,
+    retry_job,
+)
+from ecgcore.views.launch.actions import RETRYABLE
+from ecgcore.views.launch.job_rows import held_reason
 from pages import require_router
 
 require_router()
@@ -81,6 +89,9 @@ def _live_table() -> None:
         "best val AUC": st.column_config.TextColumn(alignment="right", help="best validation macro AUC so far"),
         "time left": st.column_config.TextColumn(alignment="right", width=96,
                                                  help="at the current pace; early stopping may end sooner"),
+        "GPU": st.column_config.TextColumn(width="small", help="where the job runs: cuda:N (the machine's GPU N), "
+                                           "cpu or ray; a queued job a worker holds back until its GPU "
+                                           "memory fits says so (pick it below for why)"),
     })
     st.caption(f"Refreshed every {REFRESH_SECONDS:g} s at {time.strftime('%H:%M:%S')}; only this part "
                "of the page reruns.")
@@ -109,7 +120,9 @@ def _one_job() -> None:
     job_id = st.selectbox("Job", list(jobs), key="job", format_func=lambda j: job_choice(jobs[j]))
     st.query_params["job"] = job_id
     job = jobs[job_id]
-    st.markdown(f"State: {job_state(job)}")
+    held = held_reason(job)
+    st.markdown(f"State: {job_state(job)}" + (f" — {held}" if held else "")
+                + (f" on {job['device']}" if job.get("device") and job["state"] in ("running", "cancelling") else ""))
     cols = st.columns([1, 1, 4])
     cols[0].button("Cancel", key="cancel_job", on_click=_act, args=("cancel", job_id),
                    disabled=job["state"] not in job_queue.ACTIVE or job["state"] == "cancelling")

@@ -24,8 +24,8 @@ def _ray(**options: Any) -> Launcher:
     return RayLauncher(**options)
 
 
-#: Each launcher's factory with its options (local: slots, n_gpus; ray: address, slots,
-#: cpus_per_job, gpus_per_job).
+#: Each launcher's factory with its options (local: slots, n_gpus, runs_per_gpu, gpu_probe;
+#: ray: address, slots, cpus_per_job, gpus_per_job).
 LAUNCHERS: dict[str, Callable[..., Launcher]] = {"local": LocalLauncher, "ray": _ray}
 
 

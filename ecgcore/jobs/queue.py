@@ -58,8 +58,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished REAL,
     cancel_requested REAL,
     run_id TEXT,
-    worker TEXT
+    worker TEXT,
+    device TEXT
 )"""
+
+#: Columns added after the table was first made, with their types: older stores get them
+#: (`_add_columns`). worker: the `workers.worker_id` running the job; device: where it runs
+#: ("cuda:0", "cpu", "ray"), set when it starts.
+_LATER_COLUMNS: dict[str, str] = {"worker": "TEXT", "device": "TEXT"}
 
 
 def host_name() -> str:
@@ -100,20 +106,22 @@ def connect() -> sqlite3.Connection:
     """The workspace store with the jobs table (see `workspace.open_store`)."""
     conn = workspace.open_store(workspace.index_path(), _SCHEMA,
                                 "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created)")
-    _add_worker_column(conn)
+    _add_columns(conn)
     return conn
 
 
-def _add_worker_column(conn: sqlite3.Connection) -> None:
-    """Stores made before jobs recorded their worker get the column (once; a concurrent
-    process adding it at the same moment is fine)."""
-    if any(row["name"] == "worker" for row in conn.execute("PRAGMA table_info(jobs)")):
-        return
-    try:
-        conn.execute("ALTER TABLE jobs ADD COLUMN worker TEXT")
-    except sqlite3.OperationalError as exc:
-        if "duplicate column" not in str(exc):
-            raise
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Stores made before jobs recorded their worker or device get the columns (once; a
+    concurrent process adding one at the same moment is fine)."""
+    have = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+    for name, kind in _LATER_COLUMNS.items():
+        if name in have:
+            continue
+        try:
+            conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):
+                raise
 
 
 def write() -> AbstractContextManager[sqlite3.Connection]:
@@ -244,23 +252,61 @@ def promote_waiting(conn: sqlite3.Connection) -> None:
                          (reason, now, row["job_id"]))
 
 
+def _mark_running(conn: sqlite3.Connection, job_id: str, host: str, worker: str | None,
+                  device: str | None) -> bool:
+    """Queued -> running (one more attempt, fresh heartbeat, no progress); False when the job
+    is no longer queued (another worker took it, or it was cancelled)."""
+    now = time.time()
+    cursor = conn.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1, host = ?, heartbeat = ?,"
+                          " started = ?, pid = NULL, progress = NULL, worker = ?, device = ?"
+                          " WHERE job_id = ? AND state = 'queued'", (host, now, now, worker, device, job_id))
+    return cursor.rowcount == 1
+
+
 def claim(n: int, host: str | None = None, worker: str | None = None) -> list[dict[str, Any]]:
     """Atomically take up to n queued jobs (oldest first) and mark them running (by `worker`,
     a `workers.worker_id`)."""
     if n <= 0:
         return []
     host = host or host_name()
-    now = time.time()
     with write() as conn:
         promote_waiting(conn)
         rows = conn.execute("SELECT job_id FROM jobs WHERE state = 'queued' ORDER BY created LIMIT ?",
                             (n,)).fetchall()
-        ids = [r["job_id"] for r in rows]
-        for job_id in ids:
-            conn.execute("UPDATE jobs SET state = 'running', attempts = attempts + 1, host = ?,"
-                         " heartbeat = ?, started = ?, pid = NULL, progress = NULL, worker = ?"
-                         " WHERE job_id = ?", (host, now, now, worker, job_id))
+        ids = [r["job_id"] for r in rows if _mark_running(conn, r["job_id"], host, worker, None)]
     return [get(job_id) for job_id in ids]
+
+
+def queued_jobs(limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` queued jobs in the order a worker takes them (oldest first), after
+    promoting waiting jobs whose dependency is done; nothing is claimed (see `claim_job`)."""
+    with write() as conn:
+        promote_waiting(conn)
+        rows = conn.execute("SELECT * FROM jobs WHERE state = 'queued' ORDER BY created, job_id LIMIT ?",
+                            (limit,)).fetchall()
+    return [_as_dict(r) for r in rows]
+
+
+def claim_job(job_id: str, host: str | None = None, worker: str | None = None,
+              device: str | None = None) -> dict[str, Any] | None:
+    """Atomically take this one queued job, marking it running on `device` ("cuda:0", "cpu",
+    "ray"); None when it is no longer queued. Of several workers claiming it at once,
+    exactly one gets it."""
+    with write() as conn:
+        taken = _mark_running(conn, job_id, host or host_name(), worker, device)
+    return get(job_id) if taken else None
+
+
+def note_held(notes: dict[str, str | None]) -> None:
+    """A worker's word on why queued jobs wait (job_id -> sentence), shown by the Jobs page as
+    the job's progress `{"held": sentence}`; None clears it. Only queued jobs are touched
+    (a claim clears the note with the rest of the progress)."""
+    if not notes:
+        return
+    with write() as conn:
+        for job_id, why in notes.items():
+            conn.execute("UPDATE jobs SET progress = ? WHERE job_id = ? AND state = 'queued'",
+                         (json.dumps({"held": why}) if why else None, job_id))
 
 
 def pending_count() -> int:

@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ import ray
 from ecgcore import workspace
 from ecgcore.cpu import THREADS_ENV
 from ecgcore.jobs import queue
+from ecgcore.jobs.gpu_admission import Assignment, first_free
 from ecgcore.jobs.job_files import AttemptFiles, Relay
 from ecgcore.jobs.job_types import payload_of
 from ecgcore.jobs.worker_loop import (
@@ -131,7 +133,9 @@ class RayHandle:
 @dataclass
 class RayLauncher:
     """Starts jobs as Ray tasks against `address` (a running cluster, e.g. "HEAD_IP:6379"
-    or "auto"; None: a local one)."""
+    or "auto"; None: a local one). `gpus_per_job` below 1 lets Ray put several jobs on one
+    GPU (`worker --runner ray --runs-per-gpu N` asks for 1 / N); Ray counts the shares,
+    not memory."""
 
     address: str | None = None
     slots: int | None = None
@@ -156,8 +160,13 @@ class RayLauncher:
         return self._capacity
 
     def describe(self) -> str:
+        gpus = f", {self.gpus_per_job:g} GPU per GPU job" if self.gpus_per_job is not None else ""
         return (f"Ray at {ray.get_runtime_context().gcs_address}: {self.cluster_cpus:g} CPUs, "
-                f"{self.cluster_gpus:g} GPUs, {self.cpus_per_job:g} CPU(s) per job")
+                f"{self.cluster_gpus:g} GPUs, {self.cpus_per_job:g} CPU(s) per job{gpus}")
+
+    def assign(self, jobs: Sequence[dict[str, Any]], free: Sequence[int]) -> Assignment:
+        """The queue's order: Ray places each task on a node with its resources."""
+        return first_free(jobs, free, lambda job, slot: "ray")
 
     def sync(self) -> None:
         """Copy the job processes' reports into the index (this process is its one writer)."""

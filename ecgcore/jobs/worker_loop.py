@@ -3,7 +3,10 @@
 Each loop: beat in the `workers` table, let the launcher bring in what its job processes
 reported, notice lost jobs (stale heartbeat, dead pid), adopt orphaned jobs, collect
 finished children, enforce cancellation (SIGTERM after a grace period, then SIGKILL),
-claim jobs for the free slots.
+claim jobs for the free slots. The launcher says which queued job starts in which free
+slot (`Launcher.assign`): in the queue's order, except that a local launcher with GPUs
+holds back a job whose memory need does not fit its GPU yet (`gpu_admission`) and lets
+the next one start; the worker writes why a held job waits as its note (`queue.note_held`).
 
 How a job is started is the launcher's business (`ecgcore.jobs.launchers`):
 `local_launcher.LocalLauncher` (a child process on this machine, in its own session) or
@@ -27,10 +30,14 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ecgcore.jobs import queue, worker_status
+
+if TYPE_CHECKING:
+    from ecgcore.jobs.gpu_admission import Assignment
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,9 @@ CANCEL_GRACE_SECONDS = 5.0
 KILL_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.5
 BEAT_SECONDS = 1.0
+#: Queued jobs (oldest first) a loop offers its launcher for the free slots: the ones
+#: further back wait their turn even when the first ones are held for GPU memory.
+QUEUED_CONSIDERED = 100
 
 
 class Handle(Protocol):
@@ -56,6 +66,9 @@ class Launcher(Protocol):
     runner: str  # its name in the `workers` table ("local", "ray")
 
     def capacity(self) -> int: ...  # jobs at a time
+
+    def assign(self, jobs: Sequence[dict[str, Any]], free: Sequence[int]) -> Assignment: ...
+    # which queued jobs start in which free slots, on which device; why the others wait
 
     def start(self, job: dict[str, Any], slot: int) -> Handle: ...
 
@@ -103,6 +116,7 @@ class Worker:
         self.host = queue.host_name()
         self.worker_id = worker_status.worker_id()
         self._last_beat = 0.0
+        self._notes: dict[str, str] = {}  # job_id -> the note written on a held job
 
     def run(self) -> int:
         """The loop; returns 0 when `once` and the queue is empty, or on SIGTERM/SIGINT."""
@@ -136,11 +150,34 @@ class Worker:
         self._adopt()
         self._collect()
         self._enforce_cancel()
+        self._start_jobs()
+
+    def _start_jobs(self) -> None:
+        """Claim and start the jobs the launcher assigns to the free slots; note why the
+        others it holds back wait."""
         free = [slot for slot in range(self.launcher.capacity()) if slot not in self.children]
-        for slot, job in zip(free, queue.claim(len(free), self.host, self.worker_id)):
-            handle = self.launcher.start(job, slot)
-            self.children[slot] = _Child(job["job_id"], handle, slot, job["attempts"])
-            log.info(f"{job['job_id']}: started (pid {handle.pid}) in slot {slot} ({job.get('label')})")
+        if not free:
+            return
+        assignment = self.launcher.assign(queue.queued_jobs(QUEUED_CONSIDERED), free)
+        self._note(assignment.held)
+        for start in assignment.starts:
+            job = queue.claim_job(start.job["job_id"], self.host, self.worker_id, device=start.device)
+            if job is None:  # another worker took it, or it was cancelled meanwhile
+                continue
+            handle = self.launcher.start(job, start.slot)
+            self.children[start.slot] = _Child(job["job_id"], handle, start.slot, job["attempts"])
+            log.info(f"{job['job_id']}: started (pid {handle.pid}) in slot {start.slot} on {start.device} "
+                     f"({job.get('label')})")
+
+    def _note(self, held: dict[str, str]) -> None:
+        """Write each held job's reason when it changed, and clear the notes of jobs no longer held."""
+        changes: dict[str, str | None] = {job_id: why for job_id, why in held.items() if self._notes.get(job_id) != why}
+        changes.update({job_id: None for job_id in self._notes if job_id not in held})
+        for job_id, why in held.items():
+            if job_id not in self._notes:
+                log.info(f"{job_id}: {why}")
+        queue.note_held(changes)
+        self._notes = dict(held)
 
     def _adopt(self) -> None:
         """Job processes of a dead worker on this host become this worker's children (in

@@ -1,4 +1,4 @@
-"""One row per job for the Jobs page: state, progress, epoch, best validation AUC, time left.
+"""One row per job for the Jobs page: state, progress, epoch, best validation AUC, time left, GPU.
 
 Pure: it reads a job as `ecgcore.jobs.list_jobs` returns it (its payload typed by
 `ecgcore.jobs.job_types.payload_of`) (progress is the latest
@@ -6,7 +6,10 @@ Pure: it reads a job as `ecgcore.jobs.list_jobs` returns it (its payload typed b
 finished epoch's history row) and, when given, the run's history rows. `job_row` gives the
 raw values; `jobs_table` is what the page shows: the running jobs first, then the queue in the
 order it will run, then finished jobs newest first; the columns people watch first; every gap
-as "—". `job_state` is the one state every part of the page shows.
+as "—". `job_state` is the one state every part of the page shows. A job's device ("cuda:0",
+"cpu", "ray") is what its worker recorded when it started it; a queued job that a worker holds
+back for GPU memory carries the worker's reason as its progress `{"held": sentence}`
+(`held_reason`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from ecgcore.jobs.payload import RunJob
 from ecgcore.views.display import MISSING, format_number
 
 JOB_COLUMNS: tuple[str, ...] = ("job_id", "run", "state", "progress", "epoch", "best val AUC",
-                                "time left (s)", "attempts", "run_id", "error")
+                                "time left (s)", "device", "held", "attempts", "run_id", "error")
+#: The GPU cell of a queued job that a worker holds back until its GPU memory need fits.
+HELD_FOR_MEMORY = "waits for memory"
 
 
 def run_config(job: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +101,24 @@ def time_left(job: dict[str, Any], now: float) -> float | None:
     return max(0.0, (now - float(started)) * (1.0 - done) / done)
 
 
+def held_reason(job: dict[str, Any]) -> str | None:
+    """Why a worker holds this queued job back (e.g. "waits for GPU memory: needs 3.10 GiB,
+    1.20 GiB free on GPU 0 (…)"), None when it is not held."""
+    if job["state"] != "queued":
+        return None
+    held = (job.get("progress") or {}).get("held")
+    return str(held) if held else None
+
+
+def device_cell(job: dict[str, Any]) -> str:
+    """The GPU column: where a started job runs ("cuda:0", "cpu", "ray"), HELD_FOR_MEMORY for a
+    queued job held back for GPU memory, "" otherwise (a queued job's device of an earlier
+    attempt is not where it will run)."""
+    if job["state"] == "queued":
+        return HELD_FOR_MEMORY if held_reason(job) else ""
+    return str(job.get("device") or "")
+
+
 def job_row(job: dict[str, Any], now: float, history: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """A job as one table row (JOB_COLUMNS)."""
     progress = job.get("progress") or {}
@@ -109,6 +132,7 @@ def job_row(job: dict[str, Any], now: float, history: Sequence[dict[str, Any]] =
         "epoch": f"{int(epoch) + 1}/{epochs}" if epoch is not None and epochs else "",
         "best val AUC": best_val_auc(job, history),
         "time left (s)": None if left is None else round(left),
+        "device": device_cell(job), "held": held_reason(job) or "",
         "attempts": int(job.get("attempts") or 0), "run_id": job.get("run_id") or "",
         "error": job.get("error") or "",
     }
@@ -124,8 +148,8 @@ def job_state(job: dict[str, Any]) -> str:
 _ACTIVE_ORDER: dict[str, int] = {"running": 0, "cancelling": 0, "queued": 1, "waiting": 2}
 #: The Jobs table's columns, in the order shown: what people watch first, so that a 1400 px
 #: window shows progress, best validation AUC and time left without scrolling sideways.
-TABLE_COLUMNS: tuple[str, ...] = ("state", "run", "progress", "epoch", "best val AUC", "time left", "attempts",
-                                  "job_id", "run_id", "error")
+TABLE_COLUMNS: tuple[str, ...] = ("state", "run", "progress", "epoch", "best val AUC", "time left", "GPU",
+                                  "attempts", "job_id", "run_id", "error")
 
 
 def queue_order(jobs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -150,7 +174,8 @@ def jobs_table(jobs: Sequence[dict[str, Any]], now: float,
         rows.append({
             "state": row["state"], "run": row["run"] or MISSING, "progress": row["progress"],
             "epoch": row["epoch"] or MISSING, "best val AUC": format_number(row["best val AUC"]),
-            "time left": MISSING if left is None else format_seconds(left), "attempts": row["attempts"],
+            "time left": MISSING if left is None else format_seconds(left), "GPU": row["device"] or MISSING,
+            "attempts": row["attempts"],
             "job_id": row["job_id"], "run_id": row["run_id"] or MISSING, "error": row["error"],
         })
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
