@@ -237,6 +237,10 @@ def _show(args: argparse.Namespace) -> int:
             print(f"test macro AUC {test.get('macro_auc')} CI {test.get('macro_auc_ci')}")
         for code, auc in (test.get("per_class_auc") or {}).items():
             print(f"  {code:<22} {auc}")
+        if results.get("epochs_run"):
+            from ecgcore.views.display import describe_speed
+
+            print(describe_speed(results.get("speed"), results.get("device", "cpu")))
     return 0
 
 

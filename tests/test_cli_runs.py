@@ -68,6 +68,10 @@ def test_run_reuse_runs_show_predict(tiny_workspace: Path, shared_data: Path) ->
     assert -1.0 <= results["test"]["challenge_score_subset"] <= 1.0
     assert 0.0 <= results["test"]["brier"] <= 1.0 and 0.0 <= results["test"]["ece"] <= 1.0
     assert results["training_notes"] is not None and results["leakage"]["overlap"] == []
+    speed = results["speed"]  # how it ran: the CPU keeps host batches; no GPU memory to report
+    assert speed["data_placement"] == "host" and speed["precision"] == "float32"
+    assert speed["samples_per_second"] > 0 and speed["peak_gpu_memory_bytes"] is None
+    assert "training rows on the host" in _cli(tiny_workspace, "show", target_id).stdout
     low, high = results["test"]["macro_auc_ci"]
     assert low <= results["test"]["macro_auc"] <= high
     folder = tiny_workspace / "runs" / target_id

@@ -322,6 +322,7 @@ def results_of(spec: RunSpec, data: TaskDataset, performed: Performed, evaluated
         "precision": fitted.precision if fitted else "float32",
         "threads": governor.summary() if governor is not None and fitted else None,
         "precision_asked": config.train.precision,
+        "speed": fitted.speed if fitted and fitted.speed else None,  # `ecgcore.train.speed`
         "phases": performed.phases,
         "training_notes": list(fitted.notes) if fitted else ["no target training"],
         "split": {"method": data.split.method, "notes": data.split.notes, "sizes": data.split.sizes()},

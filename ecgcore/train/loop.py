@@ -56,6 +56,7 @@ from ecgcore.train.data import (
     training_batch,
 )
 from ecgcore.train.device import autocast, effective_precision, select_device, to_device
+from ecgcore.train.device_data import place_training_set
 from ecgcore.train.epoch import Setup, train_one_epoch
 from ecgcore.train.objective import Batch, Objective, Validation
 from ecgcore.train.optimizers import (
@@ -63,6 +64,7 @@ from ecgcore.train.optimizers import (
     set_trainable,
     train_everything,
 )
+from ecgcore.train.speed import Throughput, compiled_random, epoch_samples, reset_peak_memory, speed_facts
 from ecgcore.train.state import (
     LAST,
     LoopState,
@@ -96,6 +98,7 @@ class FitResult:
     early_stopping: bool = True
     notes: list[str] = field(default_factory=list)
     precision: str = "float32"
+    speed: dict[str, Any] = field(default_factory=dict)  # how it ran (`speed_facts`): results.json "speed"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,7 +117,7 @@ def fit(model: nn.Module, data: TaskDataset, config: TrainConfig, *, plan_fn: Pl
     device = distributed.device_for(ctx, select_device(config.device))
     joined = distributed.start(ctx, device)
     try:
-        with deterministic_algorithms(config.deterministic):
+        with backend_settings(config):
             return _fit(model, data, config, plan_fn, Path(checkpoint_dir), Callbacks(callbacks),
                         resume, train_index, objective, ctx, device, stream)
     finally:
@@ -129,6 +132,8 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
         plan_fn(model, epoch, config.lr) if plan_fn else train_everything(model, config.lr))
     setup = set_up(model, data, config, train_index, ctx, device, objective, stream)
     state = start_or_resume(model, setup, checkpoint_dir / LAST, resume, plan_of)
+    throughput = Throughput()
+    reset_peak_memory(device)
     for epoch in range(state.next_epoch, config.epochs):
         if state.stopped_early:  # in the previous epoch, or in the run whose last.pt this is
             break
@@ -138,11 +143,13 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
         state.optimisation.follow(plan, epoch, model, config, ctx, device)
         state.start_phase(plan)
 
+        training_started = time.perf_counter()
         trained = train_one_epoch(setup, model, state.optimisation, plan, epoch, callbacks)
         if trained is None:
             state.cancel(f"cancelled during epoch {epoch}; last.pt holds epoch {epoch - 1}")
             break
         state.step += trained.steps
+        throughput.add(epoch_samples(setup), time.perf_counter() - training_started)
         val = setup.objective.validate(model, setup)
 
         if state.judge(epoch, plan, val.score, setup.has_val, setup.patience, model) and ctx.is_main:
@@ -159,14 +166,16 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
         if callbacks.should_stop() and epoch + 1 < config.epochs and not state.stopped_early:
             state.cancel(f"cancelled after epoch {epoch}")
             break
-    return fit_result(model, setup, state)
+    return fit_result(model, setup, state, throughput)
 
 
 def set_up(model: nn.Module, data: TaskDataset, config: TrainConfig, train_index: np.ndarray | None,
            ctx: distributed.Context, device: torch.device, objective: Objective | None = None,
            stream: StreamSettings | None = None) -> Setup:
     """The rows to train and validate on, the crop length, the seeds, the model on its
-    device, the precision and the objective: what every epoch of this fit shares."""
+    device, the precision, the objective and where the training batches come from (the
+    training set resident on the device for the default objective when it fits or is asked
+    for: `device_data`): what every epoch of this fit shares."""
     train_rows = np.asarray(data.split.train if train_index is None else train_index, dtype=np.int64)
     val_rows = np.asarray(data.split.val, dtype=np.int64)
     if train_rows.size == 0:
@@ -184,10 +193,16 @@ def set_up(model: nn.Module, data: TaskDataset, config: TrainConfig, train_index
     steps_per_epoch = (len(shards.batch_sizes(ctx.world_size)) if shards is not None else
                        len(shuffled_batches(train_rows, config.batch_size, torch.Generator(), ctx.rank,
                                             ctx.world_size)))
+    host_only = None  # the default objective's batches can be cut on the device
+    if shards is not None:
+        host_only = "streamed in shards: host batches"
+    elif not isinstance(objective, Supervised):
+        host_only = f"the {type(objective).__name__} objective makes its own batches: host batches"
+    placement, resident = place_training_set(data, train_rows, config.data_on_device, device, host_only)
     return Setup(data=data, config=config, train_index=train_rows, val_index=val_rows, length=length,
                  ctx=ctx, device=device, precision=precision, generator=generator,
                  grad_scaler=grad_scaler, objective=objective,
-                 steps_per_epoch=steps_per_epoch, stream=shards)
+                 steps_per_epoch=steps_per_epoch, placement=placement, stream=shards, resident=resident)
 
 
 def start_or_resume(model: nn.Module, setup: Setup, last_path: Path, resume: bool,
@@ -244,7 +259,7 @@ def validate(model: nn.Module, setup: Setup) -> tuple[float, float]:
     return binary_cross_entropy(y, scores), macro_auc(y, scores)
 
 
-def fit_result(model: nn.Module, setup: Setup, state: LoopState) -> FitResult:
+def fit_result(model: nn.Module, setup: Setup, state: LoopState, throughput: Throughput) -> FitResult:
     if state.stopped_early:
         state.notes.append(f"stopped early: no better {setup.objective.criterion} for {setup.patience} "
                            "epochs of its last phase")
@@ -254,7 +269,7 @@ def fit_result(model: nn.Module, setup: Setup, state: LoopState) -> FitResult:
                      epochs_run=len(state.history), train_seconds=sum(r["seconds"] for r in state.history),
                      device=str(setup.device), stopped_early=state.stopped_early,
                      cancelled=state.cancelled, early_stopping=setup.patience is not None,
-                     notes=state.notes, precision=setup.precision)
+                     notes=state.notes, precision=setup.precision, speed=speed_facts(setup, throughput))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,18 +323,26 @@ def seed_everything(seed: int) -> None:
 
 
 @contextlib.contextmanager
-def deterministic_algorithms(enabled: bool) -> Iterator[None]:
-    """Deterministic torch kernels while fitting, restoring the caller's setting after."""
+def backend_settings(config: TrainConfig) -> Iterator[None]:
+    """Deterministic torch kernels (`config.deterministic`) or cuDNN's autotuner
+    (`config.cudnn_benchmark`, which TrainConfig only allows without determinism), and
+    eager random numbers in compiled code (`config.compile`), while fitting, restoring
+    the caller's settings after."""
     before = torch.are_deterministic_algorithms_enabled()
     cudnn_before = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
-    if enabled:
+    random_before = compiled_random(True) if config.compile else None
+    if config.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    elif config.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before)
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn_before
+        if random_before is not None:
+            compiled_random(random_before)
 
 
 def positive_weights(y: np.ndarray) -> torch.Tensor:

@@ -21,6 +21,7 @@ from torch import nn
 from ecgcore.train import distributed
 from ecgcore.train.config import TrainConfig
 from ecgcore.train.schedules import SCHEDULES
+from ecgcore.train.speed import compiled
 from ecgcore.transfer.base import EpochPlan
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class Optimisation:
         """Make the optimizer fit `epoch`'s plan, and (re)wrap the model when it changed:
         DDP registers the parameters that train when it is built."""
         if self.adapt(plan, epoch, config) or self.net is None:
-            self.net = distributed.wrap(ctx, model, device)
+            self.net = compiled(distributed.wrap(ctx, model, device), config.compile)
 
     def adapt(self, plan: EpochPlan, epoch: int, config: TrainConfig) -> bool:
         """Keep the optimizer when the plan is unchanged within its cycle, extend it when the

@@ -124,3 +124,20 @@ def format_number(value: Any, fmt: str = "{:.3f}", reason: str = MISSING) -> str
     except (TypeError, ValueError):
         return reason
     return fmt.format(number) if math.isfinite(number) else reason
+
+
+def describe_speed(speed: dict[str, Any] | None, device: str) -> str:
+    """results.json's "speed" (`ecgcore.train.speed`) in one line; runs written before
+    it say so."""
+    if not speed:
+        return f"trained on {device} (speed not recorded)"
+    parts = [f"trained on {device} in {speed.get('precision', 'float32')}",
+             f"training rows on the {speed.get('data_placement', 'host')}"]
+    if speed.get("samples_per_second") is not None:
+        parts.append(f"{speed['samples_per_second']:,.0f} samples/s")
+    if speed.get("peak_gpu_memory_bytes") is not None:
+        parts.append(f"peak GPU memory {speed['peak_gpu_memory_bytes'] / 2**30:.2f} GiB")
+    switches = [name for name in ("cudnn_benchmark", "compile") if speed.get(name)]
+    if switches:
+        parts.append(" and ".join(switches) + " on")
+    return ", ".join(parts)
