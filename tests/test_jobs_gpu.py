@@ -135,7 +135,8 @@ def test_two_gpus_three_runs_each_make_six_slots(workspace: Path, sleeper: int) 
     launcher.pid = sleeper
     assert launcher.capacity() == 6
     assert launcher.devices == ["0", "1", "0", "1", "0", "1"]
-    assert [job_env(d, 6, 8) for d in launcher.devices] == [{"CUDA_VISIBLE_DEVICES": d} for d in "010101"]
+    assert [job_env(d, 6, 8) for d in launcher.devices] == [{"CUDA_VISIBLE_DEVICES": d, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+                                                           for d in "010101"]
     assert "2 GPUs x 3 runs each" in launcher.describe()
 
     ids = [_submit(f"run{i}", _config()) for i in range(7)]

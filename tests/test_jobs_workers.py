@@ -61,7 +61,8 @@ def test_threads_per_job_share_the_cores() -> None:
     assert threads_per_job(3, 8) == 2
     assert threads_per_job(4, 2) == 1, "never fewer than one thread"
     assert job_env(None, 2, 8) == {THREADS_ENV: "4", "OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "4"}
-    assert job_env("1", 2, 8) == {"CUDA_VISIBLE_DEVICES": "1"}, "CUDA jobs keep torch's own threads"
+    assert job_env("1", 2, 8) == {"CUDA_VISIBLE_DEVICES": "1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}, \
+        "CUDA jobs keep torch's own threads; GPUs numbered as nvidia-smi numbers them"
 
 
 def test_job_process_uses_its_thread_share(workspace: Path) -> None:

@@ -49,9 +49,12 @@ def threads_per_job(slots: int, cores: int) -> int:
 
 def job_env(device: str | None, slots: int, cores: int) -> dict[str, str]:
     """Environment of one job process: its GPU (CUDA jobs keep torch's own thread count),
-    or its share of the CPU cores (torch, OpenMP and MKL threads)."""
+    or its share of the CPU cores (torch, OpenMP and MKL threads). GPUs are numbered in
+    PCI bus order, as nvidia-smi numbers them (`gpu_probe`): CUDA's default order puts the
+    fastest first, which on a machine with mixed GPUs would check one GPU's free memory
+    and start the job on another."""
     if device is not None:
-        return {"CUDA_VISIBLE_DEVICES": device}
+        return {"CUDA_VISIBLE_DEVICES": device, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
     n = str(threads_per_job(slots, cores))
     return {THREADS_ENV: n, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
 
