@@ -34,6 +34,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +45,21 @@ if SMOKE:  # before torch starts: the smoke run is a CPU run even on a GPU machi
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-from gpu_check_data import PTBXL_RECORDS, synthetic_dataset  # noqa: E402
-from gpu_check_grid import grid_overrides, run_grid, write_datasets, fresh_home, SMOKE_SCALE  # noqa: E402
-from gpu_check_presets import SpeedKey, preset_runs, project, speeds_needed  # noqa: E402
-from gpu_check_speed import TARGET_RATIO, Sizing, amp_precision, compare, trainer_speed  # noqa: E402
+import torch
+from gpu_check_data import PTBXL_RECORDS, synthetic_dataset
+from gpu_check_grid import (
+    SMOKE_SCALE,
+    fresh_home,
+    grid_overrides,
+    run_grid,
+    write_datasets,
+)
+from gpu_check_presets import SpeedKey, preset_runs, project, speeds_needed
+from gpu_check_speed import TARGET_RATIO, Sizing, amp_precision, compare, trainer_speed
 
-from ecgcore.data.pipeline import TaskDataset  # noqa: E402
-from ecgcore.train import TrainConfig  # noqa: E402
-from ecgcore.train.device import select_device  # noqa: E402
+from ecgcore.data.pipeline import TaskDataset
+from ecgcore.train import TrainConfig
+from ecgcore.train.device import select_device
 
 OUT = Path(__file__).resolve().parent / "out"
 ARCHS: tuple[str, ...] = ("xresnet1d101", "inception1d", "lstm", "small_cnn")
@@ -75,15 +82,14 @@ class Scale:
 
 FULL = Scale(records=PTBXL_RECORDS, other_records=2048, arch_batch=BATCH, preset_batch_cap=None,
              preset_crop_seconds=None,
-             arch_sizing=Sizing(epoch_seconds=2.0, timed_seconds=3.0, probe_seconds=0.5, probe_steps=3),
-             preset_sizing=Sizing(epoch_seconds=1.0, timed_seconds=1.0, probe_seconds=0.3, probe_steps=2),
+             arch_sizing=Sizing(epoch_seconds=1.0, timed_seconds=2.0, probe_seconds=0.3, probe_steps=3),
+             preset_sizing=Sizing(epoch_seconds=1.0, timed_seconds=0.0, probe_seconds=0.2, probe_steps=2),
              slot_counts=(1, 4))
 # Tiny: a few batches each, the presets' models on 2.5 s crops in batches of 2 (ResNet-101
 # or DenseNet-121 on 10 s at 500 Hz would take most of a minute on a 2-core CPU).
 CPU_SMOKE = Scale(records=256, other_records=16, arch_batch=8, preset_batch_cap=2, preset_crop_seconds=2.5,
                   arch_sizing=Sizing(epoch_seconds=0.0, timed_seconds=0.0, probe_seconds=0.0, probe_steps=1),
-                  preset_sizing=Sizing(epoch_seconds=0.0, timed_seconds=0.0, probe_seconds=0.0, probe_steps=1,
-                                       min_batches=1),
+                  preset_sizing=Sizing(epoch_seconds=0.0, timed_seconds=0.0, probe_seconds=0.0, probe_steps=1),
                   slot_counts=(1, 2))
 
 
@@ -153,7 +159,7 @@ def presets(main: TaskDataset, folder: Path, four: list[dict[str, Any]], scale: 
                                                 fs=shape[0], seconds=shape[1])
         progress(f"  {run.arch} at {run.input_samples} samples, batch {run.train.batch_size} ...")
         row = trainer_speed(run.arch, datasets[shape], config, scale.preset_sizing)
-        speeds[key] = row["ours"]["samples_per_s"]
+        speeds[key] = row["samples_per_s"]
         progress(f"    {speeds[key]:.0f}/s")
         measured.append({"arch": key[0], "input_samples": key[1], "batch_size": key[2],
                          "samples_per_s": speeds[key], "from": "measured", "detail": row})
@@ -164,7 +170,10 @@ def presets(main: TaskDataset, folder: Path, four: list[dict[str, Any]], scale: 
 
 
 def quickstart(folder: Path, device: torch.device, scale: Scale, smoke: bool) -> dict[str, Any]:
+    """The quickstart through the worker once per slot count (reduced under --cpu-smoke)."""
     on_gpu = device.type == "cuda"
+    if on_gpu:  # this process's cached blocks would count as used when the worker checks free memory
+        torch.cuda.empty_cache()
     datasets = write_datasets(folder / "datasets", SMOKE_SCALE if smoke else 1.0)
     rounds = []
     for slots in scale.slot_counts:
@@ -176,33 +185,38 @@ def quickstart(folder: Path, device: torch.device, scale: Scale, smoke: bool) ->
 
 
 def check(out: Path, smoke: bool) -> dict[str, Any]:
+    """Every section in turn; DIR/gpu_check.json is rewritten after each one ("complete"
+    false until the last), so a failure late in the check keeps the numbers before it."""
     scale = CPU_SMOKE if smoke else FULL
     if smoke:  # two threads on a shared 2-core machine spin against other programs (20x slower)
         torch.set_num_threads(1)
     started = time.perf_counter()
     device = select_device("auto")
-    report: dict[str, Any] = {"mode": "cpu-smoke" if smoke else "full", "target_ratio": TARGET_RATIO,
-                              "machine": machine(device)}
-    progress(f"device check on {report['machine']['gpu'] or 'CPU'} ({'CPU smoke' if smoke else 'full'})")
+    report: dict[str, Any] = {"mode": "cpu-smoke" if smoke else "full", "complete": False,
+                              "target_ratio": TARGET_RATIO, "machine": machine(device), "section_seconds": {}}
+    out.mkdir(parents=True, exist_ok=True)
+    progress(f"device check on {report['machine']['gpu'] or 'CPU'} ({report['mode']})")
+
+    def section(name: str, what: str, measure: Callable[[], Any]) -> Any:
+        progress(f"{what} ...")
+        clock = time.perf_counter()
+        report[name] = measure()
+        report["section_seconds"][name] = time.perf_counter() - clock
+        report["wall_seconds"] = time.perf_counter() - started
+        (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
+        return report[name]
+
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as scratch:
         folder = Path(scratch)
         progress(f"synthetic cache: {scale.records} records ...")
         clock = time.perf_counter()
         data = synthetic_dataset(folder / "cache_100hz", scale.records)
         report["synthetic_cache"] = cache_facts(data, time.perf_counter() - clock)
-        sections = {"synthetic_cache": time.perf_counter() - clock}
-        for name, what, measure in (
-                ("architectures", "trainer vs bare loop", lambda: architectures(data, device, scale)),
-                ("presets", "paper presets", lambda: presets(data, folder, report["architectures"], scale)),
-                ("quickstart", "quickstart through the job worker",
-                 lambda: quickstart(folder / "grid", device, scale, smoke))):
-            progress(f"{what} ...")
-            clock = time.perf_counter()
-            report[name] = measure()
-            sections[name] = time.perf_counter() - clock
-    report["section_seconds"] = sections
-    report["wall_seconds"] = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
+        four = section("architectures", "trainer vs bare loop", lambda: architectures(data, device, scale))
+        section("presets", "paper presets", lambda: presets(data, folder, four, scale))
+        section("quickstart", "quickstart through the job worker",
+                lambda: quickstart(folder / "grid", device, scale, smoke))
+    report["complete"] = True
     (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
     return report
 
@@ -211,13 +225,14 @@ def table(report: dict[str, Any]) -> str:
     """The report as one plain-text table (what benchmarks/README.md shows)."""
     m, c = report["machine"], report["synthetic_cache"]
     gib = (m["gpu_memory_bytes"] or 0) / 2**30
-    lines = [f"machine: {m['gpu'] or 'CPU'}{f', {gib:.1f} GiB' if m['gpu'] else ''}; torch {m['torch']}, "
-             f"CUDA {m['cuda']}, cuDNN {m['cudnn']}; {m['cpu_cores']} CPU cores ({report['mode']})",
-             f"synthetic cache: {c['records']:,} x {c['shape'][1]} x {c['shape'][2]:,} float32 at {c['fs']:g} Hz "
-             f"({c['bytes'] / 1e9:.2f} GB), written in {c['seconds_to_write']:.1f} s",
+    gpu = f"{m['gpu']}, {gib:.1f} GiB" if m["gpu"] else "CPU"
+    lines = [(f"machine: {gpu}; torch {m['torch']}, CUDA {m['cuda']}, cuDNN {m['cudnn']}; "
+              f"{m['cpu_cores']} CPU cores ({report['mode']})"),
+             (f"synthetic cache: {c['records']:,} x {c['shape'][1]} x {c['shape'][2]:,} float32 at {c['fs']:g} Hz "
+              f"({c['bytes'] / 1e9:.2f} GB), written in {c['seconds_to_write']:.1f} s"),
              "",
-             f"{'architecture':<14}{'precision':<10}{'rows':>7}{'ours/s':>10}{'bare/s':>10}{'ratio':>7}"
-             f"{'peak MiB ours':>15}{'bare':>7}  data"]
+             (f"{'architecture':<14}{'precision':<10}{'rows':>7}{'ours/s':>10}{'bare/s':>10}{'ratio':>7}"
+              f"{'peak MiB ours':>15}{'bare':>7}  data")]
     for r in report["architectures"]:
         peak = [r[k]["peak_gpu_memory_bytes"] for k in ("ours", "bare")]
         mib = ["-" if p is None else f"{p / 2**20:.0f}" for p in peak]

@@ -5,8 +5,8 @@ What a user does, timed from outside: `python -m ecgcore submit experiments/quic
 queues the grid (pretraining first, the target runs waiting on it), then `python -m ecgcore
 worker --once --runs-per-gpu N` runs every job, each in its own process, N at a time on
 each GPU, and stops when the queue is empty. The wall time is the worker's, from its start
-to its exit (the submit is not counted). On a machine without a GPU the slots are CPU slots
-(`--slots N`: there is no GPU to put N runs on).
+to its exit (the submit is not counted). On a machine without a GPU, where runs per GPU
+mean nothing, `--slots N` gives the worker N CPU slots instead.
 
 Both rounds start from the same demo data (written once, hard-linked into each workspace)
 and an empty run store and cache, so both pay the same data preparation and neither
@@ -54,7 +54,7 @@ def ecgcore(home: Path, *args: str) -> subprocess.CompletedProcess:
     (with the command's own output) when it fails."""
     env = {**os.environ, "ECGCORE_HOME": str(home), "ECGCORE_AUTO_WORKER": "0"}
     done = subprocess.run([sys.executable, "-m", "ecgcore", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise EcgcoreError(f"python -m ecgcore {' '.join(args)} failed ({done.returncode}):\n"
                            f"{done.stdout[-2000:]}{done.stderr[-4000:]}")
@@ -62,8 +62,8 @@ def ecgcore(home: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def slot_arguments(slots: int, on_gpu: bool) -> list[str]:
-    """The worker's arguments for `slots` jobs at a time: runs per GPU on a GPU machine,
-    CPU slots elsewhere."""
+    """The worker's arguments for `slots` jobs at a time: `slots` runs per GPU; without a
+    GPU (where runs per GPU have no effect) as many CPU slots."""
     return ["--runs-per-gpu", str(slots)] if on_gpu else ["--slots", str(slots)]
 
 
@@ -87,4 +87,4 @@ def run_grid(home: Path, slots: int, on_gpu: bool, overrides: tuple[str, ...]) -
         raise EcgcoreError(f"quickstart with {slots} slots: not every job finished: {failed[:3]}")
     busy = sum(job["finished"] - job["started"] for job in jobs)
     return {"slots": slots, "worker_arguments": worker, "jobs": len(jobs), "wall_seconds": wall,
-            "job_seconds_sum": busy, "devices": sorted({str(job.get("device")) for job in jobs})}
+            "job_seconds_sum": busy, "devices": sorted({str(job["device"]) for job in jobs})}

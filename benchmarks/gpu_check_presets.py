@@ -28,11 +28,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ptbxl_scale import DATASET_RECORDS, plan_all, split_sizes  # noqa: E402
+from bench_ptbxl_scale import DATASET_RECORDS, plan_all, split_sizes
 
-from ecgcore.train import TrainConfig  # noqa: E402
-from ecgcore.transfer import STRATEGIES  # noqa: E402
-from ecgcore.views.launch.estimate import samples_per_input  # noqa: E402
+from ecgcore.train import TrainConfig
+from ecgcore.transfer import STRATEGIES
+from ecgcore.views.launch.estimate import samples_per_input
 
 SpeedKey = tuple[str, int, int]  # architecture, samples per training input, batch size
 

@@ -15,10 +15,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from gpu_check_data import CLASS_HZ, CLASSES, synthetic_dataset  # noqa: E402
-from gpu_check_speed import MAX_TIMED_EPOCHS, Sizing, rows_and_epochs  # noqa: E402
+from gpu_check_data import CLASS_HZ, CLASSES, synthetic_dataset
+from gpu_check_speed import MAX_TIMED_EPOCHS, Sizing, rows_and_epochs
 
-from ecgcore.data.prepare import fit_standard_scaler  # noqa: E402
+from ecgcore.data.prepare import fit_standard_scaler
 
 ARCHS = {"xresnet1d101", "inception1d", "lstm", "small_cnn"}
 PRESETS = {"ptbxl_benchmark", "nguyen2025_grid [paper_exact]", "nguyen2025_grid [ours]",
@@ -31,7 +31,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     out = tmp_path_factory.mktemp("gpu_check")
     env = {**os.environ, "ECGCORE_HOME": str(out / "home")}
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--cpu-smoke", "--out", str(out)],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=env, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((out / "gpu_check.json").read_text()), done.stdout
 
@@ -43,7 +43,8 @@ def test_cpu_smoke_reports_the_machine_and_the_synthetic_cache(smoke: tuple[dict
     assert report["machine"]["torch"]
     cache = report["synthetic_cache"]
     assert cache["shape"] == [256, 12, 1000] and cache["dtype"] == "float32" and cache["classes"] == list(CLASSES)
-    assert set(report["section_seconds"]) == {"synthetic_cache", "architectures", "presets", "quickstart"}
+    assert report["complete"] is True
+    assert set(report["section_seconds"]) == {"architectures", "presets", "quickstart"}
 
 
 def test_cpu_smoke_measures_every_architecture_against_the_bare_loop(smoke: tuple[dict, str]) -> None:
@@ -66,7 +67,8 @@ def test_cpu_smoke_times_the_quickstart_with_one_and_two_slots(smoke: tuple[dict
     report, stdout = smoke
     rounds = report["quickstart"]["rounds"]
     assert [r["slots"] for r in rounds] == [1, 2]
-    assert [r["worker_arguments"] for r in rounds] == [["--slots", "1"], ["--slots", "2"]]
+    assert [r["worker_arguments"] for r in rounds] == [["--slots", "1"], ["--slots", "2"]]  # no GPU here
+    assert all(r["devices"] == ["cpu"] for r in rounds)
     for r in rounds:
         assert r["jobs"] == 2 and r["wall_seconds"] > 0 and r["job_seconds_sum"] > 0
     assert "quickstart through the job worker" in stdout
