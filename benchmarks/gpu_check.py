@@ -196,6 +196,8 @@ def check(out: Path, smoke: bool) -> dict[str, Any]:
                               "target_ratio": TARGET_RATIO, "machine": machine(device), "section_seconds": {}}
     out.mkdir(parents=True, exist_ok=True)
     progress(f"device check on {report['machine']['gpu'] or 'CPU'} ({report['mode']})")
+    if not smoke and device.type != "cuda":
+        progress("no GPU here: the full check is sized for one and takes long on a CPU (--cpu-smoke is the CPU run)")
 
     def section(name: str, what: str, measure: Callable[[], Any]) -> Any:
         progress(f"{what} ...")

@@ -6,14 +6,17 @@ Every run of the four presets is planned with the experiments code (`run --dry-r
     epochs x training records / samples/s
 
 where samples/s is the trainer's, measured here for the run's architecture at its input
-shape (samples per training input) and batch size, float32 as every preset trains.
-Assumptions, all making the figure a lower bound on the GPU time of the training steps
-themselves and an upper bound on the epochs:
-- every run trains all its epochs (no early stopping: `ours` protocols and the benchmark's
-  patience usually stop sooner); a strategy that trains nothing (source_only) costs 0;
-- training records from the published dataset sizes (/work/shared/REFERENCES.md:
-  PTB-XL 1.0.3 21,799; CPSC2018 6,871; Georgia 10,292; PTB 522; CODE-test 827; Challenge
-  2021 without PTB-XL 66,416) through each run's split (`bench_ptbxl_scale.split_sizes`);
+shape (samples per training input) and batch size, in float32 as every preset trains.
+Assumptions (so: the hours of the training steps alone, with every epoch run):
+- every run trains all its epochs (no early stopping: the `ours` protocols and the
+  benchmark's patience usually stop sooner); a strategy that trains nothing (source_only)
+  costs 0;
+- training records from the published dataset sizes (`bench_ptbxl_scale.DATASET_RECORDS`:
+  PTB-XL 1.0.3 21,799; CPSC2018 6,871, Georgia 10,292, PTB 522, CODE-test 827 as
+  /work/shared/REFERENCES.md counts them after the paper's drops; Challenge 2021 without
+  PTB-XL 88,253 - 21,837 = 66,416, REPRODUCING.md) through each run's split (`bench_ptbxl_scale.split_sizes`:
+  official folds, the paper's 0.33 test share, or the val/test fractions; then the
+  training fraction or size);
 - validation, test scoring, data preparation and each job's start are not counted;
 - runs go one after another on one GPU (several runs per GPU would overlap them).
 """

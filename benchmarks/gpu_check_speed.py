@@ -10,19 +10,22 @@ bare   the ten lines everybody writes: crops cut once (one random crop per recor
        randperm, forward, BCEWithLogits, backward, Adam step; the same model and init, the
        same rows, batch, precision (autocast, a gradient scaler for fp16) and epochs, and
        the same kernel settings (`ecgcore.train.loop.backend_settings`: deterministic
-       kernels, as the trainer's default and every preset): the ratio is the trainer's own
-       overhead. One warm-up
-       epoch, then the timed epochs, the device synchronised at each epoch's end.
+       kernels, the trainer's default and every preset's), so the ratio is the trainer's
+       own overhead. One warm-up epoch, then the timed epochs, the device synchronised at
+       each epoch's end.
+`trainer_speed` times the trainer alone for the presets' other architectures (`StepClock`).
 
 How many rows an epoch has is sized from a short probe of the model
 (`ecgcore.views.launch.estimate.samples_per_second`): about `epoch_seconds` of training,
-at most the training split, at least two batches; and enough timed epochs for about
-`timed_seconds` in all. So xresnet1d101 and small_cnn each take a few seconds on any card.
-Peak GPU memory (`torch.cuda.max_memory_allocated`, reset before each loop) is None on CPU.
+at most the training split, at least `min_batches` batches; and enough timed epochs for
+about `timed_seconds` in all. So xresnet1d101 and small_cnn each take a few seconds on any
+card. Peak GPU memory (`torch.cuda.max_memory_allocated`, reset before each loop) is None
+on CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import tempfile
@@ -35,6 +38,7 @@ import torch
 from torch import nn
 
 from ecgcore.data.pipeline import TaskDataset
+from ecgcore.errors import EcgcoreError
 from ecgcore.models import create_model
 from ecgcore.train import TrainConfig, fit
 from ecgcore.train.callbacks import Callback
@@ -159,7 +163,11 @@ def bare(arch: str, data: TaskDataset, config: TrainConfig, rows: np.ndarray, ti
     loss_fn = nn.BCEWithLogitsLoss()
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16" and device.type == "cuda")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
-    cast = dtype is not None and device.type == "cuda"
+    cast = dtype is not None and device.type == "cuda"  # the trainer's rule: autocast on CUDA only
+
+    def autocast() -> contextlib.AbstractContextManager:
+        return torch.autocast(device.type, dtype=dtype) if cast else contextlib.nullcontext()
+
     seconds: list[float] = []
     with backend_settings(config):
         for _ in range(1 + timed_epochs):
@@ -167,7 +175,7 @@ def bare(arch: str, data: TaskDataset, config: TrainConfig, rows: np.ndarray, ti
             order = torch.randperm(x.shape[0], device=device)
             for i in range(0, x.shape[0], config.batch_size):
                 idx = order[i:i + config.batch_size]
-                with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=cast):
+                with autocast():
                     out = model(x[idx])
                 loss = loss_fn(out.float(), y[idx])
                 optimizer.zero_grad(set_to_none=True)
@@ -227,6 +235,9 @@ def trainer_speed(arch: str, data: TaskDataset, config: TrainConfig, sizing: Siz
     with tempfile.TemporaryDirectory() as folder:
         result = fit(model, data, dataclasses.replace(config, epochs=1, early_stopping_patience=None),
                      checkpoint_dir=folder, resume=False, train_index=rows, callbacks=[clock])
+    if clock.steps == 0:
+        raise EcgcoreError(f"{arch}: {rows.size} training rows make no step beyond the {WARMUP_STEPS} "
+                           f"warm-up steps at batch {config.batch_size}")
     return {"arch": arch, "precision": result.precision, "batch_size": config.batch_size,
             "input_samples": input_length(data, config), "rows": int(rows.size), "timed_steps": clock.steps,
             "probe_samples_per_s": probe, "samples_per_s": clock.steps * config.batch_size / clock.seconds,
