@@ -15,11 +15,11 @@ Sections of DIR/gpu_check.json (default benchmarks/out/gpu_check.json), one tabl
                    (`ecgcore.train.fit`, data_on_device="auto") against a bare loop on
                    device-resident tensors, interleaved, the ratio ours/bare (target >= 0.9),
                    peak GPU memory (`gpu_check_speed`)
-  quickstart       experiments/quickstart.toml through `submit` + `worker --once` with 1 and
-                   4 runs per GPU, wall time of each (`gpu_check_grid`)
   presets          the trainer's samples/s of every other (architecture, input, batch) the
                    four paper presets use, and each preset's projected training hours
                    (`gpu_check_presets`)
+  quickstart       experiments/quickstart.toml through `submit` + `worker --once` with 1 and
+                   4 runs per GPU, wall time of each (`gpu_check_grid`)
 A ratio below the target is reported ("below target"), not an error: the exit status is
 non-zero only when something failed.
 """
@@ -241,7 +241,7 @@ def table(report: dict[str, Any]) -> str:
         flag = "  below target" if r["below_target"] else ""
         lines.append(f"{r['arch']:<14}{r['precision']:<10}{r['rows']:>7}{r['ours']['samples_per_s']:>10.0f}"
                      f"{r['bare']['samples_per_s']:>10.0f}{r['ratio']:>7.3f}{mib[0]:>15}{mib[1]:>7}  "
-                     f"{r['ours']['speed'].get('data_placement', '?')}{flag}")
+                     f"{r['ours']['speed']['data_placement']}{flag}")
     lines.append(f"(ratio = ours / bare, target >= {report['target_ratio']})")
     rounds = report["quickstart"]["rounds"]
     unit = "run(s) per GPU" if m["gpu"] else "CPU slot(s)"
