@@ -18,6 +18,11 @@ Sections of DIR/gpu_check.json (default benchmarks/out/gpu_check.json), one tabl
   presets          the trainer's samples/s of every other (architecture, input, batch) the
                    four paper presets use, and each preset's projected training hours
                    (`gpu_check_presets`)
+  switches         the speed settings, each measured on the trainer alone (`trainer_speed`)
+                   against its defaults (deterministic kernels): deterministic = false,
+                   cudnn_benchmark = true, compile = true (small_cnn only: compiling
+                   xresnet1d101 takes minutes; skipped under --cpu-smoke, where compiling
+                   small_cnn alone takes ~45 s: tests/test_train_speed.py runs it)
   quickstart       experiments/quickstart.toml through `submit` + `worker --once` with 1 and
                    4 runs per GPU, wall time of each (`gpu_check_grid`)
 A ratio below the target is reported ("below target"), not an error: the exit status is
@@ -169,6 +174,37 @@ def presets(main: TaskDataset, folder: Path, four: list[dict[str, Any]], scale: 
                             "through each run's split; runs one after another on one GPU; float32")}
 
 
+SWITCHES: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "deterministic=false": {"deterministic": False},
+    "cudnn_benchmark": {"deterministic": False, "cudnn_benchmark": True},
+    "compile": {"compile": True},
+}
+SWITCH_ARCHS: tuple[str, ...] = ("xresnet1d101", "small_cnn")
+COMPILED_ARCHS: tuple[str, ...] = ("small_cnn",)
+
+
+def switches(data: TaskDataset, scale: Scale, smoke: bool) -> list[dict[str, Any]]:
+    """The trainer's float32 samples/s under each speed setting, per architecture, and the
+    ratio to its defaults (the first row of each architecture)."""
+    rows: list[dict[str, Any]] = []
+    for arch in SWITCH_ARCHS:
+        baseline = None
+        for name, settings in SWITCHES.items():
+            if settings.get("compile") and (smoke or arch not in COMPILED_ARCHS):
+                continue
+            config = TrainConfig(batch_size=scale.arch_batch, crop_seconds=CROP_SECONDS, early_stopping_patience=None,
+                                 device="auto", data_on_device="auto", **settings)
+            progress(f"  {arch} {name} ...")
+            row = trainer_speed(arch, data, config, scale.preset_sizing)
+            baseline = baseline or row["samples_per_s"]
+            rows.append({"arch": arch, "setting": name, "settings": settings, "samples_per_s": row["samples_per_s"],
+                         "ratio_to_defaults": row["samples_per_s"] / baseline, "speed": row["speed"],
+                         "peak_gpu_memory_bytes": row["peak_gpu_memory_bytes"]})
+            progress(f"    {row['samples_per_s']:.0f}/s")
+    return rows
+
+
 def quickstart(folder: Path, device: torch.device, scale: Scale, smoke: bool) -> dict[str, Any]:
     """The quickstart through the worker once per slot count (reduced under --cpu-smoke)."""
     on_gpu = device.type == "cuda"
@@ -216,6 +252,7 @@ def check(out: Path, smoke: bool) -> dict[str, Any]:
         report["synthetic_cache"] = cache_facts(data, time.perf_counter() - clock)
         four = section("architectures", "trainer vs bare loop", lambda: architectures(data, device, scale))
         section("presets", "paper presets", lambda: presets(data, folder, four, scale))
+        section("switches", "speed settings", lambda: switches(data, scale, smoke))
         section("quickstart", "quickstart through the job worker",
                 lambda: quickstart(folder / "grid", device, scale, smoke))
     report["complete"] = True
@@ -243,6 +280,9 @@ def table(report: dict[str, Any]) -> str:
                      f"{r['bare']['samples_per_s']:>10.0f}{r['ratio']:>7.3f}{mib[0]:>15}{mib[1]:>7}  "
                      f"{r['ours']['speed']['data_placement']}{flag}")
     lines.append(f"(ratio = ours / bare, target >= {report['target_ratio']})")
+    lines += ["", f"{'speed setting':<34}{'samples/s':>10}{'x defaults':>11}"]
+    for r in report["switches"]:
+        lines.append(f"{r['arch'] + ' ' + r['setting']:<34}{r['samples_per_s']:>10.0f}{r['ratio_to_defaults']:>11.2f}")
     rounds = report["quickstart"]["rounds"]
     unit = "run(s) per GPU" if m["gpu"] else "CPU slot(s)"
     lines += ["", "quickstart through the job worker: " + "; ".join(

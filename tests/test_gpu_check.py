@@ -44,7 +44,7 @@ def test_cpu_smoke_reports_the_machine_and_the_synthetic_cache(smoke: tuple[dict
     cache = report["synthetic_cache"]
     assert cache["shape"] == [256, 12, 1000] and cache["dtype"] == "float32" and cache["classes"] == list(CLASSES)
     assert report["complete"] is True
-    assert set(report["section_seconds"]) == {"architectures", "presets", "quickstart"}
+    assert set(report["section_seconds"]) == {"architectures", "presets", "switches", "quickstart"}
 
 
 def test_cpu_smoke_measures_every_architecture_against_the_bare_loop(smoke: tuple[dict, str]) -> None:
@@ -61,6 +61,18 @@ def test_cpu_smoke_measures_every_architecture_against_the_bare_loop(smoke: tupl
         assert r["ours"]["speed"]["data_placement"] == "host"  # "auto" on a CPU
         assert np.isfinite(r["ours"]["train_loss_last"])
         assert r["arch"] in stdout
+
+
+def test_cpu_smoke_measures_the_speed_settings_against_the_defaults(smoke: tuple[dict, str]) -> None:
+    report, stdout = smoke
+    rows = report["switches"]
+    settings = ["defaults", "deterministic=false", "cudnn_benchmark"]  # compiling is skipped on the CPU smoke
+    assert [(r["arch"], r["setting"]) for r in rows] == [(a, s) for a in ("xresnet1d101", "small_cnn") for s in settings]
+    for r in rows:
+        assert r["samples_per_s"] > 0 and r["speed"]["compile"] is False
+        assert r["speed"]["cudnn_benchmark"] is False  # switched on only on CUDA: results.json says what ran
+    assert [r["ratio_to_defaults"] for r in rows if r["setting"] == "defaults"] == [1.0, 1.0]
+    assert "small_cnn cudnn_benchmark" in stdout
 
 
 def test_cpu_smoke_times_the_quickstart_with_one_and_two_slots(smoke: tuple[dict, str]) -> None:
