@@ -65,6 +65,24 @@ def test_resident_batches_equal_host_batches_draw_for_draw(short_records: TaskDa
     assert torch.equal(x_short, torch.from_numpy(data.batch(train[[0, 4]])[:, :, :250]))
 
 
+def test_resident_validation_windows_equal_the_memmap_windows(short_records: TaskDataset):
+    """The validation rows held with the training rows give `evaluation_batches`' windows and
+    masks exactly: sliding windows of the scaled records, a short record's padded tail unused."""
+    from ecgcore.train.data import evaluation_batches
+
+    data = short_records
+    index = np.concatenate([data.split.val, data.split.train[:6]])  # the short records among them
+    resident = ResidentTrainingSet(data, np.union1d(data.split.train, data.split.val), CPU)
+    for length in (250, 333, data.X.shape[2]):
+        pairs = zip(evaluation_batches(data, index, length, 16), resident.evaluation_batches(index, length, 16),
+                    strict=True)
+        for (rows, windows, use), (rows_r, windows_r, use_r) in pairs:
+            assert np.array_equal(rows, rows_r)
+            assert torch.equal(windows_r, windows) and torch.equal(use_r, use)
+    short = next(resident.evaluation_batches(data.split.train[[2]], 250, 16))[2]  # 400 samples of signal
+    assert short.tolist() == [[True, True, False, False, False, False, False]]  # windows at 0, 125, …, 750
+
+
 def test_resident_batches_without_a_scaler_are_the_raw_crops(superdiagnostic_ds: TaskDataset):
     data = dataclasses.replace(superdiagnostic_ds, scaler=None)
     rows = data.split.train[:8]
@@ -140,7 +158,7 @@ def test_set_up_places_the_default_objective_and_keeps_others_on_the_host(superd
     config = TrainConfig(device="cpu", crop_seconds=2.5, data_on_device="always")
     supervised = set_up(small_cnn(), data, config, None, ctx, CPU)
     assert supervised.placement.where == "device" and supervised.resident is not None
-    assert np.array_equal(supervised.resident.rows, np.sort(data.split.train))
+    assert np.array_equal(supervised.resident.rows, np.union1d(data.split.train, data.split.val)), "train + val"
     auto = set_up(small_cnn(), data, dataclasses.replace(config, data_on_device="auto"), None, ctx, CPU)
     assert (auto.placement.where, auto.placement.reason, auto.resident) == ("host", "CPU: host batches", None)
     streamed = set_up(small_cnn(), data, config, None, ctx, CPU, stream=StreamSettings(shard_size=8))
@@ -174,24 +192,24 @@ def test_host_batches_off_cuda_unless_always_is_asked(asked: str):
 def test_auto_on_cuda_puts_the_training_set_there_when_it_fits():
     placement = decide_placement("auto", CUDA, need_bytes=1_046_352_000, free_bytes=79_100_000_000)
     assert placement.where == "device"
-    assert placement.reason == "the training set (1.05 GB) fits in the GPU's 79.10 GB free"
+    assert placement.reason == "the training and validation rows (1.05 GB) fits in the GPU's 79.10 GB free"
     free = 10 * GB
     assert decide_placement("auto", CUDA, usable(free), free).where == "device"  # exactly at the limit
     short = decide_placement("auto", CUDA, usable(free) + 1, free)
     assert short.where == "host"
-    assert short.reason.startswith(f"the training set does not fit: needs {usable(free) / GB:.2f} GB, "
+    assert short.reason.startswith(f"the training and validation rows do not fit: needs {usable(free) / GB:.2f} GB, "
                                    "10.00 GB free")
     assert short.reason.endswith("host batches instead")
     tiny = decide_placement("auto", CUDA, need_bytes=4_800_000, free_bytes=3 * GB)
-    assert tiny.reason == "the training set (4.8 MB) fits in the GPU's 3.00 GB free"
+    assert tiny.reason == "the training and validation rows (4.8 MB) fits in the GPU's 3.00 GB free"
     assert decide_placement("auto", CUDA, 1, RESERVE_BYTES).where == "host", "the reserve is kept free"
     assert decide_placement("auto", CUDA, GB, None).where == "host"  # free memory unknown
 
 
 def test_always_on_cuda_refuses_a_training_set_that_does_not_fit():
     fits = decide_placement("always", CUDA, need_bytes=GB, free_bytes=40 * GB)
-    assert fits.where == "device" and fits.reason.startswith("asked for: always; the training set (1.00 GB) fits")
-    with pytest.raises(EcgcoreError, match=r"does not fit on cuda: needs 12.00 GB, 8.00 GB free"):
+    assert fits.where == "device" and fits.reason.startswith("asked for: always; the training and validation rows (1.00 GB) fits")
+    with pytest.raises(EcgcoreError, match=r"do not fit on cuda: needs 12.00 GB, 8.00 GB free"):
         decide_placement("always", CUDA, need_bytes=12 * GB, free_bytes=8 * GB)
 
 

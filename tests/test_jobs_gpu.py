@@ -276,8 +276,9 @@ def _job(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(batch: int, peak: int | None, samples: int = 1000, precision: str = "float32",
-         n_train: int | None = None) -> FinishedRun:
-    return FinishedRun("r", "small_cnn", batch, (12, samples), precision, peak, ("target", "d", "t", 1.0), n_train)
+         n_train: int | None = None, n_val: int | None = None, fraction: float = 1.0) -> FinishedRun:
+    return FinishedRun("r", "small_cnn", batch, (12, samples), precision, peak, ("target", "d", "t", fraction),
+                       n_train, n_val)
 
 
 def test_memory_need_measured_from_the_same_shape_else_estimated() -> None:
@@ -302,6 +303,10 @@ def test_memory_need_measured_from_the_same_shape_else_estimated() -> None:
     assert always.minimum == always.bytes == with_set.bytes
     never = memory_need(_job(_config(64, data_on_device="never")), [_run(64, None, n_train=500)])
     assert never.bytes == unknown_set.bytes
+    # the validation rows live beside the training rows; any training fraction tells their count
+    with_val = memory_need(job, [_run(64, None, n_train=500), _run(64, None, n_train=50, n_val=80, fraction=0.1)])
+    assert with_val.bytes == int(CUDA_CONTEXT_BYTES + ALLOCATOR_MARGIN * (tensors + 580 * 12 * 1000 * 4))
+    assert "(580 records)" in with_val.basis
     cropped = memory_need(_job(_config(64, crop_seconds=2.5)), [])
     assert cropped.bytes < unknown_set.bytes, "the crop, not the window, sets the activations"
 

@@ -10,12 +10,13 @@ whose run trains on a GPU (train.device "auto" or "cuda") is, in order of trust:
 2. else an estimate of the tensors of one supervised training step:
      weights + gradients + Adam's two moments   BYTES_PER_PARAMETER × parameters
      activations kept for the backward pass     ACTIVATION_FACTOR × batch × leads × samples × 4
-     the resident training set                  n_train × leads × window × 4
-   the last only when `data_on_device` may put it on the GPU ("auto", "always") and the
-   training set's size is known (`train_n`, or the n_train a finished run on the same
-   data, task and training fraction recorded); self-supervised pretraining keeps host
-   batches, so it has none. Evaluation batches are not counted: a finished run's
-   measured peak replaces the estimate once there is one.
+     the resident rows                          (n_train + n_val) × leads × window × 4
+   the last only when `data_on_device` may put the training and validation rows on the
+   GPU ("auto", "always") and the training set's size is known (`train_n`, or the n_train
+   a finished run on the same data, task and training fraction recorded; n_val is what a
+   finished run on the same data and task recorded, 0 when none has); self-supervised
+   pretraining keeps host batches, so it has none. Evaluation batches are not counted: a
+   finished run's measured peak replaces the estimate once there is one.
 Either is multiplied by ALLOCATOR_MARGIN (the peak counts tensors, the allocator holds
 more) and CUDA_CONTEXT_BYTES is added (each process's CUDA context, which nvidia-smi's
 free memory includes). Jobs that compute on the CPU (downloads, train.device "cpu"/"mps")
@@ -101,6 +102,7 @@ class FinishedRun:
     peak_bytes: int | None
     data: tuple[str, str, str, float]  # kind, dataset, task, training fraction
     n_train: int | None
+    n_val: int | None = None
 
 
 def input_shape(config: RunConfig) -> tuple[int, int]:
@@ -139,12 +141,13 @@ def finished_runs(store: RunStore | None = None, limit: int = RUNS_SCANNED) -> l
             continue
         speed = results.get("speed") if isinstance(results.get("speed"), dict) else {}
         peak = speed.get("peak_gpu_memory_bytes")
-        n_train = results.get("n_train")
+        n_train, n_val = results.get("n_train"), results.get("n_val")
         found.append(FinishedRun(
             run_id=str(run_id), arch=config.model.arch, batch_size=config.train.batch_size,
             input_shape=input_shape(config), precision=config.train.precision,
             peak_bytes=int(peak) if isinstance(peak, (int, float)) and peak > 0 else None,
-            data=_data_key(config), n_train=int(n_train) if isinstance(n_train, (int, float)) else None))
+            data=_data_key(config), n_train=int(n_train) if isinstance(n_train, (int, float)) else None,
+            n_val=int(n_val) if isinstance(n_val, (int, float)) else None))
     return found
 
 
@@ -195,26 +198,30 @@ def memory_need(job: dict[str, Any], runs: Sequence[FinishedRun]) -> MemoryNeed:
     leads, samples = shape
     params = parameter_count(arch, leads, samples)
     tensors = BYTES_PER_PARAMETER * params + ACTIVATION_FACTOR * batch * leads * samples * FLOAT32_BYTES
-    resident, n_train = 0, _n_train(config, runs)
+    resident, n_rows = 0, _resident_rows(config, runs)
     placement = config.train.data_on_device
-    if placement != "never" and config.pretrain_method is None and n_train is not None:
-        resident = n_train * resident_row_bytes(config)
+    if placement != "never" and config.pretrain_method is None and n_rows is not None:
+        resident = n_rows * resident_row_bytes(config)
     need = _total(tensors + resident)
     minimum = _total(tensors) if placement == "auto" else need
-    set_part = (f", training set {format_bytes(resident)} ({n_train} records)" if resident
+    set_part = (f", training and validation rows {format_bytes(resident)} ({n_rows} records)" if resident
                 else "" if placement == "never" or config.pretrain_method is not None
                 else ", training set size not known yet")
     return MemoryNeed(need, minimum, f"estimate ({what}): {params / 1e6:.2f} M parameters, activations"
                                      f"{set_part} + allowance = {format_bytes(need)}")
 
 
-def _n_train(config: RunConfig, runs: Sequence[FinishedRun]) -> int | None:
-    """Training records of the run: its `train_n`, else the most a finished run on the same
-    data, task and training fraction trained on, else None."""
-    if config.train_n:
-        return int(config.train_n)
-    sizes = [r.n_train for r in runs if r.data == _data_key(config) and r.n_train]
-    return max(sizes) if sizes else None
+def _resident_rows(config: RunConfig, runs: Sequence[FinishedRun]) -> int | None:
+    """Records the run holds on the GPU, its training and validation rows: its `train_n`,
+    else the most a finished run on the same data, task and training fraction trained on
+    (None when neither is known), plus the validation records a finished run on the same
+    data and task had (the training fraction does not change them; 0 when none is known)."""
+    key = _data_key(config)
+    train = int(config.train_n) if config.train_n else max(
+        (r.n_train for r in runs if r.data == key and r.n_train), default=None)
+    if train is None:
+        return None
+    return train + max((r.n_val for r in runs if r.data[:3] == key[:3] and r.n_val), default=0)
 
 
 def job_memory_need(job: dict[str, Any], store: RunStore | None = None) -> int:

@@ -159,8 +159,13 @@ def record_windows(x: np.ndarray, valid: np.ndarray, length: int) -> tuple[torch
     starts = window_starts(int(x.shape[2]), length)
     windows = sliding_window_view(x, length, axis=2)[:, :, starts]  # (B, leads, W, length)
     windows = np.ascontiguousarray(windows.transpose(0, 2, 1, 3)).reshape(-1, x.shape[1], length)
-    use = starts[None, :] + length <= np.maximum(np.asarray(valid), length)[:, None]
-    return torch.from_numpy(windows), torch.from_numpy(use)
+    return torch.from_numpy(windows), torch.from_numpy(windows_used(starts, valid, length))
+
+
+def windows_used(starts: np.ndarray, valid: np.ndarray, length: int) -> np.ndarray:
+    """(B, n_windows): which windows starting at `starts` lie inside each record's `valid`
+    samples of real signal (always the first, even in a record shorter than a window)."""
+    return starts[None, :] + length <= np.maximum(np.asarray(valid), length)[:, None]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,10 @@ and scale them on the CPU, and copy them to the device: on a GPU that copy and t
 work can leave the accelerator waiting. A typical target's prepared cache fits in GPU
 memory (all of PTB-XL at 100 Hz is about 1 GB as float32), so when it does the training
 rows are copied to the device once (`ResidentTrainingSet`) and every batch is a gather, a
-crop and the standard scaler done by torch on the device.
+crop and the standard scaler done by torch on the device. The validation rows, scored
+after every epoch, are held with them: their sliding windows are cut there too
+(`ResidentTrainingSet.evaluation_batches`), so an epoch's validation does no host work
+but drawing the window mask.
 
 `decide_placement` chooses (TrainConfig.data_on_device): "auto" keeps the rows on a CUDA
 device when they fit in its free memory with room to spare, and uses host batches
@@ -21,6 +24,7 @@ drawn by `data.crop_starts`, the same float32 scaler arithmetic).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +32,7 @@ import torch
 
 from ecgcore.data.pipeline import TaskDataset
 from ecgcore.errors import EcgcoreError
-from ecgcore.train.data import crop_starts, valid_samples
+from ecgcore.train.data import crop_starts, valid_samples, window_starts, windows_used
 from ecgcore.train.device import to_device
 
 log = logging.getLogger(__name__)
@@ -61,7 +65,8 @@ class Placement:
 
 
 def resident_bytes(data: TaskDataset, rows: np.ndarray) -> int:
-    """Bytes the training rows take on the device as `ResidentTrainingSet` holds them: X
+    """Bytes `rows` (a fit's training and validation rows) take on the device as
+    `ResidentTrainingSet` holds them: X
     as float32, targets as float32 and the scaler's two float32 vectors (the valid lengths
     stay on the host, where the crop offsets are drawn)."""
     n = int(np.unique(np.asarray(rows, dtype=np.int64)).size)
@@ -101,16 +106,16 @@ def decide_placement(asked: str, device: torch.device, need_bytes: int, free_byt
             return Placement("device", "asked for: always; the GPU's free memory is unknown")
         return Placement("host", "the GPU's free memory is unknown; host batches")
     usable = usable_bytes(free_bytes, margin)
-    sizes = f"the training set ({_size(need_bytes)}) {{}} in the GPU's {_size(free_bytes)} free"
+    sizes = f"the training and validation rows ({_size(need_bytes)}) {{}} in the GPU's {_size(free_bytes)} free"
     if need_bytes <= usable:
         fits = sizes.format("fits")
         return Placement("device", f"asked for: always; {fits}" if asked == "always" else fits)
     room = (f"needs {_size(need_bytes)}, {_size(free_bytes)} free, of which {_size(max(usable, 0))} may be "
             f"used after a {margin:.0%} margin and {_size(RESERVE_BYTES)} for the model and activations")
     if asked == "always":
-        raise EcgcoreError(f"data_on_device = 'always', but the training set does not fit on {device}: {room}; "
-                           "set data_on_device to 'auto' or 'never' for host batches")
-    return Placement("host", f"the training set does not fit: {room}; host batches instead")
+        raise EcgcoreError(f"data_on_device = 'always', but the training and validation rows do not fit on "
+                           f"{device}: {room}; set data_on_device to 'auto' or 'never' for host batches")
+    return Placement("host", f"the training and validation rows do not fit: {room}; host batches instead")
 
 
 def _size(n_bytes: int) -> str:
@@ -119,9 +124,10 @@ def _size(n_bytes: int) -> str:
 
 
 class ResidentTrainingSet:
-    """The training rows of a TaskDataset held on `device`: raw X as one float32 tensor
-    (the rows in sorted order), targets as float32, the standard scaler as float32 mean and
-    1/std (the arithmetic of `apply_standard_scaler`). `batch` equals `training_batch`."""
+    """The rows of a TaskDataset a fit trains and validates on, held on `device`: raw X as
+    one float32 tensor (the rows in sorted order), targets as float32, the standard scaler
+    as float32 mean and 1/std (the arithmetic of `apply_standard_scaler`). `batch` equals
+    `training_batch`; `evaluation_batches` equals `data.evaluation_batches`."""
 
     def __init__(self, data: TaskDataset, rows: np.ndarray, device: torch.device) -> None:
         self.rows = np.unique(np.asarray(rows, dtype=np.int64))  # dataset row of each resident position
@@ -164,16 +170,37 @@ class ResidentTrainingSet:
             x = self.x[where]
         else:  # (N, leads, T - length + 1, length) view; row b's crop is window start[b]
             x = self.x.unfold(2, length, 1)[where, :, start]
-        if self.scaler is not None:
-            mean, scale = self.scaler
-            x = (x - mean).mul_(scale)
-        return x.contiguous(), self.y[where]
+        return self._scaled(x).contiguous(), self.y[where]
+
+    def _scaled(self, x: torch.Tensor) -> torch.Tensor:
+        """(x - mean) * (1 / std) per lead, in float32 as `apply_standard_scaler` computes it."""
+        if self.scaler is None:
+            return x
+        mean, scale = self.scaler
+        return (x - mean).mul_(scale)
+
+    def evaluation_batches(self, index: np.ndarray, length: int, batch_size: int,
+                           ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+        """(rows, windows, use) per batch of records, the values `data.evaluation_batches`
+        gives (`record_windows` of the scaled records), the windows cut on the device:
+        each record's sliding windows consecutive; `use` (on the host, where the scores are
+        aggregated) marks the windows inside its real signal."""
+        starts = window_starts(int(self.x.shape[2]), length)
+        at_start = torch.from_numpy(starts).to(self.device)
+        for i in range(0, index.size, batch_size):
+            rows = np.asarray(index[i:i + batch_size], dtype=np.int64)
+            at = self.positions(rows)
+            where = to_device(torch.from_numpy(at), self.device)
+            x = self._scaled(self.x[where])  # (B, leads, T)
+            windows = x.unfold(2, length, 1)[:, :, at_start]  # (B, leads, W, length)
+            windows = windows.permute(0, 2, 1, 3).reshape(-1, x.shape[1], length)
+            yield rows, windows, torch.from_numpy(windows_used(starts, self.valid[at], length))
 
 
 def place_training_set(data: TaskDataset, rows: np.ndarray, asked: str, device: torch.device,
                        host_only: str | None = None) -> tuple[Placement, ResidentTrainingSet | None]:
-    """The fit's placement (logged once) and, when it is "device", the resident set.
-    `host_only`: why this fit must use host batches whatever was asked (a self-supervised
+    """The fit's placement (logged once) and, when it is "device", the resident set of
+    `rows` (the rows it trains and validates on). `host_only`: why this fit must use host batches whatever was asked (a self-supervised
     objective builds its own batches; a streamed fit reads shards), as the reason."""
     if host_only is not None:
         placement = Placement("host", host_only)

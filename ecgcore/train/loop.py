@@ -56,7 +56,7 @@ from ecgcore.train.data import (
     training_batch,
 )
 from ecgcore.train.device import autocast, effective_precision, select_device, to_device
-from ecgcore.train.device_data import place_training_set
+from ecgcore.train.device_data import ResidentTrainingSet, place_training_set
 from ecgcore.train.epoch import Setup, train_one_epoch
 from ecgcore.train.objective import Batch, Objective, Validation
 from ecgcore.train.optimizers import (
@@ -198,7 +198,8 @@ def set_up(model: nn.Module, data: TaskDataset, config: TrainConfig, train_index
         host_only = "streamed in shards: host batches"
     elif not isinstance(objective, Supervised):
         host_only = f"the {type(objective).__name__} objective makes its own batches: host batches"
-    placement, resident = place_training_set(data, train_rows, config.data_on_device, device, host_only)
+    placement, resident = place_training_set(data, np.union1d(train_rows, val_rows), config.data_on_device, device,
+                                             host_only)
     return Setup(data=data, config=config, train_index=train_rows, val_index=val_rows, length=length,
                  ctx=ctx, device=device, precision=precision, generator=generator,
                  grad_scaler=grad_scaler, objective=objective,
@@ -254,7 +255,8 @@ def validate(model: nn.Module, setup: Setup) -> tuple[float, float]:
     """Validation loss and macro AUC on sliding windows; NaN and NaN without a validation set."""
     if not setup.has_val:
         return math.nan, math.nan
-    scores = predict_windows(model, setup.data, setup.val_index, setup.length, setup.config, setup.device)
+    scores = predict_windows(model, setup.data, setup.val_index, setup.length, setup.config, setup.device,
+                             setup.resident)
     y = setup.data.y[setup.val_index]
     return binary_cross_entropy(y, scores), macro_auc(y, scores)
 
@@ -288,14 +290,20 @@ def predict(model: nn.Module, data: TaskDataset, index: np.ndarray | Sequence[in
 
 @torch.no_grad()
 def predict_windows(model: nn.Module, data: TaskDataset, index: np.ndarray, length: int,
-                    config: TrainConfig, device: torch.device) -> np.ndarray:
+                    config: TrainConfig, device: torch.device,
+                    resident: ResidentTrainingSet | None = None) -> np.ndarray:
+    """Scores of rows `index`, aggregated over their sliding windows; the windows cut from
+    `resident` (rows held on the device, e.g. a fit's validation rows) when given, else
+    read from the prepared memmap."""
     was_training = model.training
     model.eval()
     # As wide as the model's output, not the task's: a source-only model scores the
     # source's classes, and the caller maps them to the target's.
     width = model.n_classes if isinstance(model, ECGClassifier) else data.y.shape[1]
     parts = [np.zeros((0, width), dtype=np.float32)]
-    for rows, windows, use in evaluation_batches(data, index, length, config.eval_batch_size):
+    batches = (resident.evaluation_batches(index, length, config.eval_batch_size) if resident is not None
+               else evaluation_batches(data, index, length, config.eval_batch_size))
+    for rows, windows, use in batches:
         with autocast(device, config.precision):
             logits = model(to_device(windows, device))
         scores = torch.sigmoid(logits.float()).cpu().reshape(*use.shape, -1)  # (records, windows, C)
