@@ -18,13 +18,13 @@ Sections of DIR/gpu_check.json (default benchmarks/out/gpu_check.json), one tabl
   presets          the trainer's samples/s of every other (architecture, input, batch) the
                    four paper presets use, and each preset's projected training hours
                    (`gpu_check_presets`)
+  quickstart       experiments/quickstart.toml through `submit` + `worker --once` with 1 and
+                   4 runs per GPU, wall time of each (`gpu_check_grid`)
   switches         the speed settings, each measured on the trainer alone (`trainer_speed`)
                    against its defaults (deterministic kernels): deterministic = false,
                    cudnn_benchmark = true, compile = true (small_cnn only: compiling
                    xresnet1d101 takes minutes; skipped under --cpu-smoke, where compiling
                    small_cnn alone takes ~45 s: tests/test_train_speed.py runs it)
-  quickstart       experiments/quickstart.toml through `submit` + `worker --once` with 1 and
-                   4 runs per GPU, wall time of each (`gpu_check_grid`)
 A ratio below the target is reported ("below target"), not an error: the exit status is
 non-zero only when something failed.
 """
@@ -252,9 +252,9 @@ def check(out: Path, smoke: bool) -> dict[str, Any]:
         report["synthetic_cache"] = cache_facts(data, time.perf_counter() - clock)
         four = section("architectures", "trainer vs bare loop", lambda: architectures(data, device, scale))
         section("presets", "paper presets", lambda: presets(data, folder, four, scale))
-        section("switches", "speed settings", lambda: switches(data, scale, smoke))
         section("quickstart", "quickstart through the job worker",
                 lambda: quickstart(folder / "grid", device, scale, smoke))
+        section("switches", "speed settings", lambda: switches(data, scale, smoke))  # last: compiling is slow
     report["complete"] = True
     (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
     return report
