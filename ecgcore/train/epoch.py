@@ -55,7 +55,7 @@ class Setup:
     steps_per_epoch: int
     placement: Placement  # where the training batches come from, and why (`device_data`)
     stream: ShardStream | None = None  # batches streamed in shards instead (`data.ShardStream`)
-    resident: ResidentTrainingSet | None = None  # the training rows on the device, when placed there
+    resident: ResidentTrainingSet | None = None  # the training and validation rows on the device, when placed there
 
     @property
     def has_val(self) -> bool:

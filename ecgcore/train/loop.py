@@ -173,9 +173,10 @@ def set_up(model: nn.Module, data: TaskDataset, config: TrainConfig, train_index
            ctx: distributed.Context, device: torch.device, objective: Objective | None = None,
            stream: StreamSettings | None = None) -> Setup:
     """The rows to train and validate on, the crop length, the seeds, the model on its
-    device, the precision, the objective and where the training batches come from (the
-    training set resident on the device for the default objective when it fits or is asked
-    for: `device_data`): what every epoch of this fit shares."""
+    device, the precision, the objective and where the training batches and validation
+    windows come from (the training and validation rows resident on the device for the
+    default objective when they fit or it is asked for: `device_data`): what every epoch of
+    this fit shares."""
     train_rows = np.asarray(data.split.train if train_index is None else train_index, dtype=np.int64)
     val_rows = np.asarray(data.split.val, dtype=np.int64)
     if train_rows.size == 0:
