@@ -64,7 +64,13 @@ from ecgcore.train.optimizers import (
     set_trainable,
     train_everything,
 )
-from ecgcore.train.speed import Throughput, compiled_random, epoch_samples, reset_peak_memory, speed_facts
+from ecgcore.train.speed import (
+    Throughput,
+    compiled_random,
+    epoch_samples,
+    reset_peak_memory,
+    speed_facts,
+)
 from ecgcore.train.state import (
     LAST,
     LoopState,
