@@ -44,7 +44,12 @@ from ecgcore.train import TrainConfig, fit
 from ecgcore.train.callbacks import Callback
 from ecgcore.train.device import select_device
 from ecgcore.train.loop import backend_settings
-from ecgcore.views.launch.estimate import samples_per_second, train_step
+from ecgcore.train.speed import peak_memory_bytes, reset_peak_memory
+from ecgcore.views.launch.estimate import (
+    samples_per_input,
+    samples_per_second,
+    train_step,
+)
 
 TARGET_RATIO = 0.9
 MAX_TIMED_EPOCHS = 10
@@ -76,26 +81,16 @@ def sync(device: torch.device) -> None:
 
 
 def reset_peak(device: torch.device) -> None:
+    """Cached blocks of the last measurement released, the peak counted afresh (CUDA only)."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_bytes(device: torch.device) -> int | None:
-    return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+    reset_peak_memory(device)
 
 
 def fresh_model(arch: str, data: TaskDataset, n_samples: int, seed: int = 0) -> nn.Module:
     """The same initial weights every time (ours and bare start from the same model)."""
     torch.manual_seed(seed)
     return create_model(arch, n_leads=data.X.shape[1], n_classes=data.y.shape[1], n_samples=n_samples)
-
-
-def input_length(data: TaskDataset, config: TrainConfig) -> int:
-    """Samples per training input: the crop, else the whole prepared window."""
-    if config.crop_seconds is None:
-        return int(data.X.shape[2])
-    return round(config.crop_seconds * data.prep.fs)
 
 
 def rows_and_epochs(samples_per_s: float, n_train: int, batch: int, sizing: Sizing) -> tuple[int, int]:
@@ -113,7 +108,7 @@ def plan_rows(data: TaskDataset, arch: str, config: TrainConfig, device: torch.d
               sizing: Sizing) -> tuple[np.ndarray, int, float]:
     """(training rows, timed epochs, the probe's samples/s): `rows_and_epochs` of a short
     probe of a fresh model (forward + backward + Adam on random inputs)."""
-    n_samples = input_length(data, config)
+    n_samples = samples_per_input(data.prep, config)
     model = fresh_model(arch, data, n_samples).to(device).train()
     probe = samples_per_second(train_step(model, config.batch_size, data.X.shape[1], n_samples, device),
                                config.batch_size, device, sizing.probe_steps, sizing.probe_seconds)
@@ -125,7 +120,7 @@ def plan_rows(data: TaskDataset, arch: str, config: TrainConfig, device: torch.d
 def ours(arch: str, data: TaskDataset, config: TrainConfig, rows: np.ndarray, timed_epochs: int,
          ) -> dict[str, Any]:
     """The trainer: 1 + timed_epochs epochs on `rows`; samples/s of the timed epochs."""
-    model = fresh_model(arch, data, input_length(data, config))
+    model = fresh_model(arch, data, samples_per_input(data.prep, config))
     config = dataclasses.replace(config, epochs=1 + timed_epochs, early_stopping_patience=None)
     device = select_device(config.device)
     reset_peak(device)
@@ -134,7 +129,7 @@ def ours(arch: str, data: TaskDataset, config: TrainConfig, rows: np.ndarray, ti
     seconds = sum(row["seconds"] for row in result.history[1:])
     losses = [row["train_loss"] for row in result.history]
     return {"samples_per_s": rows.size * timed_epochs / seconds, "seconds": seconds,
-            "peak_gpu_memory_bytes": peak_bytes(device), "device": result.device,
+            "peak_gpu_memory_bytes": peak_memory_bytes(device), "device": result.device,
             "precision": result.precision, "speed": result.speed,
             "train_loss_first": losses[0], "train_loss_last": losses[-1]}
 
@@ -155,7 +150,7 @@ def bare(arch: str, data: TaskDataset, config: TrainConfig, rows: np.ndarray, ti
          ) -> dict[str, Any]:
     """The bare loop on device-resident tensors: 1 warm-up + timed_epochs epochs."""
     device = select_device(config.device)
-    length = input_length(data, config)
+    length = samples_per_input(data.prep, config)
     model = fresh_model(arch, data, length).to(device).train()
     reset_peak(device)
     x, y = precut(data, rows, length, device)
@@ -186,7 +181,7 @@ def bare(arch: str, data: TaskDataset, config: TrainConfig, rows: np.ndarray, ti
             seconds.append(time.perf_counter() - started)
     timed = sum(seconds[1:])
     return {"samples_per_s": rows.size * timed_epochs / timed, "seconds": timed,
-            "peak_gpu_memory_bytes": peak_bytes(device)}
+            "peak_gpu_memory_bytes": peak_memory_bytes(device)}
 
 
 def compare(arch: str, data: TaskDataset, config: TrainConfig, sizing: Sizing) -> dict[str, Any]:
@@ -197,7 +192,7 @@ def compare(arch: str, data: TaskDataset, config: TrainConfig, sizing: Sizing) -
     theirs = bare(arch, data, config, rows, timed_epochs)
     ratio = mine["samples_per_s"] / theirs["samples_per_s"]
     return {"arch": arch, "precision": config.precision, "batch_size": config.batch_size,
-            "input_samples": input_length(data, config), "rows": int(rows.size),
+            "input_samples": samples_per_input(data.prep, config), "rows": int(rows.size),
             "timed_epochs": timed_epochs, "probe_samples_per_s": probe, "ours": mine, "bare": theirs,
             "ratio": ratio, "below_target": ratio < TARGET_RATIO}
 
@@ -229,7 +224,7 @@ def trainer_speed(arch: str, data: TaskDataset, config: TrainConfig, sizing: Siz
     device = select_device(config.device)
     sizing = dataclasses.replace(sizing, min_batches=max(sizing.min_batches, WARMUP_STEPS + 1))
     rows, _, probe = plan_rows(data, arch, config, device, sizing)
-    model = fresh_model(arch, data, input_length(data, config))
+    model = fresh_model(arch, data, samples_per_input(data.prep, config))
     clock = StepClock(device, WARMUP_STEPS)
     reset_peak(device)
     with tempfile.TemporaryDirectory() as folder:
@@ -239,6 +234,6 @@ def trainer_speed(arch: str, data: TaskDataset, config: TrainConfig, sizing: Siz
         raise EcgcoreError(f"{arch}: {rows.size} training rows make no step beyond the {WARMUP_STEPS} "
                            f"warm-up steps at batch {config.batch_size}")
     return {"arch": arch, "precision": result.precision, "batch_size": config.batch_size,
-            "input_samples": input_length(data, config), "rows": int(rows.size), "timed_steps": clock.steps,
+            "input_samples": samples_per_input(data.prep, config), "rows": int(rows.size), "timed_steps": clock.steps,
             "probe_samples_per_s": probe, "samples_per_s": clock.steps * config.batch_size / clock.seconds,
-            "peak_gpu_memory_bytes": peak_bytes(device), "speed": result.speed}
+            "peak_gpu_memory_bytes": peak_memory_bytes(device), "speed": result.speed}

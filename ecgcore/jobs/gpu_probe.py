@@ -3,8 +3,9 @@ creates a CUDA context of its own: it would take ~0.5 GB of every GPU it touched
 
     nvidia_smi_probe() -> {0: GpuMemory(free=…, total=…), 1: …}   or None when there is no answer
 
-nvidia-smi numbers GPUs in PCI bus order, which is CUDA's order (what CUDA_VISIBLE_DEVICES
-indexes) on a machine with one model of GPU, the case this worker is built for.
+nvidia-smi numbers GPUs in PCI bus order; job processes are started with
+CUDA_DEVICE_ORDER=PCI_BUS_ID (`local_launcher.job_env`), so the CUDA_VISIBLE_DEVICES index
+a slot gives names the same GPU on a machine with mixed GPU models too.
 Tests and other callers pass any `GpuProbe` (a function with the same answer) instead.
 """
 
