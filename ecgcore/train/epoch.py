@@ -72,6 +72,7 @@ class TrainedEpoch:
     loss: float  # mean training loss per record, over every process
     lr: float  # the base LR at the epoch's last step
     steps: int  # optimizer steps taken
+    samples: int  # records this process trained on
 
 
 def train_one_epoch(setup: Setup, model: nn.Module, optimisation: Optimisation, plan: EpochPlan,
@@ -112,4 +113,4 @@ def train_one_epoch(setup: Setup, model: nn.Module, optimisation: Optimisation, 
     distributed.sync_buffers(ctx, model)
     n_seen = sum(sizes)
     loss_mean = distributed.mean_over_processes(ctx, float(loss_sum.item()) / n_seen, device)
-    return TrainedEpoch(loss=loss_mean, lr=lr, steps=len(sizes))
+    return TrainedEpoch(loss=loss_mean, lr=lr, steps=len(sizes), samples=n_seen)

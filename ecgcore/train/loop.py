@@ -67,7 +67,6 @@ from ecgcore.train.optimizers import (
 from ecgcore.train.speed import (
     Throughput,
     compiled_random,
-    epoch_samples,
     reset_peak_memory,
     speed_facts,
 )
@@ -155,7 +154,7 @@ def _fit(model: nn.Module, data: TaskDataset, config: TrainConfig, plan_fn: Plan
             state.cancel(f"cancelled during epoch {epoch}; last.pt holds epoch {epoch - 1}")
             break
         state.step += trained.steps
-        throughput.add(epoch_samples(setup), time.perf_counter() - training_started)
+        throughput.add(trained.samples, time.perf_counter() - training_started)
         val = setup.objective.validate(model, setup)
 
         if state.judge(epoch, plan, val.score, setup.has_val, setup.patience, model) and ctx.is_main:

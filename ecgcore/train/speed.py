@@ -39,15 +39,6 @@ class Throughput:
         return self.samples / self.seconds if self.seconds > 0 else None
 
 
-def epoch_samples(setup: Setup) -> int:
-    """Records this process trains on per epoch (its share under torchrun, padded as
-    `data.shuffled_batches` pads it; the stream's rows when streaming)."""
-    world = setup.ctx.world_size
-    if setup.stream is not None:
-        return setup.stream.epoch_rows(world)
-    return -(-int(setup.train_index.size) // world)
-
-
 def reset_peak_memory(device: torch.device) -> None:
     """Start counting the peak of allocated memory afresh (CUDA only)."""
     if device.type == "cuda":
